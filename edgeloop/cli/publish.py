@@ -1,0 +1,42 @@
+"""`edgeloop publish [FILE]`: publish JSON-lines events from a file or standard input."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+@click.command("publish")
+@click.argument("file", type=click.File("r"), default="-")
+@click.option("--validate/--no-validate", default=True, show_default=True,
+              help="Check each line before publishing; invalid lines are reported and not sent.")
+def publish(file, validate: bool) -> None:
+    """Publish BacktestFinished events, one JSON object per line, from FILE (default: stdin)."""
+    from edgeloop.errors import InvalidEvent
+    from edgeloop.events import parse_event
+    from producers import Publisher
+
+    publisher = Publisher()
+    good: list[str] = []
+    bad = 0
+    for lineno, line in enumerate(file, 1):
+        line = line.strip()
+        if not line:
+            continue
+        if validate:
+            try:
+                parse_event(line, max_bytes=publisher.settings.max_event_bytes)
+            except InvalidEvent as exc:
+                bad += 1
+                click.echo(f"line {lineno}: not published: {exc}", err=True)
+                continue
+        good.append(line)
+    sent = publisher.publish_many(good)
+    click.echo(f"published {sent} events" + (f", {bad} rejected" if bad else ""))
+    if bad:
+        sys.exit(1)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(publish)

@@ -1,0 +1,54 @@
+"""The one exception hierarchy of edgeloop.
+
+Two branches, after dramatiq: a *transient* error is worth retrying (with bounded
+backoff) because the world may change — a service is down, a lock is held; a *permanent*
+error will fail the same way every time — bad input, a missing migration — so it is
+reported (or dead-lettered with its reason) instead of retried.
+"""
+
+from __future__ import annotations
+
+
+class EdgeloopError(Exception):
+    """Root of every error edgeloop raises on purpose."""
+
+
+class TransientError(EdgeloopError):
+    """Retrying later may succeed."""
+
+
+class PermanentError(EdgeloopError):
+    """Retrying cannot succeed; report it."""
+
+
+class ConfigurationError(PermanentError):
+    """A setting is missing or invalid."""
+
+
+class InvalidEvent(PermanentError):
+    """An event failed parsing or validation; ``reason`` is a short machine-friendly code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class InvalidStrategy(PermanentError):
+    """A strategy's parameters are invalid."""
+
+
+class DatabaseNotMigrated(PermanentError):
+    """The database schema is older than this code; run `edgeloop db upgrade`."""
+
+
+class ServiceUnavailable(TransientError):
+    """A dependency (Redis, the database, the ML service) cannot be reached right now."""
+
+
+class MLServiceError(EdgeloopError):
+    """The ML service answered with an error."""
+
+
+class MLServiceUnavailable(ServiceUnavailable):
+    """The ML service cannot be reached, or the circuit breaker is open."""

@@ -1,0 +1,146 @@
+"""The `BacktestFinished` event: encoding for producers, parsing and validation for consumers.
+
+On the wire an event is protobuf's JSON mapping of ``proto/events.proto``'s
+``BacktestFinished`` in the stream entry field ``event``. ``parse_event`` turns a raw
+payload into a validated message or raises ``InvalidEvent`` with a short reason code
+(the dead-letter stream records it), never anything else.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from google.protobuf import json_format
+
+from edgeloop.errors import InvalidEvent
+from proto import events_pb2
+
+SCHEMA_VERSION = 1
+EVENT_FIELD = "event"
+
+REQUIRED_FIELDS = ("schema_version", "backtest_id", "strategy_id", "params", "window_start", "window_end",
+                   "method", "metrics")
+REQUIRED_METRICS = ("total_bets", "roi", "profit", "win_rate", "profit_factor", "sharpe_ratio", "max_drawdown")
+MAX_ID_LEN = 128
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p.title() for p in rest)
+
+
+def _has(obj: dict[str, Any], name: str) -> bool:
+    return name in obj or _camel(name) in obj
+
+
+def _reject_constant(token: str) -> float:
+    raise InvalidEvent("non_finite", f"{token} is not a finite number")
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedEvent:
+    message: events_pb2.BacktestFinished
+    window_start: date
+    window_end: date
+    finished_at: datetime | None
+    params: dict[str, Any]
+    metrics: dict[str, float]  # every metric present, by snake_case name
+
+
+def encode_event(message: events_pb2.BacktestFinished) -> str:
+    """Compact JSON in protobuf's mapping (snake_case names, as the README's XADD shows)."""
+    return json.dumps(
+        json_format.MessageToDict(message, preserving_proto_field_name=True), separators=(",", ":")
+    )
+
+
+def event_from_dict(data: dict[str, Any]) -> events_pb2.BacktestFinished:
+    msg = events_pb2.BacktestFinished()
+    json_format.ParseDict(data, msg)
+    return msg
+
+
+def _iso_date(value: str, field: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise InvalidEvent("bad_date", f"{field} {value!r} is not an ISO date (YYYY-MM-DD)") from None
+
+
+def parse_event(raw: bytes | str, *, max_bytes: int = 64 * 1024) -> ParsedEvent:
+    """Parse and validate one payload; raise ``InvalidEvent`` with a reason code."""
+    size = len(raw)
+    if size > max_bytes:
+        raise InvalidEvent("oversized", f"payload is {size} bytes, the limit is {max_bytes}")
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        data = json.loads(text, parse_constant=_reject_constant)
+    except InvalidEvent:
+        raise
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidEvent("not_json", str(exc)[:200]) from None
+    if not isinstance(data, dict):
+        raise InvalidEvent("not_object", f"expected a JSON object, got {type(data).__name__}")
+    missing = [f for f in REQUIRED_FIELDS if not _has(data, f)]
+    if missing:
+        raise InvalidEvent("missing_field", ", ".join(missing))
+    version = data.get("schema_version", data.get("schemaVersion"))
+    if version != SCHEMA_VERSION:
+        raise InvalidEvent("unknown_schema_version", f"schema_version {version!r}, this consumer reads {SCHEMA_VERSION}")
+    metrics = data.get("metrics")
+    if not isinstance(metrics, dict):
+        raise InvalidEvent("wrong_type", "metrics must be an object")
+    missing = [f"metrics.{m}" for m in REQUIRED_METRICS if not _has(metrics, m)]
+    if missing:
+        raise InvalidEvent("missing_field", ", ".join(missing))
+    if not isinstance(data.get("params"), dict):
+        raise InvalidEvent("wrong_type", "params must be an object")
+    try:
+        msg = event_from_dict(data)
+    except json_format.ParseError as exc:
+        raise InvalidEvent("wrong_type", str(exc)[:300]) from None
+
+    for name in ("backtest_id", "strategy_id"):
+        value = getattr(msg, name)
+        if not value.strip():
+            raise InvalidEvent("bad_value", f"{name} is empty")
+        if len(value) > MAX_ID_LEN:
+            raise InvalidEvent("bad_value", f"{name} is longer than {MAX_ID_LEN} characters")
+    if not msg.method.strip():
+        raise InvalidEvent("bad_value", "method is empty")
+    start = _iso_date(msg.window_start, "window_start")
+    end = _iso_date(msg.window_end, "window_end")
+    if end < start:
+        raise InvalidEvent("out_of_range", f"window_end {end} is before window_start {start}")
+    finished_at = None
+    if msg.finished_at:
+        try:
+            finished_at = datetime.fromisoformat(msg.finished_at.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidEvent("bad_date", f"finished_at {msg.finished_at!r} is not RFC 3339") from None
+
+    m = json_format.MessageToDict(msg.metrics, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+    values: dict[str, float] = {}
+    for key, value in m.items():
+        number = float(value)  # int64 comes back as a string in the JSON mapping
+        if not math.isfinite(number):
+            # protobuf's JSON mapping accepts "NaN"/"Infinity" strings; we do not.
+            raise InvalidEvent("non_finite", f"metrics.{key} is {value}")
+        values[key] = number
+    if values["total_bets"] < 0:
+        raise InvalidEvent("out_of_range", f"metrics.total_bets is negative ({int(values['total_bets'])})")
+    if not 0.0 <= values["win_rate"] <= 1.0:
+        raise InvalidEvent("out_of_range", f"metrics.win_rate {values['win_rate']} is outside [0, 1]")
+    if not 0.0 <= values["max_drawdown"] <= 1.0:
+        raise InvalidEvent("out_of_range", f"metrics.max_drawdown {values['max_drawdown']} is outside [0, 1]")
+    if values["profit_factor"] < 0:
+        raise InvalidEvent("out_of_range", f"metrics.profit_factor {values['profit_factor']} is negative")
+    if "backtest_score" in values and not 0.0 <= values["backtest_score"] <= 1.0:
+        raise InvalidEvent("out_of_range", f"metrics.backtest_score {values['backtest_score']} is outside [0, 1]")
+    params = json_format.MessageToDict(msg.params)
+    return ParsedEvent(message=msg, window_start=start, window_end=end, finished_at=finished_at,
+                       params=params, metrics=values)

@@ -1,0 +1,141 @@
+"""The one settings object.
+
+Read, in increasing priority, from defaults here, an optional YAML file (path in
+``EDGELOOP_CONFIG``, else ``config/config.yaml`` when it exists) and ``EDGELOOP_*``
+environment variables. Units are in the names (``_s``, ``_ms``) so nobody has to guess.
+Every field is documented in ``config/config.yaml.example`` and ``docs/settings.md``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG_FILE = Path("config/config.yaml")
+
+
+def _config_file() -> Path | None:
+    path = os.environ.get("EDGELOOP_CONFIG")
+    if path:
+        return Path(path)
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.exists() else None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EDGELOOP_", extra="ignore", frozen=True)
+
+    # --- services ---------------------------------------------------------------------
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    broker_url: str | None = None  # Celery broker; defaults to redis_url
+    result_backend_url: str | None = None  # Celery results; defaults to redis_url
+    database_url: str = "sqlite:///var/edgeloop.db"
+    ml_grpc_target: str = "127.0.0.1:50051"
+    ml_grpc_port: int = 50051
+    ml_http_port: int = 8000
+    ml_http_url: str = "http://127.0.0.1:8000"
+
+    # --- the event stream -------------------------------------------------------------
+    stream_key: str = "backtests.finished"
+    # Partitions of the stream (key, key:1, key:2 …); producers pick one by strategy id.
+    stream_partitions: int = Field(default=1, ge=1, le=1024)
+    dead_letter_stream: str = "backtests.dead"
+    consumer_group: str = "edgeloop-ingest"
+    ingest_batch_size: int = Field(default=500, ge=1, le=10_000)
+    ingest_block_ms: int = Field(default=500, ge=1)
+    # Pending entries idle this long belong to a consumer presumed dead and are claimed.
+    claim_idle_ms: int = Field(default=15_000, ge=100)
+    ingest_consumers_per_worker: int = Field(default=1, ge=0, le=16)
+    max_event_bytes: int = Field(default=64 * 1024, ge=256)
+    stream_maxlen: int = Field(default=1_000_000, ge=1000)  # approximate MAXLEN on XADD
+    dead_letter_maxlen: int = Field(default=100_000, ge=100)
+
+    # --- feedback to the ML service -----------------------------------------------------
+    feedback_batch_size: int = Field(default=100, ge=1, le=5000)
+    feedback_flush_interval_s: float = Field(default=1.0, gt=0)
+    feedback_retry_max_s: float = Field(default=60.0, gt=0)
+
+    # --- ML client and cache ------------------------------------------------------------
+    ml_timeout_s: float = Field(default=5.0, gt=0)
+    ml_breaker_failures: int = Field(default=5, ge=1)
+    ml_breaker_reset_s: float = Field(default=5.0, gt=0)
+    ml_auth_token: str | None = None
+    ml_tls_cert_file: str | None = None
+    ml_tls_key_file: str | None = None
+    ml_tls_ca_file: str | None = None
+    cache_ttl_s: int = Field(default=3600, ge=1)
+    cache_prefix: str = "edgeloop:pred"
+
+    # --- training and lifecycle ---------------------------------------------------------
+    retraining_interval_hours: float = Field(default=24.0, gt=0)
+    min_new_feedback: int = Field(default=20, ge=0)
+    ranking_interval_s: float = Field(default=300.0, gt=0)
+    discovery_interval_s: float = Field(default=3600.0, gt=0)
+    activation_threshold: float = Field(default=0.65, ge=0, le=1)
+    deactivation_threshold: float = Field(default=0.50, ge=0, le=1)
+    min_bets_for_activation: int = Field(default=30, ge=0)
+    min_state_s: float = Field(default=0.0, ge=0)
+    data_dir: str = "data/football-data"
+    model_dir: str = "var/models"
+
+    # --- operations ---------------------------------------------------------------------
+    metrics_port: int = 9808
+    prometheus_multiproc_dir: str = "var/prometheus"
+    flower_user: str = "edgeloop"
+    flower_password: str = "edgeloop"
+    log_level: str = "INFO"
+
+    @field_validator("redis_url", "broker_url", "result_backend_url")
+    @classmethod
+    def _redis_scheme(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("redis://", "rediss://", "unix://", "sentinel://", "amqp://")):
+            raise ValueError(f"not a Redis URL: {v!r}")
+        return v
+
+    @property
+    def broker(self) -> str:
+        return self.broker_url or self.redis_url
+
+    @property
+    def result_backend(self) -> str:
+        return self.result_backend_url or self.redis_url
+
+    @property
+    def stream_keys(self) -> list[str]:
+        """Every partition of the event stream; consumers read them all."""
+        return [self.stream_key] + [f"{self.stream_key}:{i}" for i in range(1, self.stream_partitions)]
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _config_file()
+        if path is not None:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+        return tuple(sources)
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once. Tests call ``get_settings.cache_clear()``."""
+    return Settings()
+
+
+def settings_with(**overrides: Any) -> Settings:
+    """A copy of the current settings with some fields replaced (validated)."""
+    return Settings(**{**get_settings().model_dump(), **overrides})

@@ -1,0 +1,10 @@
+"""The store: SQLAlchemy 2 models, Alembic migrations and the queries the system runs.
+
+Every model module registers on the one ``Base``; import them all here so Alembic and
+``Base.metadata`` see every table.
+"""
+
+from schema.base import Base
+from schema import pipeline  # noqa: F401  (registers tables)
+
+__all__ = ["Base"]
