@@ -1,0 +1,13 @@
+"""The Celery application. `celery -A workers worker|beat|flower` finds it as ``workers.app``."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+# Task modules; each registers its tasks on ``app``.
+TASK_MODULES = [
+    "workers.tasks",
+]
+
+app = Celery("edgeloop", include=TASK_MODULES)
+app.config_from_object("celeryconfig")

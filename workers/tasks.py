@@ -1,0 +1,1 @@
+"""Pipeline tasks (feedback flush). Other task modules are listed in ``workers.app.TASK_MODULES``."""
