@@ -52,3 +52,15 @@ class MLServiceError(EdgeloopError):
 
 class MLServiceUnavailable(ServiceUnavailable):
     """The ML service cannot be reached, or the circuit breaker is open."""
+
+
+class InvalidRequest(PermanentError):
+    """A request to the ML service is malformed or out of bounds (gRPC INVALID_ARGUMENT, HTTP 400)."""
+
+
+class NotFound(PermanentError):
+    """A named event, backtest, model version or job does not exist (gRPC NOT_FOUND, HTTP 404)."""
+
+
+class TrainingFailed(PermanentError):
+    """A training job could not produce a model; the serving version stays."""

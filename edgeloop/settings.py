@@ -75,6 +75,16 @@ class Settings(BaseSettings):
     cache_ttl_s: int = Field(default=3600, ge=1)
     cache_prefix: str = "edgeloop:pred"
 
+    # --- ML service (server side) ---------------------------------------------------------
+    ml_bind_host: str = "127.0.0.1"  # "0.0.0.0" to serve other machines (then set a token/TLS)
+    ml_server_threads: int = Field(default=8, ge=1, le=256)
+    ml_stop_grace_s: float = Field(default=5.0, ge=0)
+    ml_max_message_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
+    ml_max_batch_items: int = Field(default=10_000, ge=1)  # BatchPredict requests, feedback results
+    ml_max_candidates: int = Field(default=100, ge=1)  # GenerateStrategy
+    ml_max_http_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    ml_holdout_fraction: float = Field(default=0.2, gt=0, lt=1)  # strategy model's held-out share
+
     # --- training and lifecycle ---------------------------------------------------------
     retraining_interval_hours: float = Field(default=24.0, gt=0)
     min_new_feedback: int = Field(default=20, ge=0)

@@ -6,5 +6,6 @@ Every model module registers on the one ``Base``; import them all here so Alembi
 
 from schema.base import Base
 from schema import pipeline  # noqa: F401  (registers tables)
+from schema import mlstore  # noqa: F401  (the ML service's tables)
 
 __all__ = ["Base"]

@@ -1,0 +1,109 @@
+"""Durable, idempotent storage of backtest feedback as strategy-model training samples.
+
+At-least-once delivery from the workers becomes exactly-once effect here: the unique
+``backtest_id`` and ``INSERT … ON CONFLICT DO NOTHING`` make a resubmitted result a no-op,
+also when two replicas receive the same batch at the same moment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from edgeloop.errors import InvalidEvent, InvalidRequest
+from edgeloop.events import encode_event, parse_event, ParsedEvent
+from edgeloop.scoring import backtest_score_of
+from proto import events_pb2
+from schema.base import utcnow
+from schema.mlstore import FeedbackSample
+
+
+_CHUNK_ROWS = 500
+
+
+def params_key(params: dict[str, Any]) -> str:
+    """A stable fingerprint of a parameter set (sorted keys, compact JSON, sha256)."""
+    canonical = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class StoreOutcome:
+    accepted: int
+    duplicates: int
+    stored_backtest_ids: list[str]
+
+
+def validate_results(results: Sequence[events_pb2.BacktestFinished]) -> list[ParsedEvent]:
+    """The pipeline's own validation (``edgeloop.events``), so both ends agree on what is valid.
+
+    One invalid result rejects the whole request: the caller gets INVALID_ARGUMENT naming it
+    and nothing is half-stored.
+    """
+    parsed = []
+    for i, msg in enumerate(results):
+        try:
+            parsed.append(parse_event(encode_event(msg)))
+        except InvalidEvent as exc:
+            raise InvalidRequest(f"results[{i}] (backtest_id {msg.backtest_id!r}): {exc}") from None
+    return parsed
+
+
+def _row(event: ParsedEvent, batch_id: str, now) -> dict[str, Any]:
+    msg = event.message
+    metrics = dict(event.metrics)
+    score = metrics.get("backtest_score")
+    if score is None:
+        score = backtest_score_of(metrics)
+    return {
+        "backtest_id": msg.backtest_id,
+        "strategy_id": msg.strategy_id,
+        "strategy_name": msg.strategy_name,
+        "params": event.params,
+        "window_start": event.window_start,
+        "window_end": event.window_end,
+        "method": msg.method,
+        "model_version": msg.model_version or None,
+        "metrics": metrics,
+        "backtest_score": float(score),
+        "params_key": params_key(event.params),
+        "batch_id": batch_id,
+        "received_at": now,
+    }
+
+
+def store_feedback(sessions: sessionmaker[Session], events: Iterable[ParsedEvent], batch_id: str) -> StoreOutcome:
+    """Insert new samples in one transaction; report how many were new and which ids are safe."""
+    now = utcnow()
+    rows: dict[str, dict[str, Any]] = {}
+    for event in events:
+        rows.setdefault(event.message.backtest_id, _row(event, batch_id, now))
+    ids = list(rows)
+    if not rows:
+        return StoreOutcome(0, 0, [])
+    values = list(rows.values())
+    inserted: set[str] = set()
+    with sessions.begin() as session:  # one transaction: all stored, or none
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        # Chunks keep each statement under SQLite's bound-parameter limit.
+        for start in range(0, len(values), _CHUNK_ROWS):
+            stmt = (
+                insert(FeedbackSample)
+                .values(values[start:start + _CHUNK_ROWS])
+                .on_conflict_do_nothing(index_elements=["backtest_id"])
+                .returning(FeedbackSample.backtest_id)
+            )
+            inserted.update(session.execute(stmt).scalars())
+    return StoreOutcome(accepted=len(inserted), duplicates=len(ids) - len(inserted), stored_backtest_ids=ids)
+
+
+def count_samples(sessions: sessionmaker[Session]) -> int:
+    with sessions() as session:
+        return int(session.execute(select(func.count()).select_from(FeedbackSample)).scalar_one())
