@@ -52,10 +52,13 @@ class ParsedEvent:
 
 
 def encode_event(message: events_pb2.BacktestFinished) -> str:
-    """Compact JSON in protobuf's mapping (snake_case names, as the README's XADD shows)."""
-    return json.dumps(
-        json_format.MessageToDict(message, preserving_proto_field_name=True), separators=(",", ":")
-    )
+    """Compact JSON in protobuf's mapping (snake_case names, as the README's XADD shows).
+
+    Fields at their default value are written too: a zero ``total_bets`` is still required.
+    """
+    data = json_format.MessageToDict(message, preserving_proto_field_name=True,
+                                     always_print_fields_with_no_presence=True)
+    return json.dumps(data, separators=(",", ":"))
 
 
 def event_from_dict(data: dict[str, Any]) -> events_pb2.BacktestFinished:

@@ -11,3 +11,13 @@ TASK_MODULES = [
 
 app = Celery("edgeloop", include=TASK_MODULES)
 app.config_from_object("celeryconfig")
+
+
+def _install_bootsteps() -> None:
+    from workers.bootsteps import StreamIngest
+
+    app.steps["worker"].add(StreamIngest)
+
+
+_install_bootsteps()
+import workers.signals  # noqa: E402,F401  (connects the signal handlers)

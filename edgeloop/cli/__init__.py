@@ -19,6 +19,8 @@ COMMAND_MODULES = [
     "edgeloop.cli.db",
     "edgeloop.cli.publish",
     "edgeloop.cli.ml",
+    "edgeloop.cli.ingest",
+    "edgeloop.cli.dead_letters",
 ]
 
 

@@ -1,0 +1,106 @@
+"""The queries the pipeline runs (the seed's repository, in SQLAlchemy 2)."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from schema.pipeline import BacktestResult, Strategy
+
+
+def _insert(session: Session, table):
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def insert_results(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """Insert results, ignoring backtest ids already stored; returns the ids inserted now.
+
+    ``ON CONFLICT DO NOTHING`` on the unique ``backtest_id`` is what makes a duplicate
+    delivery change nothing, whichever worker sees it and however often.
+    """
+    if not rows:
+        return set()
+    stmt = (
+        _insert(session, BacktestResult)
+        .values(list(rows))
+        .on_conflict_do_nothing(index_elements=["backtest_id"])
+        .returning(BacktestResult.backtest_id)
+    )
+    return set(session.scalars(stmt).all())
+
+
+def ensure_strategies(session: Session, strategies: Iterable[dict[str, Any]]) -> None:
+    """Record strategies first seen in results (as candidates); never overwrite an existing one."""
+    rows = list({s["strategy_id"]: s for s in strategies}.values())
+    if not rows:
+        return
+    session.execute(_insert(session, Strategy).values(rows).on_conflict_do_nothing(index_elements=["strategy_id"]))
+
+
+def top_performing(session: Session, limit: int = 10) -> list[BacktestResult]:
+    stmt = (
+        select(BacktestResult)
+        .where(BacktestResult.composite_score.is_not(None))
+        .order_by(BacktestResult.composite_score.desc(), BacktestResult.id)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def recent_unprocessed(session: Session, limit: int = 100, *, lock: bool = False) -> list[BacktestResult]:
+    """Oldest results not yet confirmed by the ML service.
+
+    With ``lock`` on PostgreSQL the rows are locked ``FOR UPDATE SKIP LOCKED`` so that
+    concurrent flushers on many workers take disjoint batches.
+    """
+    stmt = (
+        select(BacktestResult)
+        .where(BacktestResult.ml_feedback_submitted.is_(False))
+        .order_by(BacktestResult.id)
+        .limit(limit)
+    )
+    if lock and session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    return list(session.scalars(stmt))
+
+
+def mark_processed(session: Session, backtest_ids: Iterable[str], batch_id: int | None = None) -> int:
+    ids = list(backtest_ids)
+    if not ids:
+        return 0
+    result = session.execute(
+        update(BacktestResult)
+        .where(BacktestResult.backtest_id.in_(ids))
+        .values(ml_feedback_submitted=True, feedback_batch_id=batch_id)
+    )
+    return result.rowcount
+
+
+def by_composite_score_range(session: Session, low: float, high: float, limit: int = 1000) -> list[BacktestResult]:
+    stmt = (
+        select(BacktestResult)
+        .where(BacktestResult.composite_score >= low, BacktestResult.composite_score <= high)
+        .order_by(BacktestResult.composite_score.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def count_unsubmitted(session: Session) -> int:
+    return session.scalar(
+        select(func.count()).select_from(BacktestResult).where(BacktestResult.ml_feedback_submitted.is_(False))
+    ) or 0
+
+
+def count_results(engine: Engine) -> tuple[int, int]:
+    """(results stored, results confirmed by the ML service)."""
+    with Session(engine) as session:
+        total = session.scalar(select(func.count()).select_from(BacktestResult)) or 0
+        done = session.scalar(
+            select(func.count()).select_from(BacktestResult).where(BacktestResult.ml_feedback_submitted.is_(True))
+        ) or 0
+    return total, done

@@ -1,0 +1,122 @@
+"""Feedback flush: stored results the ML service has not confirmed → SubmitBacktestFeedback.
+
+A batch is taken, submitted and marked inside one database transaction. On PostgreSQL the
+rows are locked ``FOR UPDATE SKIP LOCKED``, so flushers on many workers take disjoint
+batches; a result is marked submitted only after the service confirmed it (the response
+lists the backtest ids it holds). If the call fails the transaction rolls back and the
+rows wait for the next flush; the service stores each backtest id once, so even a batch
+sent twice (a crash after the call, before the commit) is counted once.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Callable, Iterable
+
+from google.protobuf import json_format
+from sqlalchemy.orm import Session, sessionmaker
+
+from edgeloop import metrics
+from edgeloop.errors import MLServiceUnavailable
+from edgeloop.settings import Settings
+from proto import events_pb2
+from schema.pipeline import FeedbackBatch
+from schema.repository import mark_processed, recent_unprocessed
+
+log = logging.getLogger(__name__)
+
+
+def _message(event_json: str) -> events_pb2.BacktestFinished:
+    return json_format.Parse(event_json, events_pb2.BacktestFinished(), ignore_unknown_fields=True)
+
+
+class FeedbackFlusher:
+    def __init__(
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        settings: Settings,
+        client_factory: Callable[[], object],
+        on_submitted: Callable[[Iterable[str]], None] | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.settings = settings
+        self.client_factory = client_factory
+        self.on_submitted = on_submitted  # e.g. clear cached entries of these strategies
+        self._retry_at = 0.0
+        self._failures = 0
+
+    def flush_once(self, limit: int | None = None) -> int:
+        """Submit one batch; returns how many results the service confirmed (0: nothing to do).
+
+        Raises ``MLServiceUnavailable`` when the service cannot be reached (nothing is marked).
+        """
+        limit = limit or self.settings.feedback_batch_size
+        with self.sessions.begin() as session:
+            rows = recent_unprocessed(session, limit, lock=True)
+            if not rows:
+                return 0
+            batch = FeedbackBatch(batch_key=uuid.uuid4().hex, size=len(rows), status="pending", attempts=1)
+            session.add(batch)
+            session.flush()
+            started = time.perf_counter()
+            try:
+                response = self.client_factory().submit_backtest_feedback(
+                    [_message(r.event_json) for r in rows], batch.batch_key)
+            except MLServiceUnavailable:
+                metrics.FEEDBACK_FAILED.labels("unavailable").inc()
+                raise
+            except Exception:
+                metrics.FEEDBACK_FAILED.labels("error").inc()
+                raise
+            metrics.FEEDBACK_SUBMIT_SECONDS.observe(time.perf_counter() - started)
+            confirmed = set(response.stored_backtest_ids)
+            mark_processed(session, confirmed, batch.id)
+            now = datetime.now(timezone.utc)
+            batch.status, batch.submitted_at = "submitted", now
+            strategies = {r.strategy_id for r in rows if r.backtest_id in confirmed}
+            for r in rows:
+                if r.backtest_id in confirmed:
+                    received = r.received_at if r.received_at.tzinfo else r.received_at.replace(tzinfo=timezone.utc)
+                    metrics.FEEDBACK_LAG_SECONDS.observe((now - received).total_seconds())
+            unconfirmed = len(rows) - len(confirmed & {r.backtest_id for r in rows})
+            if unconfirmed:
+                log.warning("ML service did not confirm %d results of batch %s", unconfirmed, batch.batch_key)
+        metrics.FEEDBACK_SUBMITTED.inc(len(confirmed))
+        metrics.FEEDBACK_BATCH_SIZE.observe(len(rows))
+        if self.on_submitted is not None and strategies:
+            try:
+                self.on_submitted(strategies)
+            except Exception:  # noqa: BLE001 - cache invalidation must not undo a confirmed submit
+                log.exception("after-submit hook failed")
+        return len(confirmed)
+
+    def flush_all(self, budget_s: float = 5.0) -> int:
+        """Flush batches until none is left or the time budget is spent."""
+        total, deadline = 0, time.monotonic() + budget_s
+        while time.monotonic() < deadline:
+            n = self.flush_once()
+            total += n
+            if n < self.settings.feedback_batch_size:
+                break
+        return total
+
+    def flush_if_due(self) -> int:
+        """``flush_all`` unless a recent failure put us in backoff (exponential with jitter,
+        capped at ``feedback_retry_max_s``). Never raises for an unreachable service."""
+        if time.monotonic() < self._retry_at:
+            return 0
+        try:
+            n = self.flush_all()
+        except MLServiceUnavailable as exc:
+            self._failures += 1
+            delay = min(self.settings.feedback_retry_max_s, 0.25 * 2 ** min(self._failures, 16))
+            self._retry_at = time.monotonic() + delay * (0.5 + random.random() / 2)
+            log.warning("feedback: ML service unavailable (%s); next try in %.1fs", exc, delay)
+            return 0
+        self._failures = 0
+        return n
