@@ -6,6 +6,7 @@ Every model module registers on the one ``Base``; import them all here so Alembi
 
 from schema.base import Base
 from schema import pipeline  # noqa: F401  (registers tables)
+from schema import market  # noqa: F401  (market data: events, prices, results)
 from schema import mlstore  # noqa: F401  (the ML service's tables)
 
 __all__ = ["Base"]

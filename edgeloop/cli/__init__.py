@@ -18,6 +18,7 @@ from edgeloop import __version__
 COMMAND_MODULES = [
     "edgeloop.cli.db",
     "edgeloop.cli.publish",
+    "edgeloop.cli.data",
     "edgeloop.cli.ml",
     "edgeloop.cli.ingest",
     "edgeloop.cli.dead_letters",
