@@ -74,6 +74,15 @@ class Settings(BaseSettings):
     ml_tls_ca_file: str | None = None
     cache_ttl_s: int = Field(default=3600, ge=1)
     cache_prefix: str = "edgeloop:pred"
+    cache_redis_url: str | None = None  # the prediction cache's Redis; defaults to redis_url
+    # A cache must not block: Redis calls give up after this, and after a failure Redis is
+    # left alone (answers come from the ML service) for cache_redis_retry_s.
+    cache_redis_timeout_s: float = Field(default=0.25, gt=0)
+    cache_redis_retry_s: float = Field(default=1.0, gt=0)
+    # Longest a process may key predictions by a model catalogue nobody told it changed.
+    cache_catalogue_ttl_s: float = Field(default=5.0, gt=0)
+    ml_tls_client_cert_file: str | None = None  # client certificate for mutual TLS
+    ml_tls_client_key_file: str | None = None
 
     # --- ML service (server side) ---------------------------------------------------------
     ml_bind_host: str = "127.0.0.1"  # "0.0.0.0" to serve other machines (then set a token/TLS)
@@ -104,7 +113,7 @@ class Settings(BaseSettings):
     flower_password: str = "edgeloop"
     log_level: str = "INFO"
 
-    @field_validator("redis_url", "broker_url", "result_backend_url")
+    @field_validator("redis_url", "broker_url", "result_backend_url", "cache_redis_url")
     @classmethod
     def _redis_scheme(cls, v: str | None) -> str | None:
         if v is not None and not v.startswith(("redis://", "rediss://", "unix://", "sentinel://", "amqp://")):

@@ -1,0 +1,431 @@
+"""The shared Redis prediction cache in front of the ML client.
+
+``CachedMLClient`` answers GetPrediction / BatchPredict and EvaluateStrategy from Redis when
+it can, and from the service (through ``MLClient``) when it cannot. What it guarantees:
+
+* **Versioned keys** (``keys.py``): event, selection, strategy, the caller's features hash and
+  the model token (``catalogue.py``). A cached answer is the service's answer for that version,
+  byte for byte (the serialized protobuf), and a promotion never serves an old entry.
+* **A TTL on every key** (``cache_ttl_s``, default 3600 s); the Redis memory policy is in
+  ``docs/cache.md``.
+* **One round trip per batch** to look up (GET generation + MGET), **one backend call** for the
+  misses (chunked at ``ml_max_batch_items``), **one round trip** to store them.
+* **Strategy-scoped entries** (evaluations and strategy-specific predictions) are listed in a
+  per-strategy set; ``invalidate_strategies`` deletes them, and needs only a Redis client.
+* **Single flight** across processes (``singleflight.py``).
+* **Redis unreachable**: the answer comes from the service directly, counted in
+  ``edgeloop_prediction_cache_bypass_total``; Redis is then left alone for
+  ``cache_redis_retry_s`` (a one-failure circuit breaker) so each call does not pay a timeout.
+* **Statistics**: Prometheus counters per process, and shared hit/miss counts in a Redis hash
+  that ``stats()`` (and ``edgeloop ml status``) reads with entries and memory.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from edgeloop.errors import MLServiceError
+from edgeloop.settings import Settings, get_settings
+from mlclient import keys, metrics
+from mlclient.breaker import CircuitBreaker
+from mlclient.catalogue import ModelCatalogue
+from mlclient.client import MLClient, get_ml_client
+from mlclient.singleflight import SingleFlight
+from proto import ml_service_pb2 as pb
+
+OUTCOME_MODEL = "outcome"
+STRATEGY_MODEL = "strategy"
+PREDICTION = "prediction"
+EVALUATION = "evaluation"
+
+# Keys that are not entries still get a TTL (no key without one); these outlive any entry.
+_META_TTL_S = 30 * 24 * 3600
+_STATS_FLUSH_S = 1.0
+_REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+def make_redis(settings: Settings) -> redis.Redis:
+    """A Redis client for the cache: short timeouts and no client-side retries, because a
+    cache that blocks is worse than no cache (a miss costs one backend call, ~1 ms)."""
+    timeout = settings.cache_redis_timeout_s
+    return redis.Redis.from_url(
+        settings.cache_redis_url or settings.redis_url,
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+        health_check_interval=30,
+    )
+
+
+@dataclass
+class _Item:
+    """One cacheable question: its key, the strategy it belongs to ("" if none), the request."""
+
+    key: str
+    strategy_id: str
+    request: Any
+    model_token_from_catalogue: bool  # False when the request named its model version
+
+
+@dataclass
+class CacheStats:
+    hits: dict[str, int] = field(default_factory=dict)  # by kind, all processes
+    misses: dict[str, int] = field(default_factory=dict)
+    hit_ratio: float = 0.0
+    entries: int = 0
+    memory_bytes: int = 0  # estimated, entries only
+    redis_used_memory_bytes: int = 0
+    redis_maxmemory_bytes: int = 0
+    redis_maxmemory_policy: str = ""
+    ttl_s: int = 0
+    redis_ok: bool = True
+    error: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class CachedMLClient:
+    def __init__(
+        self,
+        client: MLClient | None = None,
+        redis_client: redis.Redis | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self.client = client or get_ml_client()
+        self.redis = redis_client if redis_client is not None else make_redis(self.settings)
+        self.prefix = self.settings.cache_prefix
+        self.ttl_s = self.settings.cache_ttl_s
+        self.catalogue = ModelCatalogue(self.client.list_models, self.settings.cache_catalogue_ttl_s)
+        self.redis_breaker = CircuitBreaker(1, self.settings.cache_redis_retry_s)
+        self.single_flight = SingleFlight(self.redis)
+        self._gen_key = keys.generation_key(self.prefix)
+        self._stats_key = keys.stats_key(self.prefix)
+        self._pending: Counter[str] = Counter()
+        self._pending_lock = threading.Lock()
+        self._last_flush = 0.0
+
+    # --- public API ----------------------------------------------------------------------
+    def get_prediction(
+        self, event_id: str, selection: str, model_version: str = "", strategy_id: str = "", features_hash: str = ""
+    ) -> pb.Prediction:
+        request = pb.PredictionRequest(
+            event_id=event_id, selection=selection, model_version=model_version, strategy_id=strategy_id
+        )
+        return self.batch_predict([request], features_hash)[0]
+
+    def batch_predict(
+        self, requests: Sequence[pb.PredictionRequest], features_hash: str | Sequence[str] = ""
+    ) -> list[pb.Prediction]:
+        """Predictions in the order of ``requests``. ``features_hash``: one for all, or one per request."""
+        hashes = [features_hash] * len(requests) if isinstance(features_hash, str) else list(features_hash)
+        if len(hashes) != len(requests):
+            raise ValueError("features_hash: one per request, or one string for all")
+
+        def items() -> list[_Item]:
+            return [
+                _Item(
+                    keys.prediction_key(
+                        self.prefix,
+                        self.catalogue.token(OUTCOME_MODEL, r.model_version),
+                        r.event_id,
+                        r.selection,
+                        r.strategy_id,
+                        h,
+                    ),
+                    r.strategy_id,
+                    r,
+                    not r.model_version,
+                )
+                for r, h in zip(requests, hashes)
+            ]
+
+        raw = self._get_many(PREDICTION, items, self._fetch_predictions)
+        return [pb.Prediction.FromString(v) for v in raw]
+
+    def evaluate_strategy(self, strategy_id: str, params: Mapping[str, Any]) -> pb.EvaluateStrategyResponse:
+        def items() -> list[_Item]:
+            token = self.catalogue.token(STRATEGY_MODEL)
+            return [_Item(keys.evaluation_key(self.prefix, token, strategy_id, params), strategy_id, (strategy_id, params), True)]
+
+        raw = self._get_many(EVALUATION, items, self._fetch_evaluations)
+        return pb.EvaluateStrategyResponse.FromString(raw[0])
+
+    def invalidate_strategy(self, strategy_id: str) -> int:
+        return invalidate_strategies(self.redis, [strategy_id], self.prefix)
+
+    def mark_models_changed(self) -> None:
+        mark_models_changed(self.redis, self.prefix)
+        self.catalogue.expire()
+
+    # --- the cached path -----------------------------------------------------------------
+    def _get_many(
+        self,
+        kind: str,
+        build: Callable[[], list[_Item]],
+        fetch: Callable[[list[_Item]], list[Any]],
+    ) -> list[bytes]:
+        started = time.perf_counter()
+        try:
+            if not self.redis_breaker.allow():
+                return self._direct(kind, build(), fetch, "redis_skipped")
+            try:
+                values = self._get_many_cached(kind, build, fetch)
+            except _REDIS_DOWN:
+                self.redis_breaker.record_failure()
+                return self._direct(kind, build(), fetch, "redis_unavailable")
+            self.redis_breaker.record_success()
+            return values
+        finally:
+            metrics.CACHE_LOOKUP_SECONDS.labels(kind=kind).observe(time.perf_counter() - started)
+
+    def _get_many_cached(
+        self, kind: str, build: Callable[[], list[_Item]], fetch: Callable[[list[_Item]], list[Any]]
+    ) -> list[bytes]:
+        # Look up; if the model generation moved since our catalogue was fetched, the keys
+        # may name a superseded version: rebuild them with a fresh catalogue, once.
+        for attempt in range(2):
+            items = build()
+            pipe = self.redis.pipeline(transaction=False)
+            self._queue_stats_flush(pipe)
+            pipe.get(self._gen_key)
+            pipe.mget([i.key for i in items])
+            *_, generation, values = pipe.execute()
+            if self.catalogue.observe_generation(int(generation or 0)) or attempt:
+                break
+            self.catalogue.expire()
+
+        missing: dict[str, _Item] = {}
+        for item, value in zip(items, values):
+            if value is None:
+                missing.setdefault(item.key, item)
+        hits = len(items) - sum(1 for v in values if v is None)
+        self._count(kind, hits, len(items) - hits)
+        if missing:
+            lock = keys.lock_key(self.prefix, missing)
+            lock_ttl_s = self.settings.ml_timeout_s * self._chunks(len(missing)) + 1.0
+
+            def fetch_and_store(wanted: Sequence[str]) -> dict[str, bytes]:
+                return self._fetch_and_store(kind, [missing[k] for k in wanted], fetch)
+
+            filled = self.single_flight.run(lock, list(missing), fetch_and_store, lock_ttl_s)
+            values = [v if v is not None else filled[i.key] for i, v in zip(items, values)]
+        return values
+
+    def _fetch_and_store(self, kind: str, items: list[_Item], fetch: Callable[[list[_Item]], list[Any]]) -> dict[str, bytes]:
+        """Ask the service for ``items`` and store the answers in one round trip."""
+        metrics.CACHE_BACKEND_CALLS.labels(kind=kind).inc()
+        answers = fetch(items)
+        fetched: dict[str, bytes] = {}
+        pipe = self.redis.pipeline(transaction=False)
+        indexed: set[str] = set()
+        stale_catalogue = False
+        for item, answer in zip(items, answers):
+            value = answer.SerializeToString()
+            fetched[item.key] = value
+            if item.model_token_from_catalogue and kind == PREDICTION and not self.catalogue.knows(
+                OUTCOME_MODEL, answer.model_version
+            ):
+                # Answered by a version our catalogue does not list: someone promoted a model
+                # without bumping the generation. Do not file the answer under the old token.
+                stale_catalogue = True
+                continue
+            pipe.set(item.key, value, ex=self.ttl_s)
+            if item.strategy_id:
+                index = keys.strategy_index_key(self.prefix, item.strategy_id)
+                pipe.sadd(index, item.key)
+                indexed.add(index)
+        for index in indexed:
+            # The index outlives its newest entry: it is refreshed with every entry it lists.
+            pipe.expire(index, self.ttl_s)
+        if stale_catalogue:
+            _queue_generation_bump(pipe, self._gen_key)
+        try:
+            pipe.execute()
+        except redis.exceptions.RedisError:
+            # The answers are good even if Redis would not keep them (down, or full under a
+            # noeviction policy): return them, count it, let the breaker decide about Redis.
+            self.redis_breaker.record_failure()
+            metrics.CACHE_BYPASS.labels(kind=kind, reason="store_failed").inc(len(items))
+        if stale_catalogue:
+            self.catalogue.expire()
+        return fetched
+
+    # --- without Redis -------------------------------------------------------------------
+    def _direct(
+        self, kind: str, items: list[_Item], fetch: Callable[[list[_Item]], list[Any]], reason: str
+    ) -> list[bytes]:
+        metrics.CACHE_BYPASS.labels(kind=kind, reason=reason).inc(len(items))
+        return [a.SerializeToString() for a in fetch(items)]
+
+    # --- backends ------------------------------------------------------------------------
+    def _chunks(self, n: int) -> int:
+        size = self.settings.ml_max_batch_items
+        return max(1, -(-n // size))
+
+    def _fetch_predictions(self, items: list[_Item]) -> list[pb.Prediction]:
+        size = self.settings.ml_max_batch_items
+        answers: list[pb.Prediction] = []
+        for start in range(0, len(items), size):
+            chunk = [i.request for i in items[start : start + size]]
+            got = self.client.batch_predict(chunk)
+            if len(got) != len(chunk) or any(
+                (p.event_id, p.selection) != (r.event_id, r.selection) for p, r in zip(got, chunk)
+            ):
+                raise MLServiceError("BatchPredict: answers do not match the requests one for one")
+            answers.extend(got)
+        return answers
+
+    def _fetch_evaluations(self, items: list[_Item]) -> list[pb.EvaluateStrategyResponse]:
+        return [self.client.evaluate_strategy(*i.request) for i in items]
+
+    # --- statistics ----------------------------------------------------------------------
+    def _count(self, kind: str, hits: int, misses: int) -> None:
+        if hits:
+            metrics.CACHE_HITS.labels(kind=kind).inc(hits)
+        if misses:
+            metrics.CACHE_MISSES.labels(kind=kind).inc(misses)
+        with self._pending_lock:
+            self._pending[f"hits:{kind}"] += hits
+            self._pending[f"misses:{kind}"] += misses
+
+    def _queue_stats_flush(self, pipe: Any, force: bool = False) -> None:
+        """Add this process's counts since the last flush to the shared hash, at most once a
+        second and riding on a round trip that happens anyway (the lookup)."""
+        now = time.monotonic()
+        with self._pending_lock:
+            if not force and now - self._last_flush < _STATS_FLUSH_S:
+                return
+            pending, self._pending = self._pending, Counter()
+            self._last_flush = now
+        for field_name, n in pending.items():
+            if n:
+                pipe.hincrby(self._stats_key, field_name, n)
+        if pending:
+            pipe.expire(self._stats_key, _META_TTL_S)
+
+    def stats(self, scan_limit: int = 1_000_000) -> CacheStats:
+        """Shared statistics of the cache, read from Redis; also sets the Prometheus gauges."""
+        result = CacheStats(ttl_s=self.ttl_s)
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            self._queue_stats_flush(pipe, force=True)
+            pipe.hgetall(self._stats_key)
+            pipe.info("memory")
+            *_, counts, info = pipe.execute()
+            entries, sample = _count_entries(self.redis, self.prefix, scan_limit)
+            memory = _estimate_memory(self.redis, sample, entries)
+        except redis.exceptions.RedisError as exc:
+            return CacheStats(ttl_s=self.ttl_s, redis_ok=False, error=str(exc))
+        for raw_name, raw_n in counts.items():
+            what, _, kind = raw_name.decode().partition(":")
+            bucket = result.hits if what == "hits" else result.misses
+            bucket[kind] = int(raw_n)
+        hits, misses = sum(result.hits.values()), sum(result.misses.values())
+        result.hit_ratio = hits / (hits + misses) if hits + misses else 0.0
+        result.entries = entries
+        result.memory_bytes = memory
+        result.redis_used_memory_bytes = int(info.get("used_memory", 0))
+        result.redis_maxmemory_bytes = int(info.get("maxmemory", 0))
+        result.redis_maxmemory_policy = str(info.get("maxmemory_policy", ""))
+        metrics.CACHE_HIT_RATIO.set(result.hit_ratio)
+        metrics.CACHE_ENTRIES.set(entries)
+        metrics.CACHE_MEMORY_BYTES.set(memory)
+        return result
+
+    def reset_stats(self) -> None:
+        with self._pending_lock:
+            self._pending.clear()
+        self.redis.delete(self._stats_key)
+
+    def close(self) -> None:
+        self.redis.close()
+
+
+def _count_entries(client: redis.Redis, prefix: str, limit: int) -> tuple[int, list[bytes]]:
+    """Count entries with SCAN (never KEYS: it blocks Redis); keep the first keys as a sample."""
+    total, sample = 0, []
+    for pattern in keys.entry_patterns(prefix):
+        for key in client.scan_iter(match=pattern, count=1000):
+            total += 1
+            if len(sample) < 64:
+                sample.append(key)
+            if total >= limit:
+                return total, sample
+    return total, sample
+
+
+def _estimate_memory(client: redis.Redis, sample: list[bytes], entries: int) -> int:
+    if not sample:
+        return 0
+    pipe = client.pipeline(transaction=False)
+    for key in sample:
+        pipe.memory_usage(key)
+    sizes = [s for s in pipe.execute() if s is not None]
+    return int(sum(sizes) / len(sizes) * entries) if sizes else 0
+
+
+def _queue_generation_bump(pipe: Any, gen_key: str) -> None:
+    # A fresh time-based value rather than INCR: if the key ever expired and restarted from 1,
+    # a process could mistake the new 1 for the old one it saw (ABA); nanoseconds never repeat.
+    pipe.set(gen_key, time.time_ns(), ex=_META_TTL_S)
+
+
+# --- functions usable without a gRPC channel ------------------------------------------------
+def mark_models_changed(client: redis.Redis, prefix: str | None = None) -> None:
+    """Tell every process's cache that a model was promoted or rolled back (call it after)."""
+    pipe = client.pipeline(transaction=False)
+    _queue_generation_bump(pipe, keys.generation_key(prefix or get_settings().cache_prefix))
+    pipe.execute()
+
+
+def invalidate_strategies(client: redis.Redis, strategy_ids: Iterable[str], prefix: str | None = None) -> int:
+    """Delete every cached entry of these strategies (two round trips); returns how many.
+
+    The feedback flusher calls it once a strategy's feedback is stored by the service.
+    """
+    prefix = prefix or get_settings().cache_prefix
+    indexes = [keys.strategy_index_key(prefix, s) for s in dict.fromkeys(strategy_ids)]
+    if not indexes:
+        return 0
+    pipe = client.pipeline(transaction=False)
+    for index in indexes:
+        pipe.smembers(index)
+    members = {m for found in pipe.execute() for m in found}
+    pipe = client.pipeline(transaction=False)
+    if members:
+        pipe.delete(*members)
+    pipe.delete(*indexes)
+    deleted_entries = int(pipe.execute()[0]) if members else 0
+    metrics.CACHE_INVALIDATED.inc(deleted_entries)
+    return deleted_entries
+
+
+# --- one per process ----------------------------------------------------------------------
+_lock = threading.Lock()
+_cached: CachedMLClient | None = None
+
+
+def get_cached_ml_client() -> CachedMLClient:
+    """The process's cached client, created on first use (after any fork)."""
+    global _cached
+    with _lock:
+        if _cached is None:
+            _cached = CachedMLClient()
+        return _cached
+
+
+def reset_cached_ml_client() -> None:
+    """Forget it (``reset_ml_client`` calls this after a fork); the next call makes a new one."""
+    global _cached
+    with _lock:
+        _cached = None

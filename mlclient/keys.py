@@ -1,0 +1,74 @@
+"""Redis key layout of the prediction cache (pure functions, no I/O).
+
+Every key starts with ``cache_prefix`` (default ``edgeloop:pred``). Components are escaped
+(``%`` and ``:``) so that ids containing ``:`` cannot make two different requests collide.
+
+=====================================================  ==========================================
+``{prefix}:p:{model}:{features}:{event}:{selection}:{strategy}``  one prediction (serialized ``Prediction``)
+``{prefix}:e:{model}:{strategy}:{params_hash}``       one EvaluateStrategy answer
+``{prefix}:ix:{strategy}``                            set of the keys above that belong to a strategy
+``{prefix}:gen``                                      model generation, bumped on every promotion
+``{prefix}:lock:{keyset_hash}``                       single-flight lock of one set of misses
+``{prefix}:stats``                                    hash: hits / misses by kind, all processes
+=====================================================  ==========================================
+
+``model`` is the model version the service will answer with (see ``catalogue.py``), so an
+entry of an old version is never looked up again once a new one is promoted. ``features`` is
+the caller's features hash: empty (``-``) for past events whose inputs are fixed, or the
+caller's digest of the prices it holds for a live event, so new prices make a new entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Iterable, Mapping
+
+EMPTY = "-"
+
+
+def escape(part: str) -> str:
+    """A key component: never empty, ``:`` and ``%`` percent-encoded."""
+    if not part:
+        return EMPTY
+    return part.replace("%", "%25").replace(":", "%3A")
+
+
+def prediction_key(
+    prefix: str, model: str, event_id: str, selection: str, strategy_id: str = "", features_hash: str = ""
+) -> str:
+    parts = (model, features_hash, event_id, selection, strategy_id)
+    return f"{prefix}:p:" + ":".join(escape(p) for p in parts)
+
+
+def params_hash(params: Mapping[str, Any]) -> str:
+    """Order-independent digest of a strategy's parameters (JSON with sorted keys)."""
+    canonical = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def evaluation_key(prefix: str, model: str, strategy_id: str, params: Mapping[str, Any]) -> str:
+    return f"{prefix}:e:{escape(model)}:{escape(strategy_id)}:{params_hash(params)}"
+
+
+def strategy_index_key(prefix: str, strategy_id: str) -> str:
+    return f"{prefix}:ix:{escape(strategy_id)}"
+
+
+def generation_key(prefix: str) -> str:
+    return f"{prefix}:gen"
+
+
+def stats_key(prefix: str) -> str:
+    return f"{prefix}:stats"
+
+
+def lock_key(prefix: str, keys: Iterable[str]) -> str:
+    """One lock per *set* of missing keys: processes missing the same keys share it."""
+    digest = hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()[:24]
+    return f"{prefix}:lock:{digest}"
+
+
+def entry_patterns(prefix: str) -> tuple[str, str]:
+    """SCAN patterns matching every cache entry (for stats)."""
+    return f"{prefix}:p:*", f"{prefix}:e:*"
