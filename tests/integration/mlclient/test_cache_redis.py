@@ -1,0 +1,224 @@
+"""The seed's cache tests (key format, get, set, expiry, invalidation, stats, size bound) and the
+cache's other Redis behaviour, against a real Redis. The ML service is a counting stand-in here;
+tests.integration.mlclient/test_acceptance.py uses the real one."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import redis
+
+from edgeloop.settings import settings_with
+from mlclient import keys
+from mlclient.cache import CachedMLClient, invalidate_strategies, make_redis, mark_models_changed
+from proto import ml_service_pb2 as pb
+from tests.integration.mlclient.support import FakeML, metric, own_redis, requests
+
+pytestmark = pytest.mark.integration
+
+
+def test_key_format_in_redis_carries_version_event_selection_and_has_a_ttl(cache, redis_client):
+    cache.get_prediction("E0:2024-08-16", "home", features_hash="abc")
+    token = cache.catalogue.token("outcome")
+    key = f"t:pred:p:{token}:abc:E0%3A2024-08-16:home:-"
+    assert redis_client.exists(key)
+    assert 3590 < redis_client.ttl(key) <= 3600
+
+
+def test_get_after_set_is_a_hit_and_equals_the_backend_answer(cache, fake_ml):
+    first = cache.get_prediction("ev-1", "home")
+    again = cache.get_prediction("ev-1", "home")
+    assert fake_ml.batch_calls == [1]
+    assert again == first == fake_ml.answer(pb.PredictionRequest(event_id="ev-1", selection="home"))
+
+
+def test_batch_one_lookup_one_backend_call_for_the_misses_only(cache, fake_ml):
+    cache.batch_predict(requests(30))
+    got = cache.batch_predict(requests(100))  # 30 hits, 70 misses
+    assert fake_ml.batch_calls == [30, 70]
+    assert [p.event_id for p in got] == [f"ev-{i}" for i in range(100)]
+
+
+def test_duplicates_in_a_batch_are_fetched_once(cache, fake_ml):
+    got = cache.batch_predict(requests(3) + requests(3))
+    assert fake_ml.batch_calls == [3] and len(got) == 6 and got[0] == got[3]
+
+
+def test_entries_expire_after_the_ttl(redis_url, fake_ml):
+    settings = settings_with(cache_redis_url=redis_url, cache_prefix="t:pred", cache_ttl_s=1)
+    cache = CachedMLClient(fake_ml, make_redis(settings), settings)
+    cache.get_prediction("ev-1", "home")
+    cache.get_prediction("ev-1", "home")
+    time.sleep(1.1)
+    cache.get_prediction("ev-1", "home")
+    assert fake_ml.batch_calls == [1, 1]
+
+
+def test_every_key_the_cache_writes_has_a_ttl(cache, redis_client):
+    cache.batch_predict(requests(5, strategy_id="s1"))
+    cache.evaluate_strategy("s1", {"min_edge": 0.02})
+    cache.stats()
+    mark_models_changed(redis_client, "t:pred")
+    written = list(redis_client.scan_iter(match="t:pred:*"))
+    assert len(written) >= 9
+    assert all(redis_client.ttl(k) > 0 for k in written), [k for k in written if redis_client.ttl(k) <= 0]
+
+
+def test_invalidating_a_strategy_clears_its_entries_and_no_others(cache, fake_ml, redis_client):
+    cache.batch_predict(requests(4, strategy_id="s1"))
+    cache.batch_predict(requests(4, strategy_id="s2"))
+    cache.batch_predict(requests(4))
+    cache.evaluate_strategy("s1", {"min_edge": 0.02})
+    cache.evaluate_strategy("s2", {"min_edge": 0.02})
+
+    assert invalidate_strategies(redis_client, ["s1", "unknown"], "t:pred") == 5
+
+    fake_ml.batch_calls.clear()
+    fake_ml.eval_calls = 0
+    cache.batch_predict(requests(4, strategy_id="s2"))
+    cache.batch_predict(requests(4))
+    cache.evaluate_strategy("s2", {"min_edge": 0.02})
+    assert fake_ml.batch_calls == [] and fake_ml.eval_calls == 0  # untouched
+    cache.batch_predict(requests(4, strategy_id="s1"))
+    cache.evaluate_strategy("s1", {"min_edge": 0.02})
+    assert fake_ml.batch_calls == [4] and fake_ml.eval_calls == 1  # recomputed
+    assert not redis_client.exists(keys.strategy_index_key("t:pred", "unknown"))
+
+
+def test_evaluations_are_keyed_by_params(cache, fake_ml):
+    cache.evaluate_strategy("s1", {"min_edge": 0.02, "staking": "flat"})
+    cache.evaluate_strategy("s1", {"staking": "flat", "min_edge": 0.02})
+    cache.evaluate_strategy("s1", {"staking": "flat", "min_edge": 0.03})
+    assert fake_ml.eval_calls == 2
+
+
+def test_stats_count_hits_misses_entries_and_memory_across_clients(cache, fake_ml, cache_settings):
+    cache.reset_stats()
+    other = CachedMLClient(fake_ml, make_redis(cache_settings), cache_settings)
+    cache.batch_predict(requests(10))
+    other.batch_predict(requests(20))  # 10 hits, 10 misses
+    stats = cache.stats()
+    other_stats = other.stats()  # flushes the other process's counts
+    assert other_stats.hits == {"prediction": 10}
+    assert other_stats.misses == {"prediction": 20}
+    assert other_stats.hit_ratio == pytest.approx(1 / 3)
+    assert stats.entries == 20 and stats.memory_bytes > 20 * 50
+    assert stats.redis_maxmemory_policy and stats.ttl_s == 3600
+    assert metric("edgeloop_prediction_cache_entries") == 20
+    assert metric("edgeloop_prediction_cache_hit_ratio") == pytest.approx(1 / 3)
+
+
+def test_prometheus_counters_by_kind(cache):
+    before_hits = metric("edgeloop_prediction_cache_hits_total", kind="prediction")
+    before_misses = metric("edgeloop_prediction_cache_misses_total", kind="prediction")
+    cache.batch_predict(requests(5))
+    cache.batch_predict(requests(5))
+    assert metric("edgeloop_prediction_cache_hits_total", kind="prediction") - before_hits == 5
+    assert metric("edgeloop_prediction_cache_misses_total", kind="prediction") - before_misses == 5
+
+
+def test_size_is_bounded_by_redis_maxmemory_and_the_cache_keeps_working(fake_ml):
+    # Given a Redis capped at 3 MB that evicts keys with a TTL (the documented policy)
+    with own_redis("--maxmemory", "3mb", "--maxmemory-policy", "volatile-lru") as (url, _):
+        settings = settings_with(cache_redis_url=url, cache_prefix="t:pred")
+        cache = CachedMLClient(fake_ml, make_redis(settings), settings)
+        # When far more entries than fit are written
+        for start in range(0, 40_000, 1000):
+            cache.batch_predict(requests(1000, start=start))
+        stats = cache.stats()
+        # Then memory stays under the cap, old entries were evicted, and new ones still cache
+        assert stats.redis_used_memory_bytes <= 3 * 1024 * 1024
+        assert 0 < stats.entries < 40_000
+        fake_ml.batch_calls.clear()
+        cache.batch_predict(requests(10, start=50_000))
+        cache.batch_predict(requests(10, start=50_000))
+        assert fake_ml.batch_calls == [10]
+
+
+def test_promotion_with_generation_bump_is_never_served_old_entries(cache, fake_ml, redis_client):
+    old = cache.batch_predict(requests(10))
+    fake_ml.promote("v2")
+    mark_models_changed(redis_client, "t:pred")
+    new = cache.batch_predict(requests(10))
+    assert {p.model_version for p in old} == {"v1"} and {p.model_version for p in new} == {"v2"}
+    assert fake_ml.batch_calls == [10, 10]
+
+
+def test_an_answer_from_an_unknown_version_is_not_stored_and_bumps_the_generation(cache, fake_ml, redis_client):
+    cache.batch_predict(requests(2))  # catalogue says v1
+    fake_ml.serving = "v9"  # promoted behind the catalogue's back, no bump
+    before = redis_client.get("t:pred:gen")
+    got = cache.batch_predict(requests(2, start=5))
+    assert {p.model_version for p in got} == {"v9"}
+    assert redis_client.get("t:pred:gen") != before
+    assert not list(redis_client.scan_iter(match="t:pred:p:*:ev-5:*"))
+
+
+def test_redis_unreachable_answers_from_the_service_and_counts_it(fake_ml):
+    with own_redis() as (url, proc):
+        settings = settings_with(cache_redis_url=url, cache_prefix="t:pred", cache_redis_retry_s=0.2)
+        cache = CachedMLClient(fake_ml, make_redis(settings), settings)
+        cache.batch_predict(requests(5))
+        proc.terminate()
+        proc.wait(10)
+        unavailable = metric("edgeloop_prediction_cache_bypass_total", kind="prediction", reason="redis_unavailable")
+        skipped = metric("edgeloop_prediction_cache_bypass_total", kind="prediction", reason="redis_skipped")
+        started = time.perf_counter()
+        first = cache.batch_predict(requests(5))
+        second = cache.batch_predict(requests(5))
+        assert time.perf_counter() - started < 0.5  # no timeouts paid per call
+        assert first == second == [fake_ml.answer(r) for r in requests(5)]
+        assert metric("edgeloop_prediction_cache_bypass_total", kind="prediction", reason="redis_unavailable") == unavailable + 5
+        assert metric("edgeloop_prediction_cache_bypass_total", kind="prediction", reason="redis_skipped") == skipped + 5
+        assert not cache.stats().redis_ok
+
+
+def test_redis_back_after_an_outage_is_used_again(fake_ml):
+    with own_redis() as (url, proc):
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        settings = settings_with(cache_redis_url=url, cache_prefix="t:pred", cache_redis_retry_s=0.1)
+        cache = CachedMLClient(fake_ml, make_redis(settings), settings)
+        proc.terminate()
+        proc.wait(10)
+        cache.batch_predict(requests(3))
+    with own_redis(port=port):
+        time.sleep(0.15)
+        fake_ml.batch_calls.clear()
+        cache.batch_predict(requests(3))
+        cache.batch_predict(requests(3))
+        assert fake_ml.batch_calls == [3]
+
+
+def test_concurrent_misses_of_the_same_keys_make_one_backend_call(fake_ml, cache_settings):
+    fake_ml.delay_s = 0.2
+    clients = [CachedMLClient(fake_ml, make_redis(cache_settings), cache_settings) for _ in range(6)]
+    results: list[list[pb.Prediction]] = []
+    barrier = threading.Barrier(len(clients))
+
+    def ask(c: CachedMLClient) -> None:
+        barrier.wait()
+        results.append(c.batch_predict(requests(200)))
+
+    threads = [threading.Thread(target=ask, args=(c,)) for c in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert fake_ml.batch_calls == [200]
+    assert len(results) == 6 and all(r == results[0] for r in results)
+
+
+def test_a_waiter_takes_over_when_the_lock_holder_fails(fake_ml, cache_settings, redis_client):
+    # Given a lock on the key set held by a process that died (it will never store anything)
+    cache = CachedMLClient(fake_ml, make_redis(cache_settings), cache_settings)
+    cache.batch_predict(requests(1, start=99))  # learn the catalogue
+    token = cache.catalogue.token("outcome")
+    wanted = [keys.prediction_key("t:pred", token, f"ev-{i}", "home") for i in range(3)]
+    redis_client.set(keys.lock_key("t:pred", wanted), "dead", px=300)
+    # When a process misses the same keys, it waits for the lock to expire, then fetches itself
+    started = time.perf_counter()
+    got = cache.batch_predict(requests(3))
+    assert 0.25 < time.perf_counter() - started < 2
+    assert [p.event_id for p in got] == ["ev-0", "ev-1", "ev-2"]
