@@ -92,6 +92,17 @@ class CacheStats:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def lines(self) -> list[str]:
+        """Human-readable, for `edgeloop ml status`."""
+        if not self.redis_ok:
+            return [f"prediction cache: Redis unreachable ({self.error})"]
+        cap = f"{self.redis_maxmemory_bytes / 2**20:.0f} MiB" if self.redis_maxmemory_bytes else "no maxmemory"
+        return [
+            f"prediction cache: {self.entries} entries, ~{self.memory_bytes / 2**20:.1f} MiB, TTL {self.ttl_s} s",
+            f"  hits {sum(self.hits.values())}  misses {sum(self.misses.values())}  hit ratio {self.hit_ratio:.1%}",
+            f"  Redis: {self.redis_used_memory_bytes / 2**20:.1f} MiB used, {cap}, policy {self.redis_maxmemory_policy}",
+        ]
+
 
 class CachedMLClient:
     def __init__(
