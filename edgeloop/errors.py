@@ -38,6 +38,10 @@ class InvalidStrategy(PermanentError):
     """A strategy's parameters are invalid."""
 
 
+class LookAheadError(PermanentError):
+    """Backtest input carries information from after the events it is used on (a leak)."""
+
+
 class DatabaseNotMigrated(PermanentError):
     """The database schema is older than this code; run `edgeloop db upgrade`."""
 

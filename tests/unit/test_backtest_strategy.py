@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import pytest
+
+from backtester.strategy import Strategy, load_strategy
+from edgeloop.errors import InvalidStrategy
+
+
+def test_every_problem_is_reported_in_one_clear_message():
+    with pytest.raises(InvalidStrategy) as err:
+        Strategy.from_mapping({"name": "bad", "side": "sideways", "min_odds": 5, "max_odds": 2,
+                               "kelly_fraction": 0, "selections": ["home", "over"]})
+    text = str(err.value)
+    for part in ("side must be one of back, lay", "min_odds 5 is above max_odds 2",
+                 "kelly_fraction must be in (0.0, 1.0]", "selections must be distinct values"):
+        assert part in text
+
+
+def test_unknown_parameters_are_refused():
+    with pytest.raises(InvalidStrategy, match="unknown strategy parameter.*min_egde"):
+        Strategy.from_mapping({"min_egde": 0.1})
+
+
+def test_aliases_defaults_and_stable_id(tmp_path):
+    s = Strategy.from_mapping({"name": "k", "price_source": "market_maximum", "selections": "home"})
+    assert s.price_source == "MAX" and s.selections == ("home",) and s.commission_rate == 0.0
+    assert Strategy(price_source="BFE").commission_rate == 0.05
+    assert s.strategy_id == Strategy.from_mapping(s.params() | {"name": "other"}).strategy_id
+    path = tmp_path / "k.yaml"
+    path.write_text("price_source: max\nmin_edge: 0.05\nstaking: kelly\n")
+    loaded = load_strategy(path)
+    assert (loaded.name, loaded.min_edge, loaded.staking) == ("k", 0.05, "kelly")
+    (tmp_path / "bad.json").write_text("{nope")
+    with pytest.raises(InvalidStrategy, match="not valid"):
+        load_strategy(tmp_path / "bad.json")
+    with pytest.raises(InvalidStrategy, match="finite number"):
+        Strategy(min_edge=float("nan"))
