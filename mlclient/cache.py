@@ -32,7 +32,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from edgeloop.errors import MLServiceError
+from edgeloop.errors import MLServiceError, MLServiceUnavailable
 from edgeloop.settings import Settings, get_settings
 from mlclient import keys, metrics
 from mlclient.breaker import CircuitBreaker
@@ -142,34 +142,41 @@ class CachedMLClient:
         if len(hashes) != len(requests):
             raise ValueError("features_hash: one per request, or one string for all")
 
-        def items() -> list[_Item]:
+        def build_keys() -> list[str]:
+            tokens: dict[str, str] = {}  # one catalogue lookup per named version, not per request
+            for r in requests:
+                if r.model_version not in tokens:
+                    tokens[r.model_version] = self.catalogue.token(OUTCOME_MODEL, r.model_version)
             return [
-                _Item(
-                    keys.prediction_key(
-                        self.prefix,
-                        self.catalogue.token(OUTCOME_MODEL, r.model_version),
-                        r.event_id,
-                        r.selection,
-                        r.strategy_id,
-                        h,
-                    ),
-                    r.strategy_id,
-                    r,
-                    not r.model_version,
-                )
+                keys.prediction_key(self.prefix, tokens[r.model_version], r.event_id, r.selection, r.strategy_id, h)
                 for r, h in zip(requests, hashes)
             ]
 
-        raw = self._get_many(PREDICTION, items, self._fetch_predictions)
+        def item(i: int, key: str) -> _Item:
+            r = requests[i]
+            return _Item(key, r.strategy_id, r, not r.model_version)
+
+        raw = self._get_many(PREDICTION, build_keys, item, self._fetch_predictions)
         return [pb.Prediction.FromString(v) for v in raw]
 
     def evaluate_strategy(self, strategy_id: str, params: Mapping[str, Any]) -> pb.EvaluateStrategyResponse:
-        def items() -> list[_Item]:
-            token = self.catalogue.token(STRATEGY_MODEL)
-            return [_Item(keys.evaluation_key(self.prefix, token, strategy_id, params), strategy_id, (strategy_id, params), True)]
+        def build_keys() -> list[str]:
+            return [keys.evaluation_key(self.prefix, self.catalogue.token(STRATEGY_MODEL), strategy_id, params)]
 
-        raw = self._get_many(EVALUATION, items, self._fetch_evaluations)
+        def item(i: int, key: str) -> _Item:
+            return _Item(key, strategy_id, (strategy_id, params), True)
+
+        raw = self._get_many(EVALUATION, build_keys, item, self._fetch_evaluations)
         return pb.EvaluateStrategyResponse.FromString(raw[0])
+
+    def warm_up(self) -> None:
+        """Read the model generation and the catalogues now rather than on the first lookup
+        (e.g. in ``worker_process_init``). Without Redis or the service, it does nothing."""
+        try:
+            self.catalogue.observe_generation(int(self.redis.get(self._gen_key) or 0))
+            self.catalogue.token(OUTCOME_MODEL)
+        except (redis.exceptions.RedisError, MLServiceUnavailable):
+            pass
 
     def invalidate_strategy(self, strategy_id: str) -> int:
         return invalidate_strategies(self.redis, [strategy_id], self.prefix)
@@ -182,45 +189,52 @@ class CachedMLClient:
     def _get_many(
         self,
         kind: str,
-        build: Callable[[], list[_Item]],
+        build_keys: Callable[[], list[str]],
+        item: Callable[[int, str], _Item],
         fetch: Callable[[list[_Item]], list[Any]],
     ) -> list[bytes]:
+        """Answers (serialized) for the keys ``build_keys()`` returns, in order. ``item(i, key)``
+        describes the i-th question; it is only called for misses, to keep hits cheap."""
         started = time.perf_counter()
         try:
             if not self.redis_breaker.allow():
-                return self._direct(kind, build(), fetch, "redis_skipped")
+                return self._direct(kind, build_keys(), item, fetch, "redis_skipped")
             try:
-                values = self._get_many_cached(kind, build, fetch)
+                values = self._get_many_cached(kind, build_keys, item, fetch)
             except _REDIS_DOWN:
                 self.redis_breaker.record_failure()
-                return self._direct(kind, build(), fetch, "redis_unavailable")
+                return self._direct(kind, build_keys(), item, fetch, "redis_unavailable")
             self.redis_breaker.record_success()
             return values
         finally:
             metrics.CACHE_LOOKUP_SECONDS.labels(kind=kind).observe(time.perf_counter() - started)
 
     def _get_many_cached(
-        self, kind: str, build: Callable[[], list[_Item]], fetch: Callable[[list[_Item]], list[Any]]
+        self,
+        kind: str,
+        build_keys: Callable[[], list[str]],
+        item: Callable[[int, str], _Item],
+        fetch: Callable[[list[_Item]], list[Any]],
     ) -> list[bytes]:
         # Look up; if the model generation moved since our catalogue was fetched, the keys
         # may name a superseded version: rebuild them with a fresh catalogue, once.
         for attempt in range(2):
-            items = build()
+            wanted = build_keys()
             pipe = self.redis.pipeline(transaction=False)
             self._queue_stats_flush(pipe)
             pipe.get(self._gen_key)
-            pipe.mget([i.key for i in items])
+            pipe.mget(wanted)
             *_, generation, values = pipe.execute()
             if self.catalogue.observe_generation(int(generation or 0)) or attempt:
                 break
             self.catalogue.expire()
 
         missing: dict[str, _Item] = {}
-        for item, value in zip(items, values):
-            if value is None:
-                missing.setdefault(item.key, item)
-        hits = len(items) - sum(1 for v in values if v is None)
-        self._count(kind, hits, len(items) - hits)
+        for i, (key, value) in enumerate(zip(wanted, values)):
+            if value is None and key not in missing:
+                missing[key] = item(i, key)
+        misses = values.count(None)
+        self._count(kind, len(wanted) - misses, misses)
         if missing:
             lock = keys.lock_key(self.prefix, missing)
             lock_ttl_s = self.settings.ml_timeout_s * self._chunks(len(missing)) + 1.0
@@ -229,7 +243,7 @@ class CachedMLClient:
                 return self._fetch_and_store(kind, [missing[k] for k in wanted], fetch)
 
             filled = self.single_flight.run(lock, list(missing), fetch_and_store, lock_ttl_s)
-            values = [v if v is not None else filled[i.key] for i, v in zip(items, values)]
+            values = [v if v is not None else filled[k] for k, v in zip(wanted, values)]
         return values
 
     def _fetch_and_store(self, kind: str, items: list[_Item], fetch: Callable[[list[_Item]], list[Any]]) -> dict[str, bytes]:
@@ -273,10 +287,15 @@ class CachedMLClient:
 
     # --- without Redis -------------------------------------------------------------------
     def _direct(
-        self, kind: str, items: list[_Item], fetch: Callable[[list[_Item]], list[Any]], reason: str
+        self,
+        kind: str,
+        wanted: list[str],
+        item: Callable[[int, str], _Item],
+        fetch: Callable[[list[_Item]], list[Any]],
+        reason: str,
     ) -> list[bytes]:
-        metrics.CACHE_BYPASS.labels(kind=kind, reason=reason).inc(len(items))
-        return [a.SerializeToString() for a in fetch(items)]
+        metrics.CACHE_BYPASS.labels(kind=kind, reason=reason).inc(len(wanted))
+        return [a.SerializeToString() for a in fetch([item(i, k) for i, k in enumerate(wanted)])]
 
     # --- backends ------------------------------------------------------------------------
     def _chunks(self, n: int) -> int:

@@ -31,14 +31,18 @@ def escape(part: str) -> str:
     """A key component: never empty, ``:`` and ``%`` percent-encoded."""
     if not part:
         return EMPTY
-    return part.replace("%", "%25").replace(":", "%3A")
+    if ":" in part or "%" in part:
+        return part.replace("%", "%25").replace(":", "%3A")
+    return part  # the common case, kept cheap: a batch builds thousands of keys
 
 
 def prediction_key(
     prefix: str, model: str, event_id: str, selection: str, strategy_id: str = "", features_hash: str = ""
 ) -> str:
-    parts = (model, features_hash, event_id, selection, strategy_id)
-    return f"{prefix}:p:" + ":".join(escape(p) for p in parts)
+    return (
+        f"{prefix}:p:{escape(model)}:{escape(features_hash)}:{escape(event_id)}:{escape(selection)}"
+        f":{escape(strategy_id)}"
+    )
 
 
 def params_hash(params: Mapping[str, Any]) -> str:
