@@ -7,6 +7,7 @@ from celery import Celery
 # Task modules; each registers its tasks on ``app``.
 TASK_MODULES = [
     "workers.tasks",
+    "workers.backtest_tasks",
 ]
 
 app = Celery("edgeloop", include=TASK_MODULES)

@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "edgeloop.cli.db",
     "edgeloop.cli.publish",
     "edgeloop.cli.data",
+    "edgeloop.cli.backtest",
     "edgeloop.cli.ml",
     "edgeloop.cli.ingest",
     "edgeloop.cli.dead_letters",
