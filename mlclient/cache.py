@@ -257,13 +257,15 @@ class CachedMLClient:
         for item, answer in zip(items, answers):
             value = answer.SerializeToString()
             fetched[item.key] = value
-            if item.model_token_from_catalogue and kind == PREDICTION and not self.catalogue.knows(
-                OUTCOME_MODEL, answer.model_version
-            ):
-                # Answered by a version our catalogue does not list: someone promoted a model
-                # without bumping the generation. Do not file the answer under the old token.
-                stale_catalogue = True
-                continue
+            if item.model_token_from_catalogue and kind == PREDICTION:
+                status = self.catalogue.status_of(OUTCOME_MODEL, answer.model_version)
+                if status is None:
+                    # A version our catalogue does not list: someone promoted a model without
+                    # bumping the generation. Do not file the answer under the old token.
+                    stale_catalogue = True
+                    continue
+                if status != "serving":
+                    continue  # the service has not caught up with its registry yet: not cacheable
             pipe.set(item.key, value, ex=self.ttl_s)
             if item.strategy_id:
                 index = keys.strategy_index_key(self.prefix, item.strategy_id)

@@ -45,7 +45,7 @@ def fingerprint(models: Iterable[pb.ModelVersion]) -> str:
 @dataclass
 class _Entry:
     token: str
-    versions: frozenset[str]
+    status: dict[str, str]  # version -> status
     fetched_at: float
     generation: int | None
 
@@ -73,7 +73,7 @@ class ModelCatalogue:
             if entry is not None and entry.generation == generation:
                 return entry
             raise
-        entry = _Entry(fingerprint(models), frozenset(m.version for m in models), self._clock(), generation)
+        entry = _Entry(fingerprint(models), {m.version: m.status for m in models}, self._clock(), generation)
         with self._lock:
             self._entries[model_name] = entry
         return entry
@@ -82,8 +82,9 @@ class ModelCatalogue:
         """The key component for a request of ``model_name`` naming ``model_version`` (or not)."""
         return model_version if model_version else self._entry(model_name).token
 
-    def knows(self, model_name: str, version: str) -> bool:
-        return version in self._entry(model_name).versions
+    def status_of(self, model_name: str, version: str) -> str | None:
+        """The version's status in the catalogue (``serving``, ``retired``…), None if unlisted."""
+        return self._entry(model_name).status.get(version)
 
     def observe_generation(self, generation: int) -> bool:
         """Record the generation read with a lookup; True if the tokens used for it are still valid."""

@@ -62,7 +62,7 @@ def test_token_is_cached_until_ttl_or_generation_change():
     registry.models.append(version("v3"))
     clock.now += 5.1
     assert catalogue.token("outcome") != second  # the TTL bounds staleness without a bump
-    assert catalogue.knows("outcome", "v3") and not catalogue.knows("outcome", "v9")
+    assert catalogue.status_of("outcome", "v3") == "serving" and catalogue.status_of("outcome", "v9") is None
 
 
 def test_keeps_serving_its_catalogue_while_the_service_is_down_unless_models_changed():

@@ -222,3 +222,17 @@ def test_a_waiter_takes_over_when_the_lock_holder_fails(fake_ml, cache_settings,
     got = cache.batch_predict(requests(3))
     assert 0.25 < time.perf_counter() - started < 2
     assert [p.event_id for p in got] == ["ev-0", "ev-1", "ev-2"]
+
+
+def test_an_answer_from_a_retired_version_is_returned_but_not_stored(cache, fake_ml, redis_client):
+    # Given a registry that already promoted v2 while the service still answers with v1
+    fake_ml.promote("v2")
+    fake_ml.serving = "v1"
+    mark_models_changed(redis_client, "t:pred")
+    # When the cache asks, it gets v1's answers (the service's truth right now) …
+    assert {p.model_version for p in cache.batch_predict(requests(3))} == {"v1"}
+    # … but files none of them under the token of the new catalogue
+    assert not list(redis_client.scan_iter(match="t:pred:p:*"))
+    fake_ml.serving = "v2"
+    assert {p.model_version for p in cache.batch_predict(requests(3))} == {"v2"}
+    assert len(list(redis_client.scan_iter(match="t:pred:p:*"))) == 3
