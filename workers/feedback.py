@@ -60,13 +60,13 @@ class FeedbackFlusher:
             rows = recent_unprocessed(session, limit, lock=True)
             if not rows:
                 return 0
-            batch = FeedbackBatch(batch_key=uuid.uuid4().hex, size=len(rows), status="pending", attempts=1)
-            session.add(batch)
-            session.flush()
+            # Nothing is written before the call: on SQLite a write would take the database
+            # lock, and an ML service storing into the same file would wait on us.
+            batch_key = uuid.uuid4().hex
             started = time.perf_counter()
             try:
                 response = self.client_factory().submit_backtest_feedback(
-                    [_message(r.event_json) for r in rows], batch.batch_key)
+                    [_message(r.event_json) for r in rows], batch_key)
             except MLServiceUnavailable:
                 metrics.FEEDBACK_FAILED.labels("unavailable").inc()
                 raise
@@ -75,9 +75,12 @@ class FeedbackFlusher:
                 raise
             metrics.FEEDBACK_SUBMIT_SECONDS.observe(time.perf_counter() - started)
             confirmed = set(response.stored_backtest_ids)
-            mark_processed(session, confirmed, batch.id)
             now = datetime.now(timezone.utc)
-            batch.status, batch.submitted_at = "submitted", now
+            batch = FeedbackBatch(batch_key=batch_key, size=len(confirmed), status="submitted", attempts=1,
+                                  submitted_at=now)
+            session.add(batch)
+            session.flush()
+            mark_processed(session, confirmed, batch.id)
             strategies = {r.strategy_id for r in rows if r.backtest_id in confirmed}
             for r in rows:
                 if r.backtest_id in confirmed:
@@ -85,7 +88,7 @@ class FeedbackFlusher:
                     metrics.FEEDBACK_LAG_SECONDS.observe((now - received).total_seconds())
             unconfirmed = len(rows) - len(confirmed & {r.backtest_id for r in rows})
             if unconfirmed:
-                log.warning("ML service did not confirm %d results of batch %s", unconfirmed, batch.batch_key)
+                log.warning("ML service did not confirm %d results of batch %s", unconfirmed, batch_key)
         metrics.FEEDBACK_SUBMITTED.inc(len(confirmed))
         metrics.FEEDBACK_BATCH_SIZE.observe(len(rows))
         if self.on_submitted is not None and strategies:

@@ -1,0 +1,180 @@
+"""The event pipeline end to end: producer process → Redis stream → Celery worker process →
+database → ML service over gRPC. Real Redis, PostgreSQL (and SQLite), Celery, gRPC."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+import redis
+from kombu import Connection
+from sqlalchemy import func, select
+
+from edgeloop.settings import get_settings
+from schema.db import make_engine, make_sessionmaker
+from schema.mlstore import FeedbackSample
+from schema.pipeline import BacktestResult, FeedbackBatch
+from tests.support.events import malformed_payloads, valid_event
+from tests.support.processes import ROOT, celery_worker, ml_server, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+PRODUCER = """
+import json, sys
+from producers import Publisher
+from tests.support.events import valid_event
+start, n = int(sys.argv[1]), int(sys.argv[2])
+Publisher().publish_many(valid_event(i) for i in range(start, start + n))
+"""
+
+
+def publish_in_subprocess(env: dict[str, str], start: int, n: int) -> None:
+    subprocess.run([sys.executable, "-c", PRODUCER, str(start), str(n)], cwd=ROOT, env=env, check=True, timeout=120)
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.engine = make_engine(url)
+        self.sessions = make_sessionmaker(self.engine)
+
+    def scalar(self, stmt):
+        with self.sessions() as s:
+            return s.scalar(stmt)
+
+    def results(self) -> int:
+        return self.scalar(select(func.count()).select_from(BacktestResult))
+
+    def submitted(self) -> int:
+        return self.scalar(select(func.count()).select_from(BacktestResult)
+                           .where(BacktestResult.ml_feedback_submitted.is_(True)))
+
+    def samples(self) -> int:
+        return self.scalar(select(func.count()).select_from(FeedbackSample))
+
+    def batched(self) -> int:
+        """Results sent in confirmed batches: equal to ``submitted`` when none was sent twice."""
+        return self.scalar(select(func.coalesce(func.sum(FeedbackBatch.size), 0))
+                           .where(FeedbackBatch.status == "submitted"))
+
+
+@pytest.fixture
+def pipeline_env(env, monkeypatch, tmp_path):
+    """Environment for worker subprocesses; the ML server is started by each test."""
+    env = {**env, "EDGELOOP_CLAIM_IDLE_MS": "2000", "EDGELOOP_FEEDBACK_FLUSH_INTERVAL_S": "0.2",
+           "EDGELOOP_FEEDBACK_RETRY_MAX_S": "2", "EDGELOOP_INGEST_BLOCK_MS": "200",
+           "PYTHONPATH": str(ROOT)}
+    monkeypatch.setenv("EDGELOOP_CLAIM_IDLE_MS", "2000")
+    get_settings.cache_clear()
+    return env
+
+
+def with_ml(env: dict[str, str], port: int) -> dict[str, str]:
+    return {**env, "EDGELOOP_ML_GRPC_TARGET": f"127.0.0.1:{port}"}
+
+
+def test_ten_thousand_events_stored_and_submitted_once_on_postgresql(pipeline_env, tmp_path):
+    store = Store(pipeline_env["EDGELOOP_DATABASE_URL"])
+    with ml_server() as (_, port), celery_worker(with_ml(pipeline_env, port), "w1", tmp_path) as worker:
+        # Given 10,000 events published by a separate producer process
+        publish_in_subprocess(pipeline_env, 0, 10_000)
+        # Then every one is stored and confirmed by the ML service exactly once
+        wait_until(lambda: store.submitted() == 10_000, 120, 0.5, "10,000 submitted")
+        assert store.results() == 10_000
+        assert store.samples() == 10_000
+        assert store.batched() == 10_000
+        # When the same events are published again
+        publish_in_subprocess(pipeline_env, 0, 10_000)
+        r = redis.Redis.from_url(pipeline_env["EDGELOOP_REDIS_URL"])
+        wait_until(lambda: (lambda g: g["lag"] == 0 and g["pending"] == 0)(
+            r.xinfo_groups("backtests.finished")[0]), 60, 0.5, "duplicates consumed")
+        # Then nothing changes
+        assert (store.results(), store.submitted(), store.samples(), store.batched()) == (10_000,) * 4
+        assert worker.alive(), worker.log()[-3000:]
+
+
+def test_sqlite_store(pipeline_env, sqlite_url, tmp_path):
+    env = {**pipeline_env, "EDGELOOP_DATABASE_URL": sqlite_url}
+    store = Store(sqlite_url)
+    from edgeloop.settings import Settings
+
+    with ml_server(Settings(database_url=sqlite_url)) as (_, port), \
+            celery_worker(with_ml(env, port), "w1", tmp_path):
+        publish_in_subprocess(env, 0, 1_000)
+        wait_until(lambda: store.submitted() == 1_000, 60, 0.5, "1,000 submitted")
+        assert store.results() == 1_000 and store.samples() == 1_000 and store.batched() == 1_000
+
+
+def test_worker_killed_mid_run_loses_nothing(pipeline_env, tmp_path):
+    store = Store(pipeline_env["EDGELOOP_DATABASE_URL"])
+    env = {**pipeline_env, "EDGELOOP_INGEST_BATCH_SIZE": "200"}
+    with ml_server() as (_, port):
+        env = with_ml(env, port)
+        with celery_worker(env, "victim", tmp_path) as victim:
+            publish_in_subprocess(env, 0, 20_000)
+            # Given a worker in the middle of the run
+            wait_until(lambda: store.results() > 500, 60, 0.05, "victim started storing")
+            # When it is killed with SIGKILL (main process and pool)
+            victim.kill()
+        stored_at_kill = store.results()
+        assert stored_at_kill < 20_000, "the victim finished before it could be killed"
+        # Then another worker claims what it left pending and finishes
+        with celery_worker(env, "rescuer", tmp_path):
+            wait_until(lambda: store.submitted() == 20_000, 120, 0.5, "20,000 submitted")
+        assert store.results() == 20_000 and store.samples() == 20_000
+
+
+def test_ml_service_down_then_back_catches_up_alone(pipeline_env, tmp_path):
+    store = Store(pipeline_env["EDGELOOP_DATABASE_URL"])
+    with ml_server() as (_, port):
+        pass  # learn a free port, then leave it closed: the service is down
+    env = with_ml(pipeline_env, port)
+    with celery_worker(env, "w1", tmp_path) as worker:
+        # Given events arriving while the ML service is down
+        publish_in_subprocess(env, 0, 2_000)
+        wait_until(lambda: store.results() == 2_000, 60, 0.2, "stored while ML is down")
+        time.sleep(20)
+        assert store.submitted() == 0
+        # When the service starts 20 s later on its address
+        with ml_server(port=port):
+            # Then everything is submitted without anyone acting
+            wait_until(lambda: store.submitted() == 2_000, 60, 0.5, "caught up")
+        assert store.samples() == 2_000 and store.batched() == 2_000
+        assert worker.alive()
+
+
+def test_malformed_events_are_dead_lettered_and_the_worker_keeps_going(pipeline_env, tmp_path):
+    store = Store(pipeline_env["EDGELOOP_DATABASE_URL"])
+    r = redis.Redis.from_url(pipeline_env["EDGELOOP_REDIS_URL"])
+    bad = malformed_payloads(1_000)
+    with ml_server() as (_, port), celery_worker(with_ml(pipeline_env, port), "w1", tmp_path) as worker:
+        pipe = r.pipeline(transaction=False)
+        for i, (_, payload) in enumerate(bad):
+            pipe.xadd("backtests.finished", {"event": payload})
+            pipe.xadd("backtests.finished", {"event": json.dumps(valid_event(i))})
+        pipe.execute()
+        wait_until(lambda: r.xlen("backtests.dead") == 1_000 and store.submitted() == 1_000, 60, 0.2,
+                   "all sorted")
+        reasons = [f[b"reason"].decode() for _, f in r.xrange("backtests.dead")]
+        assert sorted(reasons) == sorted(reason for reason, _ in bad)
+        assert worker.alive()
+
+
+def test_pickle_messages_are_refused(pipeline_env, tmp_path):
+    r = redis.Redis.from_url(pipeline_env["EDGELOOP_REDIS_URL"])
+    with celery_worker(pipeline_env, "w1", tmp_path) as worker:
+        wait_until(lambda: "ready" in worker.log(), 30, 0.2, "worker ready")
+        # Given a task message serialised with pickle, sent straight to the queue
+        with Connection(pipeline_env["EDGELOOP_REDIS_URL"]) as conn:
+            producer = conn.Producer(serializer="pickle")
+            producer.publish({"task": "edgeloop.feedback.flush", "id": "pickled-1", "args": [], "kwargs": {}},
+                             routing_key="edgeloop", headers={"task": "edgeloop.feedback.flush", "id": "pickled-1",
+                                                             "lang": "py"},
+                             declare=[conn.SimpleQueue("edgeloop").queue])
+        # Then the worker refuses to decode it and never runs the task
+        wait_until(lambda: "pickle" in worker.log().lower() and "refus" in worker.log().lower(), 30, 0.2,
+                   "refusal logged")
+        assert r.get("celery-task-meta-pickled-1") is None
+        assert worker.alive()
