@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     ml_max_candidates: int = Field(default=100, ge=1)  # GenerateStrategy
     ml_max_http_body_bytes: int = Field(default=64 * 1024, ge=1024)
     ml_holdout_fraction: float = Field(default=0.2, gt=0, lt=1)  # strategy model's held-out share
+    # Where the outcome model reads matches: "database" (after `edgeloop data import`), "csv"
+    # (files in data_dir), or "auto": the database when it holds any match, else the files.
+    ml_market_source: str = Field(default="auto", pattern="^(auto|database|csv)$")
+    ml_recommend_min_edge: float = Field(default=0.0, ge=0)  # "back" when p × best price − 1 exceeds it
 
     # --- training and lifecycle ---------------------------------------------------------
     retraining_interval_hours: float = Field(default=24.0, gt=0)

@@ -6,50 +6,123 @@ UNIMPLEMENTED: an honest "not yet" rather than a made-up result.
 
 from __future__ import annotations
 
+import functools
+
 from edgeloop import __version__
-from edgeloop.errors import InvalidRequest
-from mlservice import feedback_store, metrics
+from edgeloop.errors import InvalidRequest, NotFound
+from mlservice import feedback_store, metrics, registry, trainers
 from mlservice.context import ServiceContext
+from mlservice.predictor import OutcomePredictor
 from mlservice.rpc import rpc
+from mlservice.training import TrainingJobs
 from proto import ml_service_pb2 as pb, ml_service_pb2_grpc as pb_grpc
+from schema.mlstore import TrainingJob
+
+
+def _iso(value) -> str:
+    return value.isoformat() if value is not None else ""
 
 
 class MLServicer(pb_grpc.MLServiceServicer):
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
+        self.predictor = OutcomePredictor(ctx)
+        self.training = TrainingJobs(ctx, {
+            "outcome": functools.partial(trainers.train_outcome, ctx, self.predictor),
+        })
+
+    def close(self) -> None:
+        """Stop the training thread (a job in progress finishes in the background, daemon)."""
+        self.training.close()
 
     def _check_batch(self, what: str, n: int) -> None:
         limit = self.ctx.settings.ml_max_batch_items
         if n > limit:
             raise InvalidRequest(f"{what} has {n} items, the limit is {limit} (EDGELOOP_ML_MAX_BATCH_ITEMS)")
 
+    def serving_models(self) -> dict[str, str]:
+        """Model name → serving version (the outcome model: the newest season's)."""
+        out = {}
+        for name in registry.MODEL_NAMES:
+            rows = registry.serving_versions(self.ctx.sessions, name)
+            if rows:
+                out[name] = rows[-1].version
+        return out
+
+    # --- health and feedback ---------------------------------------------------------------
+
     @rpc
     def HealthCheck(self, request, context):
         samples = feedback_store.count_samples(self.ctx.sessions)  # also proves the database answers
         metrics.FEEDBACK_SAMPLES.set(samples)
         return pb.HealthCheckResponse(
-            status="SERVING",
-            version=__version__,
-            serving_models=self.serving_models(),
-            feedback_samples=samples,
-            uptime_s=self.ctx.uptime_s,
+            status="SERVING", version=__version__, serving_models=self.serving_models(),
+            feedback_samples=samples, uptime_s=self.ctx.uptime_s,
         )
-
-    def serving_models(self) -> dict[str, str]:
-        return {}
 
     @rpc
     def SubmitBacktestFeedback(self, request, context):
         self._check_batch("results", len(request.results))
+        if len(request.batch_id) > 128:
+            raise InvalidRequest("batch_id is longer than 128 characters")
         events = feedback_store.validate_results(request.results)
         outcome = feedback_store.store_feedback(self.ctx.sessions, events, request.batch_id)
         metrics.FEEDBACK_ACCEPTED.inc(outcome.accepted)
         metrics.FEEDBACK_DUPLICATES.inc(outcome.duplicates)
         return pb.BacktestFeedbackResponse(
-            accepted=outcome.accepted,
-            duplicates=outcome.duplicates,
+            accepted=outcome.accepted, duplicates=outcome.duplicates,
             stored_backtest_ids=outcome.stored_backtest_ids,
         )
 
-    def close(self) -> None:
-        """Release what the servicer started (training threads, once there are any)."""
+    # --- predictions ---------------------------------------------------------------------
+
+    @rpc
+    def GetPrediction(self, request, context):
+        (prediction,) = self.predictor.predict([request])
+        metrics.PREDICTIONS.inc()
+        return pb.PredictionResponse(prediction=prediction)
+
+    @rpc
+    def BatchPredict(self, request, context):
+        self._check_batch("requests", len(request.requests))
+        predictions = self.predictor.predict(request.requests) if request.requests else []
+        metrics.PREDICTIONS.inc(len(predictions))
+        return pb.BatchPredictResponse(predictions=predictions)
+
+    # --- training and the registry -------------------------------------------------------
+
+    @staticmethod
+    def _job_proto(job: TrainingJob) -> pb.TrainingStatusResponse:
+        return pb.TrainingStatusResponse(
+            job_id=job.job_id, status=job.status, reason=job.reason, model_name=job.model_name,
+            model_versions=job.model_versions or [], created_at=_iso(job.created_at),
+            finished_at=_iso(job.finished_at))
+
+    @rpc
+    def TrainModels(self, request, context):
+        job = self.training.submit(request.model_name, request.force)
+        return pb.TrainModelsResponse(job_id=job.job_id, status=job.status)
+
+    @rpc
+    def GetTrainingStatus(self, request, context):
+        return self._job_proto(self.training.get(request.job_id))
+
+    @rpc
+    def GetModelMetrics(self, request, context):
+        registry.check_model_name(request.model_name)
+        if request.version:
+            row = registry.get_version(self.ctx.sessions, request.version)
+            if row.model_name != request.model_name:
+                raise InvalidRequest(f"version {request.version} belongs to model {row.model_name!r}")
+        else:
+            rows = registry.serving_versions(self.ctx.sessions, request.model_name)
+            if not rows:
+                raise NotFound(f"model {request.model_name!r} has no serving version yet; train it")
+            row = rows[-1]
+        return pb.ModelMetricsResponse(model=registry.to_proto(row))
+
+    @rpc
+    def ListModels(self, request, context):
+        registry.check_model_name(request.model_name, allow_empty=True)
+        rows = registry.list_versions(self.ctx.sessions, request.model_name)
+        return pb.ListModelsResponse(models=[registry.to_proto(r) for r in rows])

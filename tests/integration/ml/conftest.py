@@ -2,17 +2,42 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import grpc
 import pytest
 
 from edgeloop.settings import settings_with
 from mlservice.server import create_server
-from proto import ml_service_pb2_grpc as pb_grpc
+from proto import ml_service_pb2 as pb, ml_service_pb2_grpc as pb_grpc
+
+
+DATA_DIR = str(Path(__file__).resolve().parents[3] / "data" / "football-data")
 
 
 @pytest.fixture
-def ml_settings(pg_url):
-    return settings_with(database_url=pg_url)
+def ml_settings(pg_url, redis_url):
+    return settings_with(database_url=pg_url, redis_url=redis_url, data_dir=DATA_DIR, ml_market_source="csv")
+
+
+def wait_job(stub, job_id: str, timeout_s: float = 60.0):
+    """Poll GetTrainingStatus until the job finished."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = stub.GetTrainingStatus(pb.TrainingStatusRequest(job_id=job_id), timeout=5)
+        if status.status in ("succeeded", "failed") or time.monotonic() > deadline:
+            return status
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def trained_outcome(stub):
+    """The outcome model trained walk-forward on the shipped seasons; returns the job status."""
+    job = stub.TrainModels(pb.TrainModelsRequest(model_name="outcome"), timeout=5)
+    status = wait_job(stub, job.job_id)
+    assert status.status == "succeeded", status.reason
+    return status
 
 
 @pytest.fixture
