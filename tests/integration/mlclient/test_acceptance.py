@@ -1,0 +1,267 @@
+"""Acceptance of issue 4: real Redis, the real ML service (port 0, trained on shipped data), real
+worker processes (``predict_worker.py``) and the real feedback path of the event pipeline."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import redis
+from prometheus_client import REGISTRY
+from sqlalchemy import select
+
+from edgeloop.settings import get_settings, settings_with
+from mlclient.cache import CachedMLClient, make_redis, mark_models_changed
+from mlclient.client import MLClient
+from proto import ml_service_pb2 as pb
+from tests.integration.mlclient.support import metric, own_redis
+from tests.support import services
+from tests.support.processes import ROOT
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+SEASONS = ("E0_2021-22.csv", "E0_2022-23.csv", "E0_2023-24.csv", "E0_2024-25.csv")
+SELECTIONS = ("home", "draw", "away")
+
+
+@pytest.fixture(scope="module")
+def trained_db():
+    """A database of its own with four shipped seasons; yields its URL and (event id, date) pairs."""
+    from marketdata.store import import_paths
+    from schema.db import make_engine, upgrade
+    from schema.market import MarketEvent
+
+    name = f"{services.PG_DB}_acceptance"
+    url = services.recreate_pg_database(name)
+    upgrade(url)
+    engine = make_engine(url)
+    import_paths(engine, [ROOT / "data" / "football-data" / s for s in SEASONS])
+    with engine.connect() as conn:
+        events = [tuple(r) for r in conn.execute(
+            select(MarketEvent.event_id, MarketEvent.event_date).order_by(MarketEvent.event_date, MarketEvent.event_id))]
+    engine.dispose()
+    yield url, events
+    services.drop_pg_database(name)
+
+
+@pytest.fixture(scope="module")
+def service(trained_db):
+    """The ML service on port 0, its outcome model trained; yields (target, events it can predict)."""
+    from mlservice.server import create_server
+
+    url, events = trained_db
+    server, port = create_server("127.0.0.1:0", settings_with(database_url=url))
+    server.start()
+    target = f"127.0.0.1:{port}"
+    client = MLClient(settings_with(ml_timeout_s=30), target=target)
+    train(client)
+    # Early seasons have no version (not enough before them): keep the events after the
+    # oldest serving version's training window.
+    first = min(m.train_end for m in client.list_models("outcome") if m.status == "serving")
+    predictable = [e for e, day in events if day.isoformat() > first[:10]]
+    assert len(predictable) * len(SELECTIONS) >= 3400  # the tests below use disjoint ranges up to 3400
+    yield target, predictable
+    server.stop(1).wait()
+
+
+@pytest.fixture
+def settings(service, redis_url):
+    target, _ = service
+    return settings_with(ml_grpc_target=target, redis_url=redis_url, cache_redis_url=redis_url,
+                         cache_prefix="acc:pred", ml_timeout_s=30)
+
+
+@pytest.fixture
+def ml(settings):
+    client = MLClient(settings)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def cached(ml, settings):
+    client = CachedMLClient(ml, make_redis(settings), settings)
+    yield client
+    client.close()
+
+
+def batch_predict_calls() -> float:
+    """BatchPredict calls the service answered (its own metric: it runs in this process)."""
+    return REGISTRY.get_sample_value("edgeloop_ml_rpc_total", {"method": "BatchPredict", "code": "OK"}) or 0.0
+
+
+def selections(events: list[str], n: int, start: int = 0) -> list[tuple[str, str, str]]:
+    pairs = [(e, s, "") for e in events for s in SELECTIONS]
+    return pairs[start:start + n]
+
+
+def as_requests(triples) -> list[pb.PredictionRequest]:
+    return [pb.PredictionRequest(event_id=e, selection=s, strategy_id=st) for e, s, st in triples]
+
+
+class Workers:
+    """Worker processes started together, released together by one ``go``."""
+
+    def __init__(self, settings, jobs: list[list[tuple[str, str, str]]]) -> None:
+        env = {**os.environ, "EDGELOOP_CONFIG": os.devnull, "EDGELOOP_REDIS_URL": settings.redis_url,
+               "EDGELOOP_ML_GRPC_TARGET": settings.ml_grpc_target, "EDGELOOP_CACHE_PREFIX": settings.cache_prefix,
+               "EDGELOOP_ML_TIMEOUT_S": "30"}
+        self.procs = [
+            subprocess.Popen([sys.executable, "-m", "tests.integration.mlclient.predict_worker"], cwd=ROOT, env=env,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            for _ in jobs
+        ]
+        for proc, job in zip(self.procs, jobs):
+            proc.stdin.write(json.dumps({"requests": job}) + "\n")
+            proc.stdin.flush()
+        for proc in self.procs:
+            assert proc.stdout.readline().strip() == "ready"
+
+    def run(self) -> list[dict]:
+        for proc in self.procs:
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        results = []
+        for proc in self.procs:
+            out = json.loads(proc.stdout.readline())
+            out["predictions"] = [pb.Prediction.FromString(base64.b64decode(p)) for p in out["predictions"]]
+            results.append(out)
+            proc.stdin.close()
+            assert proc.wait(30) == 0
+        return results
+
+
+def test_predictions_computed_by_one_process_are_hits_for_another(service, settings, ml):
+    _, events = service
+    job = selections(events, 300)
+    (first,) = Workers(settings, [job]).run()
+    (second,) = Workers(settings, [job]).run()
+    assert first["counters"]["misses"] == 300 and first["counters"]["backend_calls"] == 1
+    assert second["counters"]["hits"] == 300 and second["counters"]["misses"] == 0
+    assert second["counters"]["backend_calls"] == 0
+    assert second["predictions"] == first["predictions"] == ml.batch_predict(as_requests(job))
+
+
+def test_eight_processes_missing_the_same_1000_cause_one_backend_call(service, settings, ml):
+    _, events = service
+    job = selections(events, 1000, start=300)
+    workers = Workers(settings, [job] * 8)
+    before = batch_predict_calls()
+    results = workers.run()
+    assert batch_predict_calls() - before == 1
+    assert sum(r["counters"]["backend_calls"] for r in results) == 1
+    assert sum(r["counters"]["waits_filled"] for r in results) == 7
+    expected = ml.batch_predict(as_requests(job))
+    assert all(r["predictions"] == expected for r in results)
+
+
+def test_a_cached_answer_always_equals_the_services_for_the_same_version(service, cached, ml):
+    _, events = service
+    job = as_requests(selections(events, 600, start=1500))
+    cached.batch_predict(job)  # fill
+    from_cache = cached.batch_predict(job)  # all hits
+    assert metric("edgeloop_prediction_cache_hits_total", kind="prediction") >= 600
+    assert from_cache == ml.batch_predict(job)
+    # A named version is its own key space and equally exact.
+    version = from_cache[0].model_version
+    named = [pb.PredictionRequest(event_id=r.event_id, selection=r.selection, model_version=version) for r in job[:30]]
+    assert cached.batch_predict(named) == cached.batch_predict(named) == ml.batch_predict(named)
+    single = cached.get_prediction(job[7].event_id, job[7].selection)
+    assert single == ml.get_prediction(job[7].event_id, job[7].selection)
+
+
+def train(client: MLClient) -> pb.TrainingStatusResponse:
+    job = client.train_models("outcome", force=True)
+    deadline = time.monotonic() + 300
+    while (status := client.get_training_status(job.job_id)).status not in ("succeeded", "failed"):
+        assert time.monotonic() < deadline, "training did not finish"
+        time.sleep(0.2)
+    assert status.status == "succeeded", status.reason
+    return status
+
+
+def test_after_a_promotion_no_entry_of_the_old_version_is_served(service, cached, ml, settings):
+    _, events = service
+    job = as_requests(selections(events, 300, start=2400))
+    # Given two caches full of the serving versions' answers: one told about promotions, one
+    # that only has its catalogue TTL to notice
+    lazy_settings = settings_with(**{**settings.model_dump(), "cache_prefix": "acc:lazy", "cache_catalogue_ttl_s": 0.5})
+    lazy = CachedMLClient(ml, make_redis(lazy_settings), lazy_settings)
+    old = {p.model_version for p in cached.batch_predict(job)} | {p.model_version for p in lazy.batch_predict(job)}
+    # When a training job promotes new champions (same data, log-loss as good: they win)
+    assert set(train(ml).model_versions).isdisjoint(old)
+    mark_models_changed(redis.Redis.from_url(settings.redis_url), settings.cache_prefix)  # what a promoter does
+    deadline = time.monotonic() + 10
+    while {p.model_version for p in ml.batch_predict(job)} & old:  # the service's own registry poll
+        assert time.monotonic() < deadline, "the service kept serving the old versions"
+        time.sleep(0.2)
+    # Then no answer of an old version comes out of either cache
+    after = cached.batch_predict(job)
+    assert not {p.model_version for p in after} & old
+    assert after == ml.batch_predict(job)
+    time.sleep(0.6)
+    assert not {p.model_version for p in lazy.batch_predict(job)} & old
+
+
+def test_feedback_for_a_strategy_clears_its_entries_and_no_others(service, cached, ml, settings, monkeypatch, pg_url):
+    """The pipeline's real feedback path: event on the stream → stored → submitted → invalidated."""
+    from producers import Publisher
+    from tests.support.events import valid_event
+    from workers.bootsteps import invalidate_strategy_cache
+    from workers.feedback import FeedbackFlusher
+    from workers.ingest import StreamConsumer
+    from workers.runtime import reset_resources, resources
+
+    _, events = service
+    for key, value in {"EDGELOOP_REDIS_URL": settings.redis_url, "EDGELOOP_DATABASE_URL": pg_url,
+                       "EDGELOOP_ML_GRPC_TARGET": settings.ml_grpc_target,
+                       "EDGELOOP_CACHE_PREFIX": settings.cache_prefix}.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    reset_resources(close=False)
+    try:
+        s1 = as_requests([(e, s, "s-1") for e, s, _ in selections(events, 30, start=3000)])
+        s2 = as_requests([(e, s, "s-2") for e, s, _ in selections(events, 30, start=3000)])
+        plain = as_requests(selections(events, 30, start=3000))
+        for batch in (s1, s2, plain):
+            cached.batch_predict(batch)
+        # When feedback about s-1 goes through the pipeline
+        Publisher(resources().redis, get_settings()).publish(valid_event(1, strategy="s-1"))
+        res = resources()
+        consumer = StreamConsumer(client=res.redis, sessions=res.sessions, settings=res.settings, name="acc")
+        consumer.ensure_groups()
+        assert consumer.poll_once(block_ms=100).inserted == 1
+        flusher = FeedbackFlusher(sessions=res.sessions, settings=res.settings, client_factory=lambda: ml,
+                                  on_submitted=invalidate_strategy_cache)
+        assert flusher.flush_once() == 1
+        # Then s-1's entries are gone and s-2's and the plain ones are still hits
+        calls = batch_predict_calls()
+        hits = metric("edgeloop_prediction_cache_hits_total", kind="prediction")
+        cached.batch_predict(s2)
+        cached.batch_predict(plain)
+        assert batch_predict_calls() == calls
+        assert metric("edgeloop_prediction_cache_hits_total", kind="prediction") - hits == 60
+        cached.batch_predict(s1)
+        assert batch_predict_calls() == calls + 1
+    finally:
+        reset_resources(close=True)
+
+
+def test_redis_stopped_predictions_still_come_from_the_service_and_the_metric_says_so(service, ml):
+    _, events = service
+    job = as_requests(selections(events, 100, start=3300))
+    with own_redis() as (url, proc):
+        settings = settings_with(cache_redis_url=url, cache_prefix="acc:pred")
+        cached = CachedMLClient(ml, make_redis(settings), settings)
+        cached.batch_predict(job)
+        proc.terminate()
+        proc.wait(10)
+        bypassed = metric("edgeloop_prediction_cache_bypass_total", kind="prediction", reason="redis_unavailable")
+        assert cached.batch_predict(job) == ml.batch_predict(job)
+        assert metric("edgeloop_prediction_cache_bypass_total", kind="prediction",
+                      reason="redis_unavailable") == bypassed + 100
