@@ -26,6 +26,7 @@ REQUIRED_FIELDS = ("schema_version", "backtest_id", "strategy_id", "params", "wi
                    "method", "metrics")
 REQUIRED_METRICS = ("total_bets", "roi", "profit", "win_rate", "profit_factor", "sharpe_ratio", "max_drawdown")
 MAX_ID_LEN = 128
+_METRIC_FIELDS = events_pb2.BacktestMetrics.DESCRIPTOR.fields
 
 
 def _camel(name: str) -> str:
@@ -126,14 +127,15 @@ def parse_event(raw: bytes | str, *, max_bytes: int = 64 * 1024) -> ParsedEvent:
         except ValueError:
             raise InvalidEvent("bad_date", f"finished_at {msg.finished_at!r} is not RFC 3339") from None
 
-    m = json_format.MessageToDict(msg.metrics, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
     values: dict[str, float] = {}
-    for key, value in m.items():
-        number = float(value)  # int64 comes back as a string in the JSON mapping
+    for fd in _METRIC_FIELDS:
+        if fd.has_presence and not msg.metrics.HasField(fd.name):
+            continue
+        number = float(getattr(msg.metrics, fd.name))
         if not math.isfinite(number):
             # protobuf's JSON mapping accepts "NaN"/"Infinity" strings; we do not.
-            raise InvalidEvent("non_finite", f"metrics.{key} is {value}")
-        values[key] = number
+            raise InvalidEvent("non_finite", f"metrics.{fd.name} is {number}")
+        values[fd.name] = number
     if values["total_bets"] < 0:
         raise InvalidEvent("out_of_range", f"metrics.total_bets is negative ({int(values['total_bets'])})")
     if not 0.0 <= values["win_rate"] <= 1.0:
@@ -144,6 +146,6 @@ def parse_event(raw: bytes | str, *, max_bytes: int = 64 * 1024) -> ParsedEvent:
         raise InvalidEvent("out_of_range", f"metrics.profit_factor {values['profit_factor']} is negative")
     if "backtest_score" in values and not 0.0 <= values["backtest_score"] <= 1.0:
         raise InvalidEvent("out_of_range", f"metrics.backtest_score {values['backtest_score']} is outside [0, 1]")
-    params = json_format.MessageToDict(msg.params)
+    params = data["params"]  # the object as sent: a Struct would turn every integer into a float
     return ParsedEvent(message=msg, window_start=start, window_end=end, finished_at=finished_at,
                        params=params, metrics=values)
