@@ -50,6 +50,20 @@ EVALUATION = "evaluation"
 _META_TTL_S = 30 * 24 * 3600
 _STATS_FLUSH_S = 1.0
 _REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+# Store a batch as one command: SET … EX for each entry, SADD of strategy-scoped entries to
+# their strategy's index, EXPIRE of those indexes. A pipeline of 100 SETs costs redis-py 100
+# packed commands and 100 parsed replies (MSET cannot carry a TTL); this costs one.
+# KEYS = entries…, indexes…; ARGV = ttl, n entries, n values, n index positions (0: none).
+_STORE = """
+local ttl, n = ARGV[1], tonumber(ARGV[2])
+for i = 1, n do
+  redis.call('SET', KEYS[i], ARGV[2 + i], 'EX', ttl)
+  local ix = tonumber(ARGV[2 + n + i])
+  if ix > 0 then redis.call('SADD', KEYS[n + ix], KEYS[i]) end
+end
+for j = n + 1, #KEYS do redis.call('EXPIRE', KEYS[j], ttl) end
+return n
+"""
 
 
 def make_redis(settings: Settings) -> redis.Redis:
@@ -119,6 +133,7 @@ class CachedMLClient:
         self.catalogue = ModelCatalogue(self.client.list_models, self.settings.cache_catalogue_ttl_s)
         self.redis_breaker = CircuitBreaker(1, self.settings.cache_redis_retry_s)
         self.single_flight = SingleFlight(self.redis)
+        self._store_script = self.redis.register_script(_STORE)
         self._gen_key = keys.generation_key(self.prefix)
         self._stats_key = keys.stats_key(self.prefix)
         self._pending: Counter[str] = Counter()
@@ -141,16 +156,18 @@ class CachedMLClient:
         hashes = [features_hash] * len(requests) if isinstance(features_hash, str) else list(features_hash)
         if len(hashes) != len(requests):
             raise ValueError("features_hash: one per request, or one string for all")
+        tail = keys.prediction_key_tail
 
         def build_keys() -> list[str]:
-            tokens: dict[str, str] = {}  # one catalogue lookup per named version, not per request
-            for r in requests:
-                if r.model_version not in tokens:
-                    tokens[r.model_version] = self.catalogue.token(OUTCOME_MODEL, r.model_version)
-            return [
-                keys.prediction_key(self.prefix, tokens[r.model_version], r.event_id, r.selection, r.strategy_id, h)
-                for r, h in zip(requests, hashes)
-            ]
+            bases: dict[tuple[str, str], str] = {}  # per (named version, features hash), not per request
+
+            def base(version: str, h: str) -> str:
+                if (version, h) not in bases:
+                    token = self.catalogue.token(OUTCOME_MODEL, version)
+                    bases[(version, h)] = keys.prediction_key_base(self.prefix, token, h)
+                return bases[(version, h)]
+
+            return [base(r.model_version, h) + tail(r.event_id, r.selection, r.strategy_id) for r, h in zip(requests, hashes)]
 
         def item(i: int, key: str) -> _Item:
             r = requests[i]
@@ -220,27 +237,25 @@ class CachedMLClient:
         # may name a superseded version: rebuild them with a fresh catalogue, once.
         for attempt in range(2):
             wanted = build_keys()
-            pipe = self.redis.pipeline(transaction=False)
-            self._queue_stats_flush(pipe)
-            pipe.get(self._gen_key)
-            pipe.mget(wanted)
-            *_, generation, values = pipe.execute()
+            # The generation rides in the same MGET as the entries: one command, one round trip.
+            generation, *values = self._mget_with_stats([self._gen_key, *wanted])
             if self.catalogue.observe_generation(int(generation or 0)) or attempt:
                 break
             self.catalogue.expire()
 
-        missing: dict[str, _Item] = {}
-        for i, (key, value) in enumerate(zip(wanted, values)):
-            if value is None and key not in missing:
-                missing[key] = item(i, key)
         misses = values.count(None)
         self._count(kind, len(wanted) - misses, misses)
+        missing: dict[str, _Item] = {}
+        if misses:
+            for i, (key, value) in enumerate(zip(wanted, values)):
+                if value is None and key not in missing:
+                    missing[key] = item(i, key)
         if missing:
             lock = keys.lock_key(self.prefix, missing)
             lock_ttl_s = self.settings.ml_timeout_s * self._chunks(len(missing)) + 1.0
 
-            def fetch_and_store(wanted: Sequence[str]) -> dict[str, bytes]:
-                return self._fetch_and_store(kind, [missing[k] for k in wanted], fetch)
+            def fetch_and_store(subset: Sequence[str]) -> dict[str, bytes]:
+                return self._fetch_and_store(kind, [missing[k] for k in subset], fetch)
 
             filled = self.single_flight.run(lock, list(missing), fetch_and_store, lock_ttl_s)
             values = [v if v is not None else filled[k] for k, v in zip(wanted, values)]
@@ -251,8 +266,7 @@ class CachedMLClient:
         metrics.CACHE_BACKEND_CALLS.labels(kind=kind).inc()
         answers = fetch(items)
         fetched: dict[str, bytes] = {}
-        pipe = self.redis.pipeline(transaction=False)
-        indexed: set[str] = set()
+        store: dict[str, tuple[bytes, str]] = {}  # key -> (value, strategy)
         stale_catalogue = False
         for item, answer in zip(items, answers):
             value = answer.SerializeToString()
@@ -266,18 +280,12 @@ class CachedMLClient:
                     continue
                 if status != "serving":
                     continue  # the service has not caught up with its registry yet: not cacheable
-            pipe.set(item.key, value, ex=self.ttl_s)
-            if item.strategy_id:
-                index = keys.strategy_index_key(self.prefix, item.strategy_id)
-                pipe.sadd(index, item.key)
-                indexed.add(index)
-        for index in indexed:
-            # The index outlives its newest entry: it is refreshed with every entry it lists.
-            pipe.expire(index, self.ttl_s)
-        if stale_catalogue:
-            _queue_generation_bump(pipe, self._gen_key)
+            store[item.key] = (value, item.strategy_id)
         try:
-            pipe.execute()
+            if store:
+                self._store(store)
+            if stale_catalogue:
+                mark_models_changed(self.redis, self.prefix)
         except redis.exceptions.RedisError:
             # The answers are good even if Redis would not keep them (down, or full under a
             # noeviction policy): return them, count it, let the breaker decide about Redis.
@@ -286,6 +294,20 @@ class CachedMLClient:
         if stale_catalogue:
             self.catalogue.expire()
         return fetched
+
+    def _store(self, store: dict[str, tuple[bytes, str]]) -> None:
+        indexes: dict[str, int] = {}  # index key -> its 1-based position after the entries
+        positions = []
+        for value, strategy_id in store.values():
+            if strategy_id:
+                index = keys.strategy_index_key(self.prefix, strategy_id)
+                positions.append(indexes.setdefault(index, len(indexes) + 1))
+            else:
+                positions.append(0)
+        self._store_script(
+            keys=[*store, *indexes],
+            args=[self.ttl_s, len(store), *(v for v, _ in store.values()), *positions],
+        )
 
     # --- without Redis -------------------------------------------------------------------
     def _direct(
@@ -330,20 +352,29 @@ class CachedMLClient:
             self._pending[f"hits:{kind}"] += hits
             self._pending[f"misses:{kind}"] += misses
 
-    def _queue_stats_flush(self, pipe: Any, force: bool = False) -> None:
+    def _mget_with_stats(self, names: list[str]) -> list[bytes | None]:
+        """MGET, with this process's pending statistics added in the same round trip when due."""
+        pipe = self.redis.pipeline(transaction=False)
+        if not self._queue_stats_flush(pipe):
+            return self.redis.mget(names)
+        pipe.mget(names)
+        return pipe.execute()[-1]
+
+    def _queue_stats_flush(self, pipe: Any, force: bool = False) -> bool:
         """Add this process's counts since the last flush to the shared hash, at most once a
         second and riding on a round trip that happens anyway (the lookup)."""
         now = time.monotonic()
         with self._pending_lock:
             if not force and now - self._last_flush < _STATS_FLUSH_S:
-                return
+                return False
             pending, self._pending = self._pending, Counter()
             self._last_flush = now
-        for field_name, n in pending.items():
-            if n:
-                pipe.hincrby(self._stats_key, field_name, n)
-        if pending:
+        counts = {name: n for name, n in pending.items() if n}
+        for field_name, n in counts.items():
+            pipe.hincrby(self._stats_key, field_name, n)
+        if counts:
             pipe.expire(self._stats_key, _META_TTL_S)
+        return bool(counts)
 
     def stats(self, scan_limit: int = 1_000_000) -> CacheStats:
         """Shared statistics of the cache, read from Redis; also sets the Prometheus gauges."""
@@ -406,18 +437,12 @@ def _estimate_memory(client: redis.Redis, sample: list[bytes], entries: int) -> 
     return int(sum(sizes) / len(sizes) * entries) if sizes else 0
 
 
-def _queue_generation_bump(pipe: Any, gen_key: str) -> None:
-    # A fresh time-based value rather than INCR: if the key ever expired and restarted from 1,
-    # a process could mistake the new 1 for the old one it saw (ABA); nanoseconds never repeat.
-    pipe.set(gen_key, time.time_ns(), ex=_META_TTL_S)
-
-
 # --- functions usable without a gRPC channel ------------------------------------------------
 def mark_models_changed(client: redis.Redis, prefix: str | None = None) -> None:
     """Tell every process's cache that a model was promoted or rolled back (call it after)."""
-    pipe = client.pipeline(transaction=False)
-    _queue_generation_bump(pipe, keys.generation_key(prefix or get_settings().cache_prefix))
-    pipe.execute()
+    # A fresh time-based value rather than INCR: if the key ever expired and restarted from 1,
+    # a process could mistake the new 1 for the old one it saw (ABA); nanoseconds never repeat.
+    client.set(keys.generation_key(prefix or get_settings().cache_prefix), time.time_ns(), ex=_META_TTL_S)
 
 
 def invalidate_strategies(client: redis.Redis, strategy_ids: Iterable[str], prefix: str | None = None) -> int:

