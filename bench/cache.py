@@ -214,7 +214,7 @@ def measure(ml: MLClient, cached: CachedMLClient, keys: list[tuple[str, str]], r
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="end with one line of JSON")
-    parser.add_argument("--seasons", type=int, default=4, help="E0 seasons to load (default 4)")
+    parser.add_argument("--seasons", type=int, default=5, help="E0 seasons to load (default 5)")
     parser.add_argument("--repeat", type=int, default=25, help="timed batches per variant")
     parser.add_argument("--singles", type=int, default=4000, help="timed single hits")
     args = parser.parse_args()

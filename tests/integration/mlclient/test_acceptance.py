@@ -11,12 +11,11 @@ import sys
 import time
 
 import pytest
-import redis
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from edgeloop.settings import get_settings, settings_with
-from mlclient.cache import CachedMLClient, make_redis, mark_models_changed
+from mlclient.cache import CachedMLClient, make_redis
 from mlclient.client import MLClient
 from proto import ml_service_pb2 as pb
 from tests.integration.mlclient.support import metric, own_redis
@@ -27,6 +26,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SEASONS = ("E0_2021-22.csv", "E0_2022-23.csv", "E0_2023-24.csv", "E0_2024-25.csv")
 SELECTIONS = ("home", "draw", "away")
+PREFIX = "acc:pred"
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,9 @@ def service(trained_db):
     from mlservice.server import create_server
 
     url, events = trained_db
-    server, port = create_server("127.0.0.1:0", settings_with(database_url=url))
+    # The service tells the caches of this Redis and prefix when its training promotes a model.
+    server, port = create_server("127.0.0.1:0", settings_with(database_url=url, redis_url=services.redis_url(),
+                                                               cache_prefix=PREFIX))
     server.start()
     target = f"127.0.0.1:{port}"
     client = MLClient(settings_with(ml_timeout_s=30), target=target)
@@ -73,7 +75,7 @@ def service(trained_db):
 def settings(service, redis_url):
     target, _ = service
     return settings_with(ml_grpc_target=target, redis_url=redis_url, cache_redis_url=redis_url,
-                         cache_prefix="acc:pred", ml_timeout_s=30)
+                         cache_prefix=PREFIX, ml_timeout_s=30)
 
 
 @pytest.fixture
@@ -188,14 +190,13 @@ def train(client: MLClient) -> pb.TrainingStatusResponse:
 def test_after_a_promotion_no_entry_of_the_old_version_is_served(service, cached, ml, settings):
     _, events = service
     job = as_requests(selections(events, 300, start=2400))
-    # Given two caches full of the serving versions' answers: one told about promotions, one
-    # that only has its catalogue TTL to notice
+    # Given two caches full of the serving versions' answers: one the service tells about
+    # promotions (its prefix), one that only has its catalogue TTL to notice
     lazy_settings = settings_with(**{**settings.model_dump(), "cache_prefix": "acc:lazy", "cache_catalogue_ttl_s": 0.5})
     lazy = CachedMLClient(ml, make_redis(lazy_settings), lazy_settings)
     old = {p.model_version for p in cached.batch_predict(job)} | {p.model_version for p in lazy.batch_predict(job)}
     # When a training job promotes new champions (same data, log-loss as good: they win)
     assert set(train(ml).model_versions).isdisjoint(old)
-    mark_models_changed(redis.Redis.from_url(settings.redis_url), settings.cache_prefix)  # what a promoter does
     deadline = time.monotonic() + 10
     while {p.model_version for p in ml.batch_predict(job)} & old:  # the service's own registry poll
         assert time.monotonic() < deadline, "the service kept serving the old versions"
