@@ -7,8 +7,6 @@ also when two replicas receive the same batch at the same moment.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -19,18 +17,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from edgeloop.errors import InvalidEvent, InvalidRequest
 from edgeloop.events import encode_event, parse_event, ParsedEvent
 from edgeloop.scoring import backtest_score_of
+from mlservice.strategy_model import params_fingerprint
 from proto import events_pb2
 from schema.base import utcnow
 from schema.mlstore import FeedbackSample
 
 
 _CHUNK_ROWS = 500
-
-
-def params_key(params: dict[str, Any]) -> str:
-    """A stable fingerprint of a parameter set (sorted keys, compact JSON, sha256)."""
-    canonical = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +65,7 @@ def _row(event: ParsedEvent, batch_id: str, now) -> dict[str, Any]:
         "model_version": msg.model_version or None,
         "metrics": metrics,
         "backtest_score": float(score),
-        "params_key": params_key(event.params),
+        "params_key": params_fingerprint(event.params),
         "batch_id": batch_id,
         "received_at": now,
     }
@@ -102,6 +95,12 @@ def store_feedback(sessions: sessionmaker[Session], events: Iterable[ParsedEvent
             )
             inserted.update(session.execute(stmt).scalars())
     return StoreOutcome(accepted=len(inserted), duplicates=len(ids) - len(inserted), stored_backtest_ids=ids)
+
+
+def backtested_fingerprints(sessions: sessionmaker[Session]) -> set[str]:
+    """Fingerprints of every parameter set already backtested (GenerateStrategy avoids them)."""
+    with sessions() as session:
+        return set(session.execute(select(FeedbackSample.params_key).distinct()).scalars())
 
 
 def count_samples(sessions: sessionmaker[Session]) -> int:

@@ -14,6 +14,7 @@ from mlservice import feedback_store, metrics, registry, trainers
 from mlservice.context import ServiceContext
 from mlservice.predictor import OutcomePredictor
 from mlservice.rpc import rpc
+from mlservice.strategy_service import StrategyService
 from mlservice.training import TrainingJobs
 from proto import ml_service_pb2 as pb, ml_service_pb2_grpc as pb_grpc
 from schema.mlstore import TrainingJob
@@ -27,8 +28,10 @@ class MLServicer(pb_grpc.MLServiceServicer):
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
         self.predictor = OutcomePredictor(ctx)
+        self.strategies = StrategyService(ctx)
         self.training = TrainingJobs(ctx, {
             "outcome": functools.partial(trainers.train_outcome, ctx, self.predictor),
+            "strategy": functools.partial(trainers.train_strategy, ctx, self.strategies),
         })
 
     def close(self) -> None:
@@ -88,6 +91,20 @@ class MLServicer(pb_grpc.MLServiceServicer):
         predictions = self.predictor.predict(request.requests) if request.requests else []
         metrics.PREDICTIONS.inc(len(predictions))
         return pb.BatchPredictResponse(predictions=predictions)
+
+    # --- strategies ------------------------------------------------------------------------
+
+    @rpc
+    def EvaluateStrategy(self, request, context):
+        return self.strategies.evaluate(request)
+
+    @rpc
+    def GenerateStrategy(self, request, context):
+        return self.strategies.generate(request)
+
+    @rpc
+    def GetFeatures(self, request, context):
+        return self.strategies.features(request)
 
     # --- training and the registry -------------------------------------------------------
 

@@ -18,16 +18,24 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
+from sqlalchemy import select
 
+from edgeloop.errors import InvalidRequest
 from mlservice import notify, registry
 from mlservice.context import ServiceContext
 from mlservice.features import build_features
 from mlservice.market import load_market
 from mlservice.outcome_model import MODEL_NAME as OUTCOME, OutcomeModel, evaluate, walk_forward
 from mlservice.predictor import OutcomePredictor
+from mlservice.strategy_model import MODEL_NAME as STRATEGY, TARGETS, StrategyModel, canonical_params, spearman
+from mlservice.strategy_service import StrategyService, holdout_mask
+from schema.base import utcnow
+from schema.mlstore import FeedbackSample
 
 log = logging.getLogger("edgeloop.mlservice.training")
 TOLERANCE = 1e-9  # "at least as good": equal scores keep the newer version
+MIN_HELD_OUT = 5  # fewer held-out strategy samples than this cannot rank anything
 
 
 def train_outcome(ctx: ServiceContext, predictor: OutcomePredictor, job_id: str, force: bool) -> list[str]:
@@ -61,3 +69,64 @@ def train_outcome(ctx: ServiceContext, predictor: OutcomePredictor, job_id: str,
     if recorded:
         notify.models_changed(ctx.settings)
     return recorded
+
+
+def _strategy_samples(ctx: ServiceContext) -> tuple[list[str], list[dict], np.ndarray]:
+    """(backtest ids, canonical params, labels) of every sample in the backtester's parameter language."""
+    with ctx.sessions() as s:
+        rows = s.execute(select(FeedbackSample.backtest_id, FeedbackSample.params, FeedbackSample.backtest_score,
+                                FeedbackSample.metrics).order_by(FeedbackSample.id)).all()
+    ids, params, labels = [], [], []
+    for backtest_id, p, score, m in rows:
+        try:
+            params.append(canonical_params(p))
+        except InvalidRequest:
+            continue
+        ids.append(backtest_id)
+        labels.append([score, m.get("roi", 0.0), m.get("max_drawdown", 0.0), m.get("win_rate", 0.0)])
+    return ids, params, np.array(labels, dtype=float).reshape(-1, len(TARGETS))
+
+
+def _held_out_score(model: StrategyModel, params: list[dict], Y: np.ndarray) -> float:
+    return spearman(model.estimate(params).of("backtest_score"), Y[:, 0]) if params else float("nan")
+
+
+def train_strategy(ctx: ServiceContext, strategies: StrategyService, job_id: str, force: bool) -> list[str]:
+    ids, params, Y = _strategy_samples(ctx)
+    held = holdout_mask(ids, ctx.settings.ml_holdout_fraction)
+    train_p = [p for p, h in zip(params, held) if not h]
+    test_p = [p for p, h in zip(params, held) if h]
+    with ctx.sessions() as s:
+        champion = registry.serving_in_slot(s, STRATEGY, "")
+        champion_model = StrategyModel.from_bytes(champion.artifact) if champion else None
+        champion_version, champion_n = (champion.version, champion.sample_count) if champion else ("", 0)
+    if champion and not force and len(train_p) - champion_n < ctx.settings.min_new_feedback:
+        return []  # too little new feedback to be worth a version; `force` overrides
+    model = StrategyModel.fit(train_p, Y[~held], seed=len(train_p))
+    metrics: dict[str, float] = {"n_train": float(len(train_p)), "n_held_out": float(len(test_p))}
+    if len(test_p) >= MIN_HELD_OUT:
+        est = model.estimate(test_p)
+        model = model.with_residual_std(np.std(Y[held] - est.mean, axis=0))
+        metrics.update(spearman_held_out=spearman(est.of("backtest_score"), Y[held, 0]),
+                       mae_held_out=float(np.mean(np.abs(est.of("backtest_score") - Y[held, 0]))))
+    status, note = "serving", "first strategy model"
+    if champion_model is not None:
+        new = metrics.get("spearman_held_out", float("nan"))
+        old = _held_out_score(champion_model, test_p, Y[held]) if len(test_p) >= MIN_HELD_OUT else float("nan")
+        if np.isnan(new) and not np.isnan(old):
+            status, note = "rejected", f"too few held-out samples to compare with {champion_version}"
+        elif np.isnan(old) or new >= old - TOLERANCE:
+            note = f"held-out Spearman {new:.3f} ≥ champion {champion_version} {old:.3f}"
+        else:
+            status, note = "rejected", f"held-out Spearman {new:.3f} < champion {champion_version} {old:.3f}"
+    cand = registry.Candidate(
+        model_name=STRATEGY, slot="", train_start=None, train_end=utcnow(), sample_count=len(train_p),
+        metrics=metrics, config={"holdout_fraction": ctx.settings.ml_holdout_fraction}, artifact=model.to_bytes(),
+        job_id=job_id)
+    with ctx.sessions.begin() as s:
+        registry.serving_in_slot(s, STRATEGY, "")  # lock the slot
+        version = registry.record(s, cand, status, note).version
+    if status == "serving":
+        strategies.refresh()
+        notify.models_changed(ctx.settings)
+    return [version]

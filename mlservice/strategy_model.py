@@ -1,0 +1,211 @@
+"""The strategy model: a strategy's out-of-sample backtest metrics from its parameters alone.
+
+Features are the strategy's parameters only (``backtester.strategy.Strategy``, canonicalised:
+defaults filled in, aliases resolved), encoded as numbers. The labels are the backtest's
+outcome: ``backtest_score`` (``edgeloop.scoring``), ROI, max drawdown and win rate. No
+outcome is ever an input: the original trained on a composite score that was also a feature,
+so it learned to copy its input.
+
+Model: extremely randomised trees (multi-output, bootstrap), stored as plain arrays (no
+pickle) and evaluated by a vectorised walk of all trees at once. The spread of the trees'
+predictions is the model's uncertainty about a parameter set (large where it has seen few
+similar strategies); the held-out residual spread is added to it for the confidence.
+
+EvaluateStrategy's confidence (docs/ml-service.md):
+
+    confidence = Φ((μ − m) / sqrt(σ_trees² + σ_residual²))
+
+the probability, under a normal approximation, that the strategy's out-of-sample score beats
+``m``, the median score of the strategies the model was trained on. 0.5 = a typical strategy;
+near 1 = clearly better than most, with the model sure about it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from scipy.special import ndtr
+
+from backtester.strategy import Strategy, is_closing
+from edgeloop.errors import InvalidRequest, InvalidStrategy
+
+MODEL_NAME = "strategy"
+TARGETS = ("backtest_score", "roi", "max_drawdown", "win_rate")
+PRICE_SOURCES = ("MAX", "AVG", "PS", "B365", "BFE")  # one-hot; anything else is "other"
+PARAM_FIELDS = tuple(f for f in Strategy.__dataclass_fields__ if f not in ("name", "strategy_id"))
+FEATURE_NAMES = (
+    "min_edge", "min_confidence", "log_min_odds", "log_max_odds", "kelly", "kelly_fraction",
+    "max_stake_fraction", "sel_home", "sel_draw", "sel_away", "lay", "one_bet_per_event", "model_probabilities",
+    "closing_price", *(f"price_{s}" for s in PRICE_SOURCES), "price_other",
+)
+
+
+def canonical_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The full parameter set the backtester would run (defaults filled, aliases resolved).
+
+    Keys the backtester does not know (``leagues``, a producer's extras) are context, not
+    parameters, and are dropped. Invalid values raise ``InvalidRequest``."""
+    known = {k: v for k, v in params.items() if k in PARAM_FIELDS}
+    try:
+        return Strategy.from_mapping(known).params()
+    except InvalidStrategy as exc:
+        raise InvalidRequest(str(exc)) from None
+
+
+def params_fingerprint(params: Mapping[str, Any]) -> str:
+    """sha256 of the canonical parameters: the same strategy always has the same fingerprint."""
+    try:
+        canonical: Mapping[str, Any] = canonical_params(params)
+    except InvalidRequest:
+        canonical = params  # a producer's own parameter language: fingerprint it as sent
+    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def encode(params_list: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """(n, len(FEATURE_NAMES)) features of canonical parameter sets."""
+    X = np.zeros((len(params_list), len(FEATURE_NAMES)))
+    for i, p in enumerate(params_list):
+        sels = set(p["selections"])
+        source = p["price_source"]
+        X[i, :14] = (
+            p["min_edge"], p["min_confidence"], math.log(p["min_odds"]), math.log(min(p["max_odds"], 1000.0)),
+            p["staking"] == "kelly", p["kelly_fraction"] if p["staking"] == "kelly" else 0.0,
+            p["max_stake_fraction"] if p["staking"] == "kelly" else 0.0,
+            "home" in sels, "draw" in sels, "away" in sels, p["side"] == "lay", bool(p["one_bet_per_event"]),
+            p["probability_source"] == "model", is_closing(source),
+        )
+        base = source[:-1] if is_closing(source) else source
+        X[i, 14 + (PRICE_SOURCES.index(base) if base in PRICE_SOURCES else len(PRICE_SOURCES))] = 1.0
+    return X
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Rank correlation (average ranks for ties); NaN when either side is constant."""
+    from scipy.stats import spearmanr
+
+    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    return float(spearmanr(a, b).statistic)
+
+
+@dataclass(frozen=True)
+class TreeEnsemble:
+    """Regression trees as flat arrays: node i of tree t is row ``offsets[t] + i``."""
+
+    left: np.ndarray  # (nodes,) int64, global index, -1 at a leaf
+    right: np.ndarray
+    feature: np.ndarray  # (nodes,) int64
+    threshold: np.ndarray  # (nodes,) float64
+    value: np.ndarray  # (nodes, outputs)
+    roots: np.ndarray  # (trees,) global index of each root
+    depth: int
+
+    @classmethod
+    def fit(cls, X: np.ndarray, Y: np.ndarray, *, n_trees: int = 100, seed: int = 0,
+            max_samples: int = 20_000) -> "TreeEnsemble":
+        from sklearn.ensemble import ExtraTreesRegressor
+
+        n = len(X)
+        # Bootstrap (so the trees disagree where data is thin) of at most max_samples rows
+        # each: 100k samples train in seconds, and more rows per tree would add little.
+        forest = ExtraTreesRegressor(
+            n_estimators=n_trees, min_samples_leaf=3, max_features=0.8, bootstrap=True,
+            max_samples=min(1.0, max_samples / n) if n > 0 else None, random_state=seed, n_jobs=1,
+        ).fit(X, Y)
+        parts, roots, offset, depth = [], [], 0, 0
+        for est in forest.estimators_:
+            t = est.tree_
+            leaf = t.children_left < 0
+            parts.append((np.where(leaf, -1, t.children_left + offset), np.where(leaf, -1, t.children_right + offset),
+                          np.where(leaf, 0, t.feature), t.threshold, t.value[:, :, 0]))
+            roots.append(offset)
+            offset += t.node_count
+            depth = max(depth, t.max_depth)
+        cat = lambda k: np.concatenate([p[k] for p in parts])  # noqa: E731
+        return cls(left=cat(0).astype(np.int64), right=cat(1).astype(np.int64), feature=cat(2).astype(np.int64),
+                   threshold=cat(3).astype(np.float64), value=cat(4).astype(np.float64),
+                   roots=np.array(roots, dtype=np.int64), depth=int(depth))
+
+    def predict_trees(self, X: np.ndarray) -> np.ndarray:
+        """(trees, n, outputs): every tree's prediction, walking all trees level by level."""
+        node = np.repeat(self.roots[:, None], len(X), axis=1)  # (trees, n)
+        cols = np.arange(len(X))[None, :]
+        for _ in range(self.depth):
+            left = self.left[node]
+            inner = left >= 0
+            if not inner.any():
+                break
+            go_left = X[cols, self.feature[node]] <= self.threshold[node]
+            node = np.where(inner, np.where(go_left, left, self.right[node]), node)
+        return self.value[node]
+
+    def arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        return {f"{prefix}{k}": v for k, v in (
+            ("left", self.left), ("right", self.right), ("feature", self.feature), ("threshold", self.threshold),
+            ("value", self.value), ("roots", self.roots), ("depth", np.array(self.depth)))}
+
+    @classmethod
+    def from_arrays(cls, z: Mapping[str, np.ndarray], prefix: str) -> "TreeEnsemble":
+        return cls(left=z[f"{prefix}left"], right=z[f"{prefix}right"], feature=z[f"{prefix}feature"],
+                   threshold=z[f"{prefix}threshold"], value=z[f"{prefix}value"], roots=z[f"{prefix}roots"],
+                   depth=int(z[f"{prefix}depth"]))
+
+
+@dataclass(frozen=True)
+class Estimate:
+    mean: np.ndarray  # (n, len(TARGETS))
+    spread: np.ndarray  # (n, len(TARGETS)): std across trees
+    confidence: np.ndarray  # (n,)
+
+    def of(self, target: str) -> np.ndarray:
+        return self.mean[:, TARGETS.index(target)]
+
+
+@dataclass(frozen=True)
+class StrategyModel:
+    trees: TreeEnsemble
+    residual_std: np.ndarray  # (len(TARGETS),) held-out (or training) residual spread
+    reference_score: float  # median training backtest score: confidence 0.5
+
+    @classmethod
+    def fit(cls, params_list: Sequence[Mapping[str, Any]], Y: np.ndarray, seed: int = 0) -> "StrategyModel":
+        """``params_list`` canonical, ``Y`` (n, len(TARGETS)) labels."""
+        if len(params_list) < 10:
+            raise ValueError(f"the strategy model needs at least 10 feedback samples, has {len(params_list)}")
+        X = encode(params_list)
+        trees = TreeEnsemble.fit(X, Y, seed=seed)
+        fitted = trees.predict_trees(X).mean(axis=0)
+        # In-sample residuals understate the error; the trainer replaces them with held-out ones.
+        return cls(trees=trees, residual_std=np.std(Y - fitted, axis=0), reference_score=float(np.median(Y[:, 0])))
+
+    def with_residual_std(self, residual_std: np.ndarray) -> "StrategyModel":
+        return StrategyModel(self.trees, np.asarray(residual_std, dtype=float), self.reference_score)
+
+    def estimate(self, params_list: Sequence[Mapping[str, Any]]) -> Estimate:
+        per_tree = self.trees.predict_trees(encode(params_list))
+        mean, spread = per_tree.mean(axis=0), per_tree.std(axis=0)
+        sigma = np.sqrt(spread[:, 0] ** 2 + self.residual_std[0] ** 2) + 1e-9
+        return Estimate(mean=mean, spread=spread, confidence=ndtr((mean[:, 0] - self.reference_score) / sigma))
+
+    def to_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        np.savez(buf, residual_std=self.residual_std, reference_score=np.array(self.reference_score),
+                 feature_names=np.array(FEATURE_NAMES, dtype=str), targets=np.array(TARGETS, dtype=str),
+                 **self.trees.arrays("t_"))
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "StrategyModel":
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            if tuple(str(x) for x in z["feature_names"]) != FEATURE_NAMES:
+                raise ValueError("strategy model artifact was made for other features")
+            arrays = {k: z[k] for k in z.files}
+        return cls(trees=TreeEnsemble.from_arrays(arrays, "t_"), residual_std=arrays["residual_std"],
+                   reference_score=float(arrays["reference_score"]))

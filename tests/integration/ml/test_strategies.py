@@ -1,0 +1,151 @@
+"""The strategy model learns from real backtests: EvaluateStrategy, GenerateStrategy, GetFeatures."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import grpc
+import numpy as np
+import pytest
+
+from backtester.report import to_event
+from backtester.run import Window, backtest
+from mlservice.strategy_generation import RISK_LIMITS, random_params
+from mlservice.strategy_model import canonical_params, params_fingerprint, spearman
+from proto import ml_service_pb2 as pb
+from tests.integration.ml.conftest import wait_job
+
+pytestmark = pytest.mark.integration
+
+WINDOW = Window(date(2017, 8, 1), date(2019, 6, 30), ("E0", "D1"))
+N_FEEDBACK, N_HELD_OUT = 300, 100
+
+
+@pytest.fixture(scope="module")
+def backtests():
+    """400 random strategies with their true scores (the backtester, de-margined market probabilities)."""
+    rng = np.random.default_rng(20261126)
+    events, seen = [], set()
+    while len(events) < N_FEEDBACK + N_HELD_OUT:
+        params = canonical_params({**random_params(rng, RISK_LIMITS["medium"]), "probability_source": "market"})
+        if params_fingerprint(params) in seen:
+            continue
+        seen.add(params_fingerprint(params))
+        events.append(to_event(backtest(params, WINDOW)))
+    return events
+
+
+def _submit(stub, events):
+    for i in range(0, len(events), 100):
+        stub.SubmitBacktestFeedback(pb.BacktestFeedbackRequest(results=events[i:i + 100], batch_id=f"b{i}"), timeout=30)
+
+
+@pytest.fixture
+def trained_strategy(stub, backtests):
+    _submit(stub, backtests[:N_FEEDBACK])
+    status = wait_job(stub, stub.TrainModels(pb.TrainModelsRequest(model_name="strategy"), timeout=5).job_id)
+    assert status.status == "succeeded", status.reason
+    assert len(status.model_versions) == 1
+    return status.model_versions[0]
+
+
+def _evaluate(stub, event):
+    req = pb.EvaluateStrategyRequest(strategy_id=event.strategy_id)
+    req.params.CopyFrom(event.params)
+    return stub.EvaluateStrategy(req, timeout=5)
+
+
+def test_evaluate_ranks_held_out_strategies(stub, backtests, trained_strategy):
+    held_out = backtests[N_FEEDBACK:]
+    answers = [_evaluate(stub, e) for e in held_out]
+    truth = np.array([e.metrics.backtest_score for e in held_out])
+    expected = np.array([a.expected_score for a in answers])
+    confidence = np.array([a.confidence for a in answers])
+    assert all(a.model_version == trained_strategy for a in answers)
+    assert ((confidence >= 0) & (confidence <= 1)).all() and np.ptp(confidence) > 0
+    assert all(a.uncertainty > 0 for a in answers)
+    rho = spearman(expected, truth)
+    assert rho >= 0.5, f"Spearman {rho:.3f} on {len(held_out)} held-out strategies"
+    assert spearman(confidence, truth) >= 0.4
+
+
+def test_registry_records_held_out_metrics(stub, trained_strategy):
+    model = stub.GetModelMetrics(pb.ModelMetricsRequest(model_name="strategy"), timeout=5).model
+    assert model.version == trained_strategy and model.status == "serving"
+    assert model.sample_count + model.metrics["n_held_out"] == N_FEEDBACK
+    assert model.metrics["n_held_out"] >= 30 and -1 <= model.metrics["spearman_held_out"] <= 1
+
+
+def test_not_enough_new_feedback_trains_nothing_unless_forced(stub, trained_strategy):
+    again = wait_job(stub, stub.TrainModels(pb.TrainModelsRequest(model_name="strategy"), timeout=5).job_id)
+    assert again.status == "succeeded" and list(again.model_versions) == []
+    forced = wait_job(stub, stub.TrainModels(pb.TrainModelsRequest(model_name="strategy", force=True), timeout=5).job_id)
+    assert forced.status == "succeeded" and len(forced.model_versions) == 1
+
+
+def test_generate_respects_constraints_and_never_repeats_a_backtest(stub, backtests, trained_strategy):
+    request = pb.GenerateStrategyRequest(max_candidates=10, random_seed=7,
+                                         constraints=pb.StrategyConstraints(risk_level="low"))
+    first = stub.GenerateStrategy(request, timeout=10).strategies
+    assert len(first) == 10
+    limits = RISK_LIMITS["low"]
+    submitted = {params_fingerprint(dict(e.params.items())) for e in backtests[:N_FEEDBACK]}
+    fingerprints = [params_fingerprint(dict(s.params.items())) for s in first]
+    assert len(set(fingerprints)) == 10 and not set(fingerprints) & submitted
+    for s in first:
+        p = dict(s.params.items())
+        assert p["max_odds"] <= limits.max_odds and p["kelly_fraction"] <= limits.max_kelly_fraction
+        assert p["max_stake_fraction"] <= limits.max_stake_fraction
+        assert s.model_version == trained_strategy and 0 <= s.confidence <= 1 and s.uncertainty >= 0
+    ucb = [s.expected_score + s.uncertainty for s in first]
+    assert ucb == sorted(ucb, reverse=True)  # upper confidence bound order
+
+    # When the first candidate is backtested, the same request never proposes it again
+    chosen = canonical_params(dict(first[0].params.items()))
+    _submit(stub, [to_event(backtest(chosen, WINDOW))])
+    again = stub.GenerateStrategy(request, timeout=10).strategies
+    assert fingerprints[0] not in {params_fingerprint(dict(s.params.items())) for s in again}
+
+
+def test_get_features_are_the_parameters_only(stub, backtests, trained_strategy):
+    event = backtests[0]
+    answer = stub.GetFeatures(pb.GetFeaturesRequest(backtest_id=event.backtest_id), timeout=5)
+    assert list(answer.feature_names) == list(answer.features) or set(answer.feature_names) == set(answer.features)
+    assert answer.features["min_edge"] == pytest.approx(event.params["min_edge"])
+    assert not {"roi", "backtest_score", "sharpe_ratio", "composite_score"} & set(answer.features)
+    with pytest.raises(grpc.RpcError) as err:
+        stub.GetFeatures(pb.GetFeaturesRequest(backtest_id="bt-unknown"), timeout=5)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_strategy_rpcs_before_training(stub):
+    req = pb.EvaluateStrategyRequest(strategy_id="s")
+    req.params.update({"min_edge": 0.02})
+    with pytest.raises(grpc.RpcError) as err:
+        stub.EvaluateStrategy(req, timeout=5)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "not trained" in err.value.details()
+    drafts = stub.GenerateStrategy(pb.GenerateStrategyRequest(max_candidates=3), timeout=5).strategies
+    assert len(drafts) == 3 and all(d.model_version == "" and d.expected_score == 0 for d in drafts)
+
+
+@pytest.mark.parametrize("params, text", [
+    ({"min_edge": "lots"}, "min_edge"), ({"staking": "martingale"}, "staking"), ({}, "params is empty"),
+])
+def test_bad_evaluate_requests(stub, params, text):
+    req = pb.EvaluateStrategyRequest(strategy_id="s")
+    req.params.update(params)
+    with pytest.raises(grpc.RpcError) as err:
+        stub.EvaluateStrategy(req, timeout=5)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and text in err.value.details()
+
+
+@pytest.mark.parametrize("request_, text", [
+    (pb.GenerateStrategyRequest(max_candidates=0), "max_candidates"),
+    (pb.GenerateStrategyRequest(max_candidates=10_000), "max_candidates"),
+    (pb.GenerateStrategyRequest(max_candidates=5, constraints=pb.StrategyConstraints(risk_level="extreme")), "risk_level"),
+    (pb.GenerateStrategyRequest(max_candidates=5, constraints=pb.StrategyConstraints(min_win_rate=2)), "min_win_rate"),
+])
+def test_bad_generate_requests(stub, request_, text):
+    with pytest.raises(grpc.RpcError) as err:
+        stub.GenerateStrategy(request_, timeout=5)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and text in err.value.details()
