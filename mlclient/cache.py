@@ -216,13 +216,19 @@ class CachedMLClient:
         try:
             if not self.redis_breaker.allow():
                 return self._direct(kind, build_keys(), item, fetch, "redis_skipped")
+            redis_down = False
             try:
-                values = self._get_many_cached(kind, build_keys, item, fetch)
+                return self._get_many_cached(kind, build_keys, item, fetch)
             except _REDIS_DOWN:
-                self.redis_breaker.record_failure()
+                redis_down = True
                 return self._direct(kind, build_keys(), item, fetch, "redis_unavailable")
-            self.redis_breaker.record_success()
-            return values
+            finally:
+                # Settle the Redis breaker whatever happened (the service may have failed
+                # instead), or a half-open probe would stay "in flight" and Redis be skipped forever.
+                if redis_down:
+                    self.redis_breaker.record_failure()
+                else:
+                    self.redis_breaker.record_success()
         finally:
             metrics.CACHE_LOOKUP_SECONDS.labels(kind=kind).observe(time.perf_counter() - started)
 

@@ -236,3 +236,27 @@ def test_an_answer_from_a_retired_version_is_returned_but_not_stored(cache, fake
     fake_ml.serving = "v2"
     assert {p.model_version for p in cache.batch_predict(requests(3))} == {"v2"}
     assert len(list(redis_client.scan_iter(match="t:pred:p:*"))) == 3
+
+
+def test_a_service_failure_during_a_redis_probe_does_not_leave_redis_skipped(fake_ml):
+    from edgeloop.errors import MLServiceUnavailable
+
+    with own_redis() as (url, proc):
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        settings = settings_with(cache_redis_url=url, cache_prefix="t:pred", cache_redis_retry_s=0.1)
+        cache = CachedMLClient(fake_ml, make_redis(settings), settings)
+        cache.batch_predict(requests(1))
+        proc.terminate()
+        proc.wait(10)
+        cache.batch_predict(requests(2))  # Redis down: breaker open
+    with own_redis(port=port):
+        time.sleep(0.15)
+        real = fake_ml.batch_predict
+        fake_ml.batch_predict = lambda *a, **k: (_ for _ in ()).throw(MLServiceUnavailable("down"))
+        with pytest.raises(MLServiceUnavailable):
+            cache.batch_predict(requests(3, start=10))  # the Redis probe, ended by the service
+        fake_ml.batch_predict = real
+        cache.batch_predict(requests(3, start=10))
+        fake_ml.batch_calls.clear()
+        cache.batch_predict(requests(3, start=10))
+        assert fake_ml.batch_calls == []  # Redis is used again
