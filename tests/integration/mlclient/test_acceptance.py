@@ -18,6 +18,7 @@ from edgeloop.settings import get_settings, settings_with
 from mlclient.cache import CachedMLClient, make_redis
 from mlclient.client import MLClient
 from proto import ml_service_pb2 as pb
+from tests.integration.ml.factories import finished
 from tests.integration.mlclient.support import metric, own_redis
 from tests.support import services
 from tests.support.processes import ROOT
@@ -51,7 +52,7 @@ def trained_db():
 
 @pytest.fixture(scope="module")
 def service(trained_db):
-    """The ML service on port 0, its outcome model trained; yields (target, events it can predict)."""
+    """The ML service on port 0, its outcome and strategy models trained; yields (target, predictable events)."""
     from mlservice.server import create_server
 
     url, events = trained_db
@@ -62,6 +63,11 @@ def service(trained_db):
     target = f"127.0.0.1:{port}"
     client = MLClient(settings_with(ml_timeout_s=30), target=target)
     train(client)
+    # The strategy model learns from feedback: 60 backtests of varied parameters.
+    client.submit_backtest_feedback(
+        [finished(f"seed-{i}", params={"min_edge": i / 1000, "staking": "flat"}, roi=(i % 7 - 3) / 100,
+                  strategy_id=f"seed-{i}") for i in range(60)], batch_id="seed")
+    train(client, "strategy")
     # Early seasons have no version (not enough before them): keep the events after the
     # oldest serving version's training window.
     first = min(m.train_end for m in client.list_models("outcome") if m.status == "serving")
@@ -95,6 +101,10 @@ def cached(ml, settings):
 def batch_predict_calls() -> float:
     """BatchPredict calls the service answered (its own metric: it runs in this process)."""
     return REGISTRY.get_sample_value("edgeloop_ml_rpc_total", {"method": "BatchPredict", "code": "OK"}) or 0.0
+
+
+def evaluate_calls() -> float:
+    return REGISTRY.get_sample_value("edgeloop_ml_rpc_total", {"method": "EvaluateStrategy", "code": "OK"}) or 0.0
 
 
 def selections(events: list[str], n: int, start: int = 0) -> list[tuple[str, str, str]]:
@@ -177,8 +187,8 @@ def test_a_cached_answer_always_equals_the_services_for_the_same_version(service
     assert single == ml.get_prediction(job[7].event_id, job[7].selection)
 
 
-def train(client: MLClient) -> pb.TrainingStatusResponse:
-    job = client.train_models("outcome", force=True)
+def train(client: MLClient, model: str = "outcome") -> pb.TrainingStatusResponse:
+    job = client.train_models(model, force=True)
     deadline = time.monotonic() + 300
     while (status := client.get_training_status(job.job_id)).status not in ("succeeded", "failed"):
         assert time.monotonic() < deadline, "training did not finish"
@@ -231,6 +241,9 @@ def test_feedback_for_a_strategy_clears_its_entries_and_no_others(service, cache
         plain = as_requests(selections(events, 30, start=3000))
         for batch in (s1, s2, plain):
             cached.batch_predict(batch)
+        params = {"min_edge": 0.03, "staking": "flat"}
+        evaluations = {sid: cached.evaluate_strategy(sid, params) for sid in ("s-1", "s-2")}
+        assert evaluations["s-1"] == ml.evaluate_strategy("s-1", params)
         # When feedback about s-1 goes through the pipeline
         Publisher(resources().redis, get_settings()).publish(valid_event(1, strategy="s-1"))
         res = resources()
@@ -241,14 +254,16 @@ def test_feedback_for_a_strategy_clears_its_entries_and_no_others(service, cache
                                   on_submitted=invalidate_strategy_cache)
         assert flusher.flush_once() == 1
         # Then s-1's entries are gone and s-2's and the plain ones are still hits
-        calls = batch_predict_calls()
+        calls, evaluated = batch_predict_calls(), evaluate_calls()
         hits = metric("edgeloop_prediction_cache_hits_total", kind="prediction")
         cached.batch_predict(s2)
         cached.batch_predict(plain)
-        assert batch_predict_calls() == calls
+        assert cached.evaluate_strategy("s-2", params) == evaluations["s-2"]
+        assert (batch_predict_calls(), evaluate_calls()) == (calls, evaluated)
         assert metric("edgeloop_prediction_cache_hits_total", kind="prediction") - hits == 60
         cached.batch_predict(s1)
-        assert batch_predict_calls() == calls + 1
+        cached.evaluate_strategy("s-1", params)
+        assert (batch_predict_calls(), evaluate_calls()) == (calls + 1, evaluated + 1)
     finally:
         reset_resources(close=True)
 
