@@ -8,7 +8,7 @@ imported) and the worker's main process serves the aggregate.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
 
 EVENTS_INGESTED = Counter("edgeloop_events_ingested_total", "Valid events stored for the first time")
 EVENTS_DUPLICATE = Counter("edgeloop_events_duplicate_total", "Valid events whose backtest id was already stored")
@@ -34,8 +34,5 @@ FEEDBACK_LAG_SECONDS = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
 )
 
-# Filled at scrape time by the stream collector (see workers/observability.py).
-STREAM_BACKLOG = Gauge("edgeloop_stream_backlog", "Entries not yet delivered to the consumer group", ["stream"],
-                       multiprocess_mode="liveall")
-STREAM_PENDING = Gauge("edgeloop_stream_pending", "Entries delivered but not yet acknowledged", ["stream"],
-                       multiprocess_mode="liveall")
+# Stream backlog, pending and dead-letter gauges are collected at scrape time from Redis
+# (workers/observability.py), not kept here.

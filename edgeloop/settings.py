@@ -111,8 +111,10 @@ class Settings(BaseSettings):
     model_dir: str = "var/models"
 
     # --- operations ---------------------------------------------------------------------
-    metrics_port: int = 9808
-    prometheus_multiproc_dir: str = "var/prometheus"
+    metrics_port: int = 9808  # worker /metrics; 0 turns it off
+    metrics_bind_local: bool = True  # 127.0.0.1 only; set false in containers
+    # Directory for prometheus_client's multiprocess mode (Celery prefork); empty = off.
+    prometheus_multiproc_dir: str = ""
     flower_user: str = "edgeloop"
     flower_password: str = "edgeloop"
     log_level: str = "INFO"

@@ -19,6 +19,7 @@ from mlclient import get_ml_client
 from schema.db import require_migrated
 from workers.feedback import FeedbackFlusher
 from workers.ingest import BatchOutcome, StreamConsumer
+from workers.observability import serve_worker_metrics
 from workers.runtime import resources
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ class StreamIngest(bootsteps.StartStopStep):
     def start(self, parent) -> None:
         res = resources()
         require_migrated(res.engine)  # refuse to run against an old schema
+        serve_worker_metrics(res.settings, res.redis)
         for i in range(res.settings.ingest_consumers_per_worker):
             loop = IngestLoop(name=f"{parent.hostname}:{i}")
             t = threading.Thread(target=self._guard, args=(loop,), name=f"edgeloop-ingest-{i}", daemon=True)

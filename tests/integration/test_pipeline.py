@@ -75,9 +75,29 @@ def with_ml(env: dict[str, str], port: int) -> dict[str, str]:
     return {**env, "EDGELOOP_ML_GRPC_TARGET": f"127.0.0.1:{port}"}
 
 
+def scrape(port: int) -> dict[str, float]:
+    """Samples of a Prometheus endpoint, by name with labels."""
+    from urllib.request import urlopen
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return out
+
+
 def test_ten_thousand_events_stored_and_submitted_once_on_postgresql(pipeline_env, tmp_path):
     store = Store(pipeline_env["EDGELOOP_DATABASE_URL"])
-    with ml_server() as (_, port), celery_worker(with_ml(pipeline_env, port), "w1", tmp_path) as worker:
+    from bench._harness import free_port
+
+    metrics_port = free_port()
+    env = {**pipeline_env, "EDGELOOP_METRICS_PORT": str(metrics_port),
+           "EDGELOOP_PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom")}
+    with ml_server() as (_, port), celery_worker(with_ml(env, port), "w1", tmp_path) as worker:
         # Given 10,000 events published by a separate producer process
         publish_in_subprocess(pipeline_env, 0, 10_000)
         # Then every one is stored and confirmed by the ML service exactly once
@@ -93,6 +113,13 @@ def test_ten_thousand_events_stored_and_submitted_once_on_postgresql(pipeline_en
         # Then nothing changes
         assert (store.results(), store.submitted(), store.samples(), store.batched()) == (10_000,) * 4
         assert worker.alive(), worker.log()[-3000:]
+        # And the worker's metrics say the same (multiprocess mode, summed over processes)
+        m = scrape(metrics_port)
+        assert m["edgeloop_events_ingested_total"] == 10_000
+        assert m["edgeloop_events_duplicate_total"] == 10_000
+        assert m["edgeloop_feedback_submitted_total"] == 10_000
+        assert m["edgeloop_stream_backlog{stream=backtests.finished}"] == 0
+        assert m["edgeloop_stream_pending{stream=backtests.finished}"] == 0
 
 
 def test_sqlite_store(pipeline_env, sqlite_url, tmp_path):
