@@ -45,5 +45,89 @@ def serve_cmd(grpc_port: int | None, http_port: int | None, host: str | None) ->
     server.stop(settings.ml_stop_grace_s).wait()
 
 
+def _registry_sessions():
+    from schema.db import make_engine, make_sessionmaker, require_migrated
+
+    engine = make_engine(get_settings().database_url)
+    require_migrated(engine)
+    return engine, make_sessionmaker(engine)
+
+
+@ml.command("models")
+@click.option("--model", "model_name", type=click.Choice(["outcome", "strategy"]), default=None)
+@click.option("--all", "show_all", is_flag=True, help="also rejected and retired versions")
+def models_cmd(model_name: str | None, show_all: bool) -> None:
+    """List model versions from the registry (serving ones unless --all)."""
+    from mlservice import registry
+
+    engine, sessions = _registry_sessions()
+    try:
+        rows = registry.list_versions(sessions, model_name or "")
+    finally:
+        engine.dispose()
+    rows = [r for r in rows if show_all or r.status == "serving"]
+    if not rows:
+        click.echo("no model versions" + ("" if show_all else " serving (try --all)"))
+        return
+    click.echo(f"{'version':<48} {'status':<9} {'train window':<25} {'samples':>7}  metrics")
+    for r in rows:
+        window = f"{r.train_start.date() if r.train_start else '…'} → {r.train_end.date() if r.train_end else '…'}"
+        shown = {k: v for k, v in (r.metrics or {}).items() if k in (
+            "logloss", "logloss_market_avg", "logloss_pinnacle_close", "spearman_held_out", "n_events")}
+        click.echo(f"{r.version:<48} {r.status:<9} {window:<25} {r.sample_count:>7}  "
+                   + " ".join(f"{k}={v:.4g}" for k, v in shown.items()))
+
+
+@ml.command("rollback")
+@click.argument("version")
+def rollback_cmd(version: str) -> None:
+    """Make VERSION serve its slot again (the current one there is retired).
+
+    Running services switch within a few seconds (they poll the registry); prediction caches
+    are told at once."""
+    from mlservice import notify, registry
+
+    engine, sessions = _registry_sessions()
+    try:
+        row = registry.rollback(sessions, version)
+    finally:
+        engine.dispose()
+    notify.models_changed(get_settings())
+    click.echo(f"{row.version} ({row.model_name}{', season ' + row.slot if row.slot else ''}) is serving")
+
+
+@ml.command("train")
+@click.option("--model", "model_name", type=click.Choice(["outcome", "strategy", ""]), default="",
+              help="default: both")
+@click.option("--force", is_flag=True, help="train even without enough new feedback")
+@click.option("--wait", is_flag=True, help="wait until the job has finished")
+@click.option("--timeout", "timeout_s", type=float, default=600.0, show_default=True)
+def train_cmd(model_name: str, force: bool, wait: bool, timeout_s: float) -> None:
+    """Start a training job on the running ML service (EDGELOOP_ML_GRPC_TARGET)."""
+    import time
+
+    from mlclient import MLClient
+
+    client = MLClient()
+    try:
+        job = client.train_models(model_name, force)
+        click.echo(f"training job {job.job_id}: {job.status}")
+        if not wait:
+            return
+        deadline = time.monotonic() + timeout_s
+        while True:
+            status = client.get_training_status(job.job_id)
+            if status.status in ("succeeded", "failed") or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    finally:
+        client.close()
+    versions = ", ".join(status.model_versions) or "none"
+    click.echo(f"training job {job.job_id}: {status.status}; versions: {versions}"
+               + (f"; {status.reason}" if status.reason else ""))
+    if status.status != "succeeded":
+        raise click.ClickException(f"training job {job.job_id} {status.status}: {status.reason or 'timed out'}")
+
+
 def register(group: click.Group) -> None:
     group.add_command(ml)
