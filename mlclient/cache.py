@@ -383,7 +383,7 @@ class CachedMLClient:
         return bool(counts)
 
     def stats(self, scan_limit: int = 1_000_000) -> CacheStats:
-        """Shared statistics of the cache, read from Redis; also sets the Prometheus gauges."""
+        """Shared statistics of the cache, read from Redis (``metrics.CacheStatsCollector`` exposes them)."""
         result = CacheStats(ttl_s=self.ttl_s)
         try:
             pipe = self.redis.pipeline(transaction=False)
@@ -406,9 +406,6 @@ class CachedMLClient:
         result.redis_used_memory_bytes = int(info.get("used_memory", 0))
         result.redis_maxmemory_bytes = int(info.get("maxmemory", 0))
         result.redis_maxmemory_policy = str(info.get("maxmemory_policy", ""))
-        metrics.CACHE_HIT_RATIO.set(result.hit_ratio)
-        metrics.CACHE_ENTRIES.set(entries)
-        metrics.CACHE_MEMORY_BYTES.set(memory)
         return result
 
     def reset_stats(self) -> None:

@@ -9,7 +9,11 @@ In Celery's prefork pool these work in prometheus_client's multiprocess mode whe
 
 from __future__ import annotations
 
+from typing import Any, Callable, Iterator
+
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 # Sub-millisecond buckets matter: a cache hit is ~0.1 ms, a gRPC call ~0.5 ms, a batch tens of ms.
 _LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -72,18 +76,33 @@ CACHE_LOOKUP_SECONDS = Histogram(
     ["kind"],
     buckets=_LATENCY_BUCKETS,
 )
-# The following are set from Redis by CachedMLClient.stats(): they describe the shared cache,
-# not this process, so in multiprocess mode any process's latest value will do.
-CACHE_HIT_RATIO = Gauge(
-    "edgeloop_prediction_cache_hit_ratio",
-    "Hits / (hits + misses) over all processes since the stats were last reset.",
-    multiprocess_mode="mostrecent",
-)
-CACHE_ENTRIES = Gauge(
-    "edgeloop_prediction_cache_entries", "Cache entries in Redis.", multiprocess_mode="mostrecent"
-)
-CACHE_MEMORY_BYTES = Gauge(
-    "edgeloop_prediction_cache_memory_bytes",
-    "Estimated Redis memory used by cache entries.",
-    multiprocess_mode="mostrecent",
-)
+
+
+class CacheStatsCollector(Collector):
+    """The shared cache's hit ratio, entries and memory, read from Redis at scrape time.
+
+    They describe the cache all processes share, not one process, so they are not kept in
+    per-process gauges: whoever serves ``/metrics`` (the worker's main process) registers
+    one collector, ``registry.register(CacheStatsCollector(lambda: cache.stats()))``.
+    A scrape costs an HGETALL, an INFO and a SCAN of the cache's keys (capped by the
+    ``stats`` callable's ``scan_limit``).
+    """
+
+    def __init__(self, read_stats: Callable[[], Any]) -> None:
+        self._read_stats = read_stats
+
+    def describe(self) -> list:
+        return []  # do not scrape Redis at registration time
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        stats = self._read_stats()
+        yield GaugeMetricFamily("edgeloop_prediction_cache_redis_up", "1 if the cache's Redis answered.",
+                                value=1 if stats.redis_ok else 0)
+        if not stats.redis_ok:
+            return
+        yield GaugeMetricFamily("edgeloop_prediction_cache_hit_ratio",
+                                "Hits / (hits + misses) of all processes (shared counts in Redis).",
+                                value=stats.hit_ratio)
+        yield GaugeMetricFamily("edgeloop_prediction_cache_entries", "Cache entries in Redis.", value=stats.entries)
+        yield GaugeMetricFamily("edgeloop_prediction_cache_memory_bytes",
+                                "Estimated Redis memory of the cache entries.", value=stats.memory_bytes)

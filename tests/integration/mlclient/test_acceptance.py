@@ -167,7 +167,10 @@ def test_eight_processes_missing_the_same_1000_cause_one_backend_call(service, s
     results = workers.run()
     assert batch_predict_calls() - before == 1
     assert sum(r["counters"]["backend_calls"] for r in results) == 1
-    assert sum(r["counters"]["waits_filled"] for r in results) == 7
+    # Each process fetched (one), waited for that fetch, or came late enough to find only hits.
+    for r in results:
+        c = r["counters"]
+        assert c["backend_calls"] + c["waits_filled"] == 1 or (c["hits"], c["misses"]) == (1000, 0), c
     expected = ml.batch_predict(as_requests(job))
     assert all(r["predictions"] == expected for r in results)
 

@@ -8,13 +8,14 @@ import threading
 import time
 
 import pytest
-import redis
+from prometheus_client import CollectorRegistry
 
 from edgeloop.settings import settings_with
 from mlclient import keys
 from mlclient.cache import CachedMLClient, invalidate_strategies, make_redis, mark_models_changed
+from mlclient.metrics import CacheStatsCollector
 from proto import ml_service_pb2 as pb
-from tests.integration.mlclient.support import FakeML, metric, own_redis, requests
+from tests.integration.mlclient.support import metric, own_redis, requests
 
 pytestmark = pytest.mark.integration
 
@@ -106,8 +107,12 @@ def test_stats_count_hits_misses_entries_and_memory_across_clients(cache, fake_m
     assert other_stats.hit_ratio == pytest.approx(1 / 3)
     assert stats.entries == 20 and stats.memory_bytes > 20 * 50
     assert stats.redis_maxmemory_policy and stats.ttl_s == 3600
-    assert metric("edgeloop_prediction_cache_entries") == 20
-    assert metric("edgeloop_prediction_cache_hit_ratio") == pytest.approx(1 / 3)
+    registry = CollectorRegistry()
+    registry.register(CacheStatsCollector(cache.stats))
+    assert registry.get_sample_value("edgeloop_prediction_cache_entries") == 20
+    assert registry.get_sample_value("edgeloop_prediction_cache_hit_ratio") == pytest.approx(1 / 3)
+    assert registry.get_sample_value("edgeloop_prediction_cache_memory_bytes") == stats.memory_bytes
+    assert registry.get_sample_value("edgeloop_prediction_cache_redis_up") == 1
 
 
 def test_prometheus_counters_by_kind(cache):
