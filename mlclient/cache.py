@@ -111,10 +111,14 @@ class CacheStats:
         if not self.redis_ok:
             return [f"prediction cache: Redis unreachable ({self.error})"]
         cap = f"{self.redis_maxmemory_bytes / 2**20:.0f} MiB" if self.redis_maxmemory_bytes else "no maxmemory"
+        advice = []
+        if not self.redis_maxmemory_bytes or self.redis_maxmemory_policy == "noeviction":
+            advice = ["  note: set maxmemory and maxmemory-policy volatile-lru (docs/cache.md, Redis memory policy)"]
         return [
             f"prediction cache: {self.entries} entries, ~{self.memory_bytes / 2**20:.1f} MiB, TTL {self.ttl_s} s",
             f"  hits {sum(self.hits.values())}  misses {sum(self.misses.values())}  hit ratio {self.hit_ratio:.1%}",
             f"  Redis: {self.redis_used_memory_bytes / 2**20:.1f} MiB used, {cap}, policy {self.redis_maxmemory_policy}",
+            *advice,
         ]
 
 
