@@ -38,6 +38,7 @@ from mlclient import keys, metrics
 from mlclient.breaker import CircuitBreaker
 from mlclient.catalogue import ModelCatalogue
 from mlclient.client import MLClient, get_ml_client
+from mlclient.per_process import PerProcess
 from mlclient.singleflight import SingleFlight
 from proto import ml_service_pb2 as pb
 
@@ -87,6 +88,16 @@ class _Item:
     strategy_id: str
     request: Any
     model_token_from_catalogue: bool  # False when the request named its model version
+
+
+@dataclass
+class _Query:
+    """One call of the cached client: what it asks and how to ask the service on a miss."""
+
+    kind: str  # PREDICTION | EVALUATION
+    build_keys: Callable[[], list[str]]  # the keys, in order (uses the catalogue: may be rebuilt)
+    item: Callable[[int, str], _Item]  # the i-th question; only called for misses, to keep hits cheap
+    fetch: Callable[[list[_Item]], list[Any]]  # the service's answers, one per item
 
 
 @dataclass
@@ -177,7 +188,7 @@ class CachedMLClient:
             r = requests[i]
             return _Item(key, r.strategy_id, r, not r.model_version)
 
-        raw = self._get_many(PREDICTION, build_keys, item, self._fetch_predictions)
+        raw = self._get_many(_Query(PREDICTION, build_keys, item, self._fetch_predictions))
         return [pb.Prediction.FromString(v) for v in raw]
 
     def evaluate_strategy(self, strategy_id: str, params: Mapping[str, Any]) -> pb.EvaluateStrategyResponse:
@@ -187,7 +198,7 @@ class CachedMLClient:
         def item(i: int, key: str) -> _Item:
             return _Item(key, strategy_id, (strategy_id, params), True)
 
-        raw = self._get_many(EVALUATION, build_keys, item, self._fetch_evaluations)
+        raw = self._get_many(_Query(EVALUATION, build_keys, item, self._fetch_evaluations))
         return pb.EvaluateStrategyResponse.FromString(raw[0])
 
     def warm_up(self) -> None:
@@ -207,25 +218,18 @@ class CachedMLClient:
         self.catalogue.expire()
 
     # --- the cached path -----------------------------------------------------------------
-    def _get_many(
-        self,
-        kind: str,
-        build_keys: Callable[[], list[str]],
-        item: Callable[[int, str], _Item],
-        fetch: Callable[[list[_Item]], list[Any]],
-    ) -> list[bytes]:
-        """Answers (serialized) for the keys ``build_keys()`` returns, in order. ``item(i, key)``
-        describes the i-th question; it is only called for misses, to keep hits cheap."""
+    def _get_many(self, q: _Query) -> list[bytes]:
+        """Answers (serialized) for ``q``'s keys, in order: from Redis, else from the service."""
         started = time.perf_counter()
         try:
             if not self.redis_breaker.allow():
-                return self._direct(kind, build_keys(), item, fetch, "redis_skipped")
+                return self._direct(q, "redis_skipped")
             redis_down = False
             try:
-                return self._get_many_cached(kind, build_keys, item, fetch)
+                return self._get_many_cached(q)
             except _REDIS_DOWN:
                 redis_down = True
-                return self._direct(kind, build_keys(), item, fetch, "redis_unavailable")
+                return self._direct(q, "redis_unavailable")
             finally:
                 # Settle the Redis breaker whatever happened (the service may have failed
                 # instead), or a half-open probe would stay "in flight" and Redis be skipped forever.
@@ -234,19 +238,13 @@ class CachedMLClient:
                 else:
                     self.redis_breaker.record_success()
         finally:
-            metrics.CACHE_LOOKUP_SECONDS.labels(kind=kind).observe(time.perf_counter() - started)
+            metrics.CACHE_LOOKUP_SECONDS.labels(kind=q.kind).observe(time.perf_counter() - started)
 
-    def _get_many_cached(
-        self,
-        kind: str,
-        build_keys: Callable[[], list[str]],
-        item: Callable[[int, str], _Item],
-        fetch: Callable[[list[_Item]], list[Any]],
-    ) -> list[bytes]:
+    def _get_many_cached(self, q: _Query) -> list[bytes]:
         # Look up; if the model generation moved since our catalogue was fetched, the keys
         # may name a superseded version: rebuild them with a fresh catalogue, once.
         for attempt in range(2):
-            wanted = build_keys()
+            wanted = q.build_keys()
             # The generation rides in the same MGET as the entries: one command, one round trip.
             generation, *values = self._mget_with_stats([self._gen_key, *wanted])
             if self.catalogue.observe_generation(int(generation or 0)) or attempt:
@@ -254,34 +252,34 @@ class CachedMLClient:
             self.catalogue.expire()
 
         misses = values.count(None)
-        self._count(kind, len(wanted) - misses, misses)
+        self._count(q.kind, len(wanted) - misses, misses)
         missing: dict[str, _Item] = {}
         if misses:
             for i, (key, value) in enumerate(zip(wanted, values)):
                 if value is None and key not in missing:
-                    missing[key] = item(i, key)
+                    missing[key] = q.item(i, key)
         if missing:
             lock = keys.lock_key(self.prefix, missing)
             lock_ttl_s = self.settings.ml_timeout_s * self._chunks(len(missing)) + 1.0
 
             def fetch_and_store(subset: Sequence[str]) -> dict[str, bytes]:
-                return self._fetch_and_store(kind, [missing[k] for k in subset], fetch)
+                return self._fetch_and_store(q, [missing[k] for k in subset])
 
             filled = self.single_flight.run(lock, list(missing), fetch_and_store, lock_ttl_s)
             values = [v if v is not None else filled[k] for k, v in zip(wanted, values)]
         return values
 
-    def _fetch_and_store(self, kind: str, items: list[_Item], fetch: Callable[[list[_Item]], list[Any]]) -> dict[str, bytes]:
+    def _fetch_and_store(self, q: _Query, items: list[_Item]) -> dict[str, bytes]:
         """Ask the service for ``items`` and store the answers in one round trip."""
-        metrics.CACHE_BACKEND_CALLS.labels(kind=kind).inc()
-        answers = fetch(items)
+        metrics.CACHE_BACKEND_CALLS.labels(kind=q.kind).inc()
+        answers = q.fetch(items)
         fetched: dict[str, bytes] = {}
         store: dict[str, tuple[bytes, str]] = {}  # key -> (value, strategy)
         stale_catalogue = False
         for item, answer in zip(items, answers):
             value = answer.SerializeToString()
             fetched[item.key] = value
-            if item.model_token_from_catalogue and kind == PREDICTION:
+            if item.model_token_from_catalogue and q.kind == PREDICTION:
                 status = self.catalogue.status_of(OUTCOME_MODEL, answer.model_version)
                 if status is None:
                     # A version our catalogue does not list: someone promoted a model without
@@ -300,7 +298,7 @@ class CachedMLClient:
             # The answers are good even if Redis would not keep them (down, or full under a
             # noeviction policy): return them, count it, let the breaker decide about Redis.
             self.redis_breaker.record_failure()
-            metrics.CACHE_BYPASS.labels(kind=kind, reason="store_failed").inc(len(items))
+            metrics.CACHE_BYPASS.labels(kind=q.kind, reason="store_failed").inc(len(items))
         if stale_catalogue:
             self.catalogue.expire()
         return fetched
@@ -320,16 +318,10 @@ class CachedMLClient:
         )
 
     # --- without Redis -------------------------------------------------------------------
-    def _direct(
-        self,
-        kind: str,
-        wanted: list[str],
-        item: Callable[[int, str], _Item],
-        fetch: Callable[[list[_Item]], list[Any]],
-        reason: str,
-    ) -> list[bytes]:
-        metrics.CACHE_BYPASS.labels(kind=kind, reason=reason).inc(len(wanted))
-        return [a.SerializeToString() for a in fetch([item(i, k) for i, k in enumerate(wanted)])]
+    def _direct(self, q: _Query, reason: str) -> list[bytes]:
+        wanted = q.build_keys()
+        metrics.CACHE_BYPASS.labels(kind=q.kind, reason=reason).inc(len(wanted))
+        return [a.SerializeToString() for a in q.fetch([q.item(i, k) for i, k in enumerate(wanted)])]
 
     # --- backends ------------------------------------------------------------------------
     def _chunks(self, n: int) -> int:
@@ -475,21 +467,14 @@ def invalidate_strategies(client: redis.Redis, strategy_ids: Iterable[str], pref
 
 
 # --- one per process ----------------------------------------------------------------------
-_lock = threading.Lock()
-_cached: CachedMLClient | None = None
+_cached: PerProcess[CachedMLClient] = PerProcess(CachedMLClient, close=CachedMLClient.close)
 
 
 def get_cached_ml_client() -> CachedMLClient:
     """The process's cached client, created on first use (after any fork)."""
-    global _cached
-    with _lock:
-        if _cached is None:
-            _cached = CachedMLClient()
-        return _cached
+    return _cached.get()
 
 
 def reset_cached_ml_client() -> None:
     """Forget it (``reset_ml_client`` calls this after a fork); the next call makes a new one."""
-    global _cached
-    with _lock:
-        _cached = None
+    _cached.reset()

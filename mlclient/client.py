@@ -32,6 +32,7 @@ from edgeloop.settings import Settings, get_settings
 from mlclient import metrics
 from mlclient.breaker import CLOSED, CircuitBreaker
 from mlclient.channel import call_metadata, make_channel
+from mlclient.per_process import PerProcess
 from proto import events_pb2, ml_service_pb2 as pb, ml_service_pb2_grpc as pb_grpc
 
 # Codes that mean "the service is not there right now": retrying later may succeed, and a run
@@ -187,17 +188,12 @@ def to_struct(params: Mapping[str, Any]) -> struct_pb2.Struct:
     return struct
 
 
-_lock = threading.Lock()
-_client: MLClient | None = None
+_client: PerProcess[MLClient] = PerProcess(MLClient, close=MLClient.close)
 
 
 def get_ml_client() -> MLClient:
     """The process's client, created on first use (after any fork)."""
-    global _client
-    with _lock:
-        if _client is None:
-            _client = MLClient()
-        return _client
+    return _client.get()
 
 
 def reset_ml_client() -> None:
@@ -205,14 +201,7 @@ def reset_ml_client() -> None:
 
     Also forgets the process's cached client (``mlclient.cache``), which holds this one.
     """
-    global _client
-    with _lock:
-        if _client is not None:
-            try:
-                _client.close()
-            except Exception:  # noqa: BLE001 - a channel inherited across fork may not close cleanly
-                pass
-        _client = None
+    _client.reset()
     from mlclient import cache  # late: cache imports this module
 
     cache.reset_cached_ml_client()
