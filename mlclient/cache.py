@@ -8,8 +8,9 @@ it can, and from the service (through ``MLClient``) when it cannot. What it guar
   byte for byte (the serialized protobuf), and a promotion never serves an old entry.
 * **A TTL on every key** (``cache_ttl_s``, default 3600 s); the Redis memory policy is in
   ``docs/cache.md``.
-* **One round trip per batch** to look up (GET generation + MGET), **one backend call** for the
-  misses (chunked at ``ml_max_batch_items``), **one round trip** to store them.
+* **One round trip per batch** to look up (one MGET of the model generation and the entries),
+  **one backend call** for the misses (chunked at ``ml_max_batch_items``), **one command** to
+  store them (a script: SET EX, strategy index SADD and EXPIRE).
 * **Strategy-scoped entries** (evaluations and strategy-specific predictions) are listed in a
   per-strategy set; ``invalidate_strategies`` deletes them, and needs only a Redis client.
 * **Single flight** across processes (``singleflight.py``).
@@ -17,7 +18,8 @@ it can, and from the service (through ``MLClient``) when it cannot. What it guar
   ``edgeloop_prediction_cache_bypass_total``; Redis is then left alone for
   ``cache_redis_retry_s`` (a one-failure circuit breaker) so each call does not pay a timeout.
 * **Statistics**: Prometheus counters per process, and shared hit/miss counts in a Redis hash
-  that ``stats()`` (and ``edgeloop ml status``) reads with entries and memory.
+  that ``stats()`` (``edgeloop ml status``, ``metrics.CacheStatsCollector``) reads with
+  entries and memory.
 """
 
 from __future__ import annotations
