@@ -173,22 +173,3 @@ def test_reset_after_fork_gives_a_new_client_and_a_new_cached_client(monkeypatch
     assert get_ml_client() is not first and get_cached_ml_client() is not cached
     reset_ml_client()
 
-
-def test_status_report_of_a_running_service_and_its_cache(ml_server, ml_settings, redis_url):
-    from mlclient.status import status_lines, status_report
-
-    settings = settings_with(**{**ml_settings.model_dump(), "ml_grpc_target": ml_server, "redis_url": redis_url})
-    report = status_report(settings)
-    assert report["service"]["status"] == "SERVING" and report["grpc_health_serving"]
-    assert report["breaker"] == "closed" and report["cache"]["redis_ok"]
-    text = "\n".join(status_lines(settings))
-    assert "SERVING" in text and "prediction cache:" in text and "hit ratio" in text
-
-
-def test_status_report_says_down_instead_of_failing(redis_url):
-    from mlclient.status import status_lines
-
-    settings = settings_with(ml_grpc_target=f"127.0.0.1:{free_port()}", ml_timeout_s=0.5,
-                             redis_url=f"redis://127.0.0.1:{free_port()}/0")
-    text = "\n".join(status_lines(settings))
-    assert "UNREACHABLE" in text and "not serving" in text and "Redis unreachable" in text
