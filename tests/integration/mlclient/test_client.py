@@ -172,4 +172,3 @@ def test_reset_after_fork_gives_a_new_client_and_a_new_cached_client(monkeypatch
     reset_ml_client()
     assert get_ml_client() is not first and get_cached_ml_client() is not cached
     reset_ml_client()
-
