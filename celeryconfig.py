@@ -54,3 +54,10 @@ timezone = "UTC"
 enable_utc = True
 
 task_default_queue = "edgeloop"
+
+# --- beat (workers/beat.py): every interval is a setting; two beats never send twice ---------
+from workers.beat import build_schedule  # noqa: E402
+
+beat_schedule = build_schedule(_s)
+beat_scheduler = "workers.beat:OncePerPeriodScheduler"
+beat_max_loop_interval = 5  # seconds: a schedule change or a short test interval is seen soon

@@ -107,6 +107,21 @@ class Settings(BaseSettings):
     deactivation_threshold: float = Field(default=0.50, ge=0, le=1)
     min_bets_for_activation: int = Field(default=30, ge=0)
     min_state_s: float = Field(default=0.0, ge=0)
+    # --- schedules, discovery and live predictions (workers/beat.py, workers/discovery.py) ---
+    feedback_flush_beat_s: float = Field(default=60.0, gt=0)  # safety net; consumers flush continuously
+    predictions_interval_s: float = Field(default=900.0, gt=0)
+    predictions_horizon_days: int = Field(default=7, ge=1)
+    retrain_model_name: str = "strategy"  # the model that learns from backtest feedback
+    retrain_wait_s: float = Field(default=300.0, ge=0)  # discovery waits this long for a training job
+    discovery_candidates: int = Field(default=20, ge=1, le=1000)
+    discovery_risk_level: str = Field(default="medium", pattern="^(low|medium|high)$")
+    discovery_leagues: list[str] = ["E0"]
+    # Candidates are backtested (and scored) on this window; bench/discovery.py judges the
+    # winners on later seasons. One season: a walk-forward backtest over several seasons names
+    # one model version per season, longer than the stores' 64-character model_version columns.
+    discovery_window_start: str = "2018-08-20"
+    discovery_window_end: str = "2019-06-30"
+    discovery_backtest_timeout_s: float = Field(default=1800.0, gt=0)
     data_dir: str = "data/football-data"
     model_dir: str = "var/models"
 

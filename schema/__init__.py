@@ -8,5 +8,6 @@ from schema.base import Base
 from schema import pipeline  # noqa: F401  (registers tables)
 from schema import market  # noqa: F401  (market data: events, prices, results)
 from schema import mlstore  # noqa: F401  (the ML service's tables)
+from schema import lifecycle  # noqa: F401  (rankings, training triggers, discovery reports, predictions)
 
 __all__ = ["Base"]

@@ -8,6 +8,9 @@ from celery import Celery
 TASK_MODULES = [
     "workers.tasks",
     "workers.backtest_tasks",
+    "workers.lifecycle_tasks",
+    "workers.discovery",
+    "workers.predictions",
 ]
 
 app = Celery("edgeloop", include=TASK_MODULES)

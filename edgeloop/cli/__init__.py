@@ -23,6 +23,11 @@ COMMAND_MODULES = [
     "edgeloop.cli.ml",
     "edgeloop.cli.ingest",
     "edgeloop.cli.dead_letters",
+    "edgeloop.cli.discover",
+    "edgeloop.cli.feedback",
+    "edgeloop.cli.ml_status",
+    "edgeloop.cli.strategies",
+    "edgeloop.cli.tasks",
 ]
 
 

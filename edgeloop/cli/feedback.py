@@ -1,0 +1,111 @@
+"""`edgeloop feedback submit|retrain|status` (the seed's `ml-feedback`)."""
+
+from __future__ import annotations
+
+import click
+
+from edgeloop.cli.ops import Progress, emit_json, poll, require_ml, require_redis, sessions
+from edgeloop.settings import get_settings
+
+
+@click.group("feedback")
+def feedback() -> None:
+    """Backtest feedback to the ML service, and retraining."""
+
+
+@feedback.command("submit")
+@click.option("--wait", is_flag=True, help="Keep submitting until nothing is pending, showing progress.")
+@click.option("--timeout", type=float, default=600.0, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def submit_cmd(wait: bool, timeout: float, as_json: bool) -> None:
+    """Submit pending results now (the workers also do this continuously)."""
+    from schema.repository import count_unsubmitted
+    from workers.bootsteps import invalidate_strategy_cache
+    from workers.feedback import FeedbackFlusher
+
+    settings = get_settings()
+    require_redis(settings)
+    client, _ = require_ml()
+    make_session = sessions(settings)
+    flusher = FeedbackFlusher(sessions=make_session, settings=settings, client_factory=lambda: client,
+                              on_submitted=invalidate_strategy_cache)
+    total = {"submitted": 0}
+
+    def check() -> tuple[bool, str]:
+        total["submitted"] += flusher.flush_once()
+        with make_session() as s:
+            pending = count_unsubmitted(s)
+        total["pending"] = pending
+        return pending == 0 or not wait, f"submitted {total['submitted']}, pending {pending}"
+
+    poll(check, timeout, Progress(enabled=wait), interval_s=0, what="feedback submission")
+    emit_json(total) if as_json else click.echo(f"submitted {total['submitted']} results; {total['pending']} pending")
+
+
+@feedback.command("retrain")
+@click.option("--force", is_flag=True, help="Train even with fewer than min_new_feedback new samples.")
+@click.option("--wait", is_flag=True, help="Wait for the training job, showing its status.")
+@click.option("--timeout", type=float, default=1800.0, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def retrain_cmd(force: bool, wait: bool, timeout: float, as_json: bool) -> None:
+    """Ask the ML service to retrain if enough new feedback arrived (or --force)."""
+    from workers.retraining import FINISHED, maybe_retrain
+
+    settings = get_settings()
+    client, _ = require_ml()
+    make_session = sessions(settings)
+    decision = maybe_retrain(make_session, client, settings, force=force, reason="operator")
+    if decision.triggered and wait:
+        def check() -> tuple[bool, str]:
+            status = client.get_training_status(decision.job_id)
+            decision.job_status, decision.model_versions = status.status, list(status.model_versions)
+            if status.status == "failed":
+                decision.reason += f"; training failed: {status.reason}"
+            return status.status in FINISHED, f"training job {decision.job_id}: {status.status}"
+
+        poll(check, timeout, Progress(), what=f"training job {decision.job_id}")
+    if as_json:
+        emit_json(decision.as_dict())
+    elif decision.triggered:
+        click.echo(f"training job {decision.job_id}: {decision.job_status} ({decision.reason})"
+                   + (f"; versions {', '.join(decision.model_versions)}" if decision.model_versions else ""))
+    else:
+        click.echo(f"not retraining: {decision.reason} (use --force to train anyway)")
+    if decision.job_status == "failed":
+        raise click.ClickException(decision.reason)
+
+
+@feedback.command("status")
+@click.option("--json", "as_json", is_flag=True)
+def status_cmd(as_json: bool) -> None:
+    """Pending feedback, samples at the ML service, new samples since the last training."""
+    from sqlalchemy import select
+
+    from schema.lifecycle import TrainingTrigger
+    from schema.repository import count_unsubmitted
+    from workers.retraining import new_feedback
+
+    settings = get_settings()
+    client, health = require_ml()
+    make_session = sessions(settings)
+    total, new = new_feedback(make_session, client)
+    with make_session() as s:
+        pending = count_unsubmitted(s)
+        last = s.scalars(select(TrainingTrigger).order_by(TrainingTrigger.triggered_at.desc()).limit(1)).first()
+    out = {"pending_feedback": pending, "service_feedback_samples": total, "new_since_last_training": new,
+           "min_new_feedback": settings.min_new_feedback, "retrain_due": new >= settings.min_new_feedback,
+           "last_training": None if last is None else {"job_id": last.job_id, "at": last.triggered_at,
+                                                        "status": last.status, "reason": last.reason},
+           "serving_models": dict(health.serving_models)}
+    if as_json:
+        emit_json(out)
+        return
+    click.echo(f"pending feedback (not yet confirmed by the ML service): {pending}")
+    click.echo(f"feedback samples at the ML service: {total}; new since last training: {new} "
+               f"(retrain at {settings.min_new_feedback}: {'due' if out['retrain_due'] else 'not yet'})")
+    click.echo("last training: " + ("never" if last is None else
+                                    f"{last.triggered_at:%Y-%m-%d %H:%M:%S} job {last.job_id} {last.status} ({last.reason})"))
+
+
+def register(group: click.Group) -> None:
+    group.add_command(feedback)

@@ -1,0 +1,71 @@
+"""Redis leases: a key set with ``SET NX PX`` holding a random token, renewed and released
+only by the holder (compare-and-act in Lua, so a lease that expired and was taken by someone
+else is never extended or deleted by its previous owner).
+
+Used for the beat leader (one beat process sends schedules) and for the lifecycle's status
+changes (a ranking refresh and a discovery run do not decide about the same strategy at once).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from contextlib import contextmanager
+from typing import Iterator
+
+import redis
+
+from edgeloop.errors import TransientError
+
+_RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
+return 0
+"""
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+class LockBusy(TransientError):
+    """Someone else holds the lease; try again later."""
+
+
+class Lease:
+    def __init__(self, client: redis.Redis, key: str, ttl_s: float) -> None:
+        self.client = client
+        self.key = key
+        self.ttl_ms = max(1, int(ttl_s * 1000))
+        self.token = uuid.uuid4().hex
+
+    def acquire(self) -> bool:
+        return bool(self.client.set(self.key, self.token, nx=True, px=self.ttl_ms))
+
+    def renew(self) -> bool:
+        return bool(self.client.eval(_RENEW, 1, self.key, self.token, self.ttl_ms))
+
+    def hold(self) -> bool:
+        """Keep the lease if we have it, take it if it is free; True when we hold it now."""
+        return self.renew() or self.acquire()
+
+    def release(self) -> None:
+        self.client.eval(_RELEASE, 1, self.key, self.token)
+
+    def holder(self) -> str | None:
+        value = self.client.get(self.key)
+        return value.decode() if value else None
+
+
+@contextmanager
+def lease(client: redis.Redis, name: str, ttl_s: float, wait_s: float = 0.0) -> Iterator[Lease]:
+    """Hold ``edgeloop:lock:<name>`` for the block; ``LockBusy`` if it is not free within ``wait_s``."""
+    held = Lease(client, f"edgeloop:lock:{name}", ttl_s)
+    deadline = time.monotonic() + wait_s
+    while not held.acquire():
+        if time.monotonic() >= deadline:
+            raise LockBusy(f"{name} is locked by another process")
+        time.sleep(0.05)
+    try:
+        yield held
+    finally:
+        held.release()
