@@ -37,7 +37,7 @@ def trained_db():
     from schema.db import make_engine, upgrade
     from schema.market import MarketEvent
 
-    name = f"{services.PG_DB}_acceptance"
+    name = f"{services.PG_DB}_mlcache"
     url = services.recreate_pg_database(name)
     upgrade(url)
     engine = make_engine(url)
