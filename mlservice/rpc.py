@@ -2,7 +2,7 @@
 
 A handler raises edgeloop errors; this decorator turns them into statuses so the service keeps
 serving: ``InvalidRequest`` → INVALID_ARGUMENT, ``NotFound`` → NOT_FOUND, a transient error
-→ UNAVAILABLE, anything unexpected → INTERNAL (logged with its traceback, the caller sees only
+or an unreachable database → UNAVAILABLE, anything unexpected → INTERNAL (logged with its traceback, the caller sees only
 its class, never internals). Handlers raise; they never call ``context.abort`` themselves.
 """
 
@@ -14,6 +14,7 @@ import time
 from typing import Callable
 
 import grpc
+from sqlalchemy.exc import OperationalError
 
 from edgeloop.errors import InvalidRequest, NotFound, PermanentError, TransientError
 from mlservice import metrics
@@ -22,6 +23,8 @@ log = logging.getLogger("edgeloop.mlservice")
 
 
 def _status_for(exc: BaseException) -> grpc.StatusCode:
+    if isinstance(exc, OperationalError):
+        return grpc.StatusCode.UNAVAILABLE  # the database is unreachable: a client may retry
     if isinstance(exc, InvalidRequest):
         return grpc.StatusCode.INVALID_ARGUMENT
     if isinstance(exc, NotFound):

@@ -7,6 +7,7 @@ UNIMPLEMENTED: an honest "not yet" rather than a made-up result.
 from __future__ import annotations
 
 import functools
+import logging
 
 from edgeloop import __version__
 from edgeloop.errors import InvalidRequest, NotFound
@@ -33,6 +34,14 @@ class MLServicer(pb_grpc.MLServiceServicer):
             "outcome": functools.partial(trainers.train_outcome, ctx, self.predictor),
             "strategy": functools.partial(trainers.train_strategy, ctx, self.strategies),
         })
+
+    def warm_up(self) -> None:
+        """Load the market features and serving models before the first request needs them."""
+        try:
+            self.predictor.refresh()
+            self.strategies.refresh()
+        except Exception:  # noqa: BLE001 - a request will try again and report the error
+            logging.getLogger("edgeloop.mlservice").exception("warm-up failed")
 
     def close(self) -> None:
         """Stop the training thread (a job in progress finishes in the background, daemon)."""

@@ -32,6 +32,8 @@ def serve_cmd(grpc_port: int | None, http_port: int | None, host: str | None) ->
     http = HttpApi(server.servicer, host, settings.ml_http_port if http_port is None else http_port)
     server.start()
     http.start()
+    # Build features and load the serving versions now rather than on the first request.
+    threading.Thread(target=server.servicer.warm_up, name="ml-warm-up", daemon=True).start()
     click.echo(f"ML service: gRPC on {host}:{port}, HTTP on {host}:{http.port} "
                f"(auth {'on' if settings.ml_auth_token else 'off'}, "
                f"TLS {'on' if settings.ml_tls_cert_file else 'off'})")
