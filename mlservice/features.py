@@ -76,6 +76,7 @@ class FeatureSet:
     market_avg: np.ndarray  # (n, 3) de-margined average, the baseline to beat
     pinnacle_close: np.ndarray  # (n, 3) de-margined Pinnacle closing, NaN where absent
     best_prices: np.ndarray  # (n, 3) best pre-match price (market maximum), for recommendations
+    prices: dict[str, np.ndarray]  # source -> (n, 3) pre-match odds, for strategy-scoped recommendations
 
     def __len__(self) -> int:
         return len(self.event_ids)
@@ -186,4 +187,5 @@ def build_features(w: MarketArrays) -> FeatureSet:
         market_avg=avg,
         pinnacle_close=demargin(w.price(PINNACLE_CLOSE)),
         best_prices=best,
+        prices={k: v for k, v in w.prices.items()},
     )

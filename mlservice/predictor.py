@@ -4,6 +4,11 @@ The predictor holds one immutable snapshot (features of every known match + the 
 outcome versions) and swaps it whole after a training job or a rollback, so a request never
 sees half of an update. Requests are answered by matrix products per version: 1,000
 selections cost a few milliseconds.
+
+A request with the ``strategy_id`` of a backtested strategy (one with feedback) gets that
+strategy's own rule as its recommendation: its selections, price source, odds range,
+minimum confidence, side and minimum edge. Other requests get the default rule of
+``outcome_model.recommendation``.
 """
 
 from __future__ import annotations
@@ -12,9 +17,10 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
+from sqlalchemy import select
 
 from edgeloop.errors import InvalidRequest, NotFound, PermanentError
 from mlservice import registry
@@ -22,11 +28,28 @@ from mlservice.context import ServiceContext
 from mlservice.features import FeatureSet, build_features
 from mlservice.market import load_market
 from mlservice.outcome_model import MODEL_NAME, OutcomeModel, ServingOutcome, confidence, recommendation
+from mlservice.strategy_model import canonical_params
 from proto import ml_service_pb2 as pb
+from schema.mlstore import FeedbackSample
 
 SELECTION_INDEX = {"home": 0, "h": 0, "draw": 1, "d": 1, "away": 2, "a": 2}
 SELECTION_NAMES = ("home", "draw", "away")
 MAX_ID_LEN = 128
+
+
+STRATEGY_RULES_TTL_S = 60.0
+
+
+def strategy_recommendation(p: float, confidence: float, price: float, selection: str,
+                            params: dict[str, Any]) -> str:
+    """The strategy's own betting rule (``backtester.engine.decide``) for one selection."""
+    if selection not in params["selections"] or not np.isfinite(price) or confidence < params["min_confidence"]:
+        return "none"
+    if not params["min_odds"] <= price <= params["max_odds"]:
+        return "none"
+    if params["side"] == "lay":
+        return "lay" if (1.0 - p * price) / (price - 1.0) > params["min_edge"] else "none"
+    return "back" if p * price - 1.0 > params["min_edge"] else "none"
 
 
 class NoModelForEvent(PermanentError):
@@ -58,6 +81,7 @@ class OutcomePredictor:
         self._lock = threading.Lock()
         self._named: OrderedDict[str, tuple[np.datetime64, OutcomeModel]] = OrderedDict()
         self._checked_monotonic = 0.0
+        self._rules: dict[str, tuple[float, dict[str, Any] | None]] = {}
 
     # --- state ---------------------------------------------------------------------------
 
@@ -97,6 +121,23 @@ class OutcomePredictor:
             while len(self._named) > 64:
                 self._named.popitem(last=False)
         return hit
+
+    def strategy_params(self, strategy_id: str) -> dict[str, Any] | None:
+        """The newest backtested parameters of ``strategy_id`` (from its feedback), if any."""
+        hit = self._rules.get(strategy_id)
+        if hit is not None and time.monotonic() - hit[0] < STRATEGY_RULES_TTL_S:
+            return hit[1]
+        with self.ctx.sessions() as s:
+            raw = s.scalars(select(FeedbackSample.params).where(FeedbackSample.strategy_id == strategy_id)
+                            .order_by(FeedbackSample.id.desc()).limit(1)).first()
+        try:
+            params = canonical_params(raw) if raw is not None else None
+        except InvalidRequest:
+            params = None  # a producer's own parameter language: the default rule applies
+        if len(self._rules) > 10_000:
+            self._rules.clear()
+        self._rules[strategy_id] = (time.monotonic(), params)
+        return params
 
     # --- requests ------------------------------------------------------------------------
 
@@ -141,9 +182,16 @@ class OutcomePredictor:
         for i, r in enumerate(requests):
             row, sel = rows[i], sels[i]
             p = float(probs[i, sel])
+            rule = self.strategy_params(r.strategy_id) if r.strategy_id else None
+            if rule is None:
+                advice = recommendation(p, float(fs.best_prices[row, sel]), min_edge)
+            else:
+                source = fs.prices.get(rule["price_source"])
+                price = float(source[row, sel]) if source is not None else float("nan")
+                advice = strategy_recommendation(p, float(conf[i]), price, SELECTION_NAMES[sel], rule)
             out.append(pb.Prediction(
                 event_id=r.event_id, selection=SELECTION_NAMES[sel], probability=p,
                 confidence=float(conf[i]),
-                recommendation=recommendation(p, float(fs.best_prices[row, sel]), min_edge),
+                recommendation=advice,
                 model_version=versions[i], features_hash=fs.row_hash(row)))
         return out

@@ -45,6 +45,25 @@ def test_prediction_uses_the_newest_version_trained_before_the_event(stub, train
     assert single.probability == pytest.approx(answer[2].probability) and single.features_hash == answer[2].features_hash
 
 
+def test_recommendations_follow_a_backtested_strategys_rule(stub, trained_outcome):
+    from tests.integration.ml.factories import finished
+
+    anything = {"selections": ["away"], "min_edge": -1.0, "price_source": "MAX"}  # every away price qualifies
+    nothing = {"selections": ["away"], "min_edge": 5.0, "price_source": "MAX"}
+    stub.SubmitBacktestFeedback(pb.BacktestFeedbackRequest(results=[
+        finished("bt-any", params=anything, strategy_id="s-any"),
+        finished("bt-none", params=nothing, strategy_id="s-none")]), timeout=5)
+
+    def advice(strategy_id):
+        got = stub.BatchPredict(pb.BatchPredictRequest(requests=[
+            _req(selection=s, strategy_id=strategy_id) for s in ("home", "away")]), timeout=5).predictions
+        return [p.recommendation for p in got]
+
+    assert advice("s-any") == ["none", "back"]
+    assert advice("s-none") == ["none", "none"]
+    assert set(advice("s-unknown")) <= {"back", "none"}  # the default rule
+
+
 def test_a_named_version_from_after_the_event_is_refused(stub, trained_outcome):
     newest = stub.GetModelMetrics(pb.ModelMetricsRequest(model_name="outcome"), timeout=5).model
     with pytest.raises(grpc.RpcError) as err:
