@@ -75,6 +75,10 @@ def serve_worker_metrics(settings: Settings, client: redis.Redis) -> None:
 
         registry = REGISTRY
     registry.register(StreamCollector(client, settings))
+    from mlclient.cache import get_cached_ml_client
+    from mlclient.metrics import CacheStatsCollector
+
+    registry.register(CacheStatsCollector(lambda: get_cached_ml_client().stats()))
     try:
         start_http_server(settings.metrics_port, addr="127.0.0.1" if settings.metrics_bind_local else "0.0.0.0",
                           registry=registry)

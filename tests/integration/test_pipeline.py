@@ -120,6 +120,7 @@ def test_ten_thousand_events_stored_and_submitted_once_on_postgresql(pipeline_en
         assert m["edgeloop_feedback_submitted_total"] == 10_000
         assert m["edgeloop_stream_backlog{stream=backtests.finished}"] == 0
         assert m["edgeloop_stream_pending{stream=backtests.finished}"] == 0
+        assert "edgeloop_prediction_cache_entries" in m
 
 
 def test_sqlite_store(pipeline_env, sqlite_url, tmp_path):

@@ -27,9 +27,9 @@ def test_long_running_services_have_health_checks():
     assert not missing
 
 
-def test_redis_persists_and_never_evicts_the_stream():
+def test_redis_persists_and_evicts_only_keys_with_a_ttl():
     command = " ".join(services()["redis"]["command"])
-    assert "--appendonly yes" in command and "noeviction" in command
+    assert "--appendonly yes" in command and "--maxmemory-policy volatile-lru" in command
 
 
 def test_prometheus_scrapes_the_ports_the_services_listen_on():
