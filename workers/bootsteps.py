@@ -14,6 +14,9 @@ import threading
 import time
 
 from celery import bootsteps
+from celery.exceptions import WorkerShutdown
+
+from edgeloop.errors import DatabaseNotMigrated
 
 from mlclient import get_ml_client
 from schema.db import require_migrated
@@ -66,7 +69,11 @@ class StreamIngest(bootsteps.StartStopStep):
 
     def start(self, parent) -> None:
         res = resources()
-        require_migrated(res.engine)  # refuse to run against an old schema
+        try:
+            require_migrated(res.engine)  # refuse to run against an old schema
+        except DatabaseNotMigrated as exc:
+            log.critical("edgeloop worker refuses to start: %s", exc)
+            raise WorkerShutdown(1) from None
         serve_worker_metrics(res.settings, res.redis)
         for i in range(res.settings.ingest_consumers_per_worker):
             loop = IngestLoop(name=f"{parent.hostname}:{i}")

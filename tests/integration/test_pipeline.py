@@ -206,3 +206,11 @@ def test_pickle_messages_are_refused(pipeline_env, tmp_path):
                    "refusal logged")
         assert r.get("celery-task-meta-pickled-1") is None
         assert worker.alive()
+
+
+def test_worker_refuses_an_unmigrated_database(pipeline_env, tmp_path):
+    env = {**pipeline_env, "EDGELOOP_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}"}
+    with celery_worker(env, "w1", tmp_path) as worker:
+        worker.proc.wait(60)
+        assert worker.proc.returncode != 0
+        assert "refuses to start" in worker.log() and "edgeloop db upgrade" in worker.log()
