@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv proto test unit demo bench lint clean
+.PHONY: venv proto docs test unit demo bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ venv: $(STAMP)
 # Regenerate the protobuf/gRPC code (with .pyi stubs) from proto/*.proto.
 proto: $(STAMP)
 	$(PY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. proto/events.proto proto/ml_service.proto
+
+# Regenerate docs/settings.md and config/config.yaml.example from edgeloop/settings.py.
+docs: $(STAMP)
+	$(PY) -m edgeloop.settings_doc --write
 
 test: $(STAMP)
 	$(PY) -m pytest
