@@ -86,14 +86,38 @@ def _block(stake, odds_m, won, lay: bool, event, bp: int):
     return risk, pnl, starts, net - commission, commission
 
 
-def _stakes_for_bankroll(bankroll: int, fraction: np.ndarray, odds_m: np.ndarray, lay: bool) -> np.ndarray:
-    """Whole-cent stakes risking ``fraction`` of ``bankroll`` each, the day's total capped at the bankroll."""
-    risk_target = bankroll * fraction
-    per_unit_risk = (odds_m - ODDS_SCALE) / ODDS_SCALE if lay else np.ones(len(odds_m))
-    total = float((risk_target).sum())
-    if total > bankroll:
-        risk_target = risk_target * (bankroll / total)
-    return (np.floor(risk_target / per_unit_risk / CENT).astype(np.int64)) * CENT
+def _kelly_stakes(fraction: np.ndarray, odds_m: np.ndarray, won: np.ndarray, event: np.ndarray,
+                  day: np.ndarray, lay: bool, bp: int, bankroll: int) -> tuple[np.ndarray, bool]:
+    """Whole-cent stakes day by day from the compounding bankroll; (stakes, ruined).
+
+    A plain Python loop over bets on Python ints: at ~3 bets per betting day, numpy's per-call
+    overhead on such small slices costs more than it saves. Only the stakes leave this loop;
+    the money is then settled by ``_block`` in one vectorised pass, the same as flat stakes.
+    """
+    frac, odds, wins, events = fraction.tolist(), odds_m.tolist(), won.tolist(), event.tolist()
+    per_unit = [(o - ODDS_SCALE) / ODDS_SCALE for o in odds] if lay else [1.0] * len(odds)
+    stakes = [0] * len(odds)
+    bounds = (np.flatnonzero(np.r_[True, day[1:] != day[:-1]]).tolist() if len(day) else []) + [len(day)]
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        if bankroll < CENT:
+            return np.array(stakes, dtype=np.int64), True
+        targets = [bankroll * frac[i] for i in range(a, b)]
+        total = sum(targets)
+        if total > bankroll:  # the day's bets together may not risk more than the bankroll
+            targets = [t * (bankroll / total) for t in targets]
+        net_by_event: dict[int, int] = {}
+        for i, target in zip(range(a, b), targets):
+            stake = int(target / per_unit[i] / CENT) * CENT
+            stakes[i] = stake
+            win_amount = stake * (odds[i] - ODDS_SCALE) // ODDS_SCALE
+            if lay:
+                pnl = stake if wins[i] else -win_amount
+            else:
+                pnl = win_amount if wins[i] else -stake
+            net_by_event[events[i]] = net_by_event.get(events[i], 0) + pnl
+        for net in net_by_event.values():
+            bankroll += net - ((net * bp + 5000) // 10_000 if net > 0 else 0)
+    return np.array(stakes, dtype=np.int64), False
 
 
 def settle(*, event: np.ndarray, selection: np.ndarray, odds_milli: np.ndarray, kelly: np.ndarray,
@@ -107,33 +131,13 @@ def settle(*, event: np.ndarray, selection: np.ndarray, odds_milli: np.ndarray, 
     won = (result != selection) if lay else (result == selection)
     if staking == "flat":
         stake = np.full(len(event), to_cents_micro(flat_stake), dtype=np.int64)
-        risk, pnl, starts, mpnl, mcomm = _block(stake, odds_milli, won, lay, event, bp)
-        keep = np.ones(len(event), dtype=bool)
         ruined = False
     else:
-        stake, risk, pnl = (np.zeros(len(event), dtype=np.int64) for _ in range(3))
         fraction = np.minimum(kelly_fraction * kelly, max_stake_fraction)
-        m_starts, m_pnl, m_comm = [], [], []
-        bankroll, ruined = bank0, False
-        day_starts = np.flatnonzero(np.r_[True, day[1:] != day[:-1]]) if len(day) else np.zeros(0, dtype=np.int64)
-        bounds = np.r_[day_starts, len(day)]
-        for a, b in zip(bounds[:-1], bounds[1:]):
-            if bankroll < CENT:
-                ruined = True
-                break
-            s = _stakes_for_bankroll(bankroll, fraction[a:b], odds_milli[a:b], lay)
-            r, p, st, mp, mc = _block(s, odds_milli[a:b], won[a:b], lay, event[a:b], bp)
-            stake[a:b], risk[a:b], pnl[a:b] = s, r, p
-            m_starts.append(st + a)
-            m_pnl.append(mp)
-            m_comm.append(mc)
-            bankroll += int(mp.sum())
-        cat = lambda xs: np.concatenate(xs) if xs else np.zeros(0, dtype=np.int64)  # noqa: E731
-        starts, mpnl, mcomm = cat(m_starts), cat(m_pnl), cat(m_comm)
-        keep = stake > 0
-        # A market whose every stake rounded to zero cents was not bet.
-        market_kept = np.add.reduceat(keep.astype(np.int64), starts) > 0 if len(starts) else np.zeros(0, dtype=bool)
-        starts, mpnl, mcomm = starts[market_kept], mpnl[market_kept], mcomm[market_kept]
+        stake, ruined = _kelly_stakes(fraction, odds_milli, won, event, day, lay, bp, bank0)
+        placed = stake > 0  # a stake that rounds to zero cents is not placed
+        event, selection, odds_milli, won, day, stake = (a[placed] for a in (event, selection, odds_milli, won, day, stake))
+    risk, pnl, starts, mpnl, mcomm = _block(stake, odds_milli, won, lay, event, bp)
     market_event = event[starts]
     market_day = day[starts]
     if len(market_day):
@@ -143,8 +147,8 @@ def settle(*, event: np.ndarray, selection: np.ndarray, odds_milli: np.ndarray, 
         days, day_pnl = market_day, mpnl
     bankroll_start = bank0 + np.r_[0, np.cumsum(day_pnl)[:-1]].astype(np.int64) if len(day_pnl) else day_pnl
     return Settlement(
-        event=event[keep], selection=selection[keep], odds_milli=odds_milli[keep], stake=stake[keep],
-        risk=risk[keep], won=won[keep], pnl=pnl[keep], market_event=market_event, market_pnl=mpnl,
+        event=event, selection=selection, odds_milli=odds_milli, stake=stake,
+        risk=risk, won=won, pnl=pnl, market_event=market_event, market_pnl=mpnl,
         market_commission=mcomm, day=days, day_pnl=day_pnl, bankroll_start=bankroll_start,
         initial_bankroll=bank0, ruined=ruined,
     )
