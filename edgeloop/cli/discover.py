@@ -39,13 +39,16 @@ def discover_cmd(wait: bool, timeout: float, run_id: str | None, as_json: bool) 
     """Generate, backtest, evaluate and activate strategies; retire underperformers; rank."""
     from schema.lifecycle import DiscoveryReport
     from workers.app import app
-    from workers.discovery import RUN_TASK, new_run_id
+    from workers.discovery import RUN_TASK, Report, new_run_id
 
     settings = get_settings()
     require_redis(settings)
     require_ml()
     make_session = sessions(settings)
     run_id = run_id or new_run_id()
+    # Open (or reopen, if it failed) the report before sending, so --wait never reads the
+    # previous attempt's outcome as this one's.
+    Report(make_session, run_id).open()
     app.send_task(RUN_TASK, kwargs={"run_id": run_id})
     if not wait:
         emit_json({"run_id": run_id, "status": "queued"}) if as_json else click.echo(f"discovery run {run_id} queued")
@@ -55,12 +58,10 @@ def discover_cmd(wait: bool, timeout: float, run_id: str | None, as_json: bool) 
     def check() -> tuple[bool, str]:
         with make_session() as s:
             row = s.get(DiscoveryReport, run_id)
-        if row is None:
-            return False, "queued (is a worker running?)"
         state["row"] = row
         done = [n for n, st in row.steps.items() if st.get("status") == "ok"]
         progress = row.state.get("progress") if "backtest" not in row.steps else None
-        text = f"{row.status}: steps done {', '.join(done) or '-'}"
+        text = f"{row.status}: steps done {', '.join(done) or '- (is a worker running?)'}"
         if progress:
             text += f" | backtests {progress['backtests_done']}/{progress['backtests']}, stored {progress['stored']}"
         return row.status != "running", text

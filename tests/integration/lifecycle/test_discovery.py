@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from mlclient.client import MLClient
 from schema.db import make_engine, make_sessionmaker
@@ -98,3 +98,28 @@ def test_discovery_runs_twice_building_on_the_first(discovery_env, tmp_path):
             assert first_ids < second_ids  # everything ranked before, plus the new candidates
             assert s.get(DiscoveryReport, second["run_id"]).finished_at is not None
         assert worker.alive()
+
+
+def test_a_failing_step_is_reported_by_name_and_the_rerun_resumes_after_it(discovery_env, tmp_path):
+    sessions = make_sessionmaker(make_engine(discovery_env["EDGELOOP_DATABASE_URL"]))
+    # Given more candidates than the ML service allows per request: GenerateStrategy refuses
+    bad = {**discovery_env, "EDGELOOP_DISCOVERY_CANDIDATES": "500"}
+    with celery_worker(bad, "w1", tmp_path):
+        failed = edgeloop(bad, "discover", "--run-id", "d-resume", "--wait", "--json")
+    # Then the run fails at step "generate", says so, and wrote nothing past it
+    assert failed.returncode != 0 and "failed at step generate" in failed.stderr.strip().splitlines()[-1]
+    report = json.loads(failed.stdout.strip().splitlines()[-1])
+    assert report["status"] == "failed" and report["failed_step"] == "generate"
+    assert report["steps"]["submit_feedback"]["status"] == "ok" and report["steps"]["generate"]["status"] == "failed"
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Strategy)) == 0
+        assert s.scalar(select(func.count()).select_from(StrategyRanking)) == 0
+
+    # When the same run is started again with the problem fixed
+    with celery_worker(discovery_env, "w2", tmp_path, concurrency=2):
+        resumed = last_json(edgeloop(discovery_env, "discover", "--run-id", "d-resume", "--wait", "--json"))
+    # Then it resumes after the completed steps (not repeated) and finishes
+    assert resumed["status"] == "succeeded" and resumed["failed_step"] is None
+    for step in ("submit_feedback", "retrain"):
+        assert resumed["steps"][step] == report["steps"][step]
+    assert resumed["counts"]["candidates"] == 40

@@ -1,0 +1,88 @@
+"""``lifecycle.refresh`` on SQLite with a stub ML client: composite from the one scoring
+definition, status changes and ranking rows in one transaction, one ranking per id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import pytest
+from sqlalchemy import func, select
+
+from edgeloop.scoring import composite_score
+from edgeloop.settings import Settings
+from schema.db import make_engine, make_sessionmaker, upgrade
+from schema.lifecycle import StrategyRanking
+from schema.pipeline import BacktestResult, Strategy
+from workers.lifecycle import StrategyModelNotTrained, refresh
+
+
+@dataclass
+class Reply:
+    confidence: float
+    model_version: str = "strategy-v1"
+
+
+class StubML:
+    def __init__(self, confidences: dict[str, float], error: Exception | None = None) -> None:
+        self.confidences, self.error, self.calls = confidences, error, 0
+
+    def evaluate_strategy(self, strategy_id, params):
+        self.calls += 1
+        if self.error:
+            raise self.error
+        return Reply(self.confidences[strategy_id])
+
+
+@pytest.fixture
+def sessions(tmp_path):
+    url = f"sqlite:///{tmp_path / 'life.db'}"
+    upgrade(url)
+    return make_sessionmaker(make_engine(url))
+
+
+def add(sessions, sid: str, status: str, score: float, bets: int, n: int = 1) -> None:
+    with sessions.begin() as s:
+        s.add(Strategy(strategy_id=sid, name=sid, params={"min_edge": 0.01}, status=status))
+        for i in range(n):
+            s.add(BacktestResult(
+                backtest_id=f"{sid}-{i}", strategy_id=sid, params={"min_edge": 0.01}, window_start=date(2019, 8, 1),
+                window_end=date(2020, 5, 31), method="market_baseline", total_bets=bets, roi=0.0, profit=0.0,
+                win_rate=0.0, profit_factor=0.0, sharpe_ratio=0.0, max_drawdown=0.0,
+                backtest_score=score if i == n - 1 else 0.0, event_json="{}"))
+
+
+def test_refresh_activates_retires_and_stores_one_ranking(sessions):
+    s = Settings(activation_threshold=0.6, deactivation_threshold=0.4, min_bets_for_activation=10)
+    add(sessions, "good", "candidate", 0.5, 100, n=3)  # only the latest result counts
+    add(sessions, "few-bets", "candidate", 0.9, 5)
+    add(sessions, "bad", "active", 0.1, 100)
+    add(sessions, "middling", "active", 0.45, 100)
+    ml = StubML({"good": 0.8, "few-bets": 0.9, "bad": 0.3, "middling": 0.5})
+
+    outcome = refresh(sessions, ml, s, ranking_id="r1")
+
+    assert sorted(outcome.changed_to("active")) == ["good"] and outcome.changed_to("inactive") == ["bad"]
+    with sessions() as db:
+        status = dict(db.execute(select(Strategy.strategy_id, Strategy.status)).all())
+        assert status == {"good": "active", "few-bets": "candidate", "bad": "inactive", "middling": "active"}
+        assert db.get(Strategy, "good").composite_score == pytest.approx(composite_score(0.8, 0.5))
+        ranking = list(db.scalars(select(StrategyRanking).order_by(StrategyRanking.rank)))
+        assert [r.strategy_id for r in ranking] == ["few-bets", "good", "middling", "bad"]
+        assert all(r.model_version == "strategy-v1" for r in ranking)
+    # Storing the same ranking id again (a redelivered task) adds nothing
+    refresh(sessions, ml, s, ranking_id="r1")
+    with sessions() as db:
+        assert db.scalar(select(func.count()).select_from(StrategyRanking)) == 4
+
+
+def test_no_strategy_model_changes_nothing(sessions):
+    from edgeloop.errors import MLServiceError
+
+    add(sessions, "x", "active", 0.0, 100)
+    ml = StubML({}, MLServiceError("EvaluateStrategy: FAILED_PRECONDITION: the strategy model is not trained yet"))
+    with pytest.raises(StrategyModelNotTrained):
+        refresh(sessions, ml, Settings(), ranking_id="r1")
+    with sessions() as db:
+        assert db.get(Strategy, "x").status == "active"
+        assert db.scalar(select(func.count()).select_from(StrategyRanking)) == 0
