@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from sqlalchemy import Engine, Table
-from sqlalchemy.dialects import postgresql, sqlite
 
 from marketdata.csv import Match, Problem, csv_files, parse_file
+from schema.bulk import insert_ignoring_duplicates
+from schema.base import utcnow
 from schema.market import MarketEvent, MarketPrice, MarketResult
 
-CHUNK_ROWS = 2000
 
 
 @dataclass(slots=True)
@@ -38,21 +38,15 @@ class ImportReport:
 
 
 def _insert_ignoring_duplicates(engine: Engine, table: Table, rows: Sequence[dict[str, Any]]) -> int:
-    """INSERT … ON CONFLICT DO NOTHING in chunks; returns the number of rows inserted."""
-    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-    inserted = 0
+    """Insert in one transaction, skipping rows already there; returns the number inserted."""
     with engine.begin() as conn:
-        for i in range(0, len(rows), CHUNK_ROWS):
-            chunk = rows[i:i + CHUNK_ROWS]
-            # RETURNING counts what was really inserted (rowcount is -1 for batched executemany).
-            stmt = dialect.insert(table).on_conflict_do_nothing().returning(table.c.event_id)
-            inserted += len(conn.execute(stmt, chunk).all())
-    return inserted
+        return len(insert_ignoring_duplicates(conn, table, rows, "event_id"))
 
 
 def _rows(matches: Iterable[Match]) -> tuple[list[dict], list[dict], list[dict]]:
     events, results, prices = [], [], []
     seen: set[str] = set()
+    now = utcnow()  # explicit, so bulk paths that bypass ORM defaults (COPY) get it too
     for m in matches:
         eid = m.event_id
         if eid in seen:  # the same match twice in one batch (overlapping files)
@@ -60,7 +54,7 @@ def _rows(matches: Iterable[Match]) -> tuple[list[dict], list[dict], list[dict]]
         seen.add(eid)
         events.append(dict(event_id=eid, league=m.league, season=m.season, event_date=m.date,
                            kickoff_time=m.kickoff, home_team=m.home_team, away_team=m.away_team,
-                           source_file=m.source_file))
+                           source_file=m.source_file, imported_at=now))
         if m.result is not None:
             results.append(dict(event_id=eid, home_goals=m.home_goals, away_goals=m.away_goals, result=m.result))
         for source, (h, d, a) in m.prices.items():

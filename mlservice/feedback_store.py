@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from edgeloop.errors import InvalidEvent, InvalidRequest
@@ -20,10 +19,9 @@ from edgeloop.scoring import backtest_score_of
 from mlservice.strategy_model import params_fingerprint
 from proto import events_pb2
 from schema.base import utcnow
+from schema.bulk import insert_ignoring_duplicates
 from schema.mlstore import FeedbackSample
 
-
-_CHUNK_ROWS = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,19 +79,8 @@ def store_feedback(sessions: sessionmaker[Session], events: Iterable[ParsedEvent
     if not rows:
         return StoreOutcome(0, 0, [])
     values = list(rows.values())
-    inserted: set[str] = set()
     with sessions.begin() as session:  # one transaction: all stored, or none
-        dialect = session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        # Chunks keep each statement under SQLite's bound-parameter limit.
-        for start in range(0, len(values), _CHUNK_ROWS):
-            stmt = (
-                insert(FeedbackSample)
-                .values(values[start:start + _CHUNK_ROWS])
-                .on_conflict_do_nothing(index_elements=["backtest_id"])
-                .returning(FeedbackSample.backtest_id)
-            )
-            inserted.update(session.execute(stmt).scalars())
+        inserted = insert_ignoring_duplicates(session.connection(), FeedbackSample.__table__, values, "backtest_id")
     return StoreOutcome(accepted=len(inserted), duplicates=len(ids) - len(inserted), stored_backtest_ids=ids)
 
 

@@ -8,6 +8,7 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from schema.bulk import insert_ignoring_duplicates
 from schema.pipeline import BacktestResult, Strategy
 
 
@@ -19,49 +20,10 @@ def _insert(session: Session, table):
 def insert_results(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
     """Insert results, ignoring backtest ids already stored; returns the ids inserted now.
 
-    ``ON CONFLICT DO NOTHING`` on the unique ``backtest_id`` is what makes a duplicate
-    delivery change nothing, whichever worker sees it and however often.
+    The unique ``backtest_id`` is what makes a duplicate delivery change nothing, whichever
+    worker sees it and however often.
     """
-    if not rows:
-        return set()
-    if session.get_bind().dialect.name == "postgresql":
-        return _copy_insert_results(session, rows)
-    # executemany form: SQLAlchemy batches it as "insertmanyvalues" with a cached compiled
-    # statement; .values(list) would compile a fresh 500-row statement every batch (~6x slower).
-    # Core table, not the ORM entity: the ORM's bulk path costs more than the database here.
-    table = BacktestResult.__table__
-    stmt = (
-        _insert(session, table)
-        .on_conflict_do_nothing(index_elements=["backtest_id"])
-        .returning(table.c.backtest_id)
-    )
-    return set(session.connection().execute(stmt, list(rows)).scalars().all())
-
-
-_RESULT_COLUMNS = [c.name for c in BacktestResult.__table__.columns if c.name != "id"]
-_JSON_COLUMNS = {"params", "extra_metrics"}
-
-
-def _copy_insert_results(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
-    """PostgreSQL: COPY the batch into a temporary table, then one INSERT … SELECT … ON
-    CONFLICT DO NOTHING. A multi-row INSERT of 500 rows spends most of its time building
-    and parsing the statement text; COPY streams the rows instead."""
-    from psycopg.types.json import Jsonb
-
-    cols = ", ".join(_RESULT_COLUMNS)
-    conn = session.connection().connection.driver_connection
-    with conn.cursor() as cur:
-        cur.execute("CREATE TEMP TABLE IF NOT EXISTS _ingest_results "
-                    "(LIKE backtest_results INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
-        with cur.copy(f"COPY _ingest_results ({cols}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row([Jsonb(row.get(c) or {}) if c in _JSON_COLUMNS else row.get(c)
-                                for c in _RESULT_COLUMNS])
-        cur.execute(f"INSERT INTO backtest_results ({cols}) SELECT {cols} FROM _ingest_results "
-                    "ON CONFLICT (backtest_id) DO NOTHING RETURNING backtest_id")
-        inserted = {r[0] for r in cur.fetchall()}
-        cur.execute("TRUNCATE _ingest_results")  # the transaction may go on
-    return inserted
+    return set(insert_ignoring_duplicates(session.connection(), BacktestResult.__table__, rows, "backtest_id"))
 
 
 def ensure_strategies(session: Session, strategies: Iterable[dict[str, Any]]) -> None:
