@@ -31,7 +31,7 @@ def _date(_ctx, _param, value: str) -> date:
 def backtest_cmd(strategy_file: str, start: date, end: date, leagues: tuple[str, ...], source: str,
                  publish: bool, as_json: bool) -> None:
     """Backtest a strategy over the events of a window (walk-forward, per-season report)."""
-    from backtester.report import format_table, result_dict
+    from backtester.report import backtest_id, format_table, result_dict
     from backtester.run import Window, backtest, publish as publish_results
     from backtester.strategy import load_strategy
 
@@ -53,13 +53,7 @@ def backtest_cmd(strategy_file: str, start: date, end: date, leagues: tuple[str,
     else:
         click.echo(format_table(result))
         if entry:
-            click.echo(f"published {out_id(result)} as stream entry {entry}")
-
-
-def out_id(result) -> str:
-    from backtester.report import backtest_id
-
-    return backtest_id(result)
+            click.echo(f"published {backtest_id(result)} as stream entry {entry}")
 
 
 def register(group: click.Group) -> None:

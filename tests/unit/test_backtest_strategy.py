@@ -35,3 +35,16 @@ def test_aliases_defaults_and_stable_id(tmp_path):
         load_strategy(tmp_path / "bad.json")
     with pytest.raises(InvalidStrategy, match="finite number"):
         Strategy(min_edge=float("nan"))
+
+
+def test_a_published_events_params_rebuild_the_same_strategy():
+    from datetime import date
+
+    from backtester.report import event_dict
+    from backtester.run import Window, backtest
+
+    s = Strategy(name="k", price_source="PS", staking="kelly", min_edge=0.03, selections=("home", "away"))
+    result = backtest(s, Window(date(2019, 8, 1), date(2019, 9, 30), ("E0",)))
+    params = event_dict(result)["params"]
+    assert params["leagues"] == ["E0"]
+    assert Strategy.from_mapping({"name": "k", **params}) == s
