@@ -80,6 +80,7 @@ class OutcomePredictor:
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
         self._named: OrderedDict[str, tuple[np.datetime64, OutcomeModel]] = OrderedDict()
+        self._named_lock = threading.Lock()
         self._checked_monotonic = 0.0
         self._rules: dict[str, tuple[float, dict[str, Any] | None]] = {}
 
@@ -110,16 +111,18 @@ class OutcomePredictor:
         return snap
 
     def _named_version(self, version: str) -> tuple[np.datetime64, OutcomeModel]:
-        hit = self._named.get(version)
+        with self._named_lock:
+            hit = self._named.get(version)
         if hit is None:
             row = registry.get_version(self.ctx.sessions, version)
             if row.model_name != MODEL_NAME or row.train_end is None:
                 raise InvalidRequest(f"model_version {version!r} is not an outcome model version")
             hit = (np.datetime64(row.train_end.date(), "D"),
                    OutcomeModel.from_bytes(registry.load_artifact(self.ctx.sessions, version)))
-            self._named[version] = hit
-            while len(self._named) > 64:
-                self._named.popitem(last=False)
+            with self._named_lock:  # a small LRU: versions are immutable, so caching them is safe
+                self._named[version] = hit
+                while len(self._named) > 64:
+                    self._named.popitem(last=False)
         return hit
 
     def strategy_params(self, strategy_id: str) -> dict[str, Any] | None:

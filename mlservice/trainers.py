@@ -28,6 +28,7 @@ from mlservice.features import build_features
 from mlservice.market import load_market
 from mlservice.outcome_model import MODEL_NAME as OUTCOME, OutcomeModel, evaluate, walk_forward
 from mlservice.predictor import OutcomePredictor
+from mlservice.training import Skipped
 from mlservice.strategy_model import MODEL_NAME as STRATEGY, TARGETS, StrategyModel, canonical_params, spearman
 from mlservice.strategy_service import StrategyService, holdout_mask
 from schema.base import utcnow
@@ -36,6 +37,7 @@ from schema.mlstore import FeedbackSample
 log = logging.getLogger("edgeloop.mlservice.training")
 TOLERANCE = 1e-9  # "at least as good": equal scores keep the newer version
 MIN_HELD_OUT = 5  # fewer held-out strategy samples than this cannot rank anything
+MIN_TRAIN_SAMPLES = 10
 
 
 def train_outcome(ctx: ServiceContext, predictor: OutcomePredictor, job_id: str, force: bool) -> list[str]:
@@ -100,8 +102,13 @@ def train_strategy(ctx: ServiceContext, strategies: StrategyService, job_id: str
         champion = registry.serving_in_slot(s, STRATEGY, "")
         champion_model = StrategyModel.from_bytes(champion.artifact) if champion else None
         champion_version, champion_n = (champion.version, champion.sample_count) if champion else ("", 0)
-    if champion and not force and len(train_p) - champion_n < ctx.settings.min_new_feedback:
-        return []  # too little new feedback to be worth a version; `force` overrides
+    if len(train_p) < MIN_TRAIN_SAMPLES:
+        raise Skipped(f"{len(train_p)} usable feedback samples outside the held-out share; "
+                      f"the strategy model needs {MIN_TRAIN_SAMPLES}")
+    new = len(train_p) - champion_n
+    if champion and not force and new < ctx.settings.min_new_feedback:
+        raise Skipped(f"{new} new feedback samples since {champion_version}, fewer than min_new_feedback "
+                      f"({ctx.settings.min_new_feedback}); force to train anyway")
     model = StrategyModel.fit(train_p, Y[~held], seed=len(train_p))
     metrics: dict[str, float] = {"n_train": float(len(train_p)), "n_held_out": float(len(test_p))}
     if len(test_p) >= MIN_HELD_OUT:

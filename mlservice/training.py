@@ -33,6 +33,12 @@ log = logging.getLogger("edgeloop.mlservice.training")
 Trainer = Callable[[str, bool], list[str]]
 
 
+class Skipped(Exception):
+    """A trainer had nothing worth training on (too little or no new data): not a failure.
+
+    The job goes on with the other models and reports the message as part of its reason."""
+
+
 class TrainingJobs:
     def __init__(self, ctx: ServiceContext, trainers: dict[str, Trainer]) -> None:
         self.ctx = ctx
@@ -102,6 +108,9 @@ class TrainingJobs:
             started = time.perf_counter()
             try:
                 got = self.trainers[name](job_id, force)
+            except Skipped as skipped:
+                notes.append(f"{name}: skipped: {skipped}")
+                continue
             except Exception as exc:  # noqa: BLE001 - reported as the job's reason
                 log.exception("training job %s: %s failed", job_id, name)
                 metrics.TRAINING_JOBS.labels(name, "failed").inc()

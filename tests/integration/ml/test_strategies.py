@@ -78,7 +78,7 @@ def test_registry_records_held_out_metrics(stub, trained_strategy):
 
 def test_not_enough_new_feedback_trains_nothing_unless_forced(stub, trained_strategy):
     again = wait_job(stub, stub.TrainModels(pb.TrainModelsRequest(model_name="strategy"), timeout=5).job_id)
-    assert again.status == "succeeded" and list(again.model_versions) == []
+    assert again.status == "succeeded" and list(again.model_versions) == [] and "min_new_feedback" in again.reason
     forced = wait_job(stub, stub.TrainModels(pb.TrainModelsRequest(model_name="strategy", force=True), timeout=5).job_id)
     assert forced.status == "succeeded" and len(forced.model_versions) == 1
 
@@ -116,6 +116,12 @@ def test_get_features_are_the_parameters_only(stub, backtests, trained_strategy)
     with pytest.raises(grpc.RpcError) as err:
         stub.GetFeatures(pb.GetFeaturesRequest(backtest_id="bt-unknown"), timeout=5)
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_training_both_models_without_feedback_trains_the_outcome_model_only(stub):
+    job = wait_job(stub, stub.TrainModels(pb.TrainModelsRequest(), timeout=5).job_id)
+    assert job.status == "succeeded" and len(job.model_versions) >= 15
+    assert "strategy: skipped: 0 usable feedback samples" in job.reason
 
 
 def test_strategy_rpcs_before_training(stub):
