@@ -84,10 +84,15 @@ def store_feedback(sessions: sessionmaker[Session], events: Iterable[ParsedEvent
     return StoreOutcome(accepted=len(inserted), duplicates=len(ids) - len(inserted), stored_backtest_ids=ids)
 
 
-def backtested_fingerprints(sessions: sessionmaker[Session]) -> set[str]:
-    """Fingerprints of every parameter set already backtested (GenerateStrategy avoids them)."""
+def backtested_among(sessions: sessionmaker[Session], fingerprints: list[str]) -> set[str]:
+    """Which of these parameter fingerprints were already backtested (indexed lookups)."""
+    found: set[str] = set()
     with sessions() as session:
-        return set(session.execute(select(FeedbackSample.params_key).distinct()).scalars())
+        for start in range(0, len(fingerprints), _CHUNK_ROWS):
+            chunk = fingerprints[start:start + _CHUNK_ROWS]
+            found.update(session.execute(
+                select(FeedbackSample.params_key).where(FeedbackSample.params_key.in_(chunk))).scalars())
+    return found
 
 
 def count_samples(sessions: sessionmaker[Session]) -> int:

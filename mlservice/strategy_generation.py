@@ -18,12 +18,12 @@ empty ``model_version`` and zero scores: nothing is predicted about them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from edgeloop.errors import InvalidRequest
-from mlservice.strategy_model import StrategyModel, canonical_params, params_fingerprint
+from mlservice.strategy_model import StrategyModel, canonical_params, fingerprint_of_canonical
 
 EXPLORATION_KAPPA = 1.0
 CANDIDATE_POOL = 600  # scored per request; ~10 ms of tree walking
@@ -133,20 +133,20 @@ def candidate_id(fingerprint: str) -> str:
 
 def generate(
     *, model: StrategyModel | None, constraints: Constraints, seeds: Sequence[Mapping[str, Any]],
-    backtested: set[str], max_candidates: int, rng: np.random.Generator,
+    backtested: Callable[[list[str]], set[str]], max_candidates: int, rng: np.random.Generator,
 ) -> list[Candidate]:
-    """Up to ``max_candidates`` new parameter sets, best upper confidence bound first."""
+    """Up to ``max_candidates`` new parameter sets, best upper confidence bound first.
+
+    ``backtested(fingerprints)`` returns those among them that were already backtested (one
+    indexed lookup for the pool, rather than loading every stored fingerprint)."""
     limits = constraints.limits
     pool: dict[str, dict[str, Any]] = {}
     n_mutants = CANDIDATE_POOL // 2 if (seeds and model is not None) else 0
     for i in range(CANDIDATE_POOL):
-        if i < n_mutants:
-            p = mutate(rng, seeds[i % len(seeds)], limits)
-        else:
-            p = random_params(rng, limits)
-        fp = params_fingerprint(p)
-        if fp not in backtested:
-            pool.setdefault(fp, p)
+        p = mutate(rng, seeds[i % len(seeds)], limits) if i < n_mutants else random_params(rng, limits)
+        pool.setdefault(fingerprint_of_canonical(p), p)  # p is canonical (_fit_limits)
+    for fp in backtested(list(pool)):
+        del pool[fp]
     if not pool:
         return []
     fps, params = list(pool), list(pool.values())

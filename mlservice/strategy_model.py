@@ -64,6 +64,11 @@ def params_fingerprint(params: Mapping[str, Any]) -> str:
         canonical: Mapping[str, Any] = canonical_params(params)
     except InvalidRequest:
         canonical = params  # a producer's own parameter language: fingerprint it as sent
+    return fingerprint_of_canonical(canonical)
+
+
+def fingerprint_of_canonical(canonical: Mapping[str, Any]) -> str:
+    """``params_fingerprint`` of parameters that are canonical already (skips re-validating)."""
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 

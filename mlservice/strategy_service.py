@@ -108,7 +108,7 @@ class StrategyService:
         found = generate(
             model=serving.model if serving else None, constraints=constraints,
             seeds=self._seeds(list(request.seed_strategy_ids)),
-            backtested=feedback_store.backtested_fingerprints(self.ctx.sessions),
+            backtested=lambda fps: feedback_store.backtested_among(self.ctx.sessions, fps),
             max_candidates=request.max_candidates, rng=seed_from(request.random_seed))
         out = []
         for c in found:

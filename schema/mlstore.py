@@ -44,7 +44,7 @@ class FeedbackSample(Base):
     model_version: Mapped[str | None] = mapped_column(String(64))
     metrics: Mapped[dict[str, float]] = mapped_column(JsonType, default=dict)
     # The label of the strategy model (edgeloop.scoring.backtest_score); never one of its features.
-    backtest_score: Mapped[float] = mapped_column(Float)
+    backtest_score: Mapped[float] = mapped_column(Float, index=True)  # GenerateStrategy's best seeds
     # Canonical JSON of the params: "was this parameter set already backtested?" is one lookup.
     params_key: Mapped[str] = mapped_column(String(512), index=True)
     batch_id: Mapped[str] = mapped_column(String(128), default="")

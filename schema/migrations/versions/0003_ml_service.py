@@ -40,6 +40,7 @@ def upgrade() -> None:
     op.create_index(op.f("ix_ml_feedback_samples_strategy_id"), "ml_feedback_samples", ["strategy_id"])
     op.create_index(op.f("ix_ml_feedback_samples_params_key"), "ml_feedback_samples", ["params_key"])
     op.create_index(op.f("ix_ml_feedback_samples_received_at"), "ml_feedback_samples", ["received_at"])
+    op.create_index(op.f("ix_ml_feedback_samples_backtest_score"), "ml_feedback_samples", ["backtest_score"])
 
     op.create_table(
         "ml_model_versions",

@@ -53,7 +53,7 @@ def test_generation_stays_inside_risk_limits_and_skips_backtested_sets():
     params, Y = _data()
     model = StrategyModel.fit(params, Y)
     backtested = {params_fingerprint(p) for p in params}
-    got = generate(model=model, constraints=Constraints(risk_level="low"), seeds=params[:10], backtested=backtested,
+    got = generate(model=model, constraints=Constraints(risk_level="low"), seeds=params[:10], backtested=backtested.intersection,
                    max_candidates=25, rng=np.random.default_rng(1))
     assert len(got) == 25 and len({c.fingerprint for c in got}) == 25
     limits = RISK_LIMITS["low"]
@@ -62,5 +62,5 @@ def test_generation_stays_inside_risk_limits_and_skips_backtested_sets():
         assert c.params["max_odds"] <= limits.max_odds and c.params["kelly_fraction"] <= limits.max_kelly_fraction
         assert c.params["max_stake_fraction"] <= limits.max_stake_fraction
     strict = generate(model=model, constraints=Constraints(risk_level="low", target_return=10.0), seeds=[],
-                      backtested=backtested, max_candidates=5, rng=np.random.default_rng(1))
+                      backtested=backtested.intersection, max_candidates=5, rng=np.random.default_rng(1))
     assert strict == []  # nobody is predicted a 1,000% return
