@@ -9,6 +9,7 @@ is undated and refused the same way.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -32,10 +33,14 @@ class MLServiceProvider:
         return cls(get_ml_client())
 
     def _train_end(self) -> dict[str, np.datetime64]:
+        """Version → end of its training data, as naive UTC minutes (kick-offs are naive too)."""
         out = {}
         for mv in self.client.list_models():
             if mv.train_end:
-                out[mv.version] = np.datetime64(mv.train_end.replace("Z", "").replace("+00:00", ""), "m")
+                end = datetime.fromisoformat(mv.train_end.replace("Z", "+00:00"))
+                if end.tzinfo is not None:
+                    end = end.astimezone(timezone.utc).replace(tzinfo=None)
+                out[mv.version] = np.datetime64(end, "m")
         return out
 
     def predictions(self, window: PreEventArrays) -> Predictions:

@@ -31,18 +31,24 @@ def event_dict(result: BacktestResult, backtest_id_: str | None = None) -> dict[
     m = result.metrics
     metrics = {name: getattr(m, name) for name in EVENT_METRICS if getattr(m, name) is not None}
     metrics["skipped_events"] = m.skipped_no_price + m.skipped_no_prediction
+    params = result.strategy.params() | {"leagues": list(result.leagues)}
+    # A walk-forward window spans one model version per season: the event's model_version
+    # (64 characters in the store) names the newest, params.model_versions lists them all.
+    versions = [v for v in result.model_version.split(",") if v]
+    if len(versions) > 1:
+        params["model_versions"] = versions
     return {
         "schema_version": SCHEMA_VERSION,
         "backtest_id": backtest_id_ or backtest_id(result),
         "strategy_id": result.strategy.strategy_id,
         "strategy_name": result.strategy.name,
-        "params": result.strategy.params() | {"leagues": list(result.leagues)},
+        "params": params,
         "window_start": result.window_start.isoformat(),
         "window_end": result.window_end.isoformat(),
         "method": result.strategy.method,
         "metrics": metrics,
         "finished_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
-        "model_version": result.model_version,
+        "model_version": versions[-1][:64] if versions else "",
     }
 
 

@@ -123,8 +123,10 @@ class Strategy:
             raise InvalidStrategy(f"a strategy is a mapping of parameters, got {type(data).__name__}")
         data = dict(data.get("params", {}), **{k: v for k, v in data.items() if k != "params"}) \
             if isinstance(data.get("params"), Mapping) else dict(data)
-        # A published event's params also name the window's leagues: window, not strategy.
+        # A published event's params also name the window's leagues and model versions:
+        # they describe the run, not the strategy.
         data.pop("leagues", None)
+        data.pop("model_versions", None)
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(data) - known)
         if unknown:
