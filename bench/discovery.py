@@ -1,0 +1,284 @@
+"""Discovery against random search and Optuna's TPE: the best out-of-sample composite score
+reached after 50, 100 and 200 backtests, over 5 seeds.
+
+    python -m bench.discovery [--seeds 5] [--budgets 50,100,200] [--json]
+
+What each method does with its budget of backtests on the in-sample window (E0 + D1,
+2017-08-15 … 2019-06-30):
+
+* ``edgeloop``: the discovery pipeline's search loop, **in-process for speed** (no Celery, no
+  gRPC, no stream): rounds of ``discovery_candidates`` (20) candidates from
+  ``mlservice.strategy_generation.generate`` — mutations of the top results and exploration
+  draws, ranked by the upper confidence bound of the strategy model — the model retrained on
+  all feedback before each round (``mlservice.strategy_model.StrategyModel``, as the
+  pipeline's "retrain if ≥ min_new_feedback new samples" does with rounds of 20). The first
+  round has no model: exploration draws, as on a fresh system.
+* ``random``: ``mlservice.strategy_generation.random_params``: the same parameter space and
+  risk limits (risk level "medium").
+* ``tpe``: Optuna's TPE sampler over the same space (same ranges, same grid via the
+  generator's limit fitting), maximising the in-sample backtest score.
+
+After B backtests each method picks one strategy among those with at least
+``min_bets_for_activation`` (30) bets (fewer prove nothing): random and TPE their best
+in-sample backtest score; edgeloop as its activation step does, by in-sample composite score
+(the confidence of the strategy model it trained on its own B backtests + the in-sample
+backtest score). The pick is then
+judged **out of sample** (E0 + D1, 2019-08-15 … 2021-06-30, never seen by any method):
+composite = ``edgeloop.scoring.composite_score(ML confidence, out-of-sample backtest score)``,
+where the ML confidence comes from one *judge* strategy model trained on a separate pool of
+300 random in-sample backtests (the same judge for every method, so none is scored by its
+own model).
+
+Probabilities for ``probability_source: model`` strategies come from a real ML service
+(in-process gRPC server on a scratch SQLite database, outcome model trained walk-forward on
+the shipped seasons), fetched once per window through ``MLServiceProvider`` (point in time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from bench._harness import ROOT
+
+IS_WINDOW = (date(2017, 8, 15), date(2019, 6, 30))
+OOS_WINDOW = (date(2019, 8, 15), date(2021, 6, 30))
+LEAGUES = ("E0", "D1")
+MIN_BETS = 30
+ROUND = 20
+JUDGE_POOL = 300
+RISK = "medium"
+
+
+class Lab:
+    """Windows, point-in-time predictions and a memoised backtest (same strategy, same result)."""
+
+    def __init__(self) -> None:
+        from backtester.ml_provider import MLServiceProvider
+        from edgeloop.settings import settings_with
+        from marketdata.arrays import load_csv_window
+        from mlclient.client import MLClient
+        from mlservice.server import create_server
+        from schema.db import upgrade
+        from workers.retraining import wait_for_job
+
+        self._tmp = tempfile.TemporaryDirectory(prefix="bench-discovery-")
+        url = f"sqlite:///{self._tmp.name}/ml.db"
+        upgrade(url)
+        settings = settings_with(database_url=url, data_dir=str(ROOT / "data" / "football-data"),
+                                 ml_market_source="csv", ml_timeout_s=60)
+        self.server, port = create_server("127.0.0.1:0", settings)
+        self.server.start()
+        client = MLClient(settings, target=f"127.0.0.1:{port}")
+        status = wait_for_job(client, client.train_models("outcome").job_id, 600)
+        if status.status != "succeeded":
+            raise SystemExit(f"benchmark: outcome model training failed: {status.reason}")
+        provider = MLServiceProvider(client)
+        self.windows = {}
+        for name, (start, end) in (("is", IS_WINDOW), ("oos", OOS_WINDOW)):
+            data = load_csv_window(LEAGUES, start, end, data_dir=settings.data_dir)
+            self.windows[name] = (data, provider.predictions(data.pre_event()), start, end)
+        self._memo: dict[tuple[str, str], Any] = {}
+        self.backtests = 0
+
+    def close(self) -> None:
+        self.server.stop(1).wait(5)
+        self._tmp.cleanup()
+
+    def metrics(self, params: dict[str, Any], window: str = "is"):
+        from backtester.engine import run_backtest
+        from backtester.strategy import Strategy
+        from mlservice.strategy_model import params_fingerprint
+
+        key = (params_fingerprint(params), window)
+        if key not in self._memo:
+            data, predictions, start, end = self.windows[window]
+            strategy = Strategy.from_mapping({**params, "name": "bench"})
+            self._memo[key] = run_backtest(strategy, data, predictions, window_start=start, window_end=end).metrics
+            self.backtests += 1
+        return self._memo[key]
+
+
+def labels(m) -> list[float]:
+    """The strategy model's targets, as the ML service's trainer builds them."""
+    return [m.backtest_score, m.roi, m.max_drawdown, m.win_rate]
+
+
+def fit_model(params: list[dict], ys: list[list[float]], seed: int):
+    from mlservice.strategy_model import StrategyModel
+
+    return StrategyModel.fit(params, np.array(ys, dtype=float), seed=seed)
+
+
+class Search:
+    """What a method has tried; its pick after any number of backtests."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.tried: list[tuple[dict, Any]] = []
+
+    def evaluate(self, params: dict) -> float:
+        m = self.lab.metrics(params)
+        self.tried.append((params, m))
+        return m.backtest_score
+
+    def pick(self, budget: int) -> dict | None:
+        eligible = [(m.backtest_score, i) for i, (p, m) in enumerate(self.tried[:budget]) if m.total_bets >= MIN_BETS]
+        return self.tried[max(eligible)[1]][0] if eligible else None
+
+
+class ModelSearch(Search):
+    """The pipeline picks as its activation does: by in-sample composite score, with the
+    confidence of the strategy model it trained on what it had backtested by then."""
+
+    def __init__(self, lab: Lab, seed: int) -> None:
+        super().__init__(lab)
+        self.seed = seed
+
+    def pick(self, budget: int) -> dict | None:
+        from edgeloop.scoring import composite_score
+
+        tried = [(p, m) for p, m in self.tried[:budget]]
+        eligible = [i for i, (p, m) in enumerate(tried) if m.total_bets >= MIN_BETS]
+        if not eligible:
+            return None
+        model = fit_model([p for p, _ in tried], [labels(m) for _, m in tried], self.seed)
+        confidence = model.estimate([tried[i][0] for i in eligible]).confidence
+        best = max(zip(eligible, confidence), key=lambda t: composite_score(float(t[1]), tried[t[0]][1].backtest_score))
+        return tried[best[0]][0]
+
+
+def run_edgeloop(lab: Lab, seed: int, budget: int) -> Search:
+    from mlservice.strategy_generation import Constraints, generate
+    from mlservice.strategy_model import params_fingerprint
+
+    search, rng, model = ModelSearch(lab, seed), np.random.default_rng([seed, 1]), None
+    while len(search.tried) < budget:
+        if len(search.tried) >= 10:
+            model = fit_model([p for p, _ in search.tried], [labels(m) for _, m in search.tried], seed)
+        top = sorted(search.tried, key=lambda t: -t[1].backtest_score)[:20]
+        done = {params_fingerprint(p) for p, _ in search.tried}
+        found = generate(model=model, constraints=Constraints(RISK), seeds=[p for p, _ in top],
+                         backtested=lambda fingerprints: done.intersection(fingerprints),
+                         max_candidates=min(ROUND, budget - len(search.tried)), rng=rng)
+        for candidate in found:
+            search.evaluate(candidate.params)
+    return search
+
+
+def run_random(lab: Lab, seed: int, budget: int) -> Search:
+    from mlservice.strategy_generation import Constraints, random_params
+
+    search, rng = Search(lab), np.random.default_rng([seed, 2])  # not edgeloop's stream
+    limits = Constraints(RISK).limits
+    while len(search.tried) < budget:
+        search.evaluate(random_params(rng, limits))
+    return search
+
+
+def run_tpe(lab: Lab, seed: int, budget: int) -> Search:
+    import optuna
+
+    from mlservice.strategy_generation import PRICE_SOURCES, SELECTION_SETS, Constraints, _fit_limits
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    limits = Constraints(RISK).limits
+    search = Search(lab)
+
+    def objective(trial: optuna.Trial) -> float:
+        lo = trial.suggest_float("min_odds", 1.01, 3.0)
+        params = _fit_limits({  # the random generator's space and grid (strategy_generation.random_params)
+            "min_edge": trial.suggest_float("min_edge", 0.0, 0.06),
+            "min_confidence": trial.suggest_float("min_confidence", 0.0, 0.5) if trial.suggest_categorical(
+                "use_min_confidence", [False, True]) else 0.0,
+            "min_odds": lo, "max_odds": lo + trial.suggest_float("odds_span", 0.5, limits.max_odds + 0.5 - 1.01),
+            "staking": trial.suggest_categorical("staking", ["flat", "kelly"]),
+            "kelly_fraction": trial.suggest_float("kelly_fraction", 0.05, 0.5),
+            "max_stake_fraction": trial.suggest_float("max_stake_fraction", 0.005, 0.1),
+            "selections": list(SELECTION_SETS[trial.suggest_categorical("selections", list(range(len(SELECTION_SETS))))]),
+            "price_source": trial.suggest_categorical("price_source", list(PRICE_SOURCES)),
+            "probability_source": trial.suggest_categorical("probability_source", ["market", "model"]),
+            "one_bet_per_event": trial.suggest_categorical("one_bet_per_event", [False, True]),
+        }, limits)
+        score = search.evaluate(params)
+        # The pick needs MIN_BETS bets; tell TPE that a strategy with fewer is worth nothing to us.
+        return score if search.tried[-1][1].total_bets >= MIN_BETS else 0.0
+
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    study.optimize(objective, n_trials=budget)
+    return search
+
+
+METHODS: dict[str, Callable[[Lab, int, int], Search]] = {"edgeloop": run_edgeloop, "random": run_random, "tpe": run_tpe}
+
+
+def judge(lab: Lab):
+    """One strategy model for every method's confidence: trained on random in-sample backtests."""
+    from mlservice.strategy_generation import Constraints, random_params
+
+    rng = np.random.default_rng(987_654_321)  # not any method's seed
+    pool = [random_params(rng, Constraints(RISK).limits) for _ in range(JUDGE_POOL)]
+    return fit_model(pool, [labels(lab.metrics(p)) for p in pool], seed=0)
+
+
+def out_of_sample(lab: Lab, judge_model, params: dict | None) -> float:
+    from edgeloop.scoring import composite_score
+
+    if params is None:
+        return 0.0
+    confidence = float(judge_model.estimate([params]).confidence[0])
+    return composite_score(confidence, lab.metrics(params, "oos").backtest_score)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--budgets", default="50,100,200")
+    ap.add_argument("--json", action="store_true", help="end with one line: a JSON object of the figures")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    budgets = sorted(int(b) for b in args.budgets.split(","))
+    started = time.perf_counter()
+    lab = Lab()
+    try:
+        judge_model = judge(lab)
+        scores: dict[str, dict[int, list[float]]] = {m: {b: [] for b in budgets} for m in METHODS}
+        for seed in range(1, args.seeds + 1):
+            for name, method in METHODS.items():
+                search = method(lab, seed, budgets[-1])
+                for b in budgets:
+                    scores[name][b].append(out_of_sample(lab, judge_model, search.pick(b)))
+            print(f"seed {seed}: " + "  ".join(f"{n} {scores[n][budgets[-1]][-1]:.4f}" for n in METHODS),
+                  file=sys.stderr)
+    finally:
+        lab.close()
+    mean = {n: {str(b): statistics.fmean(v) for b, v in per.items()} for n, per in scores.items()}
+    figures = {**mean, "seeds": args.seeds, "min_bets": MIN_BETS,
+               "ratio_vs_random": {b: mean["edgeloop"][b] / mean["random"][b] for b in mean["edgeloop"]},
+               "ratio_vs_tpe": {b: mean["edgeloop"][b] / mean["tpe"][b] for b in mean["edgeloop"]},
+               "backtests_run": lab.backtests, "seconds": round(time.perf_counter() - started, 1)}
+    print(f"best out-of-sample composite score (mean of {args.seeds} seeds; picks with ≥ {MIN_BETS} bets; "
+          f"{lab.backtests} distinct backtests in {figures['seconds']} s)")
+    print(f"{'backtests':>9} {'edgeloop':>9} {'random':>9} {'tpe':>9} {'vs random':>10} {'vs tpe':>8}")
+    for b in mean["edgeloop"]:
+        sd = {n: statistics.pstdev(scores[n][int(b)]) for n in METHODS}
+        print(f"{b:>9} {mean['edgeloop'][b]:>9.4f} {mean['random'][b]:>9.4f} {mean['tpe'][b]:>9.4f} "
+              f"{figures['ratio_vs_random'][b]:>10.3f} {figures['ratio_vs_tpe'][b]:>8.3f}   "
+              f"(sd {sd['edgeloop']:.3f} / {sd['random']:.3f} / {sd['tpe']:.3f})")
+    if args.json:
+        print(json.dumps(figures, separators=(",", ":")))
+
+
+if __name__ == "__main__":
+    main()
