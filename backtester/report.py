@@ -1,8 +1,9 @@
 """A finished backtest as the ``BacktestFinished`` event, as JSON, and as a table for people.
 
-The backtest id is derived from what determines the result (strategy parameters, window,
-leagues, probability model), so running the same backtest twice publishes the same id and
-the pipeline stores it once (at-least-once delivery, exactly-once effect).
+The backtest id is derived from the strategy id and what determines the result (parameters,
+window, leagues, probability model), so running the same backtest twice publishes the same id
+and the pipeline stores it once (at-least-once delivery, exactly-once effect), while two
+strategies that happen to share parameters keep a result each.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ EVENT_METRICS = ("total_bets", "roi", "profit", "win_rate", "profit_factor", "sh
 
 
 def backtest_id(result: BacktestResult) -> str:
-    key = json.dumps({"params": result.strategy.params(), "start": result.window_start.isoformat(),
+    key = json.dumps({"strategy_id": result.strategy.strategy_id, "params": result.strategy.params(), "start": result.window_start.isoformat(),
                       "end": result.window_end.isoformat(), "leagues": list(result.leagues),
                       "model": result.model_version}, sort_keys=True)
     return "bt-" + hashlib.sha1(key.encode()).hexdigest()[:24]

@@ -29,5 +29,6 @@ def test_event_parses_and_its_id_is_stable():
     a, b = backtest(Strategy(name="k"), window), backtest(Strategy(name="renamed"), window)
     assert backtest_id(a) == backtest_id(b)  # same parameters, same window: the same backtest
     assert backtest_id(a) != backtest_id(backtest(Strategy(name="k", min_edge=0.01), window))
+    assert backtest_id(a) != backtest_id(backtest(Strategy(name="k", strategy_id="mine"), window))
     parsed = parse_event(encode_event(to_event(a)))
     assert parsed.metrics["total_bets"] == a.metrics.total_bets and parsed.window_end == date(2019, 9, 30)
