@@ -3,13 +3,13 @@
 1. One strategy over ten seasons of one league (E0 2015-16 … 2024-25, 3,800 events) once the
    data and probabilities are loaded: the vectorised engine (flat and Kelly staking) beside a
    plain per-event Python loop computing the same bets (the baseline), with the ratio.
-2. With ``--workers N``: 200 strategies through Celery end to end (``N`` worker processes
-   started here, one task per strategy, each publishing its BacktestFinished event), wall time
-   from sending the group to the last result. Needs Redis (``EDGELOOP_REDIS_URL``).
+2. 200 strategies through Celery end to end (``--workers N`` worker processes started here,
+   default 2; one task per strategy, each publishing its BacktestFinished event), wall time
+   from sending the group to the last result. Needs Redis (``EDGELOOP_REDIS_URL``); skipped
+   (null) when it does not answer or with ``--workers 0``.
 
 ``--json`` ends the output with one line, a JSON object with ``one_strategy_ms``,
-``one_strategy_kelly_ms``, ``loop_baseline_ms``, ``ratio`` and ``strategies_200_s`` (null
-without ``--workers``).
+``one_strategy_kelly_ms``, ``loop_baseline_ms``, ``ratio`` and ``strategies_200_s``.
 """
 
 from __future__ import annotations
@@ -87,11 +87,23 @@ def through_workers(n_workers: int, n_strategies: int = 200) -> float:
         worker.wait(30)
 
 
+def redis_reachable() -> bool:
+    import redis
+
+    from edgeloop.settings import get_settings
+
+    try:
+        return bool(redis.Redis.from_url(get_settings().broker, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--repeat", type=int, default=50)
-    ap.add_argument("--workers", type=int, default=0, help="also run 200 strategies through N Celery processes")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="Celery processes for the 200-strategy run (default 2 when Redis answers; 0 skips it)")
     args = ap.parse_args()
 
     window = load_window(["E0"], START, END)  # loaded and cached once, as in a worker
@@ -104,6 +116,8 @@ def main() -> None:
     one_ms = timed_ms(lambda: run_backtest(STRATEGY, window), args.repeat)
     kelly_ms = timed_ms(lambda: run_backtest(kelly, window), args.repeat)
     loop_ms = timed_ms(lambda: loop_baseline(window, STRATEGY), max(5, args.repeat // 5))
+    if args.workers is None:
+        args.workers = 2 if redis_reachable() else 0
     strategies_200_s = through_workers(args.workers) if args.workers else None
 
     print(f"one strategy, {len(window)} events, {len(set(window.seasons))} seasons of E0, {bets} bets")
@@ -114,7 +128,7 @@ def main() -> None:
     if strategies_200_s is not None:
         print(f"200 strategies through {args.workers} Celery processes: {strategies_200_s:.2f} s (target < 10 s)")
     else:
-        print("200 strategies through workers: not run (pass --workers N with Redis reachable)")
+        print("200 strategies through workers: not run (Redis not reachable, or --workers 0)")
     if args.json:
         print(json.dumps({"one_strategy_ms": round(one_ms, 3), "one_strategy_kelly_ms": round(kelly_ms, 3),
                           "loop_baseline_ms": round(loop_ms, 3), "ratio": round(loop_ms / one_ms, 2),
