@@ -84,12 +84,15 @@ def store_feedback(sessions: sessionmaker[Session], events: Iterable[ParsedEvent
     return StoreOutcome(accepted=len(inserted), duplicates=len(ids) - len(inserted), stored_backtest_ids=ids)
 
 
+_LOOKUP_CHUNK = 500  # fingerprints per IN (…) query
+
+
 def backtested_among(sessions: sessionmaker[Session], fingerprints: list[str]) -> set[str]:
     """Which of these parameter fingerprints were already backtested (indexed lookups)."""
     found: set[str] = set()
     with sessions() as session:
-        for start in range(0, len(fingerprints), _CHUNK_ROWS):
-            chunk = fingerprints[start:start + _CHUNK_ROWS]
+        for start in range(0, len(fingerprints), _LOOKUP_CHUNK):
+            chunk = fingerprints[start:start + _LOOKUP_CHUNK]
             found.update(session.execute(
                 select(FeedbackSample.params_key).where(FeedbackSample.params_key.in_(chunk))).scalars())
     return found
