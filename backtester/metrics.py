@@ -145,14 +145,21 @@ class SeasonRow:
 
 
 def per_season(s: Settlement, seasons: np.ndarray) -> list[SeasonRow]:
-    """Walk-forward report: one row per season of the window (``seasons`` is the window's array)."""
-    bet_season = seasons[s.event]
-    market_season = seasons[s.market_event]
-    rows = []
-    for season in sorted(set(bet_season)):
-        b = bet_season == season
-        profit = int(s.market_pnl[market_season == season].sum())
-        turnover = int(s.risk[b].sum())
-        rows.append(SeasonRow(season, int(b.sum()), turnover / MICRO, profit / MICRO,
-                              _ratio(profit, turnover), _ratio(int(s.won[b].sum()), int(b.sum()))))
-    return rows
+    """Walk-forward report: one row per season of the window (``seasons`` is the window's array).
+
+    Grouped with ``np.unique`` + ``np.bincount`` on fixed-width strings: one pass, not one mask
+    per season (this was half of a backtest's time)."""
+    names, inverse = np.unique(np.asarray(seasons, dtype=str), return_inverse=True)
+    k = len(names)
+    bet_group, market_group = inverse[s.event], inverse[s.market_event]
+    count = lambda g, w=None: np.bincount(g, weights=w, minlength=k)  # noqa: E731
+    bets = count(bet_group).astype(np.int64)
+    # Money sums stay integer: bincount's float weights would reintroduce rounding.
+    profit = np.zeros(k, dtype=np.int64)
+    np.add.at(profit, market_group, s.market_pnl)
+    turnover = np.zeros(k, dtype=np.int64)
+    np.add.at(turnover, bet_group, s.risk)
+    won = count(bet_group, s.won.astype(float)).astype(np.int64)
+    return [SeasonRow(str(names[i]), int(bets[i]), int(turnover[i]) / MICRO, int(profit[i]) / MICRO,
+                      _ratio(int(profit[i]), int(turnover[i])), _ratio(int(won[i]), int(bets[i])))
+            for i in range(k) if bets[i]]
