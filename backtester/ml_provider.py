@@ -10,7 +10,7 @@ is undated and refused the same way.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -20,22 +20,26 @@ from marketdata.csv import SELECTION_NAMES
 
 
 class MLServiceProvider:
-    """Wraps anything with ``batch_predict(requests)`` and ``list_models()`` (``mlclient.MLClient``)."""
+    """Wraps anything with ``batch_predict(requests)`` (``mlclient.MLClient`` or the Redis-cached
+    ``CachedMLClient``); ``list_models`` (default: the client's) names each version's training end."""
 
-    def __init__(self, client: Any, chunk: int = 500) -> None:
+    def __init__(self, client: Any, chunk: int = 500, list_models: Callable[[], Iterable[Any]] | None = None) -> None:
         self.client = client
         self.chunk = chunk
+        self.list_models = list_models or client.list_models
 
     @classmethod
     def from_settings(cls, settings=None) -> "MLServiceProvider":
-        from mlclient import get_ml_client
+        """Through the shared prediction cache (keyed by model version), as every worker does."""
+        from mlclient.cache import get_cached_ml_client
 
-        return cls(get_ml_client())
+        cached = get_cached_ml_client()
+        return cls(cached, list_models=cached.client.list_models)
 
     def _train_end(self) -> dict[str, np.datetime64]:
         """Version → end of its training data, as naive UTC minutes (kick-offs are naive too)."""
         out = {}
-        for mv in self.client.list_models():
+        for mv in self.list_models():
             if mv.train_end:
                 end = datetime.fromisoformat(mv.train_end.replace("Z", "+00:00"))
                 if end.tzinfo is not None:

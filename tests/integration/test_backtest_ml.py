@@ -30,3 +30,24 @@ def test_model_probabilities_from_the_service_backtest_walk_forward(ml_server, m
     assert m.total_bets > 50 and abs(m.roi) < 0.5  # an honest model: no absurd return
     assert [r.season for r in result.seasons] == ["2018-19", "2019-20"]
 
+
+
+def test_through_the_shared_prediction_cache_the_result_is_the_same(ml_server, ml_settings, trained_outcome):  # noqa: F811
+    from mlclient.cache import CachedMLClient
+    from mlclient.client import MLClient
+
+    _, port = ml_server
+    client = MLClient(ml_settings, target=f"127.0.0.1:{port}")
+    cached = CachedMLClient(client, settings=ml_settings)
+    strategy = Strategy(name="model-edge", probability_source="model", price_source="MAX", min_edge=0.03)
+    window = Window(date(2019, 8, 1), date(2019, 12, 31), ("E0",))
+    try:
+        direct = backtest(strategy, window, predictions=MLServiceProvider(client), data_dir=ml_settings.data_dir)
+        first = backtest(strategy, window, predictions=MLServiceProvider(cached, list_models=client.list_models),
+                         data_dir=ml_settings.data_dir)
+        again = backtest(strategy, window, predictions=MLServiceProvider(cached, list_models=client.list_models),
+                         data_dir=ml_settings.data_dir)
+    finally:
+        cached.close()
+        client.close()
+    assert direct.metrics == first.metrics == again.metrics and direct.metrics.total_bets > 0
