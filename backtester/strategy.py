@@ -88,6 +88,8 @@ class Strategy:
     strategy_id: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
+        if isinstance(self.selections, list):
+            object.__setattr__(self, "selections", tuple(self.selections))
         problems = _problems(self)
         if problems:
             raise InvalidStrategy(f"invalid strategy {self.name!r}: " + "; ".join(problems))
@@ -119,33 +121,34 @@ class Strategy:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> "Strategy":
+        """From plain values (a file, a task argument, an event's params). Parameters may also
+        sit under a ``params`` key beside ``name``/``strategy_id``; names are case-insensitive
+        where they are codes, source aliases are resolved."""
         if not isinstance(data, Mapping):
             raise InvalidStrategy(f"a strategy is a mapping of parameters, got {type(data).__name__}")
-        data = dict(data.get("params", {}), **{k: v for k, v in data.items() if k != "params"}) \
-            if isinstance(data.get("params"), Mapping) else dict(data)
+        kw = {k: v for k, v in data.items() if k != "params"}
+        if isinstance(data.get("params"), Mapping):
+            kw = {**data["params"], **kw}
         # A published event's params also name the window's leagues and model versions:
         # they describe the run, not the strategy.
-        data.pop("leagues", None)
-        data.pop("model_versions", None)
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(data) - known)
+        kw.pop("leagues", None)
+        kw.pop("model_versions", None)
+        unknown = sorted(set(kw) - set(cls.__dataclass_fields__))
         if unknown:
-            raise InvalidStrategy(f"unknown strategy parameter(s): {', '.join(unknown)}; "
-                                  f"known: {', '.join(sorted(known))}")
-        kw = dict(data)
-        if "selections" in kw:
-            sel = kw["selections"]
-            kw["selections"] = tuple(s.strip().lower() for s in ([sel] if isinstance(sel, str) else sel or ()))
+            raise InvalidStrategy(f"unknown strategy parameter(s): {', '.join(map(str, unknown))}; "
+                                  f"known: {', '.join(sorted(cls.__dataclass_fields__))}")
+        sel = kw.get("selections")
+        if isinstance(sel, str):
+            sel = [sel]
+        if isinstance(sel, (list, tuple)):
+            kw["selections"] = tuple(x.strip().lower() if isinstance(x, str) else x for x in sel)
         for key in ("price_source", "market_probability_source"):
-            if key in kw and isinstance(kw[key], str):
+            if isinstance(kw.get(key), str):
                 kw[key] = canonical_source(kw[key])
         for key in ("side", "staking", "probability_source"):
-            if key in kw and isinstance(kw[key], str):
+            if isinstance(kw.get(key), str):
                 kw[key] = kw[key].strip().lower()
-        try:
-            return cls(**kw)
-        except TypeError as exc:  # pragma: no cover - guarded by the unknown-key check
-            raise InvalidStrategy(str(exc)) from None
+        return cls(**kw)
 
 
 def load_strategy(path: str | Path) -> Strategy:
@@ -190,8 +193,12 @@ def _problems(s: Strategy) -> list[str]:
     _choice(p, "side", s.side, SIDES)
     _choice(p, "staking", s.staking, STAKINGS)
     _choice(p, "probability_source", s.probability_source, PROBABILITY_SOURCES)
-    if not s.selections or any(x not in SELECTION_NAMES for x in s.selections) or len(set(s.selections)) != len(s.selections):
-        p.append(f"selections must be distinct values among home, draw, away, got {list(s.selections)!r}")
+    sel = s.selections
+    if (not isinstance(sel, (tuple, list)) or not sel or not all(isinstance(x, str) and x in SELECTION_NAMES for x in sel)
+            or len(set(sel)) != len(sel)):
+        p.append(f"selections must be distinct values among home, draw, away, got {sel!r}")
+    if not isinstance(s.strategy_id, str) or len(s.strategy_id) > 128:
+        p.append(f"strategy_id must be a string of at most 128 characters, got {s.strategy_id!r}")
     for key in ("price_source", "market_probability_source"):
         v = getattr(s, key)
         if not isinstance(v, str) or not v or not v.isalnum() or len(v) > 16:

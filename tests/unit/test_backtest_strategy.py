@@ -48,3 +48,16 @@ def test_a_published_events_params_rebuild_the_same_strategy():
     params = event_dict(result)["params"]
     assert params["leagues"] == ["E0"]
     assert Strategy.from_mapping({"name": "k", **params}) == s
+
+
+@pytest.mark.parametrize("bad", [{"selections": [1, "home"]}, {"selections": 7}, {"min_edge": "0.05"},
+                                 {"price_source": None}, {"name": ""}, {"one_bet_per_event": "yes"}, {"strategy_id": 5},
+                                 {"selections": [["home"]]}])
+def test_wrong_types_are_invalid_strategies_not_crashes(bad):
+    with pytest.raises(InvalidStrategy):
+        Strategy.from_mapping(bad)
+
+
+def test_parameters_nested_under_params():
+    s = Strategy.from_mapping({"name": "n", "strategy_id": "sid", "params": {"min_edge": 0.1, "side": "LAY"}})
+    assert (s.name, s.strategy_id, s.min_edge, s.side) == ("n", "sid", 0.1, "lay")
