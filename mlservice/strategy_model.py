@@ -53,9 +53,14 @@ def canonical_params(params: Mapping[str, Any]) -> dict[str, Any]:
     parameters, and are dropped. Invalid values raise ``InvalidRequest``."""
     known = {k: v for k, v in params.items() if k in PARAM_FIELDS}
     try:
-        return Strategy.from_mapping(known).params()
+        # A fixed strategy_id skips the id hashing; the fields are read directly because
+        # Strategy.params() (dataclasses.asdict) would dominate retraining on 100k samples.
+        strategy = Strategy.from_mapping({**known, "strategy_id": "canonical"})
     except InvalidStrategy as exc:
         raise InvalidRequest(str(exc)) from None
+    out = {f: getattr(strategy, f) for f in PARAM_FIELDS}
+    out["selections"] = list(strategy.selections)
+    return out
 
 
 def params_fingerprint(params: Mapping[str, Any]) -> str:

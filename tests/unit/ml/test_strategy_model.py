@@ -47,6 +47,10 @@ def test_canonical_params_fill_defaults_drop_context_and_refuse_nonsense():
     with pytest.raises(InvalidRequest, match="min_odds"):
         canonical_params({"min_odds": 5.0, "max_odds": 2.0})
     assert len(encode([p])[0]) == len(FEATURE_NAMES)
+    # the fast path reads the same fields the backtester publishes
+    from backtester.strategy import Strategy
+
+    assert p == Strategy.from_mapping({"min_edge": 0.02, "price_source": "pinnacle"}).params()
 
 
 def test_generation_stays_inside_risk_limits_and_skips_backtested_sets():
