@@ -33,6 +33,7 @@ from datetime import date
 from typing import Any, Iterator
 
 from celery.result import AsyncResult
+from prometheus_client import Counter, Histogram
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -53,6 +54,11 @@ STEPS = ("submit_feedback", "retrain", "generate", "backtest_dispatch", "backtes
 RUN_TASK, FINISH_TASK = "edgeloop.discovery.run", "edgeloop.discovery.finish"
 POLL_S = 1.0
 TOP_SEEDS = 10
+
+
+RUNS = Counter("edgeloop_discovery_runs_total", "Discovery runs finished", ["outcome"])
+STEP_SECONDS = Histogram("edgeloop_discovery_step_seconds", "Duration of discovery steps", ["step"],
+                         buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 1800))
 
 
 class StepFailed(EdgeloopError):
@@ -111,12 +117,14 @@ class Report:
             yield details
         except Exception as exc:  # noqa: BLE001 - every failure is reported with its step
             log.exception("discovery %s: step %s failed", self.run_id, name)
+            RUNS.labels(outcome="failed").inc()
             self.update(status="failed", failed_step=name, error=f"{type(exc).__name__}: {exc}"[:2000],
                         finished_at=utcnow(),
                         steps={name: {"status": "failed", "seconds": round(time.perf_counter() - started, 3)}})
             raise StepFailed(name, exc) from exc
         # A step that spans tasks (the backtests) reports its own wall time as "_seconds".
         seconds = details.pop("_seconds", time.perf_counter() - started)
+        STEP_SECONDS.labels(step=name).observe(seconds)
         self.update(steps={name: {"status": "ok", "seconds": round(seconds, 3), "details": details}})
 
 
@@ -258,16 +266,53 @@ def finish_run(report: Report, sessions, settings, client, redis) -> dict:
             "ranked": summary["evaluated"], "strategies_by_status": by_status,
         }
     report.update(status="succeeded", finished_at=utcnow(), counts=counts, top_strategies=summary["top"])
+    RUNS.labels(outcome="succeeded").inc()
     return {"run_id": report.run_id, "status": "succeeded", "counts": counts}
 
 
 # --- the tasks ------------------------------------------------------------------------------
 
+def running_run(sessions, settings: Settings) -> str | None:
+    """A run started recently that has not finished (a scheduled run does not overlap it)."""
+    from datetime import timedelta
+
+    since = utcnow() - timedelta(seconds=settings.discovery_backtest_timeout_s + 600)
+    with sessions() as s:
+        return s.scalars(select(DiscoveryReport.run_id).where(DiscoveryReport.status == "running",
+                                                              DiscoveryReport.started_at >= since)).first()
+
+
+@contextmanager
+def run_lease(redis, run_id: str) -> Iterator[bool]:
+    """True while this process works on the run; False if another one does right now (a
+    redelivered or duplicated message): that one will finish it."""
+    from workers.locks import Lease
+
+    held = Lease(redis, f"edgeloop:lock:discovery:{run_id}", ttl_s=900)
+    got = held.acquire()
+    try:
+        yield got
+    finally:
+        if got:
+            held.release()
+
+
 @app.task(name=RUN_TASK)
 def run_discovery(run_id: str | None = None) -> dict:
     """Steps 1–4 (dispatch); ``finish`` does the rest. Returns the run id at once."""
     res = resources()
+    if run_id is None:  # scheduled: do not start while a run is still going
+        busy = running_run(res.sessions, res.settings)
+        if busy:
+            return {"run_id": None, "status": "skipped", "reason": f"discovery run {busy} is still running"}
     run_id = run_id or new_run_id()
+    with run_lease(res.redis, run_id) as mine:
+        if not mine:
+            return {"run_id": run_id, "status": "busy"}
+        return _run_discovery(res, run_id)
+
+
+def _run_discovery(res, run_id: str) -> dict:
     report = Report(res.sessions, run_id)
     row = report.open()
     if row.status == "succeeded":
@@ -305,6 +350,13 @@ def run_discovery(run_id: str | None = None) -> dict:
 def finish_discovery(self, run_id: str) -> dict:
     """Wait (by re-scheduling itself) for the backtests and their stored results, then 5–7."""
     res = resources()
+    with run_lease(res.redis, run_id) as mine:
+        if not mine:
+            raise self.retry(countdown=POLL_S)
+        return _finish(self, res, run_id)
+
+
+def _finish(task, res, run_id: str) -> dict:
     report = Report(res.sessions, run_id)
     row = report.get()
     if row is None or row.status != "running":
@@ -318,7 +370,7 @@ def finish_discovery(self, run_id: str) -> dict:
             if (not finished or have < len(published)) and waited < settings.discovery_backtest_timeout_s:
                 report.update(state={"progress": {"backtests_done": len(published) + len(errors),
                                                   "backtests": len(state["backtest_task_ids"]), "stored": have}})
-                raise self.retry(countdown=POLL_S)
+                raise task.retry(countdown=POLL_S)
             with report.step("backtest") as d:
                 if not finished or have < len(published):
                     raise TimeoutError(f"backtests not finished and stored after {waited:.0f} s "

@@ -86,3 +86,23 @@ def test_two_beats_send_each_scheduled_task_once_per_period(life_env, tmp_path):
     assert len(runs) <= elapsed / period_s + 2, (len(runs), elapsed)
     # And both beats took part: one sent, the other found the period claimed
     assert "already sent this period by another beat" in beat_logs
+
+
+def test_when_the_sending_beat_dies_the_other_takes_over(life_env, tmp_path):
+    period_s = 2.0
+    env = {**life_env, **QUIET, "EDGELOOP_FEEDBACK_FLUSH_BEAT_S": str(period_s)}
+    sent = "Sending due task feedback-flush"
+    with celery_worker(env, "w1", tmp_path) as worker, \
+            celery_beat(env, "beat-a", tmp_path) as a, celery_beat(env, "beat-b", tmp_path) as b:
+        wait_until(lambda: len(received(worker.log(), "edgeloop.feedback.flush")) >= 3, 60, 0.2, "three flushes")
+        # Given the beat that has been sending
+        sender, other = (a, b) if a.log().count(sent) >= b.log().count(sent) else (b, a)
+        before = other.log().count(sent)
+        # When it dies
+        sender.stop()
+        n = len(received(worker.log(), "edgeloop.feedback.flush"))
+        # Then the other one sends from its next period on
+        wait_until(lambda: len(received(worker.log(), "edgeloop.feedback.flush")) >= n + 3, 30, 0.2, "three more")
+        assert other.log().count(sent) >= before + 3
+    runs = received(worker.log(), "edgeloop.feedback.flush")
+    assert min((t2 - t1).total_seconds() for t1, t2 in zip(runs, runs[1:])) >= 0.5 * period_s
