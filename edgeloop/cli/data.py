@@ -33,5 +33,27 @@ def import_cmd(paths: tuple[str, ...], quiet: bool) -> None:
     click.echo(report.summary())
 
 
+@data.command("list")
+@click.option("--source", type=click.Choice(["csv", "db"]), default="csv", show_default=True,
+              help="The CSV files in data_dir, or the database's market tables.")
+def list_cmd(source: str) -> None:
+    """Leagues and seasons available, with events, dates and price sources."""
+    import numpy as np
+
+    from marketdata.arrays import load_window
+
+    settings = get_settings()
+    w = load_window(database_url=settings.database_url if source == "db" else None)
+    click.echo(f"{'league':<7} {'season':<8} {'events':>6} {'results':>7}  {'first':<10} {'last':<10}  sources")
+    keys = sorted(set(zip(w.leagues, w.seasons)))
+    for league, season in keys:
+        sel = (w.leagues == league) & (w.seasons == season)
+        srcs = [s for s in w.sources if np.isfinite(w.prices[s][sel]).any()]
+        click.echo(f"{league:<7} {season:<8} {int(sel.sum()):>6} {int((w.results[sel] >= 0).sum()):>7}  "
+                   f"{w.dates[sel].min()!s:<10} {w.dates[sel].max()!s:<10}  {' '.join(srcs)}")
+    if not keys:
+        click.echo("no events" + (" (run `edgeloop data import PATH`)" if source == "db" else ""))
+
+
 def register(group: click.Group) -> None:
     group.add_command(data)

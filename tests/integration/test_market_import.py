@@ -64,6 +64,11 @@ def test_cli_import_reports_broken_rows_and_loads_the_rest(env, tmp_path):
     assert "685 new events" in out.stdout and "1 rows skipped" in out.stdout
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert "0 new events, 0 new results, 0 new price rows" in again.stdout
+    listed = subprocess.run([sys.executable, "-m", "edgeloop", "data", "list", "--source", "db"],
+                            env=env, capture_output=True, text=True, timeout=120)
+    rows = [line.split() for line in listed.stdout.splitlines()[1:]]
+    assert [r[:4] for r in rows] == [["D1", "2012-13", "305", "305"], ["E0", "2019-20", "380", "380"]]
+    assert "PSC" in rows[1]
 
 
 def test_cli_import_missing_path_is_one_line(env):
