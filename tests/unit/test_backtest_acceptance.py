@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import shutil
-from collections import defaultdict
 from datetime import date, datetime
 from fractions import Fraction
 from pathlib import Path
