@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 import grpc
+from google.protobuf import json_format
 import numpy as np
 import pytest
 
@@ -33,6 +34,10 @@ def backtests():
         seen.add(params_fingerprint(params))
         events.append(to_event(backtest(params, WINDOW)))
     return events
+
+
+def _params(struct) -> dict:
+    return json_format.MessageToDict(struct)
 
 
 def _submit(stub, events):
@@ -89,11 +94,11 @@ def test_generate_respects_constraints_and_never_repeats_a_backtest(stub, backte
     first = stub.GenerateStrategy(request, timeout=10).strategies
     assert len(first) == 10
     limits = RISK_LIMITS["low"]
-    submitted = {params_fingerprint(dict(e.params.items())) for e in backtests[:N_FEEDBACK]}
-    fingerprints = [params_fingerprint(dict(s.params.items())) for s in first]
+    submitted = {params_fingerprint(_params(e.params)) for e in backtests[:N_FEEDBACK]}
+    fingerprints = [params_fingerprint(_params(s.params)) for s in first]
     assert len(set(fingerprints)) == 10 and not set(fingerprints) & submitted
     for s in first:
-        p = dict(s.params.items())
+        p = _params(s.params)
         assert p["max_odds"] <= limits.max_odds and p["kelly_fraction"] <= limits.max_kelly_fraction
         assert p["max_stake_fraction"] <= limits.max_stake_fraction
         assert s.model_version == trained_strategy and 0 <= s.confidence <= 1 and s.uncertainty >= 0
@@ -101,10 +106,10 @@ def test_generate_respects_constraints_and_never_repeats_a_backtest(stub, backte
     assert ucb == sorted(ucb, reverse=True)  # upper confidence bound order
 
     # When the first candidate is backtested, the same request never proposes it again
-    chosen = canonical_params(dict(first[0].params.items()))
+    chosen = canonical_params(_params(first[0].params))
     _submit(stub, [to_event(backtest(chosen, WINDOW))])
     again = stub.GenerateStrategy(request, timeout=10).strategies
-    assert fingerprints[0] not in {params_fingerprint(dict(s.params.items())) for s in again}
+    assert fingerprints[0] not in {params_fingerprint(_params(s.params)) for s in again}
 
 
 def test_get_features_are_the_parameters_only(stub, backtests, trained_strategy):
