@@ -23,7 +23,7 @@ def _date(_ctx, _param, value: str) -> date:
 @click.option("--from", "start", required=True, callback=_date, help="First day of the window (YYYY-MM-DD).")
 @click.option("--to", "end", required=True, callback=_date, help="Last day of the window, inclusive.")
 @click.option("--league", "leagues", multiple=True, default=("E0",), show_default=True,
-              help="League code (football-data.co.uk Div); repeat for several.")
+              help="League code (football-data.co.uk Div); repeat or comma-separate for several.")
 @click.option("--source", type=click.Choice(["csv", "db"]), default="csv", show_default=True,
               help="Read events from the CSV files in data_dir or from the database's market tables.")
 @click.option("--publish", is_flag=True, help="Publish a BacktestFinished event to the stream.")
@@ -36,6 +36,7 @@ def backtest_cmd(strategy_file: str, start: date, end: date, leagues: tuple[str,
     from backtester.strategy import load_strategy
 
     settings = get_settings()
+    leagues = tuple(dict.fromkeys(code.strip() for arg in leagues for code in arg.split(",") if code.strip()))
     strategy = load_strategy(strategy_file)
     predictions = None
     if strategy.probability_source == "model":
