@@ -43,12 +43,14 @@ for _name in COMMAND_MODULES:
 
 def _describe(exc: BaseException) -> tuple[str, int] | None:
     """Map an exception to (one-line message, exit code), or None if it is a bug."""
-    from edgeloop.errors import EdgeloopError
+    from edgeloop.errors import EdgeloopError, ServiceUnavailable
 
     if isinstance(exc, click.exceptions.UsageError):
         return exc.format_message(), 2
     if isinstance(exc, click.ClickException):
         return exc.format_message(), exc.exit_code
+    if isinstance(exc, ServiceUnavailable):  # same exit code as an unreachable Redis or database
+        return str(exc), 3
     if isinstance(exc, EdgeloopError):
         return str(exc), 1
     try:
