@@ -143,7 +143,7 @@ def _in_window(m: Match, leagues: tuple[str, ...] | None, start: date | None, en
             and (end is None or m.date <= end))
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=16)  # a full window of the shipped data is ~10 MB
 def _csv_window(files_key: tuple[tuple[str, int, int], ...], leagues, start, end) -> MarketArrays:
     matches = [m for path, _, _ in files_key for m in _parsed_file(Path(path)) if _in_window(m, leagues, start, end)]
     return arrays_from_matches(_dedupe(matches))
@@ -180,7 +180,7 @@ def load_csv_window(leagues: Iterable[str] | None = None, start: date | None = N
 
 # --- database --------------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=16)  # a full window of the shipped data is ~10 MB
 def _db_window(url: str, leagues: tuple[str, ...] | None, start: date | None, end: date | None) -> MarketArrays:
     from sqlalchemy import select
 
