@@ -9,8 +9,12 @@ from edgeloop.settings import get_settings
 
 
 def report_dict(row) -> dict:
+    from workers.discovery import STEPS
+
+    # In pipeline order (a JSONB column does not keep the order keys were written in).
+    steps = {name: row.steps[name] for name in sorted(row.steps, key=lambda n: STEPS.index(n) if n in STEPS else 99)}
     return {"run_id": row.run_id, "status": row.status, "started_at": row.started_at, "finished_at": row.finished_at,
-            "failed_step": row.failed_step, "error": row.error, "steps": row.steps, "counts": row.counts,
+            "failed_step": row.failed_step, "error": row.error, "steps": steps, "counts": row.counts,
             "top_strategies": row.top_strategies}
 
 

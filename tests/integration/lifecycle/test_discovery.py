@@ -97,6 +97,16 @@ def test_discovery_runs_twice_building_on_the_first(discovery_env, tmp_path):
                                        .where(StrategyRanking.ranking_id == second["run_id"])))
             assert first_ids < second_ids  # everything ranked before, plus the new candidates
             assert s.get(DiscoveryReport, second["run_id"]).finished_at is not None
+            rankings = s.scalar(select(func.count()).select_from(StrategyRanking))
+
+        # Running a finished run again changes nothing and prints its report, steps in pipeline order
+        again = edgeloop(env, "discover", "--run-id", "d-second", "--wait")
+        assert again.returncode == 0 and "discovery run d-second: succeeded" in again.stdout
+        order = [again.stdout.index(f"  {step} ") for step in ("submit_feedback", "retrain", "generate", "backtest",
+                                                               "evaluate_activate", "deactivate", "rank_report")]
+        assert order == sorted(order)
+        with sessions() as s:
+            assert s.scalar(select(func.count()).select_from(StrategyRanking)) == rankings
         assert worker.alive()
 
 
