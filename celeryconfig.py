@@ -42,7 +42,6 @@ event_serializer = "json"
 
 task_acks_late = True
 task_reject_on_worker_lost = True
-task_acks_on_failure_or_timeout = True
 worker_prefetch_multiplier = 1
 task_track_started = True
 task_send_sent_event = True

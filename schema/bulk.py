@@ -43,7 +43,13 @@ def _is_json(column) -> bool:
 def _copy_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], key: str) -> list:
     from psycopg.types.json import Jsonb
 
-    # Columns the rows carry; the others (an autoincrement id, defaults) are left to the table.
+    # COPY bypasses SQLAlchemy, so its Python-side defaults (``default=utcnow``) are applied
+    # here; server defaults and the autoincrement id are left to the table.
+    defaults = {c.name: c.default for c in table.columns
+                if c.name not in rows[0] and c.default is not None and not c.primary_key}
+    if defaults:
+        fill = {n: (d.arg(None) if d.is_callable else d.arg) for n, d in defaults.items()}
+        rows = [{**fill, **row} for row in rows]
     columns = [c for c in table.columns if c.name in rows[0]]
     json_cols = {c.name for c in columns if _is_json(c)}
     names = [c.name for c in columns]

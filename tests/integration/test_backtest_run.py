@@ -69,7 +69,6 @@ def test_cli_errors_are_one_line(env, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # celeryconfig's task_acks_on_failure_or_timeout
 def test_a_group_of_backtests_runs_on_a_worker_and_publishes_one_event_each(env, redis_url, tmp_path):
     from tests.support.processes import celery_worker
     from workers.backtest_tasks import run_many
