@@ -113,9 +113,13 @@ def _evaluate_one(client, result: BacktestResult) -> tuple[float, str]:
 
 def refresh(sessions: sessionmaker[Session], client, settings: Settings, *, statuses: Collection[str] | None = None,
             strategy_ids: Collection[str] | None = None, allow: Collection[str] = (ACTIVATE, DEACTIVATE),
-            store_ranking: bool = True, ranking_id: str | None = None, lock_client=None) -> RefreshOutcome:
+            store_ranking: bool = True, ranking_id: str | None = None, lock_client=None,
+            only_if_changed: bool = False) -> RefreshOutcome:
     """Evaluate the chosen strategies (default: all with a stored result), apply ``decide``, and
-    (``store_ranking``) store every evaluation as one ranking. Idempotent per ``ranking_id``."""
+    (``store_ranking``) store every evaluation as one ranking. Idempotent per ``ranking_id``.
+    ``only_if_changed`` (the scheduled refresh) skips a ranking identical to the last one stored
+    (same order, statuses, backtests and model versions): a refresh every few minutes would
+    otherwise store the same table again and again."""
     from workers.locks import lease
 
     ranking_id = ranking_id or uuid.uuid4().hex
@@ -162,8 +166,10 @@ def refresh(sessions: sessionmaker[Session], client, settings: Settings, *, stat
                     TRANSITIONS.labels(to=new).inc()
                 session.execute(update(BacktestResult).where(BacktestResult.id == result.id)
                                 .values(ml_confidence=confidence, composite_score=composite))
-            if store_ranking:
+            if store_ranking and not (only_if_changed and _same_as_last(session, outcome.evaluations)):
                 _store_ranking(session, ranking_id, now, outcome.evaluations)
+            elif store_ranking:
+                outcome.ranking_id = None
 
     if lock_client is None:
         apply()
@@ -173,11 +179,27 @@ def refresh(sessions: sessionmaker[Session], client, settings: Settings, *, stat
     return outcome
 
 
+def _ordered(evaluations: Iterable[Evaluation]) -> list[Evaluation]:
+    return sorted(evaluations, key=lambda e: (-e.composite_score, e.strategy_id))
+
+
+def _same_as_last(session: Session, evaluations: list[Evaluation]) -> bool:
+    last_id = session.scalars(select(StrategyRanking.ranking_id).order_by(StrategyRanking.ranked_at.desc(),
+                                                                         StrategyRanking.id.desc()).limit(1)).first()
+    if last_id is None:
+        return False
+    last = session.execute(select(StrategyRanking.strategy_id, StrategyRanking.status, StrategyRanking.backtest_id,
+                                  StrategyRanking.model_version).where(StrategyRanking.ranking_id == last_id)
+                           .order_by(StrategyRanking.rank)).all()
+    now = [(e.strategy_id, e.new_status, e.backtest_id, e.model_version) for e in _ordered(evaluations)]
+    return [tuple(r) for r in last] == now
+
+
 def _store_ranking(session: Session, ranking_id: str, now: datetime, evaluations: list[Evaluation]) -> None:
     if session.scalar(select(func.count()).select_from(StrategyRanking)
                       .where(StrategyRanking.ranking_id == ranking_id)):
         return  # this ranking was stored by an earlier attempt of the same run
-    ranked = sorted(evaluations, key=lambda e: (-e.composite_score, e.strategy_id))
+    ranked = _ordered(evaluations)
     session.add_all(StrategyRanking(
         ranking_id=ranking_id, ranked_at=now, strategy_id=e.strategy_id, rank=i, composite_score=e.composite_score,
         ml_confidence=e.ml_confidence, backtest_score=e.backtest_score, total_bets=e.total_bets,

@@ -32,6 +32,7 @@ def refresh_rankings() -> dict:
 
     res = resources()
     try:
-        return refresh(res.sessions, get_ml_client(), res.settings, lock_client=res.redis).summary()
+        return refresh(res.sessions, get_ml_client(), res.settings, lock_client=res.redis,
+                       only_if_changed=True).summary()
     except (MLServiceUnavailable, StrategyModelNotTrained) as exc:
         return {"ranking_id": None, "error": str(exc)}

@@ -86,3 +86,16 @@ def test_no_strategy_model_changes_nothing(sessions):
     with sessions() as db:
         assert db.get(Strategy, "x").status == "active"
         assert db.scalar(select(func.count()).select_from(StrategyRanking)) == 0
+
+
+def test_the_scheduled_refresh_stores_a_ranking_only_when_it_changed(sessions):
+    s = Settings(activation_threshold=0.6, deactivation_threshold=0.4, min_bets_for_activation=10)
+    add(sessions, "a", "candidate", 0.5, 100)
+    add(sessions, "b", "candidate", 0.3, 100)
+    ml = StubML({"a": 0.5, "b": 0.5})
+    assert refresh(sessions, ml, s, only_if_changed=True).ranking_id is not None
+    assert refresh(sessions, ml, s, only_if_changed=True).ranking_id is None  # nothing changed
+    ml.confidences["b"] = 0.9  # b now ranks first
+    assert refresh(sessions, ml, s, only_if_changed=True).ranking_id is not None
+    with sessions() as db:
+        assert db.scalar(select(func.count(func.distinct(StrategyRanking.ranking_id)))) == 2
