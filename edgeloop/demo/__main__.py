@@ -22,8 +22,10 @@ class Progress:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="edgeloop-demo", description="Run the whole loop on the shipped data.")
-    ap.add_argument("--rounds", type=int, default=3, help="discovery rounds this run (default 3)")
-    ap.add_argument("--candidates", type=int, default=12, help="strategies generated per round (default 12)")
+    ap.add_argument("--rounds", type=int, default=5, help="discovery rounds this run (default 5)")
+    # A fresh strategy model needs about a dozen usable samples: 20 makes the first round
+    # train it reliably (some candidates never find a bet).
+    ap.add_argument("--candidates", type=int, default=20, help="strategies generated per round (default 20)")
     ap.add_argument("--out", type=Path, default=Path("demo-report"), help="report folder (default demo-report/)")
     ap.add_argument("--var", type=Path, default=Path("var/demo"), help="state folder (default var/demo/)")
     ap.add_argument("--round-timeout", type=float, default=600.0, help="seconds one round may take")

@@ -50,6 +50,23 @@ def _rounds(sessions) -> list[Any]:
                               .order_by(DiscoveryReport.started_at)))
 
 
+def _best_ranked(sessions, run_id: str, min_bets: int) -> dict | None:
+    """The run's best-ranked strategy with at least ``min_bets`` bets: a composite over a
+    handful of bets is luck, and such a strategy could not be activated anyway."""
+    from sqlalchemy import select
+
+    from schema.lifecycle import StrategyRanking
+
+    with sessions() as s:
+        row = s.scalars(select(StrategyRanking).where(StrategyRanking.ranking_id == run_id,
+                                                      StrategyRanking.total_bets >= min_bets)
+                        .order_by(StrategyRanking.composite_score.desc()).limit(1)).first()
+    if row is None:
+        return None
+    return {"strategy_id": row.strategy_id, "composite_score": row.composite_score, "model_version": row.model_version,
+            "total_bets": row.total_bets}
+
+
 def held_out_window(settings) -> tuple[date, date]:
     return date.fromisoformat(settings.discovery_window_end) + timedelta(days=1), HELD_OUT_END
 
@@ -148,11 +165,7 @@ def write_report(out: Path, settings, progress: Callable[[str], None]) -> Path:
     best_result, best_id = None, ""
     best_oos = -1.0
     for r in _rounds(sessions):
-        # A composite over a handful of bets is luck: judge the best strategy that had enough
-        # bets to be activated at all.
-        ranked = r.top_strategies or []
-        top = next((t for t in ranked if t.get("total_bets", 0) >= settings.min_bets_for_activation),
-                   ranked[0] if ranked else {})
+        top = _best_ranked(sessions, r.run_id, settings.min_bets_for_activation) or (r.top_strategies or [{}])[0]
         oos, result = (None, None)
         if top.get("strategy_id"):
             progress(f"report: judging {r.run_id}'s best strategy on the held-out seasons")
