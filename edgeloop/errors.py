@@ -64,7 +64,3 @@ class InvalidRequest(PermanentError):
 
 class NotFound(PermanentError):
     """A named event, backtest, model version or job does not exist (gRPC NOT_FOUND, HTTP 404)."""
-
-
-class TrainingFailed(PermanentError):
-    """A training job could not produce a model; the serving version stays."""

@@ -222,12 +222,9 @@ class ServingOutcome:
         self.versions.sort(key=lambda v: v[0])
         self._ends = np.array([v[0] for v in self.versions], dtype="datetime64[D]")
 
-    def version_for(self, day: np.datetime64) -> int:
-        """Index of the newest version with train_end < day, or -1 when none is old enough."""
-        return int(np.searchsorted(self._ends, np.datetime64(day, "D"), side="left")) - 1
-
     def predict_rows(self, fs: FeatureSet, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(len(rows), 3) probabilities and the version index used per row (-1: none, NaN row)."""
+        # side="left": the newest version whose train_end is strictly before the event's date.
         which = np.searchsorted(self._ends, fs.dates[rows], side="left") - 1
         probs = np.full((len(rows), 3), np.nan)
         for k in np.unique(which):

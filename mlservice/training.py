@@ -19,8 +19,6 @@ import time
 import uuid
 from typing import Callable
 
-from sqlalchemy import select
-
 from edgeloop.errors import InvalidRequest, NotFound
 from mlservice import metrics, registry
 from mlservice.context import ServiceContext
@@ -64,15 +62,6 @@ class TrainingJobs:
         if job is None:
             raise NotFound(f"no training job {job_id!r}")
         return job
-
-    def wait(self, job_id: str, timeout_s: float) -> TrainingJob:
-        """Poll until the job has finished (for the CLI's ``--wait`` and tests)."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            job = self.get(job_id)
-            if job.status in ("succeeded", "failed") or time.monotonic() > deadline:
-                return job
-            time.sleep(0.05)
 
     def close(self, timeout_s: float = 5.0) -> None:
         self._queue.put(None)
@@ -124,8 +113,3 @@ class TrainingJobs:
                 notes.append(f"{name}: nothing new to train on")
         self._update(job_id, status="succeeded", reason="; ".join(notes), model_versions=versions,
                      finished_at=utcnow())
-
-
-def latest_jobs(ctx: ServiceContext, limit: int = 20) -> list[TrainingJob]:
-    with ctx.sessions() as s:
-        return list(s.scalars(select(TrainingJob).order_by(TrainingJob.created_at.desc()).limit(limit)))
