@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 STEPS = ("submit_feedback", "retrain", "generate", "backtest_dispatch", "backtest", "evaluate_activate", "deactivate", "rank_report")
 RUN_TASK, FINISH_TASK = "edgeloop.discovery.run", "edgeloop.discovery.finish"
 POLL_S = 1.0
-TOP_SEEDS = 10
+TOP_SEEDS = 20  # as many as GenerateStrategy mutates when it picks its own
 
 
 RUNS = Counter("edgeloop_discovery_runs_total", "Discovery runs finished", ["outcome"])
@@ -140,10 +140,17 @@ def submit_feedback(sessions, settings: Settings, client) -> int:
 
 
 def seed_strategy_ids(sessions) -> list[str]:
-    """The best evaluated strategies (by their latest composite score)."""
+    """The strategies of the best backtest results so far, by backtest score.
+
+    Not by composite score: the composite contains the strategy model's own confidence, and
+    seeding with what the model already likes would have it mutate its own opinion; the
+    backtest score is the evidence. (bench/discovery.py: seeding by composite among strategies
+    with enough bets reached a lower out-of-sample score at 100 and 200 backtests.)"""
+    best = (select(BacktestResult.strategy_id, func.max(BacktestResult.backtest_score).label("score"))
+            .group_by(BacktestResult.strategy_id).subquery())
     with sessions() as s:
-        return list(s.scalars(select(Strategy.strategy_id).where(Strategy.composite_score.is_not(None))
-                              .order_by(Strategy.composite_score.desc(), Strategy.strategy_id).limit(TOP_SEEDS)))
+        return list(s.scalars(select(best.c.strategy_id).order_by(best.c.score.desc(), best.c.strategy_id)
+                              .limit(TOP_SEEDS)))
 
 
 def run_seed(run_id: str) -> int:

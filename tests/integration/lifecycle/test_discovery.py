@@ -89,10 +89,11 @@ def test_discovery_runs_twice_building_on_the_first(discovery_env, tmp_path):
         # Then it starts from the first: seeded by its best strategies, a trained model, new candidates
         assert second["status"] == "succeeded", second
         gen = second["steps"]["generate"]["details"]
-        assert gen["model_version"] and set(gen["seeds"]) & {t["strategy_id"] for t in top}
         with sessions() as s:
-            first_ids = set(s.scalars(select(StrategyRanking.strategy_id)
-                                      .where(StrategyRanking.ranking_id == first["run_id"])))
+            first_ranking = list(s.scalars(select(StrategyRanking).where(StrategyRanking.ranking_id == first["run_id"])))
+            first_ids = {r.strategy_id for r in first_ranking}
+            best_backtest = max(first_ranking, key=lambda r: r.backtest_score).strategy_id
+            assert gen["model_version"] and best_backtest in gen["seeds"] and set(gen["seeds"]) <= first_ids
             second_ids = set(s.scalars(select(StrategyRanking.strategy_id)
                                        .where(StrategyRanking.ranking_id == second["run_id"])))
             assert first_ids < second_ids  # everything ranked before, plus the new candidates
