@@ -19,6 +19,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -73,7 +74,12 @@ class ModelVersion(Base):
     job_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
-    __table_args__ = (Index("ix_ml_model_versions_name_status", "model_name", "status"),)
+    __table_args__ = (
+        Index("ix_ml_model_versions_name_status", "model_name", "status"),
+        # At most one serving version per slot, even when two replicas promote at once.
+        Index("uq_ml_model_versions_serving_slot", "model_name", "slot", unique=True,
+              postgresql_where=text("status = 'serving'"), sqlite_where=text("status = 'serving'")),
+    )
 
 
 class TrainingJob(Base):

@@ -62,6 +62,8 @@ def upgrade() -> None:
         sa.UniqueConstraint("version", name=op.f("uq_ml_model_versions_version")),
     )
     op.create_index("ix_ml_model_versions_name_status", "ml_model_versions", ["model_name", "status"])
+    op.create_index("uq_ml_model_versions_serving_slot", "ml_model_versions", ["model_name", "slot"], unique=True,
+                    postgresql_where=sa.text("status = 'serving'"), sqlite_where=sa.text("status = 'serving'"))
 
     op.create_table(
         "ml_training_jobs",
@@ -81,6 +83,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("ml_training_jobs")
+    op.drop_index("uq_ml_model_versions_serving_slot", table_name="ml_model_versions")
     op.drop_index("ix_ml_model_versions_name_status", table_name="ml_model_versions")
     op.drop_table("ml_model_versions")
     op.drop_table("ml_feedback_samples")
