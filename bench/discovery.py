@@ -37,7 +37,6 @@ the shipped seasons), fetched once per window through ``MLServiceProvider`` (poi
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import statistics
@@ -45,7 +44,6 @@ import sys
 import tempfile
 import time
 from datetime import date
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np

@@ -15,7 +15,7 @@ from mlclient.client import MLClient
 from schema.db import make_engine, make_sessionmaker
 from schema.lifecycle import DiscoveryReport, StrategyRanking
 from schema.pipeline import Strategy
-from tests.support.processes import ROOT, celery_worker
+from tests.support.processes import ROOT, celery_worker, wait_until
 from workers.retraining import wait_for_job
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -56,8 +56,6 @@ def test_discovery_runs_twice_building_on_the_first(discovery_env, tmp_path):
         ran = last_json(edgeloop(env, "tasks", "run", "edgeloop.backtest.run", "--arg", f"strategy={json.dumps(POOR)}",
                                  "--arg", "start=2018-08-20", "--arg", "end=2019-06-30", "--wait", "--json"))
         poor_id = ran["result"]["strategy_id"]
-        from tests.support.processes import wait_until
-
         wait_until(lambda: sessions().get(Strategy, poor_id) is not None, 60, 0.2, "poor strategy stored")
         assert last_json(edgeloop(env, "strategies", "activate", poor_id, "--json"))["status"] == "active"
 
