@@ -131,7 +131,12 @@ def make_handler(servicer: MLServicer) -> type[BaseHTTPRequestHandler]:
             self._json(status, {"error": message})
 
         def _body(self) -> dict[str, Any]:
-            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if length < 0:  # a negative length would make read() wait for the client to hang up
+                raise _Aborted(grpc.StatusCode.INVALID_ARGUMENT, "Content-Length must be a non-negative integer")
             if length > settings.ml_max_http_body_bytes:
                 raise _Aborted(grpc.StatusCode.INVALID_ARGUMENT,
                                f"body of {length} bytes exceeds {settings.ml_max_http_body_bytes}")

@@ -80,6 +80,20 @@ def test_oversized_http_body_is_400(http_base):
     assert status == 400 and "exceeds" in answer["error"]
 
 
+def test_bad_content_length_is_400(http_base):
+    import http.client
+
+    host, port = http_base.removeprefix("http://").split(":")
+    for value in ("-5", "lots"):
+        conn = http.client.HTTPConnection(host, int(port), timeout=5)
+        conn.putrequest("POST", "/api/v1/models/train")
+        conn.putheader("Content-Length", value)
+        conn.endheaders()
+        answer = conn.getresponse()
+        assert answer.status == 400 and b"Content-Length" in answer.read()
+        conn.close()
+
+
 def test_bearer_token_on_grpc_and_http(ml_settings):
     settings = settings_with(**{**ml_settings.model_dump(), "ml_auth_token": "s3cret"})
     server, port = create_server("127.0.0.1:0", settings)
