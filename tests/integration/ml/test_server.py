@@ -110,3 +110,18 @@ def test_http_health_and_metrics(ml_server, stub):
         assert "edgeloop_ml_feedback_accepted_total" in text
     finally:
         http.stop()
+
+
+def test_an_unexpected_error_is_internal_without_internals_and_the_service_goes_on(ml_server, stub, caplog):
+    server, _ = ml_server
+
+    def broken(requests):
+        raise KeyError("secret-internal-detail")
+
+    server.servicer.predictor.predict = broken
+    with pytest.raises(grpc.RpcError) as err:
+        stub.GetPrediction(pb.PredictionRequest(event_id="E0-x", selection="home"), timeout=5)
+    assert err.value.code() == grpc.StatusCode.INTERNAL
+    assert "KeyError" in err.value.details() and "secret-internal-detail" not in err.value.details()
+    assert "secret-internal-detail" in caplog.text  # the log has the traceback
+    assert stub.HealthCheck(pb.HealthCheckRequest(), timeout=5).status == "SERVING"
