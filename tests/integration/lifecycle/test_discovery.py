@@ -56,7 +56,11 @@ def test_discovery_runs_twice_building_on_the_first(discovery_env, tmp_path):
         ran = last_json(edgeloop(env, "tasks", "run", "edgeloop.backtest.run", "--arg", f"strategy={json.dumps(POOR)}",
                                  "--arg", "start=2018-08-20", "--arg", "end=2019-06-30", "--wait", "--json"))
         poor_id = ran["result"]["strategy_id"]
-        wait_until(lambda: sessions().get(Strategy, poor_id) is not None, 60, 0.2, "poor strategy stored")
+        def stored() -> bool:
+            with sessions() as s:
+                return s.get(Strategy, poor_id) is not None
+
+        wait_until(stored, 60, 0.2, "poor strategy stored")
         assert last_json(edgeloop(env, "strategies", "activate", poor_id, "--json"))["status"] == "active"
 
         # When discovery runs
