@@ -78,6 +78,7 @@ def create_server(address: str, settings: Settings | None = None) -> tuple[MLSer
     """Build (not start) the ML service's gRPC server bound to ``address``; return it and its port."""
     settings = settings or get_settings()
     ctx = ServiceContext.open(settings)
+    servicer: MLServicer | None = None
     try:
         options = [
             ("grpc.max_receive_message_length", settings.ml_max_message_bytes),
@@ -104,6 +105,8 @@ def create_server(address: str, settings: Settings | None = None) -> tuple[MLSer
         if port == 0:
             raise ConfigurationError(f"cannot bind the ML service to {address}")
     except Exception:
+        if servicer is not None:
+            servicer.close()  # its training thread
         ctx.close()
         raise
     return MLServer(raw, ctx, health_servicer, servicer), port

@@ -125,3 +125,13 @@ def test_an_unexpected_error_is_internal_without_internals_and_the_service_goes_
     assert "KeyError" in err.value.details() and "secret-internal-detail" not in err.value.details()
     assert "secret-internal-detail" in caplog.text  # the log has the traceback
     assert stub.HealthCheck(pb.HealthCheckRequest(), timeout=5).status == "SERVING"
+
+
+def test_a_port_in_use_fails_cleanly(ml_server, ml_settings):
+    import threading
+
+    _, port = ml_server
+    threads = threading.active_count()
+    with pytest.raises(RuntimeError):
+        create_server(f"127.0.0.1:{port}", ml_settings)
+    assert threading.active_count() <= threads  # no training thread left behind
