@@ -85,18 +85,18 @@ class Settings(BaseSettings):
     ml_tls_client_key_file: str | None = None
 
     # --- ML service (server side) ---------------------------------------------------------
-    ml_bind_host: str = "127.0.0.1"  # "0.0.0.0" to serve other machines (then set a token/TLS)
-    ml_server_threads: int = Field(default=8, ge=1, le=256)
-    ml_stop_grace_s: float = Field(default=5.0, ge=0)
-    ml_max_message_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
-    ml_max_batch_items: int = Field(default=10_000, ge=1)  # BatchPredict requests, feedback results
-    ml_max_candidates: int = Field(default=100, ge=1)  # GenerateStrategy
-    ml_max_http_body_bytes: int = Field(default=64 * 1024, ge=1024)
-    ml_holdout_fraction: float = Field(default=0.2, gt=0, lt=1)  # strategy model's held-out share
+    ml_bind_host: str = "127.0.0.1"  # address `edgeloop ml serve` binds; "0.0.0.0" serves other machines (then set a token or TLS)
+    ml_server_threads: int = Field(default=8, ge=1, le=256)  # gRPC worker threads of the ML service
+    ml_stop_grace_s: float = Field(default=5.0, ge=0)  # calls in flight may finish this long after SIGTERM
+    ml_max_message_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)  # largest gRPC request/response of the ML service
+    ml_max_batch_items: int = Field(default=10_000, ge=1)  # most BatchPredict requests or feedback results in one call
+    ml_max_candidates: int = Field(default=100, ge=1)  # largest GenerateStrategy max_candidates
+    ml_max_http_body_bytes: int = Field(default=64 * 1024, ge=1024)  # largest body the ML service's HTTP API reads
+    ml_holdout_fraction: float = Field(default=0.2, gt=0, lt=1)  # share of feedback no strategy model trains on (champion/challenger)
     # Where the outcome model reads matches: "database" (after `edgeloop data import`), "csv"
     # (files in data_dir), or "auto": the database when it holds any match, else the files.
     ml_market_source: str = Field(default="auto", pattern="^(auto|database|csv)$")
-    ml_recommend_min_edge: float = Field(default=0.0, ge=0)  # "back" when p × best price − 1 exceeds it
+    ml_recommend_min_edge: float = Field(default=0.0, ge=0)  # predictions say "back" when p × best price − 1 exceeds it
 
     # --- training and lifecycle ---------------------------------------------------------
     retraining_interval_hours: float = Field(default=24.0, gt=0)
