@@ -26,6 +26,7 @@ REQUIRED_FIELDS = ("schema_version", "backtest_id", "strategy_id", "params", "wi
                    "method", "metrics")
 REQUIRED_METRICS = ("total_bets", "roi", "profit", "win_rate", "profit_factor", "sharpe_ratio", "max_drawdown")
 MAX_ID_LEN = 128
+MAX_TEXT_LEN = {"method": 64, "model_version": 64, "strategy_name": 256}
 _METRIC_FIELDS = events_pb2.BacktestMetrics.DESCRIPTOR.fields
 
 
@@ -116,6 +117,10 @@ def parse_event(raw: bytes | str, *, max_bytes: int = 64 * 1024) -> ParsedEvent:
             raise InvalidEvent("bad_value", f"{name} is longer than {MAX_ID_LEN} characters")
     if not msg.method.strip():
         raise InvalidEvent("bad_value", "method is empty")
+    # Refused rather than truncated: a stored value must be the value that was sent.
+    for name, limit in MAX_TEXT_LEN.items():
+        if len(getattr(msg, name)) > limit:
+            raise InvalidEvent("bad_value", f"{name} is longer than {limit} characters")
     start = _iso_date(msg.window_start, "window_start")
     end = _iso_date(msg.window_end, "window_end")
     if end < start:

@@ -53,7 +53,7 @@ def recent_unprocessed(session: Session, limit: int = 100, *, lock: bool = False
     """
     stmt = (
         select(BacktestResult)
-        .where(BacktestResult.ml_feedback_submitted.is_(False))
+        .where(BacktestResult.ml_feedback_submitted.is_(False), BacktestResult.feedback_batch_id.is_(None))
         .order_by(BacktestResult.id)
         .limit(limit)
     )
@@ -84,9 +84,28 @@ def by_composite_score_range(session: Session, low: float, high: float, limit: i
     return list(session.scalars(stmt))
 
 
-def count_unsubmitted(session: Session) -> int:
+def count_rejected(session: Session) -> int:
+    """Results the ML service refused (set aside by the flusher, see workers/feedback.py)."""
     return session.scalar(
-        select(func.count()).select_from(BacktestResult).where(BacktestResult.ml_feedback_submitted.is_(False))
+        select(func.count()).select_from(BacktestResult)
+        .where(BacktestResult.ml_feedback_submitted.is_(False), BacktestResult.feedback_batch_id.is_not(None))
+    ) or 0
+
+
+def retry_rejected(session: Session) -> int:
+    """Put refused results back in line for the next flush (after the cause was fixed)."""
+    return session.execute(
+        update(BacktestResult)
+        .where(BacktestResult.ml_feedback_submitted.is_(False), BacktestResult.feedback_batch_id.is_not(None))
+        .values(feedback_batch_id=None)
+    ).rowcount
+
+
+def count_unsubmitted(session: Session) -> int:
+    """Results waiting for the ML service's confirmation (rejected ones not included)."""
+    return session.scalar(
+        select(func.count()).select_from(BacktestResult)
+        .where(BacktestResult.ml_feedback_submitted.is_(False), BacktestResult.feedback_batch_id.is_(None))
     ) or 0
 
 

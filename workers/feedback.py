@@ -14,6 +14,7 @@ import logging
 import random
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Iterable
 
@@ -21,13 +22,20 @@ from google.protobuf import json_format
 from sqlalchemy.orm import Session, sessionmaker
 
 from edgeloop import metrics
-from edgeloop.errors import MLServiceUnavailable
+from edgeloop.errors import MLServiceError, MLServiceUnavailable
 from edgeloop.settings import Settings
 from proto import events_pb2
 from schema.pipeline import FeedbackBatch
 from schema.repository import mark_processed, recent_unprocessed
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class FlushResult:
+    submitted: int  # confirmed by the service
+    rejected: int  # refused by the service, set aside
+    rows: int  # looked at
 
 
 def _message(event_json: str) -> events_pb2.BacktestFinished:
@@ -50,45 +58,33 @@ class FeedbackFlusher:
         self._retry_at = 0.0
         self._failures = 0
 
-    def flush_once(self, limit: int | None = None) -> int:
-        """Submit one batch; returns how many results the service confirmed (0: nothing to do).
+    def flush_once(self, limit: int | None = None) -> FlushResult:
+        """Submit one batch of unconfirmed results.
 
         Raises ``MLServiceUnavailable`` when the service cannot be reached (nothing is marked).
+        A batch the service refuses outright (a permanent error) is retried one result at a
+        time, and a result refused on its own is set aside as *rejected* (a ``feedback_batches``
+        row with the error) instead of blocking every later batch; `edgeloop feedback status`
+        counts them and `edgeloop feedback retry-rejected` puts them back in line.
         """
         limit = limit or self.settings.feedback_batch_size
+        rejected = 0
         with self.sessions.begin() as session:
             rows = recent_unprocessed(session, limit, lock=True)
             if not rows:
-                return 0
-            # Nothing is written before the call: on SQLite a write would take the database
-            # lock, and an ML service storing into the same file would wait on us.
-            batch_key = uuid.uuid4().hex
-            started = time.perf_counter()
+                return FlushResult(0, 0, 0)
             try:
-                response = self.client_factory().submit_backtest_feedback(
-                    [_message(r.event_json) for r in rows], batch_key)
-            except MLServiceUnavailable:
-                metrics.FEEDBACK_FAILED.labels("unavailable").inc()
-                raise
-            except Exception:
-                metrics.FEEDBACK_FAILED.labels("error").inc()
-                raise
-            metrics.FEEDBACK_SUBMIT_SECONDS.observe(time.perf_counter() - started)
-            confirmed = set(response.stored_backtest_ids)
-            now = datetime.now(timezone.utc)
-            batch = FeedbackBatch(batch_key=batch_key, size=len(confirmed), status="submitted", attempts=1,
-                                  submitted_at=now)
-            session.add(batch)
-            session.flush()
-            mark_processed(session, confirmed, batch.id)
+                confirmed = self._submit(session, rows)
+            except MLServiceError as exc:
+                log.warning("ML service refused a batch of %d (%s); submitting one by one", len(rows), exc)
+                confirmed = set()
+                for row in rows:
+                    try:
+                        confirmed |= self._submit(session, [row])
+                    except MLServiceError as one:
+                        self._reject(session, row, one)
+                        rejected += 1
             strategies = {r.strategy_id for r in rows if r.backtest_id in confirmed}
-            for r in rows:
-                if r.backtest_id in confirmed:
-                    received = r.received_at if r.received_at.tzinfo else r.received_at.replace(tzinfo=timezone.utc)
-                    metrics.FEEDBACK_LAG_SECONDS.observe((now - received).total_seconds())
-            unconfirmed = len(rows) - len(confirmed & {r.backtest_id for r in rows})
-            if unconfirmed:
-                log.warning("ML service did not confirm %d results of batch %s", unconfirmed, batch_key)
         metrics.FEEDBACK_SUBMITTED.inc(len(confirmed))
         metrics.FEEDBACK_BATCH_SIZE.observe(len(rows))
         if self.on_submitted is not None and strategies:
@@ -96,15 +92,53 @@ class FeedbackFlusher:
                 self.on_submitted(strategies)
             except Exception:  # noqa: BLE001 - cache invalidation must not undo a confirmed submit
                 log.exception("after-submit hook failed")
-        return len(confirmed)
+        return FlushResult(len(confirmed), rejected, len(rows))
+
+    def _submit(self, session: Session, rows: list) -> set[str]:
+        """One SubmitBacktestFeedback call; marks what the service confirmed. Nothing is written
+        before the call: on SQLite a write would take the database lock, and an ML service
+        storing into the same file would wait on us."""
+        batch_key = uuid.uuid4().hex
+        started = time.perf_counter()
+        try:
+            response = self.client_factory().submit_backtest_feedback([_message(r.event_json) for r in rows], batch_key)
+        except MLServiceUnavailable:
+            metrics.FEEDBACK_FAILED.labels("unavailable").inc()
+            raise
+        except MLServiceError:
+            metrics.FEEDBACK_FAILED.labels("refused").inc()
+            raise
+        metrics.FEEDBACK_SUBMIT_SECONDS.observe(time.perf_counter() - started)
+        confirmed = set(response.stored_backtest_ids) & {r.backtest_id for r in rows}
+        now = datetime.now(timezone.utc)
+        batch = FeedbackBatch(batch_key=batch_key, size=len(confirmed), status="submitted", attempts=1,
+                              submitted_at=now)
+        session.add(batch)
+        session.flush()
+        mark_processed(session, confirmed, batch.id)
+        for r in rows:
+            if r.backtest_id in confirmed:
+                received = r.received_at if r.received_at.tzinfo else r.received_at.replace(tzinfo=timezone.utc)
+                metrics.FEEDBACK_LAG_SECONDS.observe((now - received).total_seconds())
+        if len(confirmed) < len(rows):
+            log.warning("ML service did not confirm %d results of batch %s", len(rows) - len(confirmed), batch_key)
+        return confirmed
+
+    def _reject(self, session: Session, row, error: Exception) -> None:
+        batch = FeedbackBatch(batch_key=uuid.uuid4().hex, size=1, status="rejected", attempts=1,
+                              last_error=str(error)[:2000])
+        session.add(batch)
+        session.flush()
+        row.feedback_batch_id = batch.id
+        log.error("ML service refused result %s: %s", row.backtest_id, error)
 
     def flush_all(self, budget_s: float = 5.0) -> int:
         """Flush batches until none is left or the time budget is spent."""
         total, deadline = 0, time.monotonic() + budget_s
         while time.monotonic() < deadline:
-            n = self.flush_once()
-            total += n
-            if n < self.settings.feedback_batch_size:
+            result = self.flush_once()
+            total += result.submitted
+            if result.rows < self.settings.feedback_batch_size:
                 break
         return total
 

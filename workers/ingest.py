@@ -57,12 +57,12 @@ def result_row(event: ParsedEvent, raw: str, entry_id: str, now: datetime) -> di
     return {
         "backtest_id": msg.backtest_id,
         "strategy_id": msg.strategy_id,
-        "strategy_name": msg.strategy_name[:256],
+        "strategy_name": msg.strategy_name,
         "params": event.params,
         "window_start": event.window_start,
         "window_end": event.window_end,
-        "method": msg.method[:64],
-        "model_version": msg.model_version[:64] or None,
+        "method": msg.method,
+        "model_version": msg.model_version or None,
         "total_bets": int(m["total_bets"]),
         **{k: m[k] for k in REQUIRED_METRIC_COLUMNS},
         "extra_metrics": extra,
@@ -166,7 +166,7 @@ class StreamConsumer:
             raw = payload.decode("utf-8")
             rows.setdefault(event.message.backtest_id, result_row(event, raw, entry_id, now))
             strategies.append({"strategy_id": event.message.strategy_id,
-                               "name": event.message.strategy_name[:256], "params": event.params})
+                               "name": event.message.strategy_name, "params": event.params})
 
         inserted = self._store(list(rows.values()), strategies, dead)
         outcome.inserted = len(inserted)

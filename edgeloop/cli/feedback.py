@@ -32,7 +32,7 @@ def submit_cmd(wait: bool, timeout: float, as_json: bool) -> None:
     total = {"submitted": 0}
 
     def check() -> tuple[bool, str]:
-        total["submitted"] += flusher.flush_once()
+        total["submitted"] += flusher.flush_once().submitted
         with make_session() as s:
             pending = count_unsubmitted(s)
         total["pending"] = pending
@@ -82,7 +82,7 @@ def status_cmd(as_json: bool) -> None:
     from sqlalchemy import select
 
     from schema.lifecycle import TrainingTrigger
-    from schema.repository import count_unsubmitted
+    from schema.repository import count_rejected, count_unsubmitted
     from workers.retraining import new_feedback
 
     settings = get_settings()
@@ -90,9 +90,9 @@ def status_cmd(as_json: bool) -> None:
     make_session = sessions(settings)
     total, new = new_feedback(make_session, client)
     with make_session() as s:
-        pending = count_unsubmitted(s)
+        pending, rejected = count_unsubmitted(s), count_rejected(s)
         last = s.scalars(select(TrainingTrigger).order_by(TrainingTrigger.triggered_at.desc()).limit(1)).first()
-    out = {"pending_feedback": pending, "service_feedback_samples": total, "new_since_last_training": new,
+    out = {"pending_feedback": pending, "rejected_feedback": rejected, "service_feedback_samples": total, "new_since_last_training": new,
            "min_new_feedback": settings.min_new_feedback, "retrain_due": new >= settings.min_new_feedback,
            "last_training": None if last is None else {"job_id": last.job_id, "at": last.triggered_at,
                                                         "status": last.status, "reason": last.reason},
@@ -101,10 +101,22 @@ def status_cmd(as_json: bool) -> None:
         emit_json(out)
         return
     click.echo(f"pending feedback (not yet confirmed by the ML service): {pending}")
+    if rejected:
+        click.echo(f"rejected by the ML service (see the logs; `edgeloop feedback retry-rejected`): {rejected}")
     click.echo(f"feedback samples at the ML service: {total}; new since last training: {new} "
                f"(retrain at {settings.min_new_feedback}: {'due' if out['retrain_due'] else 'not yet'})")
     click.echo("last training: " + ("never" if last is None else
                                     f"{last.triggered_at:%Y-%m-%d %H:%M:%S} job {last.job_id} {last.status} ({last.reason})"))
+
+
+@feedback.command("retry-rejected")
+def retry_rejected_cmd() -> None:
+    """Put results the ML service refused back in line (after fixing the cause)."""
+    from schema.repository import retry_rejected
+
+    with sessions(get_settings()).begin() as s:
+        n = retry_rejected(s)
+    click.echo(f"{n} rejected results will be submitted again")
 
 
 def register(group: click.Group) -> None:

@@ -57,6 +57,7 @@ def malformed_payloads(n: int) -> list[tuple[str, bytes]]:
         ("unknown_schema_version", json.dumps({**base, "schema_version": 99})),
         ("bad_date", json.dumps({**base, "window_start": "01/08/2019"})),
         ("oversized", json.dumps({**base, "params": {"blob": "x" * 70_000}})),
+        ("bad_value", json.dumps({**base, "model_version": "v" * 65})),
     ]
     out = []
     for i in range(n):

@@ -255,7 +255,7 @@ def test_feedback_for_a_strategy_clears_its_entries_and_no_others(service, cache
         assert consumer.poll_once(block_ms=100).inserted == 1
         flusher = FeedbackFlusher(sessions=res.sessions, settings=res.settings, client_factory=lambda: ml,
                                   on_submitted=invalidate_strategy_cache)
-        assert flusher.flush_once() == 1
+        assert flusher.flush_once().submitted == 1
         # Then s-1's entries are gone and s-2's and the plain ones are still hits
         calls, evaluated = batch_predict_calls(), evaluate_calls()
         hits = metric("edgeloop_prediction_cache_hits_total", kind="prediction")
