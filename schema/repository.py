@@ -4,17 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import Engine, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from schema.bulk import insert_ignoring_duplicates
 from schema.pipeline import BacktestResult, Strategy
-
-
-def _insert(session: Session, table):
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
 def insert_results(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
@@ -31,8 +25,7 @@ def ensure_strategies(session: Session, strategies: Iterable[dict[str, Any]]) ->
     rows = list({s["strategy_id"]: s for s in strategies}.values())
     if not rows:
         return
-    stmt = _insert(session, Strategy.__table__).on_conflict_do_nothing(index_elements=["strategy_id"])
-    session.connection().execute(stmt, rows)
+    insert_ignoring_duplicates(session.connection(), Strategy.__table__, rows, "strategy_id")
 
 
 def top_performing(session: Session, limit: int = 10) -> list[BacktestResult]:
@@ -107,13 +100,3 @@ def count_unsubmitted(session: Session) -> int:
         select(func.count()).select_from(BacktestResult)
         .where(BacktestResult.ml_feedback_submitted.is_(False), BacktestResult.feedback_batch_id.is_(None))
     ) or 0
-
-
-def count_results(engine: Engine) -> tuple[int, int]:
-    """(results stored, results confirmed by the ML service)."""
-    with Session(engine) as session:
-        total = session.scalar(select(func.count()).select_from(BacktestResult)) or 0
-        done = session.scalar(
-            select(func.count()).select_from(BacktestResult).where(BacktestResult.ml_feedback_submitted.is_(True))
-        ) or 0
-    return total, done
