@@ -109,9 +109,9 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 class TreeEnsemble:
     """Regression trees as flat arrays: node i of tree t is row ``offsets[t] + i``."""
 
-    left: np.ndarray  # (nodes,) int64, global index, -1 at a leaf
+    left: np.ndarray  # (nodes,) int32, global index, -1 at a leaf
     right: np.ndarray
-    feature: np.ndarray  # (nodes,) int64
+    feature: np.ndarray  # (nodes,) int32
     threshold: np.ndarray  # (nodes,) float64
     value: np.ndarray  # (nodes, outputs)
     roots: np.ndarray  # (trees,) global index of each root
@@ -123,11 +123,13 @@ class TreeEnsemble:
         from sklearn.ensemble import ExtraTreesRegressor
 
         n = len(X)
+        per_tree = min(n, max_samples)
         # Bootstrap (so the trees disagree where data is thin) of at most max_samples rows
-        # each: 100k samples train in seconds, and more rows per tree would add little.
+        # each: 100k samples train in seconds, and more rows per tree would add little. Leaves
+        # grow with the data so a tree stays at a few thousand nodes (the artifact small).
         forest = ExtraTreesRegressor(
-            n_estimators=n_trees, min_samples_leaf=3, max_features=0.8, bootstrap=True,
-            max_samples=min(1.0, max_samples / n) if n > 0 else None, random_state=seed, n_jobs=1,
+            n_estimators=n_trees, min_samples_leaf=max(3, per_tree // 2000), max_features=0.8, bootstrap=True,
+            max_samples=per_tree / n if n > 0 else None, random_state=seed, n_jobs=1,
         ).fit(X, Y)
         parts, roots, offset, depth = [], [], 0, 0
         for est in forest.estimators_:
@@ -139,9 +141,9 @@ class TreeEnsemble:
             offset += t.node_count
             depth = max(depth, t.max_depth)
         cat = lambda k: np.concatenate([p[k] for p in parts])  # noqa: E731
-        return cls(left=cat(0).astype(np.int64), right=cat(1).astype(np.int64), feature=cat(2).astype(np.int64),
+        return cls(left=cat(0).astype(np.int32), right=cat(1).astype(np.int32), feature=cat(2).astype(np.int32),
                    threshold=cat(3).astype(np.float64), value=cat(4).astype(np.float64),
-                   roots=np.array(roots, dtype=np.int64), depth=int(depth))
+                   roots=np.array(roots, dtype=np.int32), depth=int(depth))
 
     def predict_trees(self, X: np.ndarray) -> np.ndarray:
         """(trees, n, outputs): every tree's prediction, walking all trees level by level."""
@@ -191,9 +193,11 @@ class StrategyModel:
             raise ValueError(f"the strategy model needs at least 10 feedback samples, has {len(params_list)}")
         X = encode(params_list)
         trees = TreeEnsemble.fit(X, Y, seed=seed)
-        fitted = trees.predict_trees(X).mean(axis=0)
-        # In-sample residuals understate the error; the trainer replaces them with held-out ones.
-        return cls(trees=trees, residual_std=np.std(Y - fitted, axis=0), reference_score=float(np.median(Y[:, 0])))
+        # In-sample residuals understate the error; the trainer replaces them with held-out
+        # ones. A few thousand rows are plenty for a spread.
+        few = slice(0, 5000)
+        fitted = trees.predict_trees(X[few]).mean(axis=0)
+        return cls(trees=trees, residual_std=np.std(Y[few] - fitted, axis=0), reference_score=float(np.median(Y[:, 0])))
 
     def with_residual_std(self, residual_std: np.ndarray) -> "StrategyModel":
         return StrategyModel(self.trees, np.asarray(residual_std, dtype=float), self.reference_score)
@@ -206,7 +210,7 @@ class StrategyModel:
 
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
-        np.savez(buf, residual_std=self.residual_std, reference_score=np.array(self.reference_score),
+        np.savez_compressed(buf, residual_std=self.residual_std, reference_score=np.array(self.reference_score),
                  feature_names=np.array(FEATURE_NAMES, dtype=str), targets=np.array(TARGETS, dtype=str),
                  **self.trees.arrays("t_"))
         return buf.getvalue()
