@@ -56,9 +56,9 @@ class MLServicer(pb_grpc.MLServiceServicer):
         """Model name → serving version (the outcome model: the newest season's)."""
         out = {}
         for name in registry.MODEL_NAMES:
-            rows = registry.serving_versions(self.ctx.sessions, name)
-            if rows:
-                out[name] = rows[-1].version
+            ids = registry.serving_version_ids(self.ctx.sessions, name)  # no artifacts loaded
+            if ids:
+                out[name] = ids[-1]
         return out
 
     # --- health and feedback ---------------------------------------------------------------
@@ -141,10 +141,10 @@ class MLServicer(pb_grpc.MLServiceServicer):
             if row.model_name != request.model_name:
                 raise InvalidRequest(f"version {request.version} belongs to model {row.model_name!r}")
         else:
-            rows = registry.serving_versions(self.ctx.sessions, request.model_name)
-            if not rows:
+            ids = registry.serving_version_ids(self.ctx.sessions, request.model_name)
+            if not ids:
                 raise NotFound(f"model {request.model_name!r} has no serving version yet; train it")
-            row = rows[-1]
+            row = registry.get_version(self.ctx.sessions, ids[-1])
         return pb.ModelMetricsResponse(model=registry.to_proto(row))
 
     @rpc
