@@ -134,10 +134,10 @@ class Settings(BaseSettings):
     # Risk level passed to GenerateStrategy.
     discovery_risk_level: str = Field(default="medium", pattern="^(low|medium|high)$")
     discovery_leagues: list[str] = ["E0"]  # leagues candidates are backtested on
-    # Candidates are backtested (and scored) on this window; bench/discovery.py judges the
-    # winners on later seasons. One season: a walk-forward backtest over several seasons names
-    # one model version per season, longer than the stores' 64-character model_version columns.
-    discovery_window_start: str = "2018-08-20"
+    # Candidates are backtested (and scored) on this window; the demo and bench/discovery.py
+    # judge the winners on later seasons. Three seasons: one gives too few bets to tell luck
+    # from skill.
+    discovery_window_start: str = "2016-08-01"
     discovery_window_end: str = "2019-06-30"  # end of the discovery window (inclusive)
     # A discovery run waits this long for its backtests.
     discovery_backtest_timeout_s: float = Field(default=1800.0, gt=0)
