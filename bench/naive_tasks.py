@@ -18,7 +18,7 @@ def naive_ingest(payload: str) -> None:
     event = parse_event(payload)
     sessions = resources().sessions
     with sessions.begin() as session:
-        insert_results(session, [result_row(event, payload, "", datetime.now(timezone.utc))])
+        insert_results(session, [result_row(event, "", datetime.now(timezone.utc))])
     response = get_ml_client().submit_backtest_feedback([event.message], event.message.backtest_id)
     with sessions.begin() as session:
         mark_processed(session, response.stored_backtest_ids)

@@ -108,7 +108,23 @@ def parse_event(raw: bytes | str, *, max_bytes: int = 64 * 1024) -> ParsedEvent:
         msg = event_from_dict(data)
     except json_format.ParseError as exc:
         raise InvalidEvent("wrong_type", str(exc)[:300]) from None
+    # The params object as sent: a Struct would turn every integer into a float.
+    return _validated(msg, data["params"])
 
+
+def validate_message(msg: events_pb2.BacktestFinished) -> ParsedEvent:
+    """Validate an event that arrived as a protobuf message (the ML service's feedback RPC):
+    the same rules as ``parse_event`` without a JSON round trip."""
+    if msg.schema_version != SCHEMA_VERSION:
+        raise InvalidEvent("unknown_schema_version",
+                           f"schema_version {msg.schema_version!r}, this consumer reads {SCHEMA_VERSION}")
+    if not msg.HasField("metrics"):
+        raise InvalidEvent("missing_field", "metrics")
+    return _validated(msg, json_format.MessageToDict(msg.params))
+
+
+def _validated(msg: events_pb2.BacktestFinished, params: dict[str, Any]) -> ParsedEvent:
+    """The checks on field values, shared by both ways in."""
     for name in ("backtest_id", "strategy_id"):
         value = getattr(msg, name)
         if not value.strip():
@@ -151,6 +167,5 @@ def parse_event(raw: bytes | str, *, max_bytes: int = 64 * 1024) -> ParsedEvent:
         raise InvalidEvent("out_of_range", f"metrics.profit_factor {values['profit_factor']} is negative")
     if "backtest_score" in values and not 0.0 <= values["backtest_score"] <= 1.0:
         raise InvalidEvent("out_of_range", f"metrics.backtest_score {values['backtest_score']} is outside [0, 1]")
-    params = data["params"]  # the object as sent: a Struct would turn every integer into a float
     return ParsedEvent(message=msg, window_start=start, window_end=end, finished_at=finished_at,
                        params=params, metrics=values)

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from edgeloop.errors import InvalidEvent, InvalidRequest
-from edgeloop.events import encode_event, parse_event, ParsedEvent
+from edgeloop.events import ParsedEvent, validate_message
 from edgeloop.scoring import backtest_score_of
 from mlservice.strategy_model import params_fingerprint
 from proto import events_pb2
@@ -40,7 +40,7 @@ def validate_results(results: Sequence[events_pb2.BacktestFinished]) -> list[Par
     parsed = []
     for i, msg in enumerate(results):
         try:
-            parsed.append(parse_event(encode_event(msg)))
+            parsed.append(validate_message(msg))
         except InvalidEvent as exc:
             raise InvalidRequest(f"results[{i}] (backtest_id {msg.backtest_id!r}): {exc}") from None
     return parsed

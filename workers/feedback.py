@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Iterable
 
-from google.protobuf import json_format
 from sqlalchemy.orm import Session, sessionmaker
 
 from edgeloop import metrics
@@ -38,8 +37,8 @@ class FlushResult:
     rows: int  # looked at
 
 
-def _message(event_json: str) -> events_pb2.BacktestFinished:
-    return json_format.Parse(event_json, events_pb2.BacktestFinished(), ignore_unknown_fields=True)
+def _message(event_pb: bytes) -> events_pb2.BacktestFinished:
+    return events_pb2.BacktestFinished.FromString(event_pb)
 
 
 class FeedbackFlusher:
@@ -101,7 +100,7 @@ class FeedbackFlusher:
         batch_key = uuid.uuid4().hex
         started = time.perf_counter()
         try:
-            response = self.client_factory().submit_backtest_feedback([_message(r.event_json) for r in rows], batch_key)
+            response = self.client_factory().submit_backtest_feedback([_message(r.event_pb) for r in rows], batch_key)
         except MLServiceUnavailable:
             metrics.FEEDBACK_FAILED.labels("unavailable").inc()
             raise

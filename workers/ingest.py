@@ -35,9 +35,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from edgeloop import metrics
 from edgeloop.errors import InvalidEvent, ServiceUnavailable, TransientError
-from edgeloop.events import EVENT_FIELD, ParsedEvent, parse_event
+from edgeloop.events import EVENT_FIELD, ParsedEvent, encode_event, parse_event
 from edgeloop.scoring import backtest_score_of
 from edgeloop.settings import Settings
+from proto import events_pb2
 from schema.repository import ensure_strategies, insert_results
 from workers.dead_letters import dead_letter_fields
 
@@ -51,7 +52,7 @@ def default_consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident() % 100000}"
 
 
-def result_row(event: ParsedEvent, raw: str, entry_id: str, now: datetime) -> dict[str, Any]:
+def result_row(event: ParsedEvent, entry_id: str, now: datetime) -> dict[str, Any]:
     msg, m = event.message, event.metrics
     extra = {k: v for k, v in m.items() if k not in REQUIRED_METRIC_COLUMNS and k != "total_bets"}
     return {
@@ -68,7 +69,7 @@ def result_row(event: ParsedEvent, raw: str, entry_id: str, now: datetime) -> di
         "extra_metrics": extra,
         "backtest_score": m["backtest_score"] if "backtest_score" in m else backtest_score_of(m),
         "ml_feedback_submitted": False,
-        "event_json": raw,
+        "event_pb": msg.SerializeToString(),
         "stream_entry_id": entry_id,
         "finished_at": event.finished_at,
         "received_at": now,
@@ -163,8 +164,7 @@ class StreamConsumer:
                 dead.append(dead_letter_fields(reason=exc.reason, detail=exc.detail, payload=payload or b"",
                                                source_stream=stream, source_id=entry_id, consumer=self.name))
                 continue
-            raw = payload.decode("utf-8")
-            rows.setdefault(event.message.backtest_id, result_row(event, raw, entry_id, now))
+            rows.setdefault(event.message.backtest_id, result_row(event, entry_id, now))
             strategies.append({"strategy_id": event.message.strategy_id,
                                "name": event.message.strategy_name, "params": event.params})
 
@@ -207,7 +207,8 @@ class StreamConsumer:
                 # Replay may put it on any partition: the consumer reads them all.
                 dead.append(dead_letter_fields(
                     reason="store_rejected", detail=str(getattr(exc, "orig", exc)).splitlines()[0],
-                    payload=row["event_json"].encode(), source_stream=self.keys[0],
+                    payload=encode_event(events_pb2.BacktestFinished.FromString(row["event_pb"])).encode(),
+                    source_stream=self.keys[0],
                     source_id=row["stream_entry_id"], consumer=self.name))
         return inserted
 

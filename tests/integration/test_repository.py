@@ -23,7 +23,7 @@ def test_seed_queries(pg_url):
     rows = []
     for i in range(6):
         raw = json.dumps(valid_event(i))
-        rows.append({**result_row(parse_event(raw), raw, f"{i}-0", now), "composite_score": i / 10 if i else None})
+        rows.append({**result_row(parse_event(raw), f"{i}-0", now), "composite_score": i / 10 if i else None})
     with sessions.begin() as s:
         assert len(insert_results(s, rows)) == 6
         assert insert_results(s, rows) == set()  # the same again: nothing new

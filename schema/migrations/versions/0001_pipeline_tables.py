@@ -68,7 +68,7 @@ def upgrade() -> None:
     sa.Column('composite_score', sa.Float(), nullable=True),
     sa.Column('ml_feedback_submitted', sa.Boolean(), nullable=False),
     sa.Column('feedback_batch_id', sa.Integer(), nullable=True),
-    sa.Column('event_json', sa.Text(), nullable=False),
+    sa.Column('event_pb', sa.LargeBinary(), nullable=False),
     sa.Column('stream_entry_id', sa.String(length=64), nullable=True),
     sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),

@@ -49,7 +49,7 @@ def add(sessions, sid: str, status: str, score: float, bets: int, n: int = 1) ->
                 backtest_id=f"{sid}-{i}", strategy_id=sid, params={"min_edge": 0.01}, window_start=date(2019, 8, 1),
                 window_end=date(2020, 5, 31), method="market_baseline", total_bets=bets, roi=0.0, profit=0.0,
                 win_rate=0.0, profit_factor=0.0, sharpe_ratio=0.0, max_drawdown=0.0,
-                backtest_score=score if i == n - 1 else 0.0, event_json="{}"))
+                backtest_score=score if i == n - 1 else 0.0, event_pb=b""))
 
 
 def test_refresh_activates_retires_and_stores_one_ranking(sessions):
