@@ -59,10 +59,11 @@ def mark_processed(session: Session, backtest_ids: Iterable[str], batch_id: int 
     ids = list(backtest_ids)
     if not ids:
         return 0
-    result = session.execute(
-        update(BacktestResult)
-        .where(BacktestResult.backtest_id.in_(ids))
-        .values(ml_feedback_submitted=True, feedback_batch_id=batch_id)
+    # Core UPDATE on the table: the ORM's bulk path would first try to synchronise every
+    # loaded object in the session, which costs more than the update itself.
+    table = BacktestResult.__table__
+    result = session.connection().execute(
+        update(table).where(table.c.backtest_id.in_(ids)).values(ml_feedback_submitted=True, feedback_batch_id=batch_id)
     )
     return result.rowcount
 
