@@ -60,9 +60,8 @@ def payloads(start: int, n: int, stamp: bool = False) -> list[str]:
 
 
 def start_worker(env: dict[str, str], log_dir: Path, name: str, extra: list[str]) -> Child:
-    worker = Child([python(), "-m", "celery", "-A", "workers", "worker", "--loglevel", "WARNING", "-n",
-                    f"{name}@%h", "--without-mingle", "--without-gossip", *extra], env, log_dir / f"{name}.log")
-    return worker
+    return Child(name, [python(), "-m", "celery", "-A", "workers", "worker", "--loglevel", "INFO", "-n",
+                        f"{name}@%h", "--without-mingle", "--without-gossip", *extra], env, log_dir)
 
 
 def wait_ready(r: redis.Redis, stream: str, group: str, timeout: float = 60) -> None:
@@ -136,8 +135,7 @@ def run_naive(env, engine, r, n: int, log_dir: Path) -> float:
 
         app = Celery(broker=env["EDGELOOP_REDIS_URL"])
         app.conf.task_serializer = "json"
-        wait_for(lambda: b"ready" in Path(worker.log_path).read_bytes() or True, 5, "naive worker")
-        time.sleep(3)  # let the pool start
+        wait_for(lambda: "ready" in worker.log(), 60, "naive worker")
         data = payloads(0, n)
         t0 = time.monotonic()
         for p in data:
@@ -167,8 +165,8 @@ def main() -> None:
            "EDGELOOP_ML_GRPC_TARGET": f"127.0.0.1:{grpc_port}", "EDGELOOP_CONFIG": os.devnull,
            "EDGELOOP_FEEDBACK_BATCH_SIZE": "500", "PYTHONPATH": str(ROOT)}
     log_dir = Path(tempfile.mkdtemp(prefix="edgeloop-bench-"))
-    ml = Child([python(), "-m", "edgeloop", "ml", "serve", "--grpc-port", str(grpc_port), "--http-port",
-                str(free_port())], env, log_dir / "ml.log")
+    ml = Child("ml", [python(), "-m", "edgeloop", "ml", "serve", "--grpc-port", str(grpc_port), "--http-port",
+                      str(free_port())], env, log_dir)
     try:
         import grpc
 

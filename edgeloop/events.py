@@ -17,6 +17,7 @@ from typing import Any
 from google.protobuf import json_format
 
 from edgeloop.errors import InvalidEvent
+from edgeloop.scoring import backtest_score_of
 from proto import events_pb2
 
 SCHEMA_VERSION = 1
@@ -51,6 +52,18 @@ class ParsedEvent:
     finished_at: datetime | None
     params: dict[str, Any]
     metrics: dict[str, float]  # every metric present, by snake_case name
+
+    def columns(self) -> dict[str, Any]:
+        """What every store of results keeps of an event, by column name."""
+        msg = self.message
+        return {"backtest_id": msg.backtest_id, "strategy_id": msg.strategy_id, "strategy_name": msg.strategy_name,
+                "params": self.params, "window_start": self.window_start, "window_end": self.window_end,
+                "method": msg.method, "model_version": msg.model_version or None}
+
+    @property
+    def backtest_score(self) -> float:
+        """The producer's score when it sent one, else the one definition's."""
+        return self.metrics["backtest_score"] if "backtest_score" in self.metrics else backtest_score_of(self.metrics)
 
 
 def encode_event(message: events_pb2.BacktestFinished) -> str:

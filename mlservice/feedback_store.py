@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from edgeloop.errors import InvalidEvent, InvalidRequest
 from edgeloop.events import ParsedEvent, validate_message
-from edgeloop.scoring import backtest_score_of
 from mlservice.strategy_model import params_fingerprint
 from proto import events_pb2
 from schema.base import utcnow
@@ -47,22 +46,10 @@ def validate_results(results: Sequence[events_pb2.BacktestFinished]) -> list[Par
 
 
 def _row(event: ParsedEvent, batch_id: str, now) -> dict[str, Any]:
-    msg = event.message
-    metrics = dict(event.metrics)
-    score = metrics.get("backtest_score")
-    if score is None:
-        score = backtest_score_of(metrics)
     return {
-        "backtest_id": msg.backtest_id,
-        "strategy_id": msg.strategy_id,
-        "strategy_name": msg.strategy_name,
-        "params": event.params,
-        "window_start": event.window_start,
-        "window_end": event.window_end,
-        "method": msg.method,
-        "model_version": msg.model_version or None,
-        "metrics": metrics,
-        "backtest_score": float(score),
+        **event.columns(),
+        "metrics": dict(event.metrics),
+        "backtest_score": float(event.backtest_score),
         "params_key": params_fingerprint(event.params),
         "batch_id": batch_id,
         "received_at": now,

@@ -36,7 +36,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from edgeloop import metrics
 from edgeloop.errors import InvalidEvent, ServiceUnavailable, TransientError
 from edgeloop.events import EVENT_FIELD, ParsedEvent, encode_event, parse_event
-from edgeloop.scoring import backtest_score_of
 from edgeloop.settings import Settings
 from proto import events_pb2
 from schema.repository import ensure_strategies, insert_results
@@ -53,23 +52,16 @@ def default_consumer_name() -> str:
 
 
 def result_row(event: ParsedEvent, entry_id: str, now: datetime) -> dict[str, Any]:
-    msg, m = event.message, event.metrics
+    m = event.metrics
     extra = {k: v for k, v in m.items() if k not in REQUIRED_METRIC_COLUMNS and k != "total_bets"}
     return {
-        "backtest_id": msg.backtest_id,
-        "strategy_id": msg.strategy_id,
-        "strategy_name": msg.strategy_name,
-        "params": event.params,
-        "window_start": event.window_start,
-        "window_end": event.window_end,
-        "method": msg.method,
-        "model_version": msg.model_version or None,
+        **event.columns(),
         "total_bets": int(m["total_bets"]),
         **{k: m[k] for k in REQUIRED_METRIC_COLUMNS},
         "extra_metrics": extra,
-        "backtest_score": m["backtest_score"] if "backtest_score" in m else backtest_score_of(m),
+        "backtest_score": event.backtest_score,
         "ml_feedback_submitted": False,
-        "event_pb": msg.SerializeToString(),
+        "event_pb": event.message.SerializeToString(),
         "stream_entry_id": entry_id,
         "finished_at": event.finished_at,
         "received_at": now,

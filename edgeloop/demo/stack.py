@@ -1,7 +1,7 @@
 """The demo's services and child processes, and their orderly end.
 
-Children run in their own process groups so that Ctrl-C (or any exit) stops each of them
-with everything it started (Celery's pool children included): nothing is left running.
+Children (``edgeloop.processes.Child``) run in their own process groups, so Ctrl-C (or any
+exit) stops each of them with everything it started: nothing is left running.
 """
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ import atexit
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Callable
 
 from edgeloop.errors import ServiceUnavailable
+from edgeloop.processes import Child
 
 
 def free_port() -> int:
@@ -30,38 +30,6 @@ def _pings(client) -> bool:
         return bool(client.ping())
     except Exception:  # noqa: BLE001 - not up yet
         return False
-
-
-class Child:
-    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path, cwd: Path) -> None:
-        self.name = name
-        self.log_path = log_dir / f"{name}.log"
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def tail(self, lines: int = 15) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self, timeout: float = 15) -> None:
-        if self.alive():
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-            except ProcessLookupError:
-                pass
-        # Anything the child left in its group (a pool process that outlived it) goes too.
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self._log.close()
 
 
 class Stack:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-ROOT = Path(__file__).resolve().parents[2]
+from edgeloop.processes import ROOT, Child
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.1, what: str = "condition") -> None:
@@ -23,40 +20,17 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-class CeleryWorker:
+class CeleryWorker(Child):
     """`celery -A workers worker` as a child process, logging to a file for post-mortems."""
 
     def __init__(self, env: dict[str, str], name: str, log_dir: Path, concurrency: int = 1,
                  extra: list[str] | None = None) -> None:
-        self.name = name
-        self.log_path = log_dir / f"{name}.log"
-        self._log = open(self.log_path, "wb")
-        cmd = [sys.executable, "-m", "celery", "-A", "workers", "worker", "--loglevel", "INFO",
-               "-n", f"{name}@%h", "-c", str(concurrency), "--without-mingle", "--without-gossip",
-               *(extra or [])]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def kill(self) -> None:
-        """SIGKILL the whole process group: the main process and its pool children."""
-        if self.alive():
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
+        super().__init__(name, [sys.executable, "-m", "celery", "-A", "workers", "worker", "--loglevel", "INFO",
+                                "-n", f"{name}@%h", "-c", str(concurrency), "--without-mingle", "--without-gossip",
+                                *(extra or [])], env, log_dir, ROOT)
 
     def stop(self, timeout: float = 20) -> None:
-        if self.alive():
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self._log.close()
+        super().stop(timeout)
 
 
 @contextmanager

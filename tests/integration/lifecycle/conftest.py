@@ -3,9 +3,6 @@ process, Celery worker and beat processes."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +10,7 @@ from typing import Iterator
 
 import pytest
 
+from edgeloop.processes import Child
 from edgeloop.settings import get_settings, settings_with
 from tests.support.processes import ROOT, ml_server
 
@@ -44,29 +42,12 @@ def ml(life_env, monkeypatch):
         reset_ml_client()
 
 
-class Beat:
+class Beat(Child):
     """`celery -A workers beat` as a child process with its own schedule file."""
 
     def __init__(self, env: dict[str, str], name: str, log_dir: Path) -> None:
-        self.log_path = log_dir / f"{name}.log"
-        self._log = open(self.log_path, "wb")
-        cmd = [sys.executable, "-m", "celery", "-A", "workers", "beat", "--loglevel", "INFO",
-               "-s", str(log_dir / f"{name}-schedule")]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-        self._log.close()
+        super().__init__(name, [sys.executable, "-m", "celery", "-A", "workers", "beat", "--loglevel", "INFO",
+                                "-s", str(log_dir / f"{name}-schedule")], env, log_dir, ROOT)
 
 
 @contextmanager
