@@ -111,7 +111,13 @@ class StreamConsumer:
         count = self.settings.ingest_batch_size
         if self._own_pending:
             reply = self.client.xreadgroup(self.group, self.name, {k: "0" for k in self.keys}, count=count)
-            entries = [(s.decode(), i.decode(), f) for s, items in reply for i, f in items if f is not None]
+            entries = [(s.decode(), i.decode(), f) for s, items in reply for i, f in items if f]
+            # Pending entries trimmed from the stream meanwhile come back without fields: there
+            # is nothing left to store, so acknowledge them or they stay pending for ever.
+            for stream, items in reply:
+                gone = [i for i, f in items if not f]
+                if gone:
+                    self.client.xack(stream, self.group, *gone)
             if entries:
                 return entries
             self._own_pending = False

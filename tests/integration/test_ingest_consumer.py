@@ -155,3 +155,18 @@ def test_partitioned_stream_is_read_across_all_keys(setup, monkeypatch):
     c.ensure_groups()
     drain(c)
     assert count(sessions) == 200
+
+
+def test_pending_entries_trimmed_from_the_stream_are_acknowledged(setup):
+    settings, client, sessions, consumer = setup
+    c = consumer("c1")
+    Publisher(client, settings).publish_many(valid_event(i) for i in range(10))
+    # Given entries this consumer read before a crash, some of them trimmed away since
+    read = client.xreadgroup(settings.consumer_group, "c1", {settings.stream_key: ">"}, count=10)
+    ids = [i for i, _ in read[0][1]]
+    client.xdel(settings.stream_key, *ids[:4])
+    # When the consumer starts again (it re-reads its own pending entries first)
+    drain(c)
+    # Then the surviving ones are stored and nothing is left pending
+    assert count(sessions) == 6
+    assert client.xpending(settings.stream_key, settings.consumer_group)["pending"] == 0
