@@ -22,10 +22,13 @@ proto: $(STAMP)
 docs: $(STAMP)
 	$(PY) -m edgeloop.settings_doc --write
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+test: $(STAMP) lint
 	$(PY) -m pytest
 
-unit: $(STAMP)
+unit: $(STAMP) lint
 	$(PY) -m pytest tests/unit
 
 demo: $(STAMP)

@@ -3,11 +3,12 @@ constraint names are stable across PostgreSQL and SQLite (Alembic needs names)."
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
+from typing import Any
 
-from sqlalchemy import JSON, MetaData
+from sqlalchemy import JSON, BigInteger, Date, Integer, MetaData, String
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -27,3 +28,19 @@ def utcnow() -> datetime:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+
+class BacktestRecord:
+    """The columns every store of finished backtests keeps, one row per backtest id: the
+    pipeline's ``backtest_results`` and the ML service's ``ml_feedback_samples``. Their
+    names are ``edgeloop.events.ParsedEvent.columns()``'s."""
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    backtest_id: Mapped[str] = mapped_column(String(128), unique=True)
+    strategy_id: Mapped[str] = mapped_column(String(128), index=True)
+    strategy_name: Mapped[str] = mapped_column(String(256), default="")
+    params: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    window_start: Mapped[date] = mapped_column(Date)
+    window_end: Mapped[date] = mapped_column(Date)
+    method: Mapped[str] = mapped_column(String(64))
+    model_version: Mapped[str | None] = mapped_column(String(64))

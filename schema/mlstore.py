@@ -6,12 +6,10 @@ bytes loaded with ``allow_pickle=False`` — never pickle — so a row cannot ex
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
-    Date,
     DateTime,
     Float,
     Index,
@@ -23,26 +21,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from schema.base import Base, JsonType, utcnow
+from schema.base import BacktestRecord, Base, JsonType, utcnow
 
 MODEL_STATUSES = ("serving", "candidate", "rejected", "retired")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed")
 
 
-class FeedbackSample(Base):
+class FeedbackSample(BacktestRecord, Base):
     """One finished backtest as a training sample for the strategy model; once per backtest id."""
 
     __tablename__ = "ml_feedback_samples"
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
-    backtest_id: Mapped[str] = mapped_column(String(128), unique=True)
-    strategy_id: Mapped[str] = mapped_column(String(128), index=True)
-    strategy_name: Mapped[str] = mapped_column(String(256), default="")
-    params: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
-    window_start: Mapped[date] = mapped_column(Date)
-    window_end: Mapped[date] = mapped_column(Date)
-    method: Mapped[str] = mapped_column(String(64))
-    model_version: Mapped[str | None] = mapped_column(String(64))
     metrics: Mapped[dict[str, float]] = mapped_column(JsonType, default=dict)
     # The label of the strategy model (edgeloop.scoring.backtest_score); never one of its features.
     backtest_score: Mapped[float] = mapped_column(Float, index=True)  # GenerateStrategy's best seeds

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     Boolean,
-    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -21,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from schema.base import Base, JsonType, utcnow
+from schema.base import BacktestRecord, Base, JsonType, utcnow
 
 STRATEGY_STATUSES = ("candidate", "active", "inactive")
 STRATEGY_SOURCES = ("manual", "generated")
@@ -58,18 +56,9 @@ class FeedbackBatch(Base):
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class BacktestResult(Base):
+class BacktestResult(BacktestRecord, Base):
     __tablename__ = "backtest_results"
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
-    backtest_id: Mapped[str] = mapped_column(String(128), unique=True)
-    strategy_id: Mapped[str] = mapped_column(String(128), index=True)
-    strategy_name: Mapped[str] = mapped_column(String(256), default="")
-    params: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
-    window_start: Mapped[date] = mapped_column(Date)
-    window_end: Mapped[date] = mapped_column(Date)
-    method: Mapped[str] = mapped_column(String(64))
-    model_version: Mapped[str | None] = mapped_column(String(64))
     total_bets: Mapped[int] = mapped_column(Integer)
     roi: Mapped[float] = mapped_column(Float)
     profit: Mapped[float] = mapped_column(Float)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Callable
 
