@@ -34,8 +34,13 @@ unit: $(STAMP) lint
 demo: $(STAMP)
 	$(PY) -m edgeloop.demo
 
+# Every benchmark: each runs its baseline in the same run and prints the ratio (--json: one line).
 bench: $(STAMP)
-	$(PY) bench/ingest.py
+	$(PY) bench/ingest.py --json
+	$(PY) bench/cache.py --json
+	$(PY) bench/backtest.py --json
+	$(PY) bench/ml.py --json
+	$(PY) -m bench.discovery --json
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
