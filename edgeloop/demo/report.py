@@ -7,8 +7,9 @@ strategy on the seasons after it (up to ``HELD_OUT_END``), which no round has se
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,7 +30,9 @@ class RoundRow:
     out_of_sample_bets: int
     activated: int
     retired: int
-    model_version: str
+    model_version: str  # the strategy model that generated the round's candidates
+    lag_p99_s: float | None
+    cache_hit_ratio: float | None
 
 
 class _CachedPredictions:
@@ -88,20 +91,41 @@ def _out_of_sample(strategy_id: str, settings, client, provider):
     return composite_score(confidence, result.metrics.backtest_score), result
 
 
-def _lag_seconds(sessions) -> tuple[float | None, float | None]:
-    """Feedback lag: a result's arrival in the store → the ML service's receipt (p50, p99)."""
+def _lag_p99(sessions, start: datetime | None = None, end: datetime | None = None) -> float | None:
+    """Feedback lag, a result's arrival in the store → the ML service's receipt: the p99 over
+    the results that arrived between ``start`` and ``end`` (all when unset)."""
     from sqlalchemy import select
 
     from schema.mlstore import FeedbackSample
     from schema.pipeline import BacktestResult
 
+    stmt = (select(BacktestResult.received_at, FeedbackSample.received_at)
+            .join(FeedbackSample, FeedbackSample.backtest_id == BacktestResult.backtest_id))
+    if start is not None:
+        stmt = stmt.where(BacktestResult.received_at >= start)
+    if end is not None:
+        stmt = stmt.where(BacktestResult.received_at <= end)
     with sessions() as s:
-        rows = s.execute(select(BacktestResult.received_at, FeedbackSample.received_at)
-                         .join(FeedbackSample, FeedbackSample.backtest_id == BacktestResult.backtest_id)).all()
+        rows = s.execute(stmt).all()
     lags = sorted(max(0.0, (b.replace(tzinfo=None) - a.replace(tzinfo=None)).total_seconds()) for a, b in rows)
-    if not lags:
-        return None, None
-    return lags[len(lags) // 2], lags[min(len(lags) - 1, int(0.99 * len(lags)))]
+    return lags[min(len(lags) - 1, int(0.99 * len(lags)))] if lags else None
+
+
+def _hit_ratios(var: Path) -> dict[str, float]:
+    """Each round's prediction-cache hit ratio, from the cumulative counters the demo recorded."""
+    from edgeloop.demo.run import CACHE_COUNTERS
+
+    path = var / CACHE_COUNTERS
+    if not path.exists():
+        return {}
+    ratios, hits, misses = {}, 0, 0
+    for line in path.read_text().splitlines():
+        c = json.loads(line)
+        dh, dm = c["hits"] - hits, c["misses"] - misses
+        hits, misses = c["hits"], c["misses"]
+        if dh >= 0 and dm >= 0 and dh + dm:
+            ratios[c["run_id"]] = dh / (dh + dm)
+    return ratios
 
 
 def _calibration(settings, client, chart: Path) -> dict[str, float]:
@@ -146,7 +170,7 @@ def _calibration(settings, client, chart: Path) -> dict[str, float]:
     return losses
 
 
-def write_report(out: Path, settings, progress: Callable[[str], None]) -> Path:
+def write_report(out: Path, var: Path, settings, progress: Callable[[str], None]) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -162,6 +186,7 @@ def write_report(out: Path, settings, progress: Callable[[str], None]) -> Path:
     client = get_ml_client()
     provider = MLServiceProvider(_CachedPredictions(get_cached_ml_client(), client))
     rows: list[RoundRow] = []
+    hit_ratios = _hit_ratios(var)
     best_result, best_id = None, ""
     best_oos = -1.0
     for r in _rounds(sessions):
@@ -182,7 +207,8 @@ def write_report(out: Path, settings, progress: Callable[[str], None]) -> Path:
             out_of_sample_bets=result.metrics.total_bets if result is not None else 0,
             activated=int(counts.get("activated", 0)),
             retired=int(counts.get("candidates_retired", 0)) + int(counts.get("deactivated", 0)),
-            model_version=top.get("model_version", "")))
+            model_version=(r.steps or {}).get("generate", {}).get("details", {}).get("model_version") or "–",
+            lag_p99_s=_lag_p99(sessions, r.started_at, r.finished_at), cache_hit_ratio=hit_ratios.get(r.run_id)))
 
     # Chart 1: best composite score by round.
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -216,7 +242,7 @@ def write_report(out: Path, settings, progress: Callable[[str], None]) -> Path:
     # Chart 3: calibration.
     losses = _calibration(settings, client, out / "calibration.png")
 
-    lag50, lag99 = _lag_seconds(sessions)
+    lag99 = _lag_p99(sessions)
     try:
         stats = get_cached_ml_client().stats()
         hit_ratio = f"{stats.hit_ratio:.1%}"
@@ -235,16 +261,20 @@ def write_report(out: Path, settings, progress: Callable[[str], None]) -> Path:
         "Each round's best strategy is the highest composite score among those with at least "
         f"{settings.min_bets_for_activation} bets in sample.", "",
         "| round | run | status | seconds | best strategy | composite in sample | composite out of sample | "
-        "its ROI out of sample | its bets | activated | retired |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "its ROI out of sample | its bets | activated | retired | strategy model | feedback lag p99 | cache hits |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for i, r in enumerate(rows, 1):
         lines.append(f"| {i} | {r.run_id} | {r.status} | {r.seconds:.0f} | {r.best_strategy} | {f(r.in_sample_best)} | "
                      f"{f(r.out_of_sample_best)} | {f(r.out_of_sample_roi, '{:+.2%}')} | {r.out_of_sample_bets} | "
-                     f"{r.activated} | {r.retired} |")
+                     f"{r.activated} | {r.retired} | {r.model_version} | {f(r.lag_p99_s, '{:.2f} s')} | "
+                     f"{f(r.cache_hit_ratio, '{:.0%}')} |")
     lines += [
+        "", "Strategy model: the version that generated the round's candidates (– : none yet, the first "
+        "round explores). Cache hits: the shared prediction cache's hit ratio during the round "
+        "(– : the round asked for no predictions).",
         "", f"- serving models: {', '.join(f'{k} {v}' for k, v in sorted(serving.items())) or 'none'}",
-        f"- feedback lag (stored → ML service): p50 {f(lag50, '{:.2f} s')}, p99 {f(lag99, '{:.2f} s')}",
+        f"- feedback lag (stored → ML service), all rounds: p99 {f(lag99, '{:.2f} s')}",
         f"- prediction cache hit ratio: {hit_ratio}",
         "- outcome model log-loss on the held-out seasons: "
         + ", ".join(f"{k} {v:.4f}" for k, v in losses.items()), "",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -9,6 +10,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from edgeloop.demo.stack import Stack, free_port
+
+CACHE_COUNTERS = "cache-counters.jsonl"
 from edgeloop.errors import ServiceUnavailable
 
 # Tuned for a 2-core laptop: small rounds, little waiting between steps.
@@ -171,6 +174,16 @@ class Demo:
             time.sleep(1)
         raise ServiceUnavailable(f"discovery round {run_id} did not finish in {timeout:.0f}s")
 
+    def record_cache_counters(self, run_id: str) -> None:
+        """The shared cache's cumulative hits and misses after a round (the report turns them
+        into each round's hit ratio)."""
+        from mlclient.cache import get_cached_ml_client
+
+        stats = get_cached_ml_client().stats()
+        with open(self.var / CACHE_COUNTERS, "a") as f:
+            f.write(json.dumps({"run_id": run_id, "hits": sum(stats.hits.values()),
+                                "misses": sum(stats.misses.values())}) + "\n")
+
     # --- the whole demo -------------------------------------------------------------------
     def run(self, rounds: int, candidates: int, round_timeout: float) -> None:
         self.configure(candidates)
@@ -181,16 +194,15 @@ class Demo:
         done = self.previous_rounds()
         if done:
             self.progress(f"continuing after {len(done)} earlier rounds")
-        results = []
         for i in range(len(done) + 1, len(done) + rounds + 1):
             run_id = f"demo-{i:03d}"
             self.progress(f"round {i}: discovery {run_id}")
             result = self.run_round(run_id, round_timeout)
             counts = result.get("counts") or {}
             self.progress(f"round {i}: {result['status']}; " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-            results.append(result)
+            self.record_cache_counters(run_id)
         from edgeloop.demo.report import write_report
 
-        path = write_report(self.out, self.settings, self.progress)
+        path = write_report(self.out, self.var, self.settings, self.progress)
         self.progress(f"report: {path}")
         print(Path(path).read_text())
