@@ -57,13 +57,22 @@ def _read(path: str, what: str) -> bytes:
         raise ConfigurationError(f"cannot read {what} {path!r}: {exc}") from None
 
 
-def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
-    """TLS credentials when a certificate and key are configured, else None (plaintext)."""
+def _cert_and_key(settings: Settings) -> tuple[str, str] | None:
+    """The server's certificate and key files when TLS is on; None when both are unset."""
     cert, key = settings.ml_tls_cert_file, settings.ml_tls_key_file
     if not cert and not key:
         return None
     if not (cert and key):
         raise ConfigurationError("TLS needs both EDGELOOP_ML_TLS_CERT_FILE and EDGELOOP_ML_TLS_KEY_FILE")
+    return cert, key
+
+
+def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """TLS credentials when a certificate and key are configured, else None (plaintext)."""
+    pair = _cert_and_key(settings)
+    if pair is None:
+        return None
+    cert, key = pair
     ca = _read(settings.ml_tls_ca_file, "TLS CA file") if settings.ml_tls_ca_file else None
     return grpc.ssl_server_credentials(
         [(_read(key, "TLS key file"), _read(cert, "TLS certificate file"))],
@@ -74,11 +83,10 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
 
 def http_tls_context(settings: Settings) -> ssl.SSLContext | None:
     """The same certificate, key and optional client CA for the HTTP API."""
-    cert, key = settings.ml_tls_cert_file, settings.ml_tls_key_file
-    if not cert and not key:
+    pair = _cert_and_key(settings)
+    if pair is None:
         return None
-    if not (cert and key):
-        raise ConfigurationError("TLS needs both EDGELOOP_ML_TLS_CERT_FILE and EDGELOOP_ML_TLS_KEY_FILE")
+    cert, key = pair
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     if settings.ml_tls_ca_file:

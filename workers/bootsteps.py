@@ -34,8 +34,8 @@ class IngestLoop:
     def __init__(self, name: str) -> None:
         res = resources()
         self.settings = res.settings
-        self.flusher = FeedbackFlusher(sessions=res.sessions, settings=res.settings, client_factory=get_ml_client,
-                                       on_submitted=invalidate_strategy_cache)
+        self.flusher = FeedbackFlusher.clearing_cache(sessions=res.sessions, settings=res.settings,
+                                                      client_factory=get_ml_client)
         self.consumer = StreamConsumer(client=res.redis, sessions=res.sessions, settings=res.settings, name=name)
         self._last_flush = 0.0
 
@@ -48,15 +48,6 @@ class IngestLoop:
     def run(self, stop: threading.Event) -> None:
         self.consumer.ensure_groups()
         self.consumer.run(stop, after_batch=self.after_batch)
-
-
-def invalidate_strategy_cache(strategy_ids) -> None:
-    """Feedback about a strategy makes cached strategy-scoped answers stale."""
-    try:
-        from mlclient.cache import invalidate_strategies
-    except ImportError:  # the cache is optional
-        return
-    invalidate_strategies(resources().redis, list(strategy_ids))
 
 
 class StreamIngest(bootsteps.StartStopStep):

@@ -131,11 +131,9 @@ class Report:
 # --- steps 1–3 ----------------------------------------------------------------------------
 
 def submit_feedback(sessions, settings: Settings, client) -> int:
-    from workers.bootsteps import invalidate_strategy_cache
     from workers.feedback import FeedbackFlusher
 
-    flusher = FeedbackFlusher(sessions=sessions, settings=settings, client_factory=lambda: client,
-                              on_submitted=invalidate_strategy_cache)
+    flusher = FeedbackFlusher.clearing_cache(sessions=sessions, settings=settings, client_factory=lambda: client)
     return flusher.flush_all(budget_s=60.0)
 
 

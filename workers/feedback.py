@@ -41,6 +41,14 @@ def _message(event_pb: bytes) -> events_pb2.BacktestFinished:
     return events_pb2.BacktestFinished.FromString(event_pb)
 
 
+def invalidate_strategy_cache(strategy_ids: Iterable[str]) -> None:
+    """Feedback about a strategy makes its cached strategy-scoped answers stale."""
+    from mlclient.cache import invalidate_strategies
+    from workers.runtime import resources
+
+    invalidate_strategies(resources().redis, list(strategy_ids))
+
+
 class FeedbackFlusher:
     def __init__(
         self,
@@ -56,6 +64,13 @@ class FeedbackFlusher:
         self.on_submitted = on_submitted  # e.g. clear cached entries of these strategies
         self._retry_at = 0.0
         self._failures = 0
+
+    @classmethod
+    def clearing_cache(cls, *, sessions: sessionmaker[Session], settings: Settings,
+                       client_factory: Callable[[], object]) -> "FeedbackFlusher":
+        """The flusher every process uses: confirmed feedback clears the strategies' cached answers."""
+        return cls(sessions=sessions, settings=settings, client_factory=client_factory,
+                   on_submitted=invalidate_strategy_cache)
 
     def flush_once(self, limit: int | None = None) -> FlushResult:
         """Submit one batch of unconfirmed results.

@@ -5,7 +5,6 @@ from __future__ import annotations
 from edgeloop.errors import MLServiceUnavailable
 from mlclient import get_ml_client
 from workers.app import app
-from workers.bootsteps import invalidate_strategy_cache
 from workers.feedback import FeedbackFlusher
 from workers.runtime import resources
 
@@ -15,8 +14,8 @@ def flush_feedback(budget_s: float = 5.0) -> dict:
     """Submit pending feedback now. The ingest consumers do this continuously; this task is
     for beat (a safety net when no consumer runs) and for `edgeloop feedback submit`."""
     res = resources()
-    flusher = FeedbackFlusher(sessions=res.sessions, settings=res.settings, client_factory=get_ml_client,
-                              on_submitted=invalidate_strategy_cache)
+    flusher = FeedbackFlusher.clearing_cache(sessions=res.sessions, settings=res.settings,
+                                             client_factory=get_ml_client)
     try:
         return {"submitted": flusher.flush_all(budget_s=budget_s), "error": None}
     except MLServiceUnavailable as exc:

@@ -20,15 +20,13 @@ def feedback() -> None:
 def submit_cmd(wait: bool, timeout: float, as_json: bool) -> None:
     """Submit pending results now (the workers also do this continuously)."""
     from schema.repository import count_unsubmitted
-    from workers.bootsteps import invalidate_strategy_cache
     from workers.feedback import FeedbackFlusher
 
     settings = get_settings()
     require_redis(settings)
     client, _ = require_ml()
     make_session = sessions(settings)
-    flusher = FeedbackFlusher(sessions=make_session, settings=settings, client_factory=lambda: client,
-                              on_submitted=invalidate_strategy_cache)
+    flusher = FeedbackFlusher.clearing_cache(sessions=make_session, settings=settings, client_factory=lambda: client)
     total = {"submitted": 0}
 
     def check() -> tuple[bool, str]:

@@ -226,7 +226,7 @@ def test_feedback_for_a_strategy_clears_its_entries_and_no_others(service, cache
     """The pipeline's real feedback path: event on the stream → stored → submitted → invalidated."""
     from producers import Publisher
     from tests.support.events import valid_event
-    from workers.bootsteps import invalidate_strategy_cache
+    from workers.feedback import invalidate_strategy_cache
     from workers.feedback import FeedbackFlusher
     from workers.ingest import StreamConsumer
     from workers.runtime import reset_resources, resources
