@@ -16,55 +16,81 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 import redis
 
 from mlclient import metrics
+from mlclient.rawredis import RawRedis
 
 # Delete the lock only if we still own it: after a TTL expiry it may belong to someone else.
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
-FetchAndStore = Callable[[Sequence[str]], dict[str, bytes]]
+
+@dataclass
+class Lock:
+    """A held lock. Whoever stores the answers may release it in the same command (the
+    cache's store script does) and say so; otherwise ``run`` releases it."""
+
+    key: str
+    token: str
+    released: bool = False
+
+
+# Fetch the given keys' answers and store them; the lock is None when fetching without it.
+FetchAndStore = Callable[[Sequence[str], "Lock | None"], dict[str, Any]]
 
 
 class SingleFlight:
     def __init__(self, client: redis.Redis, poll_min_s: float = 0.001, poll_max_s: float = 0.02) -> None:
         self._redis = client
+        self._raw = RawRedis(client)
         self._release = client.register_script(_RELEASE)
         self.poll_min_s = poll_min_s
         self.poll_max_s = poll_max_s
 
-    def run(self, lock_key: str, keys: Sequence[str], fetch_and_store: FetchAndStore, lock_ttl_s: float) -> dict[str, bytes]:
-        """Values of ``keys``: fetched by us under the lock, or stored by whoever holds it."""
-        found: dict[str, bytes] = {}
+    def run(
+        self,
+        lock_key: str,
+        keys: Sequence[str],
+        fetch_and_store: FetchAndStore,
+        lock_ttl_s: float,
+        decode: Callable[[bytes], Any] = bytes,
+    ) -> dict[str, Any]:
+        """Answers for ``keys``: fetched by us under the lock (as ``fetch_and_store`` returns
+        them), or stored by whoever holds it (read from Redis, passed through ``decode``)."""
+        found: dict[str, Any] = {}
         remaining = list(keys)
         token = uuid.uuid4().hex
         deadline = time.monotonic() + lock_ttl_s
         delay = self.poll_min_s
+        px = max(1, int(lock_ttl_s * 1000))
         while True:
-            if self._redis.set(lock_key, token, nx=True, px=max(1, int(lock_ttl_s * 1000))):
+            if self._raw.execute(("SET", lock_key, token, "NX", "PX", px))[0]:
+                lock = Lock(lock_key, token)
                 try:
-                    found.update(fetch_and_store(remaining))
+                    found.update(fetch_and_store(remaining, lock))
                 finally:
-                    self._release(keys=[lock_key], args=[token])
+                    if not lock.released:
+                        try:
+                            self._raw.evalsha(self._release, [lock_key], [token])
+                        except redis.exceptions.RedisError:
+                            pass  # the answers are good; the lock expires by its TTL
                 return found
             # Someone else is fetching this key set: wait for its answers.
             while True:
                 time.sleep(delay)
                 delay = min(delay * 2, self.poll_max_s)
-                pipe = self._redis.pipeline(transaction=False)
-                pipe.mget(remaining)
-                pipe.exists(lock_key)
-                values, locked = pipe.execute()
-                found.update((k, v) for k, v in zip(remaining, values) if v is not None)
+                values, locked = self._raw.execute(("MGET", *remaining), ("EXISTS", lock_key))
+                found.update((k, decode(v)) for k, v in zip(remaining, values) if v is not None)
                 remaining = [k for k, v in zip(remaining, values) if v is None]
                 if not remaining:
                     metrics.CACHE_SINGLEFLIGHT_WAITS.labels(outcome="filled").inc()
                     return found
                 if time.monotonic() > deadline:
                     metrics.CACHE_SINGLEFLIGHT_WAITS.labels(outcome="timeout").inc()
-                    found.update(fetch_and_store(remaining))
+                    found.update(fetch_and_store(remaining, None))
                     return found
                 if not locked:
                     break  # the holder is gone with keys still missing: take over (the remainder)
