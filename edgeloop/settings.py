@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     # (files in data_dir), or "auto": the database when it holds any match, else the files.
     ml_market_source: str = Field(default="auto", pattern="^(auto|database|csv)$")
     ml_recommend_min_edge: float = Field(default=0.0, ge=0)  # predictions say "back" when p × best price − 1 exceeds it
+    # A replica renews the lease of the training job it runs this often (a third of it); a job
+    # whose lease lapsed (its replica died) is taken over by another replica sharing the database.
+    ml_training_lease_s: float = Field(default=60.0, gt=0)
+    ml_training_max_attempts: int = Field(default=3, ge=1)  # a job started this often without finishing fails
 
     # --- training and lifecycle ---------------------------------------------------------
     retraining_interval_hours: float = Field(default=24.0, gt=0)  # beat considers retraining this often

@@ -1,23 +1,30 @@
-"""Training as jobs: TrainModels queues a job, a background thread of the service runs it.
+"""Training as jobs: TrainModels queues a job, a background thread of a service replica runs it.
 
 A job is a row in ``ml_training_jobs`` (queued → running → succeeded | failed with the reason),
-so its status can be read from any replica sharing the database. Each replica runs the jobs
-it accepted, one at a time, in its own thread: training is CPU-bound and must not starve the
-RPC threads of a 2-core machine. A job that raises is marked failed with the exception and
-has recorded nothing as serving: trainers decide champion/challenger in one transaction at
-the very end, after all fitting succeeded.
+so its status can be read from any replica sharing the database, and the table is the queue:
+a replica claims a job by a compare-and-set UPDATE (one winner on PostgreSQL and SQLite alike)
+and renews its lease (``heartbeat_at``) from a second thread while the trainers run. A job
+whose lease lapsed, because the replica running it died or hung, is claimed again by another
+replica; one started ``ml_training_max_attempts`` times without finishing is failed instead of
+taking down replica after replica. Running a job twice is harmless: trainers decide
+champion/challenger in one transaction at the very end, after all fitting succeeded.
 
-Limitation: a job accepted by a replica that dies stays ``queued``/``running``; re-submit it.
+Each replica runs one job at a time: training is CPU-bound and must not starve the RPC threads
+of a 2-core machine.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
+import os
+import socket
 import threading
 import time
 import uuid
+from datetime import timedelta
 from typing import Callable
+
+from sqlalchemy import and_, or_, select, update
 
 from edgeloop.errors import InvalidRequest, NotFound
 from mlservice import metrics, registry
@@ -41,9 +48,15 @@ class TrainingJobs:
     def __init__(self, ctx: ServiceContext, trainers: dict[str, Trainer]) -> None:
         self.ctx = ctx
         self.trainers = trainers
-        self._queue: queue.Queue[str | None] = queue.Queue()
+        self.replica = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease_s = ctx.settings.ml_training_lease_s
+        self._wake = threading.Event()
+        self._wake.set()  # at start, look for jobs left queued or lapsed by replicas gone before
+        self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ml-training", daemon=True)
+        self._heartbeat = threading.Thread(target=self._renew, name="ml-training-lease", daemon=True)
         self._thread.start()
+        self._heartbeat.start()
 
     def submit(self, model_name: str, force: bool) -> TrainingJob:
         registry.check_model_name(model_name, allow_empty=True)
@@ -51,7 +64,7 @@ class TrainingJobs:
                           reason="", model_versions=[], created_at=utcnow())
         with self.ctx.sessions.begin() as s:
             s.add(job)
-        self._queue.put(job.job_id)
+        self._wake.set()
         return job
 
     def get(self, job_id: str) -> TrainingJob:
@@ -64,33 +77,88 @@ class TrainingJobs:
         return job
 
     def close(self, timeout_s: float = 5.0) -> None:
-        self._queue.put(None)
+        """Stop claiming jobs. A job in progress finishes in the background (daemon thread); if
+        the process exits first, its lease lapses and another replica runs it."""
+        self._stopping.set()
+        self._wake.set()
+        self._heartbeat.join(timeout_s)
         self._thread.join(timeout_s)
+
+    # --- the queue in the database ---------------------------------------------------------
+
+    def _claimable(self, now):
+        lapsed = now - timedelta(seconds=self.lease_s)
+        return or_(TrainingJob.status == "queued",
+                   and_(TrainingJob.status == "running",
+                        or_(TrainingJob.heartbeat_at.is_(None), TrainingJob.heartbeat_at < lapsed)))
+
+    def claim(self) -> str | None:
+        """Take the oldest claimable job for this replica; None when there is none."""
+        now = utcnow()
+        with self.ctx.sessions() as s:
+            candidates = s.scalars(select(TrainingJob.job_id).where(self._claimable(now))
+                                   .order_by(TrainingJob.created_at).limit(10)).all()
+        for job_id in candidates:
+            # The WHERE is evaluated again under the row lock: of two replicas, one wins.
+            with self.ctx.sessions.begin() as s:
+                won = s.execute(update(TrainingJob)
+                                .where(TrainingJob.job_id == job_id, self._claimable(now))
+                                .values(status="running", owner=self.replica, heartbeat_at=now, started_at=now,
+                                        attempts=TrainingJob.attempts + 1)).rowcount == 1
+            if won:
+                return job_id
+        return None
+
+    def _update(self, job_id: str, **values) -> bool:
+        """Record the job's outcome, unless another replica took it over meanwhile."""
+        with self.ctx.sessions.begin() as s:
+            mine = s.execute(update(TrainingJob)
+                             .where(TrainingJob.job_id == job_id, TrainingJob.owner == self.replica)
+                             .values(**values)).rowcount == 1
+        if not mine:
+            log.warning("training job %s: lease lost to another replica; its outcome is theirs to record", job_id)
+        return mine
+
+    def _renew(self) -> None:
+        """Keep this replica's leases fresh, and look for lapsed jobs of others as often."""
+        while not self._stopping.wait(self.lease_s / 3):
+            try:
+                with self.ctx.sessions.begin() as s:
+                    s.execute(update(TrainingJob)
+                              .where(TrainingJob.owner == self.replica, TrainingJob.status == "running")
+                              .values(heartbeat_at=utcnow()))
+            except Exception:  # noqa: BLE001 - the database may be back at the next beat
+                log.exception("training leases could not be renewed")
+            self._wake.set()
 
     # --- the worker thread -------------------------------------------------------------
 
-    def _update(self, job_id: str, **values) -> None:
-        with self.ctx.sessions.begin() as s:
-            job = s.get(TrainingJob, job_id)
-            for k, v in values.items():
-                setattr(job, k, v)
-
     def _run(self) -> None:
-        while True:
-            job_id = self._queue.get()
-            if job_id is None:
-                return
-            try:
-                self._run_job(job_id)
-            except Exception:  # noqa: BLE001 - the thread must outlive a broken database call
-                log.exception("training job %s could not be recorded", job_id)
+        while not self._stopping.is_set():
+            self._wake.wait()
+            self._wake.clear()
+            while not self._stopping.is_set():
+                try:
+                    job_id = self.claim()
+                    if job_id is None:
+                        break
+                    self._run_job(job_id)
+                except Exception:  # noqa: BLE001 - the thread must outlive a broken database call
+                    log.exception("training jobs could not be claimed or recorded")
+                    break
 
     def _run_job(self, job_id: str) -> None:
         with self.ctx.sessions() as s:
             job = s.get(TrainingJob, job_id)
             names = [job.model_name] if job.model_name else list(registry.MODEL_NAMES)
-            force = bool(job.force)
-        self._update(job_id, status="running", started_at=utcnow())
+            force, attempts = bool(job.force), job.attempts
+        limit = self.ctx.settings.ml_training_max_attempts
+        if attempts > limit:
+            self._update(job_id, status="failed", finished_at=utcnow(),
+                         reason=f"abandoned: started {attempts - 1} times without finishing (its replica stopped)")
+            return
+        if attempts > 1:
+            log.warning("training job %s: taking over (attempt %d of %d)", job_id, attempts, limit)
         versions: list[str] = []
         notes: list[str] = []
         for name in names:
