@@ -24,6 +24,7 @@ it can, and from the service (through ``MLClient``) when it cannot. What it guar
 
 from __future__ import annotations
 
+import operator
 import threading
 import time
 from collections import Counter
@@ -58,21 +59,21 @@ _REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 # their strategy's index, EXPIRE of those indexes, and the release of the single-flight lock
 # the answers were fetched under (if its token is still ours). A pipeline of 100 SETs costs
 # 100 packed commands and 100 parsed replies (MSET cannot carry a TTL); this costs one.
-# KEYS = entries…, indexes…[, lock]; ARGV = ttl, n entries, n values, n index positions
-# (0: none)[, lock token].
+# KEYS = n entries, m indexes[, lock]; ARGV = ttl, n, m, lock token ("": none), n values,
+# and if m > 0 the index position of each entry (1..m; 0: none).
 _STORE = """
-local ttl, n = ARGV[1], tonumber(ARGV[2])
-for i = 1, n do
-  redis.call('SET', KEYS[i], ARGV[2 + i], 'EX', ttl)
-  local ix = tonumber(ARGV[2 + n + i])
-  if ix > 0 then redis.call('SADD', KEYS[n + ix], KEYS[i]) end
+local call, ttl, n, m, token = redis.call, ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+if m == 0 then
+  for i = 1, n do call('SET', KEYS[i], ARGV[4 + i], 'EX', ttl) end
+else
+  for i = 1, n do
+    call('SET', KEYS[i], ARGV[4 + i], 'EX', ttl)
+    local ix = tonumber(ARGV[4 + n + i])
+    if ix > 0 then call('SADD', KEYS[n + ix], KEYS[i]) end
+  end
+  for j = n + 1, n + m do call('EXPIRE', KEYS[j], ttl) end
 end
-local last, token = #KEYS, ARGV[3 + 2 * n]
-if token then
-  if redis.call('GET', KEYS[last]) == token then redis.call('DEL', KEYS[last]) end
-  last = last - 1
-end
-for j = n + 1, last do redis.call('EXPIRE', KEYS[j], ttl) end
+if token ~= '' and call('GET', KEYS[n + m + 1]) == token then call('DEL', KEYS[n + m + 1]) end
 return n
 """
 
@@ -126,14 +127,20 @@ _FIELD_1 = [b"\n" + _varint(n) for n in range(1 << 14)]
 
 
 def _decode_predictions(values: list[bytes | None]) -> list[pb.Prediction]:
-    """The stored predictions (serialized ``Prediction``s) parsed in one call rather than one
-    each: framed as field 1, their concatenation is a serialized ``BatchPredictResponse``
-    (protobuf's wire format: a repeated field is its elements' records one after the other)."""
-    head = _FIELD_1
-    framed = b"".join(
-        [part for v in values if v is not None for part in (head[len(v)] if len(v) < 16384 else b"\n" + _varint(len(v)), v)]
-    )
-    return list(pb.BatchPredictResponse.FromString(framed).predictions)
+    """The stored predictions (serialized ``Prediction``s; None: a miss) parsed in one call
+    rather than one each: each framed as field 1, their concatenation is a serialized
+    ``BatchPredictResponse`` (protobuf's wire format: a repeated field is its elements'
+    records one after the other)."""
+    hits = [v for v in values if v is not None]  # not filter(None, …): b"" is a valid answer
+    if len(hits) < 2:
+        return [pb.Prediction.FromString(v) for v in hits]
+    parts = hits * 2
+    try:
+        parts[::2] = operator.itemgetter(*map(len, hits))(_FIELD_1)  # the headers, in one call
+    except IndexError:  # a value of 16 KiB or more
+        parts[::2] = [b"\n" + _varint(len(v)) for v in hits]
+    parts[1::2] = hits
+    return list(pb.BatchPredictResponse.FromString(b"".join(parts)).predictions)
 
 
 def _decode_evaluations(values: list[bytes | None]) -> list[pb.EvaluateStrategyResponse]:
@@ -319,12 +326,10 @@ class CachedMLClient:
                 break
             self.catalogue.expire()
 
-        answers = q.decode_hits(values)  # the hits, in order
-        misses = len(values) - len(answers)
-        self._count(q.kind, len(answers), misses)
-        if not misses:
-            return answers
         positions = [i for i, v in enumerate(values) if v is None]
+        self._count(q.kind, len(values) - len(positions), len(positions))
+        if not positions:
+            return q.decode_hits(values)
         missing: dict[str, _Item] = {}
         for i in positions:
             key = wanted[i]
@@ -332,11 +337,22 @@ class CachedMLClient:
                 missing[key] = q.item(i, key)
         lock = keys.lock_key(self.prefix, missing)
         lock_ttl_s = self.settings.ml_timeout_s * self._chunks(len(missing)) + 1.0
+        hits: list[Any] = []
+        decoded = False
+
+        def decode_hits() -> None:
+            # Parsing the hits does not need the misses: it runs while Redis stores them.
+            nonlocal decoded
+            if not decoded:
+                hits.extend(q.decode_hits(values))
+                decoded = True
 
         def fetch_and_store(subset: Sequence[str], held: Lock | None) -> dict[str, Any]:
-            return self._fetch_and_store(q, [missing[k] for k in subset], held)
+            return self._fetch_and_store(q, [missing[k] for k in subset], held, decode_hits)
 
         filled = self.single_flight.run(lock, list(missing), fetch_and_store, lock_ttl_s, q.decode)
+        decode_hits()  # if nothing was stored (or a waiter's answers came from Redis)
+        answers = hits
         # Put the misses' answers in their places (ascending, so each lands at its index).
         placed: set[str] = set()
         for i in positions:
@@ -348,8 +364,11 @@ class CachedMLClient:
             answers.insert(i, answer)
         return answers
 
-    def _fetch_and_store(self, q: _Query, items: list[_Item], lock: Lock | None) -> dict[str, Any]:
-        """Ask the service for ``items``, store the answers and release ``lock``, in one round trip."""
+    def _fetch_and_store(
+        self, q: _Query, items: list[_Item], lock: Lock | None, meanwhile: Callable[[], None] | None = None
+    ) -> dict[str, Any]:
+        """Ask the service for ``items``, store the answers and release ``lock``, in one round
+        trip (``meanwhile`` runs while Redis stores them)."""
         metrics.CACHE_BACKEND_CALLS.labels(kind=q.kind).inc()
         answers = q.fetch(items)
         fetched: dict[str, Any] = {}
@@ -373,7 +392,7 @@ class CachedMLClient:
             store[item.key] = (answer.SerializeToString(), item.strategy_id)
         try:
             if store:
-                self._store(store, lock)
+                self._store(store, lock, meanwhile)
             if stale_catalogue:
                 mark_models_changed(self.redis, self.prefix)
         except redis.exceptions.RedisError:
@@ -385,7 +404,9 @@ class CachedMLClient:
             self.catalogue.expire()
         return fetched
 
-    def _store(self, store: dict[str, tuple[bytes, str]], lock: Lock | None = None) -> None:
+    def _store(
+        self, store: dict[str, tuple[bytes, str]], lock: Lock | None = None, meanwhile: Callable[[], None] | None = None
+    ) -> None:
         indexes: dict[str, int] = {}  # index key -> its 1-based position after the entries
         positions = []
         for value, strategy_id in store.values():
@@ -395,11 +416,12 @@ class CachedMLClient:
             else:
                 positions.append(0)
         names = [*store, *indexes]
-        args = [self.ttl_s, len(store), *(v for v, _ in store.values()), *positions]
+        args = [self.ttl_s, len(store), len(indexes), lock.token if lock else "", *(v for v, _ in store.values())]
+        if indexes:
+            args.extend(positions)
         if lock is not None:
             names.append(lock.key)
-            args.append(lock.token)
-        self._raw.evalsha(self._store_script, names, args)
+        self._raw.evalsha(self._store_script, names, args, meanwhile)
         if lock is not None:
             lock.released = True
 

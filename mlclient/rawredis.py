@@ -16,7 +16,7 @@ command.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import hiredis
 import redis
@@ -27,16 +27,19 @@ class RawRedis:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
 
-    def execute(self, *commands: Sequence[Any]) -> list[Any]:
+    def execute(self, *commands: Sequence[Any], meanwhile: Callable[[], None] | None = None) -> list[Any]:
         """Send ``commands`` (each a tuple of arguments) in one write; their replies, in order.
 
-        An error reply raises (after the connection is dropped, replies unread)."""
+        ``meanwhile`` runs between the write and the first read, while Redis works. An error
+        reply raises (after the connection is dropped, replies unread)."""
         pack = hiredis.pack_command
         packed = pack(commands[0]) if len(commands) == 1 else b"".join([pack(c) for c in commands])
         pool = self.client.connection_pool
         conn = pool.get_connection()
         try:
             conn.send_packed_command((packed,))
+            if meanwhile is not None:
+                meanwhile()
             return [conn.read_response() for _ in commands]
         except BaseException:
             conn.disconnect()
@@ -44,10 +47,12 @@ class RawRedis:
         finally:
             pool.release(conn)
 
-    def evalsha(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """The reply of ``script`` (loaded first if Redis lost it, e.g. after a restart)."""
+    def evalsha(
+        self, script: Script, keys: Sequence[str], args: Sequence[Any], meanwhile: Callable[[], None] | None = None
+    ) -> Any:
+        """The reply of ``script`` (loaded if Redis lost it, e.g. after a restart, and run again)."""
         try:
-            return self.execute(("EVALSHA", script.sha, len(keys), *keys, *args))[0]
+            return self.execute(("EVALSHA", script.sha, len(keys), *keys, *args), meanwhile=meanwhile)[0]
         except redis.exceptions.NoScriptError:
             script.sha = self.client.script_load(script.script)
             return self.execute(("EVALSHA", script.sha, len(keys), *keys, *args))[0]
