@@ -91,7 +91,7 @@ def make_redis(settings: Settings) -> redis.Redis:
     )
 
 
-@dataclass
+@dataclass(slots=True)
 class _Item:
     """One cacheable question: its key, the strategy it belongs to ("" if none), the request."""
 
@@ -109,8 +109,7 @@ class _Query:
     build_keys: Callable[[], list[str]]  # the keys, in order (uses the catalogue: may be rebuilt)
     item: Callable[[int, str], _Item]  # the i-th question; only called for misses, to keep hits cheap
     fetch: Callable[[list[_Item]], list[Any]]  # the service's answers, one per item
-    decode_hits: Callable[[list[bytes | None]], list[Any]]  # the stored answers (None: a miss, skipped)
-    decode: Callable[[bytes], Any]  # one stored answer
+    decode: Callable[[list[bytes]], list[Any]]  # the answers from their serialized forms
 
 
 def _varint(n: int) -> bytes:
@@ -126,25 +125,23 @@ def _varint(n: int) -> bytes:
 _FIELD_1 = [b"\n" + _varint(n) for n in range(1 << 14)]
 
 
-def _decode_predictions(values: list[bytes | None]) -> list[pb.Prediction]:
-    """The stored predictions (serialized ``Prediction``s; None: a miss) parsed in one call
-    rather than one each: each framed as field 1, their concatenation is a serialized
-    ``BatchPredictResponse`` (protobuf's wire format: a repeated field is its elements'
-    records one after the other)."""
-    hits = [v for v in values if v is not None]  # not filter(None, …): b"" is a valid answer
-    if len(hits) < 2:
-        return [pb.Prediction.FromString(v) for v in hits]
-    parts = hits * 2
+def _decode_predictions(values: list[bytes]) -> list[pb.Prediction]:
+    """Serialized ``Prediction``s parsed in one call rather than one each: each framed as
+    field 1, their concatenation is a serialized ``BatchPredictResponse`` (protobuf's wire
+    format: a repeated field is its elements' records one after the other)."""
+    if len(values) < 2:
+        return [pb.Prediction.FromString(v) for v in values]
+    parts = values * 2
     try:
-        parts[::2] = operator.itemgetter(*map(len, hits))(_FIELD_1)  # the headers, in one call
+        parts[::2] = operator.itemgetter(*map(len, values))(_FIELD_1)  # the headers, in one call
     except IndexError:  # a value of 16 KiB or more
-        parts[::2] = [b"\n" + _varint(len(v)) for v in hits]
-    parts[1::2] = hits
+        parts[::2] = [b"\n" + _varint(len(v)) for v in values]
+    parts[1::2] = values
     return list(pb.BatchPredictResponse.FromString(b"".join(parts)).predictions)
 
 
-def _decode_evaluations(values: list[bytes | None]) -> list[pb.EvaluateStrategyResponse]:
-    return [pb.EvaluateStrategyResponse.FromString(v) for v in values if v is not None]
+def _decode_evaluations(values: list[bytes]) -> list[pb.EvaluateStrategyResponse]:
+    return [pb.EvaluateStrategyResponse.FromString(v) for v in values]
 
 
 @dataclass
@@ -231,7 +228,7 @@ class CachedMLClient:
             return _Item(key, r.strategy_id, r, not r.model_version)
 
         return self._get_many(
-            _Query(PREDICTION, build_keys, item, self._fetch_predictions, _decode_predictions, pb.Prediction.FromString)
+            _Query(PREDICTION, build_keys, item, self._fetch_predictions, _decode_predictions)
         )
 
     def _prediction_keys(self, requests: Sequence[pb.PredictionRequest], hashes: str | Sequence[str]) -> list[str]:
@@ -270,10 +267,7 @@ class CachedMLClient:
             return _Item(key, strategy_id, (strategy_id, params), True)
 
         return self._get_many(
-            _Query(
-                EVALUATION, build_keys, item, self._fetch_evaluations, _decode_evaluations,
-                pb.EvaluateStrategyResponse.FromString,
-            )
+            _Query(EVALUATION, build_keys, item, self._fetch_evaluations, _decode_evaluations)
         )[0]
 
     def warm_up(self) -> None:
@@ -329,7 +323,7 @@ class CachedMLClient:
         positions = [i for i, v in enumerate(values) if v is None]
         self._count(q.kind, len(values) - len(positions), len(positions))
         if not positions:
-            return q.decode_hits(values)
+            return q.decode(values)
         missing: dict[str, _Item] = {}
         for i in positions:
             key = wanted[i]
@@ -337,46 +331,40 @@ class CachedMLClient:
                 missing[key] = q.item(i, key)
         lock = keys.lock_key(self.prefix, missing)
         lock_ttl_s = self.settings.ml_timeout_s * self._chunks(len(missing)) + 1.0
-        hits: list[Any] = []
-        decoded = False
+        answers: list[Any] = []
 
-        def decode_hits() -> None:
-            # Parsing the hits does not need the misses: it runs while Redis stores them.
-            nonlocal decoded
-            if not decoded:
-                hits.extend(q.decode_hits(values))
-                decoded = True
+        def complete(filled: Mapping[str, bytes]) -> None:
+            # Every answer, stored or just fetched, parsed from its serialized form in one go;
+            # the holder does it while Redis runs its store script.
+            if not answers:
+                for i in positions:
+                    values[i] = filled[wanted[i]]
+                answers.extend(q.decode(values))
 
-        def fetch_and_store(subset: Sequence[str], held: Lock | None) -> dict[str, Any]:
-            return self._fetch_and_store(q, [missing[k] for k in subset], held, decode_hits)
+        def fetch_and_store(subset: Sequence[str], held: Lock | None) -> dict[str, bytes]:
+            meanwhile = (lambda fetched: complete(fetched)) if len(subset) == len(missing) else None
+            return self._fetch_and_store(q, [missing[k] for k in subset], held, meanwhile)
 
-        filled = self.single_flight.run(lock, list(missing), fetch_and_store, lock_ttl_s, q.decode)
-        decode_hits()  # if nothing was stored (or a waiter's answers came from Redis)
-        answers = hits
-        # Put the misses' answers in their places (ascending, so each lands at its index).
-        placed: set[str] = set()
-        for i in positions:
-            key = wanted[i]
-            answer = filled[key]
-            if key in placed:  # asked twice in one batch: a copy, not the same object twice
-                answer = type(answer).FromString(answer.SerializeToString())
-            placed.add(key)
-            answers.insert(i, answer)
+        complete(self.single_flight.run(lock, list(missing), fetch_and_store, lock_ttl_s))
         return answers
 
     def _fetch_and_store(
-        self, q: _Query, items: list[_Item], lock: Lock | None, meanwhile: Callable[[], None] | None = None
-    ) -> dict[str, Any]:
+        self,
+        q: _Query,
+        items: list[_Item],
+        lock: Lock | None,
+        meanwhile: Callable[[dict[str, bytes]], None] | None = None,
+    ) -> dict[str, bytes]:
         """Ask the service for ``items``, store the answers and release ``lock``, in one round
-        trip (``meanwhile`` runs while Redis stores them)."""
+        trip; the answers, serialized. ``meanwhile`` gets them while Redis stores them."""
         metrics.CACHE_BACKEND_CALLS.labels(kind=q.kind).inc()
         answers = q.fetch(items)
-        fetched: dict[str, Any] = {}
+        fetched: dict[str, bytes] = {}
         store: dict[str, tuple[bytes, str]] = {}  # key -> (value, strategy)
         statuses: dict[str, str | None] = {}  # version -> its status in the catalogue
         stale_catalogue = False
         for item, answer in zip(items, answers):
-            fetched[item.key] = answer
+            value = fetched[item.key] = answer.SerializeToString()
             if item.model_token_from_catalogue and q.kind == PREDICTION:
                 version = answer.model_version
                 if version not in statuses:
@@ -389,10 +377,10 @@ class CachedMLClient:
                     continue
                 if status != "serving":
                     continue  # the service has not caught up with its registry yet: not cacheable
-            store[item.key] = (answer.SerializeToString(), item.strategy_id)
+            store[item.key] = (value, item.strategy_id)
         try:
             if store:
-                self._store(store, lock, meanwhile)
+                self._store(store, lock, None if meanwhile is None else lambda: meanwhile(fetched))
             if stale_catalogue:
                 mark_models_changed(self.redis, self.prefix)
         except redis.exceptions.RedisError:

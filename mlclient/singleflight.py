@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import redis
 
@@ -38,8 +38,8 @@ class Lock:
     released: bool = False
 
 
-# Fetch the given keys' answers and store them; the lock is None when fetching without it.
-FetchAndStore = Callable[[Sequence[str], "Lock | None"], dict[str, Any]]
+# Fetch the given keys' values and store them; the lock is None when fetching without it.
+FetchAndStore = Callable[[Sequence[str], "Lock | None"], dict[str, bytes]]
 
 
 class SingleFlight:
@@ -56,11 +56,9 @@ class SingleFlight:
         keys: Sequence[str],
         fetch_and_store: FetchAndStore,
         lock_ttl_s: float,
-        decode: Callable[[bytes], Any] = bytes,
-    ) -> dict[str, Any]:
-        """Answers for ``keys``: fetched by us under the lock (as ``fetch_and_store`` returns
-        them), or stored by whoever holds it (read from Redis, passed through ``decode``)."""
-        found: dict[str, Any] = {}
+    ) -> dict[str, bytes]:
+        """Values of ``keys``: fetched by us under the lock, or stored by whoever holds it."""
+        found: dict[str, bytes] = {}
         remaining = list(keys)
         token = uuid.uuid4().hex
         deadline = time.monotonic() + lock_ttl_s
@@ -83,7 +81,7 @@ class SingleFlight:
                 time.sleep(delay)
                 delay = min(delay * 2, self.poll_max_s)
                 values, locked = self._raw.execute(("MGET", *remaining), ("EXISTS", lock_key))
-                found.update((k, decode(v)) for k, v in zip(remaining, values) if v is not None)
+                found.update((k, v) for k, v in zip(remaining, values) if v is not None)
                 remaining = [k for k, v in zip(remaining, values) if v is None]
                 if not remaining:
                     metrics.CACHE_SINGLEFLIGHT_WAITS.labels(outcome="filled").inc()
