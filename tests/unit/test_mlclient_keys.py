@@ -43,3 +43,31 @@ def test_index_generation_and_stats_keys_share_the_prefix():
     for key in (keys.strategy_index_key("x", "s:1"), keys.generation_key("x"), keys.stats_key("x")):
         assert key.startswith("x:")
     assert keys.strategy_index_key("x", "s:1") == "x:ix:s%3A1"
+
+
+def test_batch_keys_equal_the_key_of_each_request_whatever_the_ids():
+    from proto import ml_service_pb2 as pb
+
+    odd = ["e", "a:b", "50%", "", "-", "é:ü", "x::y", ":", "%3A", "s\n:t", "a b"]
+    requests = [
+        pb.PredictionRequest(event_id=e, selection=s, model_version=v, strategy_id=t)
+        for e in odd for s in ("home", "", "d:raw") for v in ("", "v1", "v:2") for t in ("", "s1", "s:%")
+    ]
+    model = {"": "g123", "v1": "v1", "v:2": "v:2"}.get
+    for prefix in ("edgeloop:pred", "x", "a::b", "50%"):
+        for features in ("", "f00d", "f:1"):
+            got = keys.prediction_keys(prefix, model, requests, features)
+            assert got == [
+                keys.prediction_key(prefix, model(r.model_version), r.event_id, r.selection, r.strategy_id, features)
+                for r in requests
+            ]
+        # the fast path alone (plain ids), and one hash per request
+        plain = [pb.PredictionRequest(event_id=f"E0-{i}", selection="home") for i in range(50)]
+        assert keys.prediction_keys(prefix, model, plain) == [keys.prediction_key(prefix, "g123", r.event_id, "home") for r in plain]
+        hashes = [f"h{i % 3}" for i in range(50)]
+        assert keys.prediction_keys(prefix, model, plain, hashes) == [
+            keys.prediction_key(prefix, "g123", r.event_id, "home", "", h) for r, h in zip(plain, hashes)
+        ]
+    # one odd request in a plain batch sends the whole batch the careful way
+    mixed = plain + [pb.PredictionRequest(event_id="a:b", selection="home")]
+    assert keys.prediction_keys("x", model, mixed)[-1] == "x:p:g123:-:a%3Ab:home:-"

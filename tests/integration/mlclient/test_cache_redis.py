@@ -265,3 +265,13 @@ def test_a_service_failure_during_a_redis_probe_does_not_leave_redis_skipped(fak
         fake_ml.batch_calls.clear()
         cache.batch_predict(requests(3, start=10))
         assert fake_ml.batch_calls == []  # Redis is used again
+
+
+def test_the_store_releases_the_single_flight_lock_and_survives_a_script_flush(cache, fake_ml, redis_client):
+    cache.batch_predict(requests(3))
+    assert not list(redis_client.scan_iter(match="t:pred:lock:*"))  # released by the store script
+    redis_client.script_flush()  # e.g. a restarted Redis: the script is loaded again
+    cache.batch_predict(requests(3, start=10))
+    cache.batch_predict(requests(3, start=10))
+    assert fake_ml.batch_calls == [3, 3]
+    assert not list(redis_client.scan_iter(match="t:pred:lock:*"))
