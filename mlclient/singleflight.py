@@ -1,7 +1,8 @@
 """Single flight across processes: many workers missing the same keys cause one backend call.
 
 The first process to miss a set of keys takes a Redis lock named after that set
-(``SET lock token NX PX``), calls the service and stores the answers; the others, finding
+(``SET lock token NX PX``), calls the service and stores the answers (the cache's store
+script releases the lock in the same command; ``run`` releases it otherwise); the others, finding
 the lock taken, poll the keys (one MGET plus an EXISTS of the lock per poll, backing off
 from 1 ms to 20 ms) until the answers are there. A waiter fetches by itself when the lock
 disappears with keys still missing (the holder failed or crashed: its lock has a TTL) or when
