@@ -19,6 +19,7 @@ read in batches by a consumer-group bootstep in every worker (see ``workers/inge
 
 from __future__ import annotations
 
+from edgeloop.redis_connect import is_sentinel, sentinel_node_options
 from edgeloop.settings import get_settings
 
 _s = get_settings()
@@ -32,6 +33,13 @@ broker_transport_options = {
     "health_check_interval": 25,
 }
 result_backend_transport_options = {"retry_policy": {"timeout": 5.0}}
+# A sentinel://…;sentinel://… URL (edgeloop/redis_connect.py) names its group here, for kombu
+# and Celery's Sentinel backend alike.
+if is_sentinel(broker_url):
+    broker_transport_options.update(master_name=_s.redis_sentinel_master, sentinel_kwargs=sentinel_node_options())
+if is_sentinel(result_backend):
+    result_backend_transport_options.update(master_name=_s.redis_sentinel_master,
+                                            sentinel_kwargs=sentinel_node_options())
 result_expires = 24 * 3600
 
 task_serializer = "json"

@@ -21,6 +21,9 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from edgeloop.errors import ConfigurationError
+from edgeloop.redis_connect import is_sentinel, sentinel_nodes
+
 DEFAULT_CONFIG_FILE = Path("config/config.yaml")
 
 
@@ -39,6 +42,9 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     broker_url: str | None = None  # Celery broker; defaults to redis_url
     result_backend_url: str | None = None  # Celery results; defaults to redis_url
+    # The Sentinel group every sentinel://host:26379;sentinel://… URL above names (broker,
+    # results, stream, locks and cache alike).
+    redis_sentinel_master: str = "mymaster"
     database_url: str = "sqlite:///var/edgeloop.db"  # SQLAlchemy URL: postgresql://… (psycopg 3) or sqlite:///path
     ml_grpc_target: str = "127.0.0.1:50051"  # host:port where clients reach the ML service
     ml_grpc_port: int = 50051  # port `edgeloop ml serve` listens on for gRPC
@@ -161,6 +167,11 @@ class Settings(BaseSettings):
     def _redis_scheme(cls, v: str | None) -> str | None:
         if v is not None and not v.startswith(("redis://", "rediss://", "unix://", "sentinel://", "amqp://")):
             raise ValueError(f"not a Redis URL: {v!r}")
+        if v is not None and is_sentinel(v):
+            try:
+                sentinel_nodes(v)
+            except ConfigurationError as exc:
+                raise ValueError(str(exc)) from None
         return v
 
     @property

@@ -14,6 +14,7 @@ from typing import Any, Iterable, Mapping
 import redis
 
 from edgeloop.events import EVENT_FIELD, encode_event, event_from_dict
+from edgeloop.redis_connect import client_for
 from edgeloop.settings import Settings, get_settings
 from proto import events_pb2
 
@@ -43,7 +44,7 @@ def _payload(event: Event) -> tuple[str, str]:
 class Publisher:
     def __init__(self, client: redis.Redis | None = None, settings: Settings | None = None) -> None:
         self.settings = settings or get_settings()
-        self.client = client or redis.Redis.from_url(self.settings.redis_url)
+        self.client = client or client_for(self.settings)
         self.keys = self.settings.stream_keys
 
     def publish(self, event: Event) -> str:

@@ -13,6 +13,8 @@ from functools import cached_property
 
 import redis
 from sqlalchemy import Engine
+
+from edgeloop.redis_connect import client_for
 from sqlalchemy.orm import Session, sessionmaker
 
 from edgeloop.settings import Settings, get_settings
@@ -33,8 +35,7 @@ class Resources:
 
     @cached_property
     def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(self.settings.redis_url, health_check_interval=30, socket_timeout=10,
-                                    socket_connect_timeout=5)
+        return client_for(self.settings, health_check_interval=30, socket_timeout=10, socket_connect_timeout=5)
 
     def close(self) -> None:
         if "engine" in self.__dict__:

@@ -9,13 +9,12 @@ import click
 
 
 def _dead_letters():
-    import redis
-
+    from edgeloop.redis_connect import client_for
     from edgeloop.settings import get_settings
     from workers.dead_letters import DeadLetters
 
     s = get_settings()
-    return DeadLetters(redis.Redis.from_url(s.redis_url, socket_connect_timeout=3), s.dead_letter_stream), s
+    return DeadLetters(client_for(s, socket_connect_timeout=3), s.dead_letter_stream), s
 
 
 @click.group("dead-letters")

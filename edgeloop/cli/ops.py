@@ -18,7 +18,9 @@ def require_redis(settings: Settings):
     """The Redis client, after a PING (Redis is the Celery broker and holds the stream)."""
     import redis
 
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=5)
+    from edgeloop.redis_connect import client_for
+
+    client = client_for(settings, socket_connect_timeout=3, socket_timeout=5)
     try:
         client.ping()
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
