@@ -40,6 +40,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from edgeloop.errors import MLServiceError, MLServiceUnavailable
+from edgeloop.redis_connect import client_for
 from edgeloop.settings import Settings, get_settings
 from mlclient import keys, metrics
 from mlclient.breaker import CircuitBreaker
@@ -86,8 +87,9 @@ def make_redis(settings: Settings) -> redis.Redis:
     """A Redis client for the cache: short timeouts and no client-side retries, because a
     cache that blocks is worse than no cache (a miss costs one backend call, ~1 ms)."""
     timeout = settings.cache_redis_timeout_s
-    return redis.Redis.from_url(
-        settings.cache_redis_url or settings.redis_url,
+    return client_for(
+        settings,
+        settings.cache_redis_url,
         socket_connect_timeout=timeout,
         socket_timeout=timeout,
         retry=Retry(NoBackoff(), 0),

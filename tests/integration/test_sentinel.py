@@ -20,6 +20,8 @@ from edgeloop.errors import ConfigurationError
 from edgeloop.processes import Child
 from edgeloop.redis_connect import client_for, sentinel_nodes
 from edgeloop.settings import settings_with
+from mlclient.cache import make_redis
+from mlclient.rawredis import RawRedis
 from producers import Publisher
 from tests.integration.test_pipeline import Store, with_ml
 from tests.support.events import valid_event
@@ -132,6 +134,10 @@ def test_a_client_follows_the_master_through_a_failover(tmp_path):
 
         wait_until(lambda: answers(lambda: client.get("k")) == b"before", 30, 0.2, "a read after the failover")
         assert answers(lambda: client.set("k", "after"))
+        # And so does the prediction cache's client, on its own hot path (packed commands)
+        cache = RawRedis(make_redis(settings))
+        wait_until(lambda: answers(lambda: cache.execute(("MGET", "k", "nothing"))) == [[b"after", None]], 30, 0.2,
+                   "the cache's client after the failover")
         assert client.get("k") == b"after" and redis.Redis(port=new).get("k") == b"after"
 
 
