@@ -7,6 +7,16 @@ confidence bound, ``μ + κ·σ_trees`` (UCB): a candidate is picked either beca
 expected to score well or because the model knows little about its region and a backtest
 there teaches it the most. κ = ``EXPLORATION_KAPPA``.
 
+μ and σ are those of the model's ``shrunk_score`` label (the backtest score shrunk toward the
+typical score by its number of bets, ``mlservice.strategy_model``), not of the raw score:
+ranked by the raw score, the search collapsed onto strategies with a handful of lucky bets —
+in-sample scores near 1.0 that never reach ``min_bets_for_activation`` and whose regions
+also attracted the exploration bonus (bench/discovery.py: 17–32 strategies with ≥ 30 bets
+after 200 backtests, against ~85 for random search; ~140 with the shrunk label). A model
+trained before that label existed is ranked by its raw score. The candidates'
+``expected_score``, ``uncertainty`` and ``confidence`` remain the raw score's, as
+EvaluateStrategy reports them.
+
 Constraints: ``risk_level`` bounds the stake sizing and the odds range (``RISK_LIMITS``);
 ``target_return``, ``max_drawdown`` and ``min_win_rate`` are compared with the model's
 predicted ROI, drawdown and win rate. A parameter set that was already backtested (its
@@ -26,6 +36,7 @@ from edgeloop.errors import InvalidRequest
 from mlservice.strategy_model import StrategyModel, canonical_params, fingerprint_of_canonical
 
 EXPLORATION_KAPPA = 1.0
+SEARCH_TARGET = "shrunk_score"  # the strategy model's label the UCB ranks by
 CANDIDATE_POOL = 600  # scored per request; ~10 ms of tree walking
 
 
@@ -161,7 +172,8 @@ def generate(
         ok &= est.of("max_drawdown") <= constraints.max_drawdown
     if constraints.min_win_rate:
         ok &= est.of("win_rate") >= constraints.min_win_rate
-    ucb = est.of("backtest_score") + EXPLORATION_KAPPA * est.spread[:, 0]
+    target = SEARCH_TARGET if SEARCH_TARGET in est.targets else "backtest_score"  # an older model: raw score
+    ucb = est.of(target) + EXPLORATION_KAPPA * est.spread_of(target)
     order = [i for i in np.argsort(-ucb, kind="stable") if ok[i]][:max_candidates]
     return [Candidate(params[i], fps[i], float(est.mean[i, 0]), float(est.spread[i, 0]), float(est.confidence[i]))
             for i in order]

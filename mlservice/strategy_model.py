@@ -6,6 +6,17 @@ outcome: ``backtest_score`` (``edgeloop.scoring``), ROI, max drawdown and win ra
 outcome is ever an input: the original trained on a composite score that was also a feature,
 so it learned to copy its input.
 
+One more label, ``shrunk_score``, is what GenerateStrategy searches on: the backtest score
+shrunk toward the typical score by the number of bets it rests on,
+
+    shrunk = (n·score + k·m) / (n + k),   n = total bets, k = ``SHRINK_BETS``, m = median score
+
+(the posterior mean of a strategy's score when each bet is one noisy observation and the
+population of strategies is the prior). A strategy with 3 lucky winning bets scores near 1.0
+and proves nothing; shrunk it is a typical strategy. A search that chases raw scores collapses
+onto such strategies, too small to ever be activated (``min_bets_for_activation``).
+EvaluateStrategy's confidence stays on the raw ``backtest_score`` label.
+
 Model: extremely randomised trees (multi-output, bootstrap), stored as plain arrays (no
 pickle) and evaluated by a vectorised walk of all trees at once. The spread of the trees'
 predictions is the model's uncertainty about a parameter set (large where it has seen few
@@ -36,7 +47,11 @@ from backtester.strategy import Strategy, is_closing
 from edgeloop.errors import InvalidRequest, InvalidStrategy
 
 MODEL_NAME = "strategy"
-TARGETS = ("backtest_score", "roi", "max_drawdown", "win_rate")
+TARGETS = ("backtest_score", "roi", "max_drawdown", "win_rate", "shrunk_score")
+# k: a score resting on k bets weighs as much as the prior. Between-strategy score variance
+# ≈ τ² + σ²/n on 1,500 random in-sample backtests puts σ²/τ² at ~40 (≥ 10 bets) to ~80
+# (≥ 30 bets).
+SHRINK_BETS = 50.0
 PRICE_SOURCES = ("MAX", "AVG", "PS", "B365", "BFE")  # one-hot; anything else is "other"
 PARAM_FIELDS = tuple(f for f in Strategy.__dataclass_fields__ if f not in ("name", "strategy_id"))
 FEATURE_NAMES = (
@@ -94,6 +109,25 @@ def encode(params_list: Sequence[Mapping[str, Any]]) -> np.ndarray:
         base = source[:-1] if is_closing(source) else source
         X[i, 14 + (PRICE_SOURCES.index(base) if base in PRICE_SOURCES else len(PRICE_SOURCES))] = 1.0
     return X
+
+
+def shrunk_scores(scores: np.ndarray, bets: np.ndarray, k: float = SHRINK_BETS) -> np.ndarray:
+    """Backtest scores shrunk toward their median by the number of bets: (n·s + k·m) / (n + k)."""
+    scores, bets = np.asarray(scores, dtype=float), np.maximum(np.asarray(bets, dtype=float), 0.0)
+    if len(scores) == 0:
+        return scores
+    m = float(np.median(scores))
+    return (bets * scores + k * m) / (bets + k)
+
+
+def training_labels(scores: Sequence[float], metrics: Sequence[Mapping[str, float]]) -> np.ndarray:
+    """(n, len(TARGETS)) labels of a set of feedback samples: each sample's backtest score and
+    metrics (``roi``, ``max_drawdown``, ``win_rate``, ``total_bets``; a missing one counts as 0).
+    The shrunk score's prior is the set's median score, so label a whole training set at once."""
+    raw = np.array([[s, m.get("roi", 0.0), m.get("max_drawdown", 0.0), m.get("win_rate", 0.0)]
+                    for s, m in zip(scores, metrics)], dtype=float).reshape(-1, 4)
+    bets = np.array([m.get("total_bets", 0.0) for m in metrics], dtype=float)
+    return np.column_stack([raw, shrunk_scores(raw[:, 0], bets)])
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -172,23 +206,35 @@ class TreeEnsemble:
 
 @dataclass(frozen=True)
 class Estimate:
-    mean: np.ndarray  # (n, len(TARGETS))
-    spread: np.ndarray  # (n, len(TARGETS)): std across trees
+    mean: np.ndarray  # (n, len(targets))
+    spread: np.ndarray  # (n, len(targets)): std across trees
     confidence: np.ndarray  # (n,)
+    targets: tuple[str, ...] = TARGETS
 
     def of(self, target: str) -> np.ndarray:
-        return self.mean[:, TARGETS.index(target)]
+        return self.mean[:, self.targets.index(target)]
+
+    def spread_of(self, target: str) -> np.ndarray:
+        return self.spread[:, self.targets.index(target)]
 
 
 @dataclass(frozen=True)
 class StrategyModel:
     trees: TreeEnsemble
-    residual_std: np.ndarray  # (len(TARGETS),) held-out (or training) residual spread
+    residual_std: np.ndarray  # (len(targets),) held-out (or training) residual spread
     reference_score: float  # median training backtest score: confidence 0.5
+    targets: tuple[str, ...] = TARGETS  # the labels' names; an older artifact may lack the last ones
 
     @classmethod
-    def fit(cls, params_list: Sequence[Mapping[str, Any]], Y: np.ndarray, seed: int = 0) -> "StrategyModel":
-        """``params_list`` canonical, ``Y`` (n, len(TARGETS)) labels."""
+    def fit(cls, params_list: Sequence[Mapping[str, Any]], Y: np.ndarray, seed: int = 0,
+            targets: Sequence[str] = TARGETS) -> "StrategyModel":
+        """``params_list`` canonical, ``Y`` (n, len(targets)) labels (``training_labels``);
+        ``targets`` a prefix of ``TARGETS`` (the first, ``backtest_score``, gives the confidence)."""
+        targets = tuple(targets)
+        if not targets or targets != TARGETS[:len(targets)]:
+            raise ValueError(f"targets must be a prefix of {TARGETS}, got {targets}")
+        if np.shape(Y)[1:] != (len(targets),):
+            raise ValueError(f"labels must have {len(targets)} columns ({', '.join(targets)}), got shape {np.shape(Y)}")
         if len(params_list) < 10:
             raise ValueError(f"the strategy model needs at least 10 feedback samples, has {len(params_list)}")
         X = encode(params_list)
@@ -197,21 +243,23 @@ class StrategyModel:
         # ones. A few thousand rows are plenty for a spread.
         few = slice(0, 5000)
         fitted = trees.predict_trees(X[few]).mean(axis=0)
-        return cls(trees=trees, residual_std=np.std(Y[few] - fitted, axis=0), reference_score=float(np.median(Y[:, 0])))
+        return cls(trees=trees, residual_std=np.std(Y[few] - fitted, axis=0), reference_score=float(np.median(Y[:, 0])),
+                   targets=targets)
 
     def with_residual_std(self, residual_std: np.ndarray) -> "StrategyModel":
-        return StrategyModel(self.trees, np.asarray(residual_std, dtype=float), self.reference_score)
+        return StrategyModel(self.trees, np.asarray(residual_std, dtype=float), self.reference_score, self.targets)
 
     def estimate(self, params_list: Sequence[Mapping[str, Any]]) -> Estimate:
         per_tree = self.trees.predict_trees(encode(params_list))
         mean, spread = per_tree.mean(axis=0), per_tree.std(axis=0)
         sigma = np.sqrt(spread[:, 0] ** 2 + self.residual_std[0] ** 2) + 1e-9
-        return Estimate(mean=mean, spread=spread, confidence=ndtr((mean[:, 0] - self.reference_score) / sigma))
+        return Estimate(mean=mean, spread=spread, confidence=ndtr((mean[:, 0] - self.reference_score) / sigma),
+                        targets=self.targets)
 
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
         np.savez_compressed(buf, residual_std=self.residual_std, reference_score=np.array(self.reference_score),
-                 feature_names=np.array(FEATURE_NAMES, dtype=str), targets=np.array(TARGETS, dtype=str),
+                 feature_names=np.array(FEATURE_NAMES, dtype=str), targets=np.array(self.targets, dtype=str),
                  **self.trees.arrays("t_"))
         return buf.getvalue()
 
@@ -221,5 +269,8 @@ class StrategyModel:
             if tuple(str(x) for x in z["feature_names"]) != FEATURE_NAMES:
                 raise ValueError("strategy model artifact was made for other features")
             arrays = {k: z[k] for k in z.files}
+        targets = tuple(str(x) for x in arrays["targets"])
+        if targets != TARGETS[:len(targets)]:
+            raise ValueError(f"strategy model artifact has unknown targets {targets}")
         return cls(trees=TreeEnsemble.from_arrays(arrays, "t_"), residual_std=arrays["residual_std"],
-                   reference_score=float(arrays["reference_score"]))
+                   reference_score=float(arrays["reference_score"]), targets=targets)

@@ -29,7 +29,7 @@ from mlservice.market import load_market
 from mlservice.outcome_model import MODEL_NAME as OUTCOME, OutcomeModel, evaluate, walk_forward
 from mlservice.predictor import OutcomePredictor
 from mlservice.training import Skipped
-from mlservice.strategy_model import MODEL_NAME as STRATEGY, TARGETS, StrategyModel, canonical_params, spearman
+from mlservice.strategy_model import MODEL_NAME as STRATEGY, StrategyModel, canonical_params, spearman, training_labels
 from mlservice.strategy_service import StrategyService, holdout_mask
 from schema.base import utcnow
 from schema.mlstore import FeedbackSample
@@ -78,15 +78,16 @@ def _strategy_samples(ctx: ServiceContext) -> tuple[list[str], list[dict], np.nd
     with ctx.sessions() as s:
         rows = s.execute(select(FeedbackSample.backtest_id, FeedbackSample.params, FeedbackSample.backtest_score,
                                 FeedbackSample.metrics).order_by(FeedbackSample.id)).all()
-    ids, params, labels = [], [], []
+    ids, params, scores, metrics = [], [], [], []
     for backtest_id, p, score, m in rows:
         try:
             params.append(canonical_params(p))
         except InvalidRequest:
             continue
         ids.append(backtest_id)
-        labels.append([score, m.get("roi", 0.0), m.get("max_drawdown", 0.0), m.get("win_rate", 0.0)])
-    return ids, params, np.array(labels, dtype=float).reshape(-1, len(TARGETS))
+        scores.append(score)
+        metrics.append(m or {})
+    return ids, params, training_labels(scores, metrics)
 
 
 def _held_out_score(model: StrategyModel, params: list[dict], Y: np.ndarray) -> float:

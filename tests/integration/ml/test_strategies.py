@@ -88,7 +88,19 @@ def test_not_enough_new_feedback_trains_nothing_unless_forced(stub, trained_stra
     assert forced.status == "succeeded" and len(forced.model_versions) == 1
 
 
-def test_generate_respects_constraints_and_never_repeats_a_backtest(stub, backtests, trained_strategy):
+def _serving_strategy_model(settings):
+    from mlservice import registry
+    from mlservice.strategy_model import StrategyModel
+    from schema.db import make_engine, make_sessionmaker
+
+    engine = make_engine(settings.database_url)
+    try:
+        return StrategyModel.from_bytes(registry.serving_versions(make_sessionmaker(engine), "strategy")[-1].artifact)
+    finally:
+        engine.dispose()
+
+
+def test_generate_respects_constraints_and_never_repeats_a_backtest(stub, backtests, trained_strategy, ml_settings):
     request = pb.GenerateStrategyRequest(max_candidates=10, random_seed=7,
                                          constraints=pb.StrategyConstraints(risk_level="low"))
     first = stub.GenerateStrategy(request, timeout=10).strategies
@@ -102,14 +114,20 @@ def test_generate_respects_constraints_and_never_repeats_a_backtest(stub, backte
         assert p["max_odds"] <= limits.max_odds and p["kelly_fraction"] <= limits.max_kelly_fraction
         assert p["max_stake_fraction"] <= limits.max_stake_fraction
         assert s.model_version == trained_strategy and 0 <= s.confidence <= 1 and s.uncertainty >= 0
-    ucb = [s.expected_score + s.uncertainty for s in first]
-    assert ucb == sorted(ucb, reverse=True)  # upper confidence bound order
+    # upper confidence bound order, on the serving model's bet-shrunk score (what the search ranks by)
+    model = _serving_strategy_model(ml_settings)
+    est = model.estimate([canonical_params(_params(s.params)) for s in first])
+    ucb = est.of("shrunk_score") + est.spread_of("shrunk_score")
+    assert list(ucb) == sorted(ucb, reverse=True)
+    np.testing.assert_allclose([s.expected_score for s in first], est.of("backtest_score"))  # reported: the raw score
 
-    # When the first candidate is backtested, the same request never proposes it again
-    chosen = canonical_params(_params(first[0].params))
+    # When a candidate is backtested (the first on market probabilities: this test has no
+    # prediction provider), the same request never proposes it again
+    i = next(i for i, s in enumerate(first) if _params(s.params)["probability_source"] == "market")
+    chosen = canonical_params(_params(first[i].params))
     _submit(stub, [to_event(backtest(chosen, WINDOW))])
     again = stub.GenerateStrategy(request, timeout=10).strategies
-    assert fingerprints[0] not in {params_fingerprint(_params(s.params)) for s in again}
+    assert fingerprints[i] not in {params_fingerprint(_params(s.params)) for s in again}
 
 
 def test_get_features_are_the_parameters_only(stub, backtests, trained_strategy):
