@@ -164,7 +164,7 @@ def generate(
     if model is None:
         return [Candidate(p, fp) for fp, p in list(zip(fps, params))[:max_candidates]]
 
-    est = model.estimate(params)
+    est = model.estimate(params, fingerprints=fps)
     ok = np.ones(len(params), dtype=bool)
     if constraints.target_return:
         ok &= est.of("roi") >= constraints.target_return

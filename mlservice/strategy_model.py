@@ -153,7 +153,8 @@ class TreeEnsemble:
 
     @classmethod
     def fit(cls, X: np.ndarray, Y: np.ndarray, *, n_trees: int = 100, seed: int = 0,
-            max_samples: int = 20_000) -> "TreeEnsemble":
+            max_samples: int = 20_000) -> tuple["TreeEnsemble", np.ndarray]:
+        """The trees, and which rows each tree was fitted on: (trees, n) booleans."""
         from sklearn.ensemble import ExtraTreesRegressor
 
         n = len(X)
@@ -175,9 +176,12 @@ class TreeEnsemble:
             offset += t.node_count
             depth = max(depth, t.max_depth)
         cat = lambda k: np.concatenate([p[k] for p in parts])  # noqa: E731
+        in_bag = np.zeros((n_trees, n), dtype=bool)
+        for t, rows in enumerate(forest.estimators_samples_):
+            in_bag[t, rows] = True
         return cls(left=cat(0).astype(np.int32), right=cat(1).astype(np.int32), feature=cat(2).astype(np.int32),
                    threshold=cat(3).astype(np.float64), value=cat(4).astype(np.float64),
-                   roots=np.array(roots, dtype=np.int32), depth=int(depth))
+                   roots=np.array(roots, dtype=np.int32), depth=int(depth)), in_bag
 
     def predict_trees(self, X: np.ndarray) -> np.ndarray:
         """(trees, n, outputs): every tree's prediction, walking all trees level by level."""
@@ -204,6 +208,60 @@ class TreeEnsemble:
                    depth=int(z[f"{prefix}depth"]))
 
 
+MIN_OUT_OF_BAG_TREES = 5  # fewer trees that never saw a strategy: fall back to all trees
+
+
+class TrainingRows:
+    """Which strategies the model was trained on, and which trees saw each of them.
+
+    A tree fitted on a strategy's own (in-sample) score partly predicts that score back: with
+    leaves of a few samples, a strategy with a lucky backtest gets a lucky estimate, and the
+    composite score (confidence + backtest score) would count the same luck twice. For a
+    strategy it was trained on, the model therefore answers from the trees whose bootstrap
+    left it out (out-of-bag, about a third of them): an estimate of how such parameters do
+    elsewhere, not a memory of how this one did.
+    """
+
+    def __init__(self, keys: np.ndarray, in_bag: np.ndarray) -> None:
+        self.keys = np.asarray(keys, dtype=np.uint64)  # (n,) first 64 bits of each row's fingerprint
+        self.in_bag = np.asarray(in_bag, dtype=bool)  # (trees, n)
+        self._order = np.argsort(self.keys, kind="stable")
+        self._sorted = self.keys[self._order]
+
+    @staticmethod
+    def key(fingerprint: str) -> int:
+        return int(fingerprint[:16], 16)
+
+    @classmethod
+    def of(cls, fingerprints: Sequence[str], in_bag: np.ndarray) -> "TrainingRows":
+        return cls(np.array([cls.key(f) for f in fingerprints], dtype=np.uint64), in_bag)
+
+    def out_of_bag(self, fingerprints: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(indices of the queries the model trained on, (trees, k): the trees that saw none
+        of each one's rows), vectorised: held-out evaluation asks for ~20k at once."""
+        q = np.array([self.key(f) for f in fingerprints], dtype=np.uint64)
+        lo, hi = np.searchsorted(self._sorted, q, "left"), np.searchsorted(self._sorted, q, "right")
+        idx = np.flatnonzero(hi > lo)
+        seen_by = self.in_bag[:, self._order[lo[idx]]]  # (trees, k): by each one's first row
+        for j in np.flatnonzero(hi[idx] - lo[idx] > 1):  # the same strategy in several samples: rare
+            i = idx[j]
+            seen_by[:, j] = self.in_bag[:, self._order[lo[i]:hi[i]]].any(axis=1)
+        unseen = ~seen_by
+        keep = unseen.sum(axis=0) >= MIN_OUT_OF_BAG_TREES
+        return idx[keep], unseen[:, keep]
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"seen_keys": self.keys, "seen_in_bag": np.packbits(self.in_bag, axis=1),
+                "seen_n": np.array(self.in_bag.shape[1])}
+
+    @classmethod
+    def from_arrays(cls, z: Mapping[str, np.ndarray]) -> "TrainingRows | None":
+        if "seen_keys" not in z:
+            return None  # an artifact from before out-of-bag estimates
+        n = int(z["seen_n"])
+        return cls(z["seen_keys"], np.unpackbits(z["seen_in_bag"], axis=1, count=n).astype(bool))
+
+
 @dataclass(frozen=True)
 class Estimate:
     mean: np.ndarray  # (n, len(targets))
@@ -224,12 +282,14 @@ class StrategyModel:
     residual_std: np.ndarray  # (len(targets),) held-out (or training) residual spread
     reference_score: float  # median training backtest score: confidence 0.5
     targets: tuple[str, ...] = TARGETS  # the labels' names; an older artifact may lack the last ones
+    seen: TrainingRows | None = None  # the training strategies (None: an older artifact)
 
     @classmethod
     def fit(cls, params_list: Sequence[Mapping[str, Any]], Y: np.ndarray, seed: int = 0,
-            targets: Sequence[str] = TARGETS) -> "StrategyModel":
+            targets: Sequence[str] = TARGETS, fingerprints: Sequence[str] | None = None) -> "StrategyModel":
         """``params_list`` canonical, ``Y`` (n, len(targets)) labels (``training_labels``);
-        ``targets`` a prefix of ``TARGETS`` (the first, ``backtest_score``, gives the confidence)."""
+        ``targets`` a prefix of ``TARGETS`` (the first, ``backtest_score``, gives the confidence);
+        ``fingerprints`` the params' ``params_fingerprint`` when the caller has them (else computed)."""
         targets = tuple(targets)
         if not targets or targets != TARGETS[:len(targets)]:
             raise ValueError(f"targets must be a prefix of {TARGETS}, got {targets}")
@@ -238,20 +298,34 @@ class StrategyModel:
         if len(params_list) < 10:
             raise ValueError(f"the strategy model needs at least 10 feedback samples, has {len(params_list)}")
         X = encode(params_list)
-        trees = TreeEnsemble.fit(X, Y, seed=seed)
+        trees, in_bag = TreeEnsemble.fit(X, Y, seed=seed)
+        if fingerprints is None:
+            fingerprints = [fingerprint_of_canonical(p) for p in params_list]
         # In-sample residuals understate the error; the trainer replaces them with held-out
         # ones. A few thousand rows are plenty for a spread.
         few = slice(0, 5000)
         fitted = trees.predict_trees(X[few]).mean(axis=0)
         return cls(trees=trees, residual_std=np.std(Y[few] - fitted, axis=0), reference_score=float(np.median(Y[:, 0])),
-                   targets=targets)
+                   targets=targets, seen=TrainingRows.of(fingerprints, in_bag))
 
     def with_residual_std(self, residual_std: np.ndarray) -> "StrategyModel":
-        return StrategyModel(self.trees, np.asarray(residual_std, dtype=float), self.reference_score, self.targets)
+        return StrategyModel(self.trees, np.asarray(residual_std, dtype=float), self.reference_score, self.targets,
+                             self.seen)
 
-    def estimate(self, params_list: Sequence[Mapping[str, Any]]) -> Estimate:
+    def estimate(self, params_list: Sequence[Mapping[str, Any]], fingerprints: Sequence[str] | None = None) -> Estimate:
+        """Estimates for canonical parameter sets; out-of-bag for those the model trained on
+        (``TrainingRows``). ``fingerprints``: theirs, when the caller has them already."""
         per_tree = self.trees.predict_trees(encode(params_list))
         mean, spread = per_tree.mean(axis=0), per_tree.std(axis=0)
+        if self.seen is not None and len(params_list):
+            if fingerprints is None:
+                fingerprints = [fingerprint_of_canonical(p) for p in params_list]
+            idx, unseen = self.seen.out_of_bag(fingerprints)
+            if len(idx):
+                w = unseen[:, :, None]  # (trees, k, 1): the trees each may be estimated by
+                of = per_tree[:, idx, :]
+                m = (of * w).sum(axis=0) / w.sum(axis=0)
+                mean[idx], spread[idx] = m, np.sqrt((((of - m) ** 2) * w).sum(axis=0) / w.sum(axis=0))
         sigma = np.sqrt(spread[:, 0] ** 2 + self.residual_std[0] ** 2) + 1e-9
         return Estimate(mean=mean, spread=spread, confidence=ndtr((mean[:, 0] - self.reference_score) / sigma),
                         targets=self.targets)
@@ -260,7 +334,7 @@ class StrategyModel:
         buf = io.BytesIO()
         np.savez_compressed(buf, residual_std=self.residual_std, reference_score=np.array(self.reference_score),
                  feature_names=np.array(FEATURE_NAMES, dtype=str), targets=np.array(self.targets, dtype=str),
-                 **self.trees.arrays("t_"))
+                 **self.trees.arrays("t_"), **(self.seen.arrays() if self.seen is not None else {}))
         return buf.getvalue()
 
     @classmethod
@@ -273,4 +347,5 @@ class StrategyModel:
         if targets != TARGETS[:len(targets)]:
             raise ValueError(f"strategy model artifact has unknown targets {targets}")
         return cls(trees=TreeEnsemble.from_arrays(arrays, "t_"), residual_std=arrays["residual_std"],
-                   reference_score=float(arrays["reference_score"]), targets=targets)
+                   reference_score=float(arrays["reference_score"]), targets=targets,
+                   seen=TrainingRows.from_arrays(arrays))

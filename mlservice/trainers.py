@@ -73,31 +73,36 @@ def train_outcome(ctx: ServiceContext, predictor: OutcomePredictor, job_id: str,
     return recorded
 
 
-def _strategy_samples(ctx: ServiceContext) -> tuple[list[str], list[dict], np.ndarray]:
-    """(backtest ids, canonical params, labels) of every sample in the backtester's parameter language."""
+def _strategy_samples(ctx: ServiceContext) -> tuple[list[str], list[dict], list[str], np.ndarray]:
+    """(backtest ids, canonical params, their fingerprints, labels) of every sample in the
+    backtester's parameter language."""
     with ctx.sessions() as s:
-        rows = s.execute(select(FeedbackSample.backtest_id, FeedbackSample.params, FeedbackSample.backtest_score,
-                                FeedbackSample.metrics).order_by(FeedbackSample.id)).all()
-    ids, params, scores, metrics = [], [], [], []
-    for backtest_id, p, score, m in rows:
+        rows = s.execute(select(FeedbackSample.backtest_id, FeedbackSample.params, FeedbackSample.params_key,
+                                FeedbackSample.backtest_score, FeedbackSample.metrics)
+                         .order_by(FeedbackSample.id)).all()
+    ids, params, fingerprints, scores, metrics = [], [], [], [], []
+    for backtest_id, p, key, score, m in rows:
         try:
             params.append(canonical_params(p))
         except InvalidRequest:
             continue
         ids.append(backtest_id)
+        fingerprints.append(key)
         scores.append(score)
         metrics.append(m or {})
-    return ids, params, training_labels(scores, metrics)
+    return ids, params, fingerprints, training_labels(scores, metrics)
 
 
-def _held_out_score(model: StrategyModel, params: list[dict], Y: np.ndarray) -> float:
-    return spearman(model.estimate(params).of("backtest_score"), Y[:, 0]) if params else float("nan")
+def _held_out_score(model: StrategyModel, params: list[dict], fingerprints: list[str], Y: np.ndarray) -> float:
+    return spearman(model.estimate(params, fingerprints).of("backtest_score"), Y[:, 0]) if params else float("nan")
 
 
 def train_strategy(ctx: ServiceContext, strategies: StrategyService, job_id: str, force: bool) -> list[str]:
-    ids, params, Y = _strategy_samples(ctx)
+    ids, params, fingerprints, Y = _strategy_samples(ctx)
     held = holdout_mask(ids, ctx.settings.ml_holdout_fraction)
     train_p = [p for p, h in zip(params, held) if not h]
+    train_fps = [f for f, h in zip(fingerprints, held) if not h]
+    test_fps = [f for f, h in zip(fingerprints, held) if h]
     test_p = [p for p, h in zip(params, held) if h]
     with ctx.sessions() as s:
         champion = registry.serving_in_slot(s, STRATEGY, "")
@@ -110,17 +115,18 @@ def train_strategy(ctx: ServiceContext, strategies: StrategyService, job_id: str
     if champion and not force and new < ctx.settings.min_new_feedback:
         raise Skipped(f"{new} new feedback samples since {champion_version}, fewer than min_new_feedback "
                       f"({ctx.settings.min_new_feedback}); force to train anyway")
-    model = StrategyModel.fit(train_p, Y[~held], seed=len(train_p))
+    model = StrategyModel.fit(train_p, Y[~held], seed=len(train_p), fingerprints=train_fps)
     metrics: dict[str, float] = {"n_train": float(len(train_p)), "n_held_out": float(len(test_p))}
     if len(test_p) >= MIN_HELD_OUT:
-        est = model.estimate(test_p)
+        est = model.estimate(test_p, fingerprints=test_fps)
         model = model.with_residual_std(np.std(Y[held] - est.mean, axis=0))
         metrics.update(spearman_held_out=spearman(est.of("backtest_score"), Y[held, 0]),
                        mae_held_out=float(np.mean(np.abs(est.of("backtest_score") - Y[held, 0]))))
     status, note = "serving", "first strategy model"
     if champion_model is not None:
         new = metrics.get("spearman_held_out", float("nan"))
-        old = _held_out_score(champion_model, test_p, Y[held]) if len(test_p) >= MIN_HELD_OUT else float("nan")
+        old = (_held_out_score(champion_model, test_p, test_fps, Y[held]) if len(test_p) >= MIN_HELD_OUT
+               else float("nan"))
         if np.isnan(new) and not np.isnan(old):
             status, note = "rejected", f"too few held-out samples to compare with {champion_version}"
         elif np.isnan(old) or new >= old - TOLERANCE:

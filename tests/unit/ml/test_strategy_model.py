@@ -25,10 +25,12 @@ def _data(n=400, seed=0):
 def test_array_trees_predict_exactly_like_sklearn():
     params, Y = _data()
     X = encode(params)
-    ours = TreeEnsemble.fit(X, Y, n_trees=20, seed=3)
+    ours, in_bag = TreeEnsemble.fit(X, Y, n_trees=20, seed=3)
     theirs = ExtraTreesRegressor(n_estimators=20, min_samples_leaf=3, max_features=0.8, bootstrap=True,
                                  max_samples=1.0, random_state=3, n_jobs=1).fit(X, Y)
     np.testing.assert_allclose(ours.predict_trees(X).mean(axis=0), theirs.predict(X), rtol=1e-12, atol=1e-12)
+    for t, rows in enumerate(theirs.estimators_samples_):  # the same bootstrap rows, tree by tree
+        assert set(np.flatnonzero(in_bag[t])) == set(rows)
 
 
 def test_round_trip_and_confidence_bounds():
@@ -128,3 +130,27 @@ def test_a_model_without_the_shrunk_label_still_loads_and_generates_by_its_raw_s
         StrategyModel.fit(params, Y[:, :4])
     with pytest.raises(ValueError, match="prefix"):
         StrategyModel.fit(params, Y[:, :2], targets=("roi", "backtest_score"))
+
+
+def test_a_strategy_the_model_trained_on_is_estimated_out_of_bag():
+    # Given a model trained on 400 strategies, one of which had a lucky backtest far above
+    # what its parameters explain
+    params, Y = _data()
+    lucky = Y.copy()
+    lucky[7, 0] += 0.6
+    model = StrategyModel.fit(params, lucky, seed=1)
+    in_bag_only = StrategyModel(model.trees, model.residual_std, model.reference_score, model.targets, seen=None)
+    # Then its estimate does not echo its own score back (the trees that fitted it would)
+    echoed = in_bag_only.estimate([params[7]]).mean[0, 0] - Y[7, 0]
+    honest = model.estimate([params[7]]).mean[0, 0] - Y[7, 0]
+    assert echoed > 0.05 and abs(honest) < echoed / 3, (echoed, honest)
+    # And the other strategies' estimates are out-of-bag too: about as far from their own
+    # scores as the estimates of strategies the model never saw (in-bag ones are a third closer)
+    unseen_params, unseen_Y = _data(seed=9)
+    err_unseen = np.abs(model.estimate(unseen_params[:100]).mean[:, 0] - unseen_Y[:100, 0]).mean()
+    err_seen = np.abs(model.estimate(params[20:120]).mean[:, 0] - Y[20:120, 0]).mean()
+    err_in_bag = np.abs(in_bag_only.estimate(params[20:120]).mean[:, 0] - Y[20:120, 0]).mean()
+    assert err_in_bag < 0.8 * err_unseen < err_seen < 1.25 * err_unseen, (err_in_bag, err_seen, err_unseen)
+    # And the record of what it saw survives a round trip through the artifact
+    again = StrategyModel.from_bytes(model.to_bytes())
+    np.testing.assert_array_equal(again.estimate(params[:50]).mean, model.estimate(params[:50]).mean)
