@@ -261,7 +261,7 @@ def write_report(out: Path, var: Path, settings, progress: Callable[[str], None]
         "Each round's best strategy is the highest composite score among those with at least "
         f"{settings.min_bets_for_activation} bets in sample.", "",
         "| round | run | status | seconds | best strategy | composite in sample | composite out of sample | "
-        "its ROI out of sample | its bets | activated | retired | strategy model | feedback lag p99 | cache hits |",
+        "its ROI out of sample | its bets out of sample | activated | retired | strategy model | feedback lag p99 | cache hits |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for i, r in enumerate(rows, 1):
