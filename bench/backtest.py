@@ -4,9 +4,11 @@
    data and probabilities are loaded: the vectorised engine (flat and Kelly staking) beside a
    plain per-event Python loop computing the same bets (the baseline), with the ratio.
 2. 200 strategies through Celery end to end (``--workers N`` worker processes started here,
-   default 2; one task per strategy, each publishing its BacktestFinished event), wall time
-   from sending the group to the last result. Needs Redis (``EDGELOOP_REDIS_URL``); skipped
-   (null) when it does not answer or with ``--workers 0``.
+   default 2; one task per strategy, each storing its result and publishing its
+   BacktestFinished event), wall time from sending the group to the last result. It uses a
+   scratch SQLite database and Redis db 10 on 127.0.0.1:6379 (``EDGELOOP_BENCH_REDIS_URL``),
+   emptied before and after; skipped (null) when that Redis does not answer or with
+   ``--workers 0``.
 
 ``--json`` ends the output with one line, a JSON object with ``one_strategy_ms``,
 ``one_strategy_kelly_ms``, ``loop_baseline_ms``, ``ratio`` and ``strategies_200_s``.
@@ -21,6 +23,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import date
 from pathlib import Path
@@ -33,6 +36,7 @@ from backtester.strategy import Strategy  # noqa: E402
 from marketdata.arrays import load_window  # noqa: E402
 
 START, END = date(2015, 7, 1), date(2025, 6, 30)
+REDIS_URL = os.environ.get("EDGELOOP_BENCH_REDIS_URL", "redis://127.0.0.1:6379/10")
 STRATEGY = Strategy(name="bench-kaunitz", price_source="MAX", market_probability_source="AVG", min_edge=0.02)
 
 
@@ -64,6 +68,26 @@ def loop_baseline(window, strategy: Strategy) -> tuple[int, float]:
 
 
 def through_workers(n_workers: int, n_strategies: int = 200) -> float:
+    import redis
+
+    from edgeloop.settings import get_settings
+    from schema.db import upgrade
+
+    with tempfile.TemporaryDirectory(prefix="bench-backtest-") as tmp:
+        db_url = f"sqlite:///{tmp}/bench.db"
+        upgrade(db_url)
+        # Before the Celery app is imported: it reads the broker from the settings once.
+        os.environ.update(EDGELOOP_REDIS_URL=REDIS_URL, EDGELOOP_DATABASE_URL=db_url, EDGELOOP_CONFIG=os.devnull)
+        get_settings.cache_clear()
+        scratch = redis.Redis.from_url(REDIS_URL)
+        scratch.flushdb()
+        try:
+            return _time_group(n_workers, n_strategies)
+        finally:
+            scratch.flushdb()
+
+
+def _time_group(n_workers: int, n_strategies: int) -> float:
     from workers.backtest_tasks import run_many
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "EDGELOOP_INGEST_CONSUMERS_PER_WORKER": "0"}
@@ -90,10 +114,8 @@ def through_workers(n_workers: int, n_strategies: int = 200) -> float:
 def redis_reachable() -> bool:
     import redis
 
-    from edgeloop.settings import get_settings
-
     try:
-        return bool(redis.Redis.from_url(get_settings().broker, socket_connect_timeout=1).ping())
+        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping())
     except redis.RedisError:
         return False
 
