@@ -80,6 +80,44 @@ def models_cmd(model_name: str | None, show_all: bool) -> None:
                    + " ".join(f"{k}={v:.4g}" for k, v in shown.items()))
 
 
+@ml.command("jobs")
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def jobs_cmd(limit: int, as_json: bool) -> None:
+    """Recent training jobs, newest first: status, the replica running them, their lease."""
+    from sqlalchemy import select
+
+    from edgeloop.cli.ops import emit_json
+    from schema.base import utcnow
+    from schema.mlstore import TrainingJob
+
+    engine, sessions = _registry_sessions()
+    try:
+        with sessions() as s:
+            rows = s.scalars(select(TrainingJob).order_by(TrainingJob.created_at.desc()).limit(limit)).all()
+    finally:
+        engine.dispose()
+    now = utcnow()
+
+    def age(t) -> float | None:  # SQLite hands back naive UTC datetimes
+        return None if t is None else round((now - (t if t.tzinfo else t.replace(tzinfo=now.tzinfo))).total_seconds(), 1)
+
+    jobs = [{"job_id": j.job_id, "model": j.model_name or "all", "status": j.status, "owner": j.owner,
+             "attempts": j.attempts, "heartbeat_age_s": age(j.heartbeat_at) if j.status == "running" else None,
+             "created_at": j.created_at.isoformat(), "reason": j.reason} for j in rows]
+    if as_json:
+        emit_json({"jobs": jobs})
+        return
+    if not jobs:
+        click.echo("no training jobs")
+        return
+    click.echo(f"{'job':<32} {'model':<8} {'status':<9} {'tries':>5} {'lease age':>9}  {'replica':<40} reason")
+    for j in jobs:
+        lease = "" if j["heartbeat_age_s"] is None else f"{j['heartbeat_age_s']:.0f} s"
+        click.echo(f"{j['job_id']:<32} {j['model']:<8} {j['status']:<9} {j['attempts']:>5} {lease:>9}  "
+                   f"{j['owner'] or '-':<40} {j['reason'][:80]}")
+
+
 @ml.command("rollback")
 @click.argument("version")
 def rollback_cmd(version: str) -> None:

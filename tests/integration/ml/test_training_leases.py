@@ -4,6 +4,7 @@ real `edgeloop ml serve` process killed with SIGKILL, a real gRPC server on port
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import threading
@@ -12,8 +13,10 @@ from datetime import timedelta
 
 import grpc
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import select
 
+from edgeloop.cli import cli
 from edgeloop.processes import Child
 from edgeloop.settings import settings_with
 from mlservice.context import ServiceContext
@@ -129,3 +132,22 @@ def test_a_live_lease_is_not_taken_over(ctx):
         assert job_row(ctx.sessions, "busy").owner == "alive:1:x"
     finally:
         replica.close()
+
+
+def test_the_operator_sees_jobs_with_their_replica_and_lease(env, ctx):
+    with ctx.sessions.begin() as s:
+        s.add(TrainingJob(job_id="j-running", model_name="strategy", force=0, status="running", reason="",
+                          model_versions=[], created_at=utcnow(), owner="host:42:abc", attempts=2,
+                          heartbeat_at=utcnow() - timedelta(seconds=30)))
+        s.add(TrainingJob(job_id="j-failed", model_name="", force=0, status="failed", reason="outcome: boom",
+                          model_versions=[], created_at=utcnow() - timedelta(hours=1), owner="host:41:def", attempts=1))
+    table = CliRunner().invoke(cli, ["ml", "jobs"])
+    assert table.exit_code == 0, table.output
+    lines = table.output.splitlines()
+    assert lines[1].split()[:4] == ["j-running", "strategy", "running", "2"] and "host:42:abc" in lines[1]
+    assert lines[2].split()[:4] == ["j-failed", "all", "failed", "1"] and "outcome: boom" in lines[2]
+    as_json = CliRunner().invoke(cli, ["ml", "jobs", "--json", "--limit", "1"])
+    jobs = json.loads(as_json.output)["jobs"]
+    assert [j["job_id"] for j in jobs] == ["j-running"] and 29 <= jobs[0]["heartbeat_age_s"] < 60
+    bad = CliRunner().invoke(cli, ["ml", "jobs", "--limit", "0"])
+    assert bad.exit_code == 2
