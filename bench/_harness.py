@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import json
-import socket
 import sys
 import time
 from typing import Callable
 
-from edgeloop.processes import ROOT, Child  # noqa: F401  (re-exported for the benchmarks)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from edgeloop.processes import ROOT, Child, free_port  # noqa: F401  (re-exported for the benchmarks)
 
 
 def scratch_postgres(name: str, admin_url: str = "postgresql://root@127.0.0.1:5432/postgres") -> str:

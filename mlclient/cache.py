@@ -324,7 +324,7 @@ class CachedMLClient:
                 answers.extend(q.decode(values))
 
         def fetch_and_store(subset: Sequence[str], held: Lock | None) -> dict[str, bytes]:
-            meanwhile = (lambda fetched: complete(fetched)) if len(subset) == len(missing) else None
+            meanwhile = complete if len(subset) == len(missing) else None
             return self._fetch_and_store(q, [missing[k] for k in subset], held, meanwhile)
 
         complete(self.single_flight.run(lock, list(missing), fetch_and_store, lock_ttl_s))

@@ -45,7 +45,6 @@ FetchAndStore = Callable[[Sequence[str], "Lock | None"], dict[str, bytes]]
 
 class SingleFlight:
     def __init__(self, client: redis.Redis, poll_min_s: float = 0.001, poll_max_s: float = 0.02) -> None:
-        self._redis = client
         self._raw = RawRedis(client)
         self._release = client.register_script(_RELEASE)
         self.poll_min_s = poll_min_s

@@ -106,7 +106,6 @@ def train_strategy(ctx: ServiceContext, strategies: StrategyService, job_id: str
     test_p = [p for p, h in zip(params, held) if h]
     with ctx.sessions() as s:
         champion = registry.serving_in_slot(s, STRATEGY, "")
-        champion_model = StrategyModel.from_bytes(champion.artifact) if champion else None
         champion_version, champion_n = (champion.version, champion.sample_count) if champion else ("", 0)
     if len(train_p) < MIN_TRAIN_SAMPLES:
         raise Skipped(f"{len(train_p)} usable feedback samples outside the held-out share; "
@@ -115,6 +114,8 @@ def train_strategy(ctx: ServiceContext, strategies: StrategyService, job_id: str
     if champion and not force and new < ctx.settings.min_new_feedback:
         raise Skipped(f"{new} new feedback samples since {champion_version}, fewer than min_new_feedback "
                       f"({ctx.settings.min_new_feedback}); force to train anyway")
+    # The champion is read only now: a skipped run (beat's usual case) never unpacks it.
+    champion_model = StrategyModel.from_bytes(champion.artifact) if champion else None
     model = StrategyModel.fit(train_p, Y[~held], seed=len(train_p), fingerprints=train_fps)
     metrics: dict[str, float] = {"n_train": float(len(train_p)), "n_held_out": float(len(test_p))}
     if len(test_p) >= MIN_HELD_OUT:

@@ -109,7 +109,7 @@ class TrainingJobs:
                 return job_id
         return None
 
-    def _update(self, job_id: str, **values) -> bool:
+    def _update(self, job_id: str, **values) -> None:
         """Record the job's outcome, unless another replica took it over meanwhile."""
         with self.ctx.sessions.begin() as s:
             mine = s.execute(update(TrainingJob)
@@ -117,7 +117,6 @@ class TrainingJobs:
                              .values(**values)).rowcount == 1
         if not mine:
             log.warning("training job %s: lease lost to another replica; its outcome is theirs to record", job_id)
-        return mine
 
     def _renew(self) -> None:
         """Keep this replica's leases fresh, and look for lapsed jobs of others as often."""

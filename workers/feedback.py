@@ -24,6 +24,7 @@ from edgeloop import metrics
 from edgeloop.errors import MLServiceError, MLServiceUnavailable
 from edgeloop.settings import Settings
 from proto import events_pb2
+from schema.base import as_utc
 from schema.pipeline import FeedbackBatch
 from schema.repository import mark_processed, recent_unprocessed
 
@@ -132,8 +133,7 @@ class FeedbackFlusher:
         mark_processed(session, confirmed, batch.id)
         for r in rows:
             if r.backtest_id in confirmed:
-                received = r.received_at if r.received_at.tzinfo else r.received_at.replace(tzinfo=timezone.utc)
-                metrics.FEEDBACK_LAG_SECONDS.observe((now - received).total_seconds())
+                metrics.FEEDBACK_LAG_SECONDS.observe((now - as_utc(r.received_at)).total_seconds())
         if len(confirmed) < len(rows):
             log.warning("ML service did not confirm %d results of batch %s", len(rows) - len(confirmed), batch_key)
         return confirmed

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Collection, Iterable
 
 from prometheus_client import Counter
@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from edgeloop.errors import MLServiceError, PermanentError
 from edgeloop.scoring import composite_score
 from edgeloop.settings import Settings
-from schema.base import utcnow
+from schema.base import as_utc, utcnow
 from schema.lifecycle import StrategyRanking
 from schema.pipeline import BacktestResult, Strategy
 
@@ -87,10 +87,6 @@ def decide(status: str, composite: float, total_bets: int, in_state_s: float, s:
     if DEACTIVATE in allow and status != "inactive" and composite < s.deactivation_threshold:
         return "inactive"
     return status
-
-
-def _aware(t: datetime) -> datetime:
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
 def latest_results(session: Session, strategy_ids: Iterable[str] | None = None) -> dict[str, BacktestResult]:
@@ -154,7 +150,7 @@ def refresh(sessions: sessionmaker[Session], client, settings: Settings, *, stat
             for strategy, result, confidence, version in scored:
                 current = session.get(Strategy, strategy.strategy_id, with_for_update=True)
                 composite = composite_score(confidence, result.backtest_score)
-                in_state = (now - _aware(current.status_changed_at)).total_seconds()
+                in_state = (now - as_utc(current.status_changed_at)).total_seconds()
                 new = decide(current.status, composite, result.total_bets, in_state, settings, allow)
                 ev = Evaluation(current.strategy_id, current.status, new, confidence, result.backtest_score,
                                 composite, result.total_bets, result.backtest_id, version)

@@ -1,9 +1,9 @@
-"""Redis leases: a key set with ``SET NX PX`` holding a random token, renewed and released
-only by the holder (compare-and-act in Lua, so a lease that expired and was taken by someone
-else is never extended or deleted by its previous owner).
+"""Redis leases: a key set with ``SET NX PX`` holding a random token, released only by the
+holder (compare-and-delete in Lua, so a lease that expired and was taken by someone else is
+never deleted by its previous owner).
 
-Used for the beat leader (one beat process sends schedules) and for the lifecycle's status
-changes (a ranking refresh and a discovery run do not decide about the same strategy at once).
+Used for the lifecycle's status changes (a ranking refresh and a discovery run do not decide
+about the same strategy at once).
 """
 
 from __future__ import annotations
@@ -17,10 +17,6 @@ import redis
 
 from edgeloop.errors import TransientError
 
-_RENEW = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
-return 0
-"""
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
@@ -41,19 +37,8 @@ class Lease:
     def acquire(self) -> bool:
         return bool(self.client.set(self.key, self.token, nx=True, px=self.ttl_ms))
 
-    def renew(self) -> bool:
-        return bool(self.client.eval(_RENEW, 1, self.key, self.token, self.ttl_ms))
-
-    def hold(self) -> bool:
-        """Keep the lease if we have it, take it if it is free; True when we hold it now."""
-        return self.renew() or self.acquire()
-
     def release(self) -> None:
         self.client.eval(_RELEASE, 1, self.key, self.token)
-
-    def holder(self) -> str | None:
-        value = self.client.get(self.key)
-        return value.decode() if value else None
 
 
 @contextmanager

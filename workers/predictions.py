@@ -35,7 +35,6 @@ from schema.pipeline import Strategy
 from workers.app import app
 
 SELECTIONS = ("home", "draw", "away")
-RESULT_CODE = {"home": "H", "draw": "D", "away": "A"}
 
 
 def _insert(session: Session):

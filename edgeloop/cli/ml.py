@@ -8,6 +8,7 @@ import threading
 
 import click
 
+from edgeloop.cli import ops
 from edgeloop.settings import get_settings
 
 
@@ -47,14 +48,6 @@ def serve_cmd(grpc_port: int | None, http_port: int | None, host: str | None) ->
     server.stop(settings.ml_stop_grace_s).wait()
 
 
-def _registry_sessions():
-    from schema.db import make_engine, make_sessionmaker, require_migrated
-
-    engine = make_engine(get_settings().database_url)
-    require_migrated(engine)
-    return engine, make_sessionmaker(engine)
-
-
 @ml.command("models")
 @click.option("--model", "model_name", type=click.Choice(["outcome", "strategy"]), default=None)
 @click.option("--all", "show_all", is_flag=True, help="also rejected and retired versions")
@@ -62,11 +55,7 @@ def models_cmd(model_name: str | None, show_all: bool) -> None:
     """List model versions from the registry (serving ones unless --all)."""
     from mlservice import registry
 
-    engine, sessions = _registry_sessions()
-    try:
-        rows = registry.list_versions(sessions, model_name or "")
-    finally:
-        engine.dispose()
+    rows = registry.list_versions(ops.sessions(get_settings()), model_name or "")
     rows = [r for r in rows if show_all or r.status == "serving"]
     if not rows:
         click.echo("no model versions" + ("" if show_all else " serving (try --all)"))
@@ -87,26 +76,21 @@ def jobs_cmd(limit: int, as_json: bool) -> None:
     """Recent training jobs, newest first: status, the replica running them, their lease."""
     from sqlalchemy import select
 
-    from edgeloop.cli.ops import emit_json
-    from schema.base import utcnow
+    from schema.base import as_utc, utcnow
     from schema.mlstore import TrainingJob
 
-    engine, sessions = _registry_sessions()
-    try:
-        with sessions() as s:
-            rows = s.scalars(select(TrainingJob).order_by(TrainingJob.created_at.desc()).limit(limit)).all()
-    finally:
-        engine.dispose()
+    with ops.sessions(get_settings())() as s:
+        rows = s.scalars(select(TrainingJob).order_by(TrainingJob.created_at.desc()).limit(limit)).all()
     now = utcnow()
 
-    def age(t) -> float | None:  # SQLite hands back naive UTC datetimes
-        return None if t is None else round((now - (t if t.tzinfo else t.replace(tzinfo=now.tzinfo))).total_seconds(), 1)
+    def age(t) -> float | None:
+        return None if t is None else round((now - as_utc(t)).total_seconds(), 1)
 
     jobs = [{"job_id": j.job_id, "model": j.model_name or "all", "status": j.status, "owner": j.owner,
              "attempts": j.attempts, "heartbeat_age_s": age(j.heartbeat_at) if j.status == "running" else None,
              "created_at": j.created_at.isoformat(), "reason": j.reason} for j in rows]
     if as_json:
-        emit_json({"jobs": jobs})
+        ops.emit_json({"jobs": jobs})
         return
     if not jobs:
         click.echo("no training jobs")
@@ -127,11 +111,7 @@ def rollback_cmd(version: str) -> None:
     are told at once."""
     from mlservice import notify, registry
 
-    engine, sessions = _registry_sessions()
-    try:
-        row = registry.rollback(sessions, version)
-    finally:
-        engine.dispose()
+    row = registry.rollback(ops.sessions(get_settings()), version)
     notify.models_changed(get_settings())
     click.echo(f"{row.version} ({row.model_name}{', season ' + row.slot if row.slot else ''}) is serving")
 

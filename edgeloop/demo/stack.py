@@ -9,20 +9,13 @@ from __future__ import annotations
 import atexit
 import os
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
 from typing import Callable
 
 from edgeloop.errors import ServiceUnavailable
-from edgeloop.processes import Child
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from edgeloop.processes import Child, free_port
 
 
 def _pings(client) -> bool:

@@ -50,12 +50,9 @@ class SentinelGroup:
                         f"sentinel failover-timeout {GROUP} 10000\n")
         self.children.append(Child("sentinel", [exe, str(conf), "--sentinel"], {}, tmp, cwd=tmp))
         self.sentinel = redis.Redis(port=self.sentinel_port, socket_timeout=2, decode_responses=True)
-        wait_until(self._replica_known, 30, 0.2, "the sentinel sees master and replica")
-
-    @property
-    def url(self) -> str:
         # Two sentinel addresses, the first one dead: clients must move on to the next.
-        return f"sentinel://127.0.0.1:{free_port()}/0;sentinel://127.0.0.1:{self.sentinel_port}/0"
+        self.url = f"sentinel://127.0.0.1:{free_port()}/0;sentinel://127.0.0.1:{self.sentinel_port}/0"
+        wait_until(self._replica_known, 30, 0.2, "the sentinel sees master and replica")
 
     def master_port(self) -> int:
         return int(self.sentinel.execute_command("SENTINEL", "get-master-addr-by-name", GROUP)[1])

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import urllib.error
@@ -15,15 +14,10 @@ from base64 import b64encode
 
 import pytest
 
+from edgeloop.processes import free_port
 from tests.support.processes import ROOT, celery_worker, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(url: str, auth: tuple[str, str] | None = None) -> tuple[int, str]:
