@@ -368,7 +368,7 @@ def _finish(task, res, run_id: str) -> dict:
         return {"run_id": run_id, "status": row.status if row else "unknown"}
     settings, state = res.settings, row.state
     try:
-        if not report.done("backtest"):
+        if row.steps.get("backtest", {}).get("status") != "ok":  # the row just read: no second query per poll
             waited = time.time() - state["backtest_started"]
             finished, published, errors = collect_backtests(state["backtest_task_ids"])
             have = stored(res.sessions, published)

@@ -124,9 +124,8 @@ def rollback_cmd(version: str) -> None:
 @click.option("--timeout", "timeout_s", type=float, default=600.0, show_default=True)
 def train_cmd(model_name: str, force: bool, wait: bool, timeout_s: float) -> None:
     """Start a training job on the running ML service (EDGELOOP_ML_GRPC_TARGET)."""
-    import time
-
     from mlclient import MLClient
+    from workers.retraining import wait_for_job
 
     client = MLClient()
     try:
@@ -134,12 +133,7 @@ def train_cmd(model_name: str, force: bool, wait: bool, timeout_s: float) -> Non
         click.echo(f"training job {job.job_id}: {job.status}")
         if not wait:
             return
-        deadline = time.monotonic() + timeout_s
-        while True:
-            status = client.get_training_status(job.job_id)
-            if status.status in ("succeeded", "failed") or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
+        status = wait_for_job(client, job.job_id, timeout_s)
     finally:
         client.close()
     versions = ", ".join(status.model_versions) or "none"
