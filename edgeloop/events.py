@@ -28,6 +28,13 @@ REQUIRED_FIELDS = ("schema_version", "backtest_id", "strategy_id", "params", "wi
 REQUIRED_METRICS = ("total_bets", "roi", "profit", "win_rate", "profit_factor", "sharpe_ratio", "max_drawdown")
 MAX_ID_LEN = 128
 MAX_TEXT_LEN = {"method": 64, "model_version": 64, "strategy_name": 256}
+# What the store accepts, checked here so that a value the database would refuse is
+# dead-lettered with a reason instead of failing a whole batch's insert:
+MAX_DEPTH = 32  # nesting of objects and arrays, the event object itself being depth 1
+MAX_SAFE_INTEGER = 2**53  # params travel as protobuf Struct numbers (doubles): larger ints lose digits
+MAX_TOTAL_BETS = 2**31 - 1  # the results table's INTEGER column
+_TEXT_FIELDS = ("backtest_id", "strategy_id", "strategy_name", "method", "model_version",
+                "window_start", "window_end", "finished_at")
 _METRIC_FIELDS = events_pb2.BacktestMetrics.DESCRIPTOR.fields
 
 
@@ -42,6 +49,54 @@ def _has(obj: dict[str, Any], name: str) -> bool:
 
 def _reject_constant(token: str) -> float:
     raise InvalidEvent("non_finite", f"{token} is not a finite number")
+
+
+def _finite_float(token: str) -> float:
+    """JSON has no infinity, but ``1e999`` parses as one: refuse it like ``Infinity``."""
+    value = float(token)
+    if not math.isfinite(value):
+        raise InvalidEvent("non_finite", f"{token[:40]} is not a finite number")
+    return value
+
+
+def _check_text(value: str, where: str) -> None:
+    # PostgreSQL's text and jsonb refuse NUL, and a lone surrogate (JSON's "\ud800") has no UTF-8.
+    if "\x00" in value:
+        raise InvalidEvent("bad_value", f"{where} contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidEvent("bad_value", f"{where} is not valid Unicode (a lone surrogate)") from None
+
+
+def check_values(value: Any, where: str = "event", depth: int = 1) -> None:
+    """Every value at every depth is one the store accepts: bounded nesting, finite floats,
+    integers a double holds exactly, text without NUL or lone surrogates.
+
+    Iterative, so that no input can exhaust the stack."""
+    stack = [(value, where, depth)]
+    while stack:
+        node, path, level = stack.pop()
+        if isinstance(node, dict):
+            if level > MAX_DEPTH:
+                raise InvalidEvent("too_deep", f"{path} is nested deeper than {MAX_DEPTH} levels")
+            for key, item in node.items():
+                _check_text(key, f"a key of {path}")
+                stack.append((item, f"{path}.{key[:40]}", level + 1))
+        elif isinstance(node, list):
+            if level > MAX_DEPTH:
+                raise InvalidEvent("too_deep", f"{path} is nested deeper than {MAX_DEPTH} levels")
+            stack.extend((item, f"{path}[{i}]", level + 1) for i, item in enumerate(node))
+        elif isinstance(node, str):
+            _check_text(node, path)
+        elif isinstance(node, bool) or node is None:
+            continue
+        elif isinstance(node, int):
+            if abs(node) > MAX_SAFE_INTEGER:
+                raise InvalidEvent("out_of_range", f"{path} is an integer beyond ±2^53")
+        elif isinstance(node, float):
+            if not math.isfinite(node):
+                raise InvalidEvent("non_finite", f"{path} is {node}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,13 +151,16 @@ def parse_event(raw: bytes | str, *, max_bytes: int = 64 * 1024) -> ParsedEvent:
         raise InvalidEvent("oversized", f"payload is {size} bytes, the limit is {max_bytes}")
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except InvalidEvent:
         raise
+    except RecursionError:
+        raise InvalidEvent("too_deep", f"nested deeper than {MAX_DEPTH} levels") from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidEvent("not_json", str(exc)[:200]) from None
     if not isinstance(data, dict):
         raise InvalidEvent("not_object", f"expected a JSON object, got {type(data).__name__}")
+    check_values(data)
     missing = [f for f in REQUIRED_FIELDS if not _has(data, f)]
     if missing:
         raise InvalidEvent("missing_field", ", ".join(missing))
@@ -133,7 +191,11 @@ def validate_message(msg: events_pb2.BacktestFinished) -> ParsedEvent:
                            f"schema_version {msg.schema_version!r}, this consumer reads {SCHEMA_VERSION}")
     if not msg.HasField("metrics"):
         raise InvalidEvent("missing_field", "metrics")
-    return _validated(msg, json_format.MessageToDict(msg.params))
+    for name in _TEXT_FIELDS:
+        _check_text(getattr(msg, name), name)
+    params = json_format.MessageToDict(msg.params)
+    check_values(params, "params", 2)
+    return _validated(msg, params)
 
 
 def _validated(msg: events_pb2.BacktestFinished, params: dict[str, Any]) -> ParsedEvent:
@@ -170,8 +232,8 @@ def _validated(msg: events_pb2.BacktestFinished, params: dict[str, Any]) -> Pars
             # protobuf's JSON mapping accepts "NaN"/"Infinity" strings; we do not.
             raise InvalidEvent("non_finite", f"metrics.{fd.name} is {number}")
         values[fd.name] = number
-    if values["total_bets"] < 0:
-        raise InvalidEvent("out_of_range", f"metrics.total_bets is negative ({int(values['total_bets'])})")
+    if not 0 <= msg.metrics.total_bets <= MAX_TOTAL_BETS:
+        raise InvalidEvent("out_of_range", f"metrics.total_bets {msg.metrics.total_bets} is outside [0, 2^31)")
     if not 0.0 <= values["win_rate"] <= 1.0:
         raise InvalidEvent("out_of_range", f"metrics.win_rate {values['win_rate']} is outside [0, 1]")
     if not 0.0 <= values["max_drawdown"] <= 1.0:

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     ingest_block_ms: int = Field(default=500, ge=1)  # how long a consumer blocks waiting for new entries
     # Pending entries idle this long belong to a consumer presumed dead and are claimed.
     claim_idle_ms: int = Field(default=15_000, ge=100)
+    # An entry delivered more often than this without being stored or dead-lettered (its
+    # consumer died on it each time) is dead-lettered as `poison` instead of processed again.
+    max_deliveries: int = Field(default=5, ge=1)
     # Stream consumer threads in each Celery worker (0: this worker does not ingest).
     ingest_consumers_per_worker: int = Field(default=1, ge=0, le=16)
     max_event_bytes: int = Field(default=64 * 1024, ge=256)  # larger payloads are dead-lettered as oversized

@@ -1,7 +1,8 @@
 """The dead-letter stream: events that could not be parsed, validated or stored.
 
-Each entry keeps the original payload, where it came from and why it was set aside, so
-that after a fix (of the producer or of the consumer) one command replays them.
+Each entry keeps every field of the original stream entry (as ``f:<name>``), where it came
+from and why it was set aside, so that after a fix (of the producer or of the consumer) one
+command replays it exactly as it was published.
 """
 
 from __future__ import annotations
@@ -15,28 +16,44 @@ import redis
 from edgeloop.events import EVENT_FIELD
 
 
+ORIGINAL_PREFIX = b"f:"  # a letter's copy of the original entry's fields
+LEGACY_PAYLOAD = b"payload"  # letters written by hand (or by older consumers) carry only the event
+
+
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     entry_id: str
     reason: str
     detail: str
-    payload: bytes
+    original: dict[bytes, bytes]  # the stream entry's fields, as published
     source_stream: str
     source_id: str
     dead_at_ms: int
 
+    @property
+    def payload(self) -> bytes:
+        return self.original.get(EVENT_FIELD.encode(), b"")
 
-def dead_letter_fields(*, reason: str, detail: str, payload: bytes, source_stream: str, source_id: str,
-                       consumer: str) -> dict[str, bytes | str]:
-    return {
+
+def dead_letter_fields(*, reason: str, detail: str, original: dict[bytes, bytes], source_stream: str,
+                       source_id: str, consumer: str) -> dict[bytes | str, bytes | str]:
+    fields: dict[bytes | str, bytes | str] = {
         "reason": reason,
         "detail": detail[:1000],
-        "payload": payload,
         "source_stream": source_stream,
         "source_id": source_id,
         "consumer": consumer,
         "dead_at_ms": str(int(time.time() * 1000)),
     }
+    fields.update((ORIGINAL_PREFIX + name, value) for name, value in original.items())
+    return fields
+
+
+def _original(fields: dict[bytes, bytes]) -> dict[bytes, bytes]:
+    kept = {k[len(ORIGINAL_PREFIX):]: v for k, v in fields.items() if k.startswith(ORIGINAL_PREFIX)}
+    if not kept and LEGACY_PAYLOAD in fields:
+        kept = {EVENT_FIELD.encode(): fields[LEGACY_PAYLOAD]}
+    return kept
 
 
 def _s(fields: dict[bytes, bytes], key: str) -> str:
@@ -62,7 +79,7 @@ class DeadLetters:
                     entry_id=entry_id.decode(),
                     reason=_s(fields, "reason"),
                     detail=_s(fields, "detail"),
-                    payload=fields.get(b"payload", b""),
+                    original=_original(fields),
                     source_stream=_s(fields, "source_stream"),
                     source_id=_s(fields, "source_id"),
                     dead_at_ms=int(_s(fields, "dead_at_ms") or 0),
@@ -81,7 +98,7 @@ class DeadLetters:
                 break
             pipe = self.client.pipeline(transaction=True)
             target = letter.source_stream or target_stream
-            pipe.xadd(target, {EVENT_FIELD: letter.payload}, maxlen=maxlen, approximate=True)
+            pipe.xadd(target, letter.original or {EVENT_FIELD: b""}, maxlen=maxlen, approximate=True)
             pipe.xdel(self.stream, letter.entry_id)
             pipe.execute()
             moved += 1

@@ -1,21 +1,29 @@
 """The stream consumer: Redis stream → validated results in the store → XACK.
 
-Delivery contract (at-least-once in, exactly-once effect):
+Delivery contract (at-least-once in, exactly-once effect; every entry ends stored or
+dead-lettered, whatever its bytes):
 
 1. Entries are read through a consumer group, ``ingest_batch_size`` at a time, from every
    partition of the stream (``Settings.stream_keys``).
-2. Each entry is parsed and validated; an invalid one is set aside for the dead-letter
-   stream with its reason.
+2. Each entry is parsed and validated; an entry that fails for any reason (invalid, or an
+   error nobody foresaw while converting it) is set aside for the dead-letter stream with its
+   reason. One entry never fails its batch.
 3. Valid results are inserted in one statement, ``ON CONFLICT (backtest_id) DO NOTHING``,
-   and committed.
+   and committed. When the database refuses the batch's data, rows are stored one by one and
+   the refused ones dead-lettered as ``store_rejected``; when it is down, the batch is held
+   in memory and retried after a backoff, without being redelivered.
 4. Only then are the dead letters written and every entry of the batch acknowledged, in one
    Redis transaction (MULTI), so a dead letter is never written without its ack or the
    other way round.
 
 A crash anywhere before 4 leaves the entries pending: this consumer re-reads its own
 pending entries when it restarts, and any other consumer claims entries that stayed idle
-longer than ``claim_idle_ms`` (XAUTOCLAIM). A crash between 3 and 4 makes the entries come
-back once more, and the unique backtest id makes the second insert a no-op.
+longer than ``claim_idle_ms`` (XAUTOCLAIM). Either way the stream counts the delivery.
+Redelivered entries are processed one at a time, so an entry that kills the process (out of
+memory, a native crash) is the only one whose count keeps growing; past ``max_deliveries``
+it is dead-lettered as ``poison`` without being processed again. A crash between 3 and 4
+makes the entries come back once more, and the unique backtest id makes the second insert a
+no-op.
 """
 
 from __future__ import annotations
@@ -30,14 +38,13 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 import redis
-from sqlalchemy.exc import DataError, IntegrityError, OperationalError, InterfaceError
 from sqlalchemy.orm import Session, sessionmaker
 
 from edgeloop import metrics
 from edgeloop.errors import InvalidEvent, ServiceUnavailable, TransientError
-from edgeloop.events import EVENT_FIELD, ParsedEvent, encode_event, parse_event
+from edgeloop.events import EVENT_FIELD, ParsedEvent, parse_event
 from edgeloop.settings import Settings
-from proto import events_pb2
+from schema import failures
 from schema.repository import ensure_strategies, insert_results
 from workers.dead_letters import dead_letter_fields
 
@@ -45,6 +52,14 @@ log = logging.getLogger(__name__)
 
 REQUIRED_METRIC_COLUMNS = ("roi", "profit", "win_rate", "profit_factor", "sharpe_ratio", "max_drawdown")
 Entry = tuple[str, str, dict[bytes, bytes]]  # (stream, entry id, fields)
+# Redis refusing a write for a while (full under noeviction, a replica, a failed snapshot,
+# loading its data set): wait for it like for a lost connection.
+TRANSIENT_REDIS_REPLIES = ("OOM", "READONLY", "MISCONF", "LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN",
+                           "CLUSTERDOWN", "NOREPLICAS")
+
+
+def transient_redis_reply(exc: redis.ResponseError) -> bool:
+    return str(exc).startswith(TRANSIENT_REDIS_REPLIES)
 
 
 def default_consumer_name() -> str:
@@ -75,6 +90,14 @@ class BatchOutcome:
     duplicates: int = 0
     dead: dict[str, int] = field(default_factory=dict)
 
+    def add(self, other: "BatchOutcome") -> "BatchOutcome":
+        self.read += other.read
+        self.inserted += other.inserted
+        self.duplicates += other.duplicates
+        for reason, n in other.dead.items():
+            self.dead[reason] = self.dead.get(reason, 0) + n
+        return self
+
 
 class StreamConsumer:
     """One consumer of the group. Many may run in one process (threads) and on many machines."""
@@ -95,6 +118,9 @@ class StreamConsumer:
         self.group = settings.consumer_group
         self._own_pending = True  # first read our own pending entries (a restart after a crash)
         self._next_claim = 0.0
+        # A batch the store could not take (database down): retried from memory, so waiting
+        # for the database does not count as a delivery towards ``max_deliveries``.
+        self._held: tuple[list[Entry], bool] | None = None
 
     # --- Redis side ---------------------------------------------------------------------
     def ensure_groups(self) -> None:
@@ -107,7 +133,8 @@ class StreamConsumer:
                 if "BUSYGROUP" not in str(exc):
                     raise
 
-    def _read(self, block_ms: int) -> list[Entry]:
+    def _read(self, block_ms: int) -> tuple[list[Entry], bool]:
+        """The next entries, and whether they were delivered before (our own pending ones)."""
         count = self.settings.ingest_batch_size
         if self._own_pending:
             reply = self.client.xreadgroup(self.group, self.name, {k: "0" for k in self.keys}, count=count)
@@ -119,11 +146,38 @@ class StreamConsumer:
                 if gone:
                     self.client.xack(stream, self.group, *gone)
             if entries:
-                return entries
+                return entries, True
             self._own_pending = False
         reply = self.client.xreadgroup(self.group, self.name, {k: ">" for k in self.keys}, count=count,
                                        block=block_ms)
-        return [(s.decode(), i.decode(), f) for s, items in reply or [] for i, f in items]
+        return [(s.decode(), i.decode(), f) for s, items in reply or [] for i, f in items], False
+
+    def delivery_counts(self, entries: list[Entry]) -> dict[str, int]:
+        """How often the group delivered each entry (XPENDING), this delivery included."""
+        counts: dict[str, int] = {}
+        by_stream: dict[str, list[str]] = {}
+        for stream, entry_id, _ in entries:
+            by_stream.setdefault(stream, []).append(entry_id)
+        for stream, ids in by_stream.items():
+            ordered = sorted(ids, key=lambda i: tuple(int(p) for p in i.split("-")))
+            rows = self.client.xpending_range(stream, self.group, min=ordered[0], max=ordered[-1],
+                                              count=len(ids) + 1000, consumername=self.name)
+            counts.update((r["message_id"].decode(), r["times_delivered"]) for r in rows)
+        return counts
+
+    def _touch_held(self) -> None:
+        """Reset the idle time of a held batch (XCLAIM JUSTID does not count a delivery), so
+        that no other consumer claims it while we wait for the database."""
+        if self._held is None:
+            return
+        by_stream: dict[str, list[str]] = {}
+        for stream, entry_id, _ in self._held[0]:
+            by_stream.setdefault(stream, []).append(entry_id)
+        try:
+            for stream, ids in by_stream.items():
+                self.client.xclaim(stream, self.group, self.name, 0, ids, justid=True)
+        except redis.RedisError as exc:
+            log.debug("could not refresh held entries: %s", exc)
 
     def claim_abandoned(self) -> list[Entry]:
         """XAUTOCLAIM entries idle longer than ``claim_idle_ms`` (their consumer is presumed dead)."""
@@ -145,70 +199,108 @@ class StreamConsumer:
         return claimed
 
     # --- one batch ------------------------------------------------------------------------
+    def _letter(self, entry: Entry, reason: str, detail: str) -> dict[bytes | str, bytes | str]:
+        stream, entry_id, fields = entry
+        return dead_letter_fields(reason=reason, detail=detail, original=fields, source_stream=stream,
+                                  source_id=entry_id, consumer=self.name)
+
+    def _convert(self, fields: dict[bytes, bytes], entry_id: str, now: datetime) -> dict[str, Any]:
+        payload = fields.get(EVENT_FIELD.encode())
+        if payload is None:
+            raise InvalidEvent("missing_event_field", f"entry has no {EVENT_FIELD!r} field")
+        return result_row(parse_event(payload, max_bytes=self.settings.max_event_bytes), entry_id, now)
+
     def process(self, entries: list[Entry]) -> BatchOutcome:
         started = time.perf_counter()
         outcome = BatchOutcome(read=len(entries))
         now = datetime.now(timezone.utc)
         rows: dict[str, dict[str, Any]] = {}
-        strategies: list[dict[str, Any]] = []
-        dead: list[dict[str, Any]] = []
-        for stream, entry_id, fields in entries:
-            payload = fields.get(EVENT_FIELD.encode())
+        origin: dict[str, Entry] = {}
+        dead: list[dict[bytes | str, bytes | str]] = []
+        for entry in entries:
             try:
-                if payload is None:
-                    raise InvalidEvent("missing_event_field", f"entry has no {EVENT_FIELD!r} field")
-                event = parse_event(payload, max_bytes=self.settings.max_event_bytes)
+                row = self._convert(entry[2], entry[1], now)
             except InvalidEvent as exc:
-                dead.append(dead_letter_fields(reason=exc.reason, detail=exc.detail, payload=payload or b"",
-                                               source_stream=stream, source_id=entry_id, consumer=self.name))
+                dead.append(self._letter(entry, exc.reason, exc.detail))
                 continue
-            rows.setdefault(event.message.backtest_id, result_row(event, entry_id, now))
-            strategies.append({"strategy_id": event.message.strategy_id,
-                               "name": event.message.strategy_name, "params": event.params})
+            except MemoryError:
+                raise  # not this entry's verdict; if it is, the delivery count will say so
+            except Exception as exc:  # noqa: BLE001 - one entry must never fail its batch
+                log.warning("entry %s %s: unexpected %s while converting it", entry[0], entry[1],
+                            type(exc).__name__, exc_info=True)
+                dead.append(self._letter(entry, f"unexpected_error:{type(exc).__name__}", str(exc)))
+                continue
+            if row["backtest_id"] not in rows:
+                rows[row["backtest_id"]] = row
+                origin[row["backtest_id"]] = entry
 
-        inserted = self._store(list(rows.values()), strategies, dead)
+        inserted = self._store(list(rows.values()), origin, dead)
         outcome.inserted = len(inserted)
         outcome.duplicates = len(entries) - len(dead) - len(inserted)
         self._dead_letter_and_ack(entries, dead)
         for letter in dead:
-            outcome.dead[letter["reason"]] = outcome.dead.get(letter["reason"], 0) + 1
-            metrics.EVENTS_DEAD_LETTERED.labels(letter["reason"]).inc()
+            reason = str(letter["reason"])
+            outcome.dead[reason] = outcome.dead.get(reason, 0) + 1
+            metrics.EVENTS_DEAD_LETTERED.labels(reason).inc()
         metrics.EVENTS_INGESTED.inc(outcome.inserted)
         metrics.EVENTS_DUPLICATE.inc(outcome.duplicates)
         metrics.INGEST_BATCH_SIZE.observe(len(entries))
         metrics.INGEST_BATCH_SECONDS.observe(time.perf_counter() - started)
         return outcome
 
-    def _store(self, rows: list[dict[str, Any]], strategies: list[dict[str, Any]],
-               dead: list[dict[str, Any]]) -> set[str]:
+    def process_redelivered(self, entries: list[Entry]) -> BatchOutcome:
+        """Entries read before without an ack: past ``max_deliveries`` they are poison;
+        the others are processed one by one, so that only a culprit's count keeps growing."""
+        counts = self.delivery_counts(entries)
+        limit = self.settings.max_deliveries
+        poison = [e for e in entries if counts.get(e[1], 1) > limit]
+        outcome = BatchOutcome()
+        if poison:
+            letters = [self._letter(e, "poison", f"delivered {counts[e[1]]} times without being stored or "
+                                                 f"dead-lettered (max_deliveries {limit})") for e in poison]
+            self._dead_letter_and_ack(poison, letters)
+            log.error("%d poison entries dead-lettered (first: %s %s)", len(poison), poison[0][0], poison[0][1])
+            metrics.EVENTS_DEAD_LETTERED.labels("poison").inc(len(poison))
+            outcome.add(BatchOutcome(read=len(poison), dead={"poison": len(poison)}))
+        first_time = [e for e in entries if counts.get(e[1], 1) <= 1]
+        if first_time:
+            outcome.add(self.process(first_time))
+        for entry in entries:
+            if 1 < counts.get(entry[1], 1) <= limit:
+                outcome.add(self.process([entry]))
+        return outcome
+
+    def _insert(self, rows: list[dict[str, Any]]) -> set[str]:
+        with self.sessions.begin() as session:
+            ensure_strategies(session, [{"strategy_id": r["strategy_id"], "name": r["strategy_name"],
+                                         "params": r["params"]} for r in rows])
+            return insert_results(session, rows)
+
+    def _store(self, rows: list[dict[str, Any]], origin: dict[str, Entry],
+               dead: list[dict[bytes | str, bytes | str]]) -> set[str]:
         if not rows:
             return set()
         try:
-            with self.sessions.begin() as session:
-                ensure_strategies(session, strategies)
-                return insert_results(session, rows)
-        except (DataError, IntegrityError) as exc:
-            # A row the database refuses (a value too long, …) must not block the batch:
-            # store row by row and dead-letter the ones refused.
-            log.warning("batch insert refused (%s); storing row by row", type(exc).__name__)
-            return self._store_one_by_one(rows, dead)
-
-    def _store_one_by_one(self, rows: list[dict[str, Any]], dead: list[dict[str, Any]]) -> set[str]:
+            return self._insert(rows)
+        except Exception as exc:  # noqa: BLE001 - classified below; only data errors go further
+            self._raise_unless_data(exc)
+            log.warning("batch insert refused (%s); storing row by row", failures.message(exc))
         inserted: set[str] = set()
         for row in rows:
             try:
-                with self.sessions.begin() as session:
-                    ensure_strategies(session, [{"strategy_id": row["strategy_id"], "name": row["strategy_name"],
-                                                 "params": row["params"]}])
-                    inserted |= insert_results(session, [row])
-            except (DataError, IntegrityError) as exc:
-                # Replay may put it on any partition: the consumer reads them all.
-                dead.append(dead_letter_fields(
-                    reason="store_rejected", detail=str(getattr(exc, "orig", exc)).splitlines()[0],
-                    payload=encode_event(events_pb2.BacktestFinished.FromString(row["event_pb"])).encode(),
-                    source_stream=self.keys[0],
-                    source_id=row["stream_entry_id"], consumer=self.name))
+                inserted |= self._insert([row])
+            except Exception as exc:  # noqa: BLE001 - as above
+                self._raise_unless_data(exc)
+                dead.append(self._letter(origin[row["backtest_id"]], "store_rejected", failures.message(exc)))
         return inserted
+
+    @staticmethod
+    def _raise_unless_data(exc: Exception) -> None:
+        kind = failures.classify(exc)
+        if kind is failures.StoreFailure.UNAVAILABLE:
+            raise ServiceUnavailable(f"database: {failures.message(exc)}") from exc
+        if kind is not failures.StoreFailure.DATA:
+            raise exc
 
     def _dead_letter_and_ack(self, entries: list[Entry], dead: list[dict[str, Any]]) -> None:
         pipe = self.client.pipeline(transaction=True)
@@ -220,26 +312,40 @@ class StreamConsumer:
             by_stream.setdefault(stream, []).append(entry_id)
         for stream, ids in by_stream.items():
             pipe.xack(stream, self.group, *ids)
-        pipe.execute()
+        try:
+            pipe.execute()
+        except redis.ResponseError as exc:
+            if transient_redis_reply(exc):
+                raise ServiceUnavailable(f"redis: {exc}") from exc
+            raise
 
     # --- the loop -------------------------------------------------------------------------
     def poll_once(self, block_ms: int | None = None) -> BatchOutcome:
-        """Claim abandoned entries when due, else read new ones; process what came."""
-        now = time.monotonic()
-        entries: list[Entry] = []
-        if now >= self._next_claim:
-            self._next_claim = now + self.settings.claim_idle_ms / 2000.0
-            entries = self.claim_abandoned()
-        if not entries:
-            entries = self._read(self.settings.ingest_block_ms if block_ms is None else block_ms)
+        """Retry a held batch, else claim abandoned entries when due, else read new ones;
+        process what came."""
+        if self._held is not None:
+            (entries, redelivered), self._held = self._held, None
+        else:
+            entries, redelivered = self._next_entries(self.settings.ingest_block_ms if block_ms is None else block_ms)
         if not entries:
             return BatchOutcome()
         try:
-            outcome = self.process(entries)
-        except (OperationalError, InterfaceError) as exc:
-            self._own_pending = True  # our entries stay pending; read them again when it is back
-            raise ServiceUnavailable(f"database: {str(exc.orig).strip().splitlines()[0]}") from exc
-        return outcome
+            return self.process_redelivered(entries) if redelivered else self.process(entries)
+        except (redis.ConnectionError, redis.TimeoutError, TransientError):
+            self._held = (entries, redelivered)
+            raise
+        except BaseException:
+            self._own_pending = True  # read them again: the delivery count decides their fate
+            raise
+
+    def _next_entries(self, block_ms: int) -> tuple[list[Entry], bool]:
+        now = time.monotonic()
+        if now >= self._next_claim:
+            self._next_claim = now + self.settings.claim_idle_ms / 2000.0
+            claimed = self.claim_abandoned()
+            if claimed:
+                return claimed, True
+        return self._read(block_ms)
 
     def run(self, stop: threading.Event, after_batch: Callable[[BatchOutcome], None] | None = None) -> None:
         """Consume until ``stop`` is set, calling ``after_batch`` after every poll (even an
@@ -254,13 +360,26 @@ class StreamConsumer:
                 if after_batch is not None:
                     after_batch(outcome)
             except (redis.ConnectionError, redis.TimeoutError, TransientError) as exc:
-                self._own_pending = True
                 backoff = min(30.0, max(0.5, backoff * 2))
                 metrics.INGEST_ERRORS.labels(type(exc).__name__).inc()
                 log.warning("ingest consumer %s: %s; retrying in %.1fs", self.name, exc, backoff)
-                stop.wait(backoff)
+                self._wait(stop, backoff)
             except redis.ResponseError as exc:
                 if "NOGROUP" in str(exc):
                     self.ensure_groups()
                     continue
+                if transient_redis_reply(exc):
+                    backoff = min(30.0, max(0.5, backoff * 2))
+                    metrics.INGEST_ERRORS.labels("RedisRefused").inc()
+                    log.warning("ingest consumer %s: redis refused (%s); retrying in %.1fs", self.name, exc, backoff)
+                    self._wait(stop, backoff)
+                    continue
                 raise
+
+    def _wait(self, stop: threading.Event, seconds: float) -> None:
+        """Back off, keeping a held batch ours (well within ``claim_idle_ms``)."""
+        deadline = time.monotonic() + seconds
+        step = self.settings.claim_idle_ms / 3000.0
+        while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            self._touch_held()
+            stop.wait(min(left, step))

@@ -9,10 +9,11 @@ import click
 
 @click.command("publish")
 @click.argument("file", type=click.File("r"), default="-")
-@click.option("--validate/--no-validate", default=True, show_default=True,
-              help="Check each line before publishing; invalid lines are reported and not sent.")
-def publish(file, validate: bool) -> None:
-    """Publish BacktestFinished events, one JSON object per line, from FILE (default: stdin)."""
+def publish(file) -> None:
+    """Publish BacktestFinished events, one JSON object per line, from FILE (default: stdin).
+
+    Each line is checked by the consumers' own rules first; invalid lines are reported and
+    not sent (the exit status is then 1)."""
     from edgeloop.errors import InvalidEvent
     from edgeloop.events import parse_event
     from producers import Publisher
@@ -24,13 +25,12 @@ def publish(file, validate: bool) -> None:
         line = line.strip()
         if not line:
             continue
-        if validate:
-            try:
-                parse_event(line, max_bytes=publisher.settings.max_event_bytes)
-            except InvalidEvent as exc:
-                bad += 1
-                click.echo(f"line {lineno}: not published: {exc}", err=True)
-                continue
+        try:
+            parse_event(line, max_bytes=publisher.settings.max_event_bytes)
+        except InvalidEvent as exc:
+            bad += 1
+            click.echo(f"line {lineno}: not published: {exc}", err=True)
+            continue
         good.append(line)
     sent = publisher.publish_many(good)
     click.echo(f"published {sent} events" + (f", {bad} rejected" if bad else ""))
