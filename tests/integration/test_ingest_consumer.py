@@ -170,3 +170,117 @@ def test_pending_entries_trimmed_from_the_stream_are_acknowledged(setup):
     # Then the surviving ones are stored and nothing is left pending
     assert count(sessions) == 6
     assert client.xpending(settings.stream_key, settings.consumer_group)["pending"] == 0
+
+
+def test_entries_that_used_to_wedge_the_consumer_are_dead_lettered(setup):
+    settings, client, sessions, consumer = setup
+    # Given 7 entries that raised outside validation (a huge integer, 1e999, deep nesting,
+    # NUL, a lone surrogate, an INTEGER overflow) ahead of 1,000 good ones
+    base = valid_event(0)
+    bad = [json.dumps({**base, "params": {"n": 10**400}}),
+           json.dumps({**base, "params": {"n": 2**64}}),
+           json.dumps({**base, "params": {"x": 0.5}}).replace("0.5", "1e999"),
+           json.dumps({**base, "params": {"d": "x"}}).replace('"x"', "[" * 5000 + "]" * 5000),
+           json.dumps({**base, "strategy_id": "nul\x00"}),
+           json.dumps({**base, "params": {"s": "?"}}).replace('"?"', '"\\udc80"'),
+           json.dumps({**base, "metrics": {**base["metrics"], "total_bets": 2**40}})]
+    for payload in bad:
+        client.xadd(settings.stream_key, {"event": payload})
+    Publisher(client, settings).publish_many(valid_event(i) for i in range(1, 1001))
+    # When drained
+    drain(consumer("c1"))
+    # Then the 1,000 are stored, the 7 are dead letters, nothing is pending
+    assert count(sessions) == 1000
+    assert DeadLetters(client, settings.dead_letter_stream).count() == 7
+    assert client.xpending(settings.stream_key, settings.consumer_group)["pending"] == 0
+
+
+def test_a_dead_letter_keeps_every_field_and_replays_exactly(setup):
+    settings, client, sessions, consumer = setup
+    fields = {b"event": json.dumps({**valid_event(5), "schema_version": 7}).encode(),
+              b"trace_id": b"\x00\xffopaque", b"producer": "bt-runner/2".encode()}
+    client.xadd(settings.stream_key, fields)
+    c = consumer("c1")
+    drain(c)
+    dl = DeadLetters(client, settings.dead_letter_stream)
+    (letter,) = dl.iter()
+    assert letter.reason == "unknown_schema_version" and letter.original == fields
+    assert dl.replay(settings.stream_key) == 1
+    (_, replayed), = client.xrange(settings.stream_key, min="(" + letter.source_id)
+    assert replayed == fields
+
+
+@pytest.fixture
+def refusing_store(db_url):
+    """The store refuses one strategy id by a rule of its own (the validation does not know it)."""
+    engine = make_engine(db_url)
+    if engine.dialect.name == "postgresql":
+        create = ("ALTER TABLE backtest_results ADD CONSTRAINT refuse_test "
+                  "CHECK (strategy_id <> 'refused-by-store')")
+        drop = "ALTER TABLE backtest_results DROP CONSTRAINT refuse_test"
+    else:
+        create = ("CREATE TRIGGER refuse_test BEFORE INSERT ON backtest_results "
+                  "WHEN NEW.strategy_id = 'refused-by-store' BEGIN SELECT RAISE(ABORT, 'refused by the store'); END")
+        drop = "DROP TRIGGER refuse_test"
+    with engine.begin() as conn:
+        conn.exec_driver_sql(create)
+    yield
+    with engine.begin() as conn:
+        conn.exec_driver_sql(drop)
+    engine.dispose()
+
+
+def test_a_row_the_store_refuses_is_dead_lettered_and_the_rest_stored(setup, refusing_store):
+    settings, client, sessions, consumer = setup
+    events = [valid_event(i) for i in range(50)]
+    events[17] = {**events[17], "strategy_id": "refused-by-store"}
+    Publisher(client, settings).publish_many(events)
+    drain(consumer("c1"))
+    assert count(sessions) == 49
+    (letter,) = DeadLetters(client, settings.dead_letter_stream).iter()
+    assert letter.reason == "store_rejected"
+    assert "refuse" in letter.detail
+    assert json.loads(letter.payload)["backtest_id"] == events[17]["backtest_id"]
+    assert client.xpending(settings.stream_key, settings.consumer_group)["pending"] == 0
+
+
+def test_an_unforeseen_error_on_one_entry_dead_letters_that_entry_only(setup, monkeypatch):
+    import workers.ingest as ingest
+
+    settings, client, sessions, consumer = setup
+    real = ingest.result_row
+
+    def failing(event, entry_id, now):
+        if event.message.backtest_id == "bt-00000003":
+            raise KeyError("a bug nobody foresaw")
+        return real(event, entry_id, now)
+
+    monkeypatch.setattr(ingest, "result_row", failing)
+    Publisher(client, settings).publish_many(valid_event(i) for i in range(10))
+    drain(consumer("c1"))
+    assert count(sessions) == 9
+    (letter,) = DeadLetters(client, settings.dead_letter_stream).iter()
+    assert letter.reason == "unexpected_error:KeyError"
+
+
+def test_an_entry_delivered_too_often_is_poison_and_its_batch_mates_are_stored(setup, monkeypatch):
+    monkeypatch.setenv("EDGELOOP_MAX_DELIVERIES", "3")
+    get_settings.cache_clear()
+    settings, client, sessions, _ = setup
+    settings = get_settings()
+    c = StreamConsumer(client=client, sessions=sessions, settings=settings, name="c1")
+    c.ensure_groups()
+    Publisher(client, settings).publish_many(valid_event(i) for i in range(5))
+    # Given consumer c1 read the batch and died; the third entry had also killed it twice on its own
+    read = client.xreadgroup(settings.consumer_group, "c1", {settings.stream_key: ">"}, count=5)
+    ids = [i.decode() for i, _ in read[0][1]]
+    for _ in range(2):
+        client.xclaim(settings.stream_key, settings.consumer_group, "c1", 0, [ids[2]])
+    # When c1 starts again (its next read of its pending entries is their 2nd and 4th delivery)
+    drain(c)
+    # Then the third entry is poison, with its fields, and its batch-mates are stored
+    (letter,) = DeadLetters(client, settings.dead_letter_stream).iter()
+    assert (letter.reason, letter.source_id) == ("poison", ids[2])
+    assert json.loads(letter.payload)["backtest_id"] == "bt-00000002"
+    assert count(sessions) == 4
+    assert client.xpending(settings.stream_key, settings.consumer_group)["pending"] == 0
