@@ -46,8 +46,16 @@ class IngestLoop:
             self.flusher.flush_if_due()
 
     def run(self, stop: threading.Event) -> None:
-        self.consumer.ensure_groups()
-        self.consumer.run(stop, after_batch=self.after_batch)
+        """Consume until ``stop``. An error the consumer does not handle itself leaves its batch
+        pending: the consumer starts again and reads it again, a delivery that counts towards
+        ``max_deliveries``, so the thread neither dies nor spins on one entry for ever."""
+        while not stop.is_set():
+            try:
+                self.consumer.ensure_groups()
+                self.consumer.run(stop, after_batch=self.after_batch)
+            except Exception:  # noqa: BLE001 - a consumer thread must not die silently
+                log.exception("stream consumer %s crashed; restarting in 1s", self.consumer.name)
+                stop.wait(1.0)
 
 
 class StreamIngest(bootsteps.StartStopStep):
@@ -68,18 +76,10 @@ class StreamIngest(bootsteps.StartStopStep):
         serve_worker_metrics(res.settings, res.redis)
         for i in range(res.settings.ingest_consumers_per_worker):
             loop = IngestLoop(name=f"{parent.hostname}:{i}")
-            t = threading.Thread(target=self._guard, args=(loop,), name=f"edgeloop-ingest-{i}", daemon=True)
+            t = threading.Thread(target=loop.run, args=(self.stop_event,), name=f"edgeloop-ingest-{i}", daemon=True)
             t.start()
             self.threads.append(t)
         log.info("edgeloop: %d stream consumer(s) started", len(self.threads))
-
-    def _guard(self, loop: IngestLoop) -> None:
-        while not self.stop_event.is_set():
-            try:
-                loop.run(self.stop_event)
-            except Exception:  # noqa: BLE001 - a consumer thread must not die silently
-                log.exception("stream consumer crashed; restarting in 1s")
-                self.stop_event.wait(1.0)
 
     def stop(self, parent) -> None:
         self.stop_event.set()
