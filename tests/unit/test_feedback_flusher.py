@@ -1,36 +1,24 @@
 """The flusher's decisions on a failed SubmitBacktestFeedback: what each gRPC code means
 (pure), and what the flusher then does with the results (the ML client is a stand-in that
-fails the way the real client does, through ``mlclient.client.error_for``; the store is a real
-SQLite database)."""
+fails the way the real client does; the store is a real SQLite database)."""
 
 from __future__ import annotations
 
-import json
 import logging
-from datetime import datetime, timezone
 
 import grpc
 import pytest
 
 from edgeloop.errors import MLServiceUnavailable
-from edgeloop.events import parse_event
 from edgeloop.settings import Settings
-from mlclient.client import error_for
-from proto import ml_service_pb2 as pb
 from schema.db import make_engine, make_sessionmaker
-from schema.repository import count_rejected, count_unsubmitted, insert_results, retry_rejected
-from tests.support.events import valid_event
+from schema.repository import count_rejected, count_unsubmitted, retry_rejected
+from tests.support.feedback import StandIn, fail, store_results
 from workers.feedback import FeedbackFlusher, Verdict, verdict
-from workers.ingest import result_row
 
-RPC = "SubmitBacktestFeedback"
 TOO_LARGE = "Received message larger than max (70000 vs. 65536)"
 BACK_OFF_CODES = ["UNAUTHENTICATED", "PERMISSION_DENIED", "UNIMPLEMENTED", "INTERNAL", "UNKNOWN",
                   "DEADLINE_EXCEEDED", "UNAVAILABLE"]
-
-
-def fail(code: str, details: str = "no"):
-    return error_for(RPC, grpc.StatusCode[code], details)
 
 
 # --- what a code means -------------------------------------------------------------------
@@ -53,28 +41,6 @@ def test_an_open_breaker_is_waited_for():
 
 # --- what the flusher does ---------------------------------------------------------------
 
-class StandIn:
-    """Confirms what it is sent, unless told to refuse some ids, to fail with a code, or to
-    refuse requests over ``max_bytes`` the way gRPC does."""
-
-    def __init__(self, refuse: set[str] = frozenset(), max_bytes: int | None = None) -> None:
-        self.refuse = set(refuse)
-        self.max_bytes = max_bytes
-        self.code: str | None = None
-        self.calls: list[int] = []
-
-    def submit_backtest_feedback(self, results, batch_id):
-        self.calls.append(len(results))
-        if self.code:
-            raise fail(self.code)
-        size = pb.BacktestFeedbackRequest(results=results, batch_id=batch_id).ByteSize()
-        if self.max_bytes is not None and size > self.max_bytes:
-            raise fail("RESOURCE_EXHAUSTED", f"Received message larger than max ({size} vs. {self.max_bytes})")
-        if any(r.backtest_id in self.refuse for r in results):
-            raise fail("INVALID_ARGUMENT", "refused")
-        return pb.BacktestFeedbackResponse(accepted=len(results), stored_backtest_ids=[r.backtest_id for r in results])
-
-
 class Board:
     def __init__(self) -> None:
         self.published, self.cleared = [], []
@@ -84,18 +50,6 @@ class Board:
 
     def clear(self, flusher) -> None:
         self.cleared.append(flusher)
-
-
-def store(sessions, n: int, big: set[int] = frozenset()) -> None:
-    now = datetime.now(timezone.utc)
-    with sessions.begin() as s:
-        rows = []
-        for i in range(n):
-            event = valid_event(i)
-            if i in big:
-                event["params"]["note"] = "x" * 5_000
-            rows.append(result_row(parse_event(json.dumps(event)), f"{i}-0", now))
-        insert_results(s, rows)
 
 
 @pytest.fixture
@@ -109,7 +63,7 @@ def counts(sessions) -> tuple[int, int]:
 
 
 def test_a_refused_result_is_set_aside_and_the_rest_go_through(sessions):
-    store(sessions, 25)
+    store_results(sessions, 25)
     client = StandIn(refuse={"bt-00000003"})
     flusher = FeedbackFlusher(sessions=sessions, settings=Settings(feedback_batch_size=10),
                               client_factory=lambda: client)
@@ -129,7 +83,7 @@ def test_a_refused_result_is_set_aside_and_the_rest_go_through(sessions):
 
 
 def test_a_batch_over_the_message_limit_is_halved_until_it_fits(sessions):
-    store(sessions, 40)
+    store_results(sessions, 40)
     client = StandIn(max_bytes=1_000)  # about 5 results
     flusher = FeedbackFlusher(sessions=sessions, settings=Settings(feedback_batch_size=20),
                               client_factory=lambda: client)
@@ -140,7 +94,7 @@ def test_a_batch_over_the_message_limit_is_halved_until_it_fits(sessions):
 
 
 def test_a_single_result_over_the_limit_is_refused_data_and_nothing_else_is(sessions):
-    store(sessions, 12, big={4})
+    store_results(sessions, 12, big={4})
     client = StandIn(max_bytes=4_000)
     flusher = FeedbackFlusher(sessions=sessions, settings=Settings(feedback_batch_size=12),
                               client_factory=lambda: client)
@@ -150,7 +104,7 @@ def test_a_single_result_over_the_limit_is_refused_data_and_nothing_else_is(sess
 
 @pytest.mark.parametrize("code", BACK_OFF_CODES)
 def test_a_fault_that_is_not_the_data_rejects_nothing_and_is_retried(sessions, code, caplog):
-    store(sessions, 30)
+    store_results(sessions, 30)
     client = StandIn()
     client.code = code
     board = Board()
@@ -179,7 +133,7 @@ def test_a_fault_that_is_not_the_data_rejects_nothing_and_is_retried(sessions, c
 
 
 def test_a_new_code_while_backing_off_is_a_change_of_state(sessions, caplog):
-    store(sessions, 3)
+    store_results(sessions, 3)
     client = StandIn()
     flusher = FeedbackFlusher(sessions=sessions, settings=Settings(), client_factory=lambda: client)
     caplog.set_level(logging.INFO, logger="workers.feedback")
