@@ -10,7 +10,8 @@ A flusher writes its field when it starts backing off and on every retry while i
 ``next_try_at`` is current), and deletes it when feedback goes through again. Each field
 carries its own expiry, a little after the next try: a worker that died mid-backoff stops
 being reported instead of "backing off" for ever, and the key's TTL, renewed by every write,
-lets Redis drop the hash itself once nobody writes it.
+lets Redis drop the hash itself once nobody writes it. Losing it (an eviction, a Redis restart)
+loses only the report: the next retry writes it again.
 """
 
 from __future__ import annotations
