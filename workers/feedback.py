@@ -30,7 +30,7 @@ import socket
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Iterable
 
@@ -80,7 +80,6 @@ class _Tally:
     submitted: int = 0
     rejected: int = 0
     rows: int = 0
-    strategies: set[str] = field(default_factory=set)
 
 
 def _message(event_pb: bytes) -> events_pb2.BacktestFinished:
