@@ -51,11 +51,38 @@ class ServiceUnavailable(TransientError):
 
 
 class MLServiceError(EdgeloopError):
-    """The ML service answered with an error."""
+    """The ML service answered with an error; ``code`` is the gRPC status code's name
+    (``INVALID_ARGUMENT``, ``UNAUTHENTICATED`` …), so callers decide by what it means."""
+
+    def __init__(self, message: str, code: str = "UNKNOWN") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class MLMessageTooLarge(MLServiceError):
+    """A request or reply exceeded a gRPC message size limit (RESOURCE_EXHAUSTED "larger than
+    max"): a smaller request may go through."""
+
+    def __init__(self, message: str, code: str = "RESOURCE_EXHAUSTED") -> None:
+        super().__init__(message, code)
 
 
 class MLServiceUnavailable(ServiceUnavailable):
-    """The ML service cannot be reached, or the circuit breaker is open."""
+    """The ML service cannot be reached, or the circuit breaker is open; ``code`` as above."""
+
+    def __init__(self, message: str, code: str = "UNAVAILABLE") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class FeedbackDeferred(TransientError):
+    """The ML service did not take feedback for a reason that is not the data (down, a token
+    mismatch, a deployment, a server fault): nothing was set aside, retry later. ``code`` is
+    the gRPC status code's name."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class InvalidRequest(PermanentError):

@@ -23,7 +23,11 @@ INGEST_BATCH_SECONDS = Histogram("edgeloop_ingest_batch_seconds", "Time to valid
 INGEST_ERRORS = Counter("edgeloop_ingest_errors_total", "Ingest batches that failed and will be retried", ["kind"])
 
 FEEDBACK_SUBMITTED = Counter("edgeloop_feedback_submitted_total", "Results confirmed by the ML service")
-FEEDBACK_FAILED = Counter("edgeloop_feedback_failed_total", "Feedback submissions that failed", ["kind"])
+# code: the gRPC status code's name (a bounded set); action: back_off | split | reject
+FEEDBACK_FAILED = Counter(
+    "edgeloop_feedback_failed_total", "Failed SubmitBacktestFeedback calls, by gRPC code and what the flusher did",
+    ["code", "action"],
+)
 FEEDBACK_BATCH_SIZE = Histogram(
     "edgeloop_feedback_batch_size", "Results per SubmitBacktestFeedback call", buckets=(1, 10, 25, 50, 100, 250, 500, 1000)
 )

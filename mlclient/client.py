@@ -11,9 +11,11 @@
   through every ``ml_breaker_reset_s``.
 * Latency and outcome of every call are Prometheus metrics by RPC (``metrics.py``).
 
-Errors: ``MLServiceUnavailable`` (transient: retry later; the feedback flusher relies on it)
-for an unreachable, overloaded or too slow service and for an open breaker;
-``MLServiceError`` (the service answered "no") for everything else.
+Errors (``error_for``): ``MLServiceUnavailable`` (transient: retry later) for an unreachable,
+overloaded or too slow service and for an open breaker; ``MLMessageTooLarge`` for a request
+over a message size limit; ``MLServiceError`` for everything else. Each carries the gRPC
+status code's name as ``code``: what an error *means* to a caller (the feedback flusher sets a
+result aside only for INVALID_ARGUMENT) is decided from it, not from the class alone.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import grpc
 from google.protobuf import struct_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from edgeloop.errors import MLServiceError, MLServiceUnavailable
+from edgeloop.errors import MLMessageTooLarge, MLServiceError, MLServiceUnavailable
 from edgeloop.settings import Settings, get_settings
 from mlclient import metrics
 from mlclient.breaker import CLOSED, CircuitBreaker
@@ -38,6 +40,20 @@ from proto import events_pb2, ml_service_pb2 as pb, ml_service_pb2_grpc as pb_gr
 # Codes that mean "the service is not there right now": retrying later may succeed, and a run
 # of them opens the breaker. Everything else means the service is up and said no.
 _TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED}
+
+# gRPC core's wording when a message exceeds max_(send|receive)_message_length; RESOURCE_EXHAUSTED
+# without it is an overloaded server (quota, memory), which is transient.
+_TOO_LARGE = "larger than max"
+
+
+def error_for(rpc: str, code: grpc.StatusCode, details: str | None) -> MLServiceError | MLServiceUnavailable:
+    """The edgeloop error for a failed call (pure: the one place a status becomes an error)."""
+    message = f"{rpc}: {code.name}: {details}"
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and _TOO_LARGE in (details or ""):
+        return MLMessageTooLarge(message, code.name)
+    if code in _TRANSIENT:
+        return MLServiceUnavailable(message, code.name)
+    return MLServiceError(message, code.name)
 
 
 def _breaker_changed(state: str) -> None:
@@ -94,13 +110,9 @@ class MLClient:
         try:
             return method(request, timeout=timeout or self.settings.ml_timeout_s, metadata=self._metadata)
         except grpc.RpcError as exc:
-            code = exc.code()
-            message = f"{rpc}: {code.name}: {exc.details()}"
-            if code in _TRANSIENT:
-                outcome = "unavailable"
-                raise MLServiceUnavailable(message) from exc
-            outcome = "error"
-            raise MLServiceError(message) from exc
+            error = error_for(rpc, exc.code(), exc.details())
+            outcome = "unavailable" if isinstance(error, MLServiceUnavailable) else "error"
+            raise error from exc
         except BaseException:
             outcome = "error"
             raise

@@ -38,8 +38,10 @@ def top_performing(session: Session, limit: int = 10) -> list[BacktestResult]:
     return list(session.scalars(stmt))
 
 
-def recent_unprocessed(session: Session, limit: int = 100, *, lock: bool = False) -> list[BacktestResult]:
-    """Oldest results not yet confirmed by the ML service.
+def recent_unprocessed(session: Session, limit: int = 100, *, lock: bool = False,
+                       ids: Sequence[int] | None = None) -> list[BacktestResult]:
+    """Oldest results not yet confirmed by the ML service (only those with these row ``ids``
+    when given: the part of a batch that is tried again on its own).
 
     With ``lock`` on PostgreSQL the rows are locked ``FOR UPDATE SKIP LOCKED`` so that
     concurrent flushers on many workers take disjoint batches.
@@ -50,6 +52,8 @@ def recent_unprocessed(session: Session, limit: int = 100, *, lock: bool = False
         .order_by(BacktestResult.id)
         .limit(limit)
     )
+    if ids is not None:
+        stmt = stmt.where(BacktestResult.id.in_(ids))
     if lock and session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     return list(session.scalars(stmt))

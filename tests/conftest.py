@@ -12,6 +12,9 @@ from tests.support import services
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# Fixtures shared by test modules in several folders (``pipeline_env``).
+pytest_plugins = ["tests.support.pipeline"]
+
 # Celery reads celeryconfig (and so the broker URL) once per process, whenever a test first
 # touches the app: make that the tests' own Redis db, never a developer's db 0.
 os.environ["EDGELOOP_REDIS_URL"] = services.redis_url()

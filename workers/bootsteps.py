@@ -10,6 +10,7 @@ it stores a batch, and at least every ``feedback_flush_interval_s`` while idle.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 
@@ -21,6 +22,7 @@ from edgeloop.errors import DatabaseNotMigrated
 from mlclient import get_ml_client
 from schema.db import require_migrated
 from workers.feedback import FeedbackFlusher
+from workers.feedback_state import BackoffBoard
 from workers.ingest import BatchOutcome, StreamConsumer
 from workers.observability import serve_worker_metrics
 from workers.runtime import resources
@@ -35,7 +37,8 @@ class IngestLoop:
         res = resources()
         self.settings = res.settings
         self.flusher = FeedbackFlusher.clearing_cache(sessions=res.sessions, settings=res.settings,
-                                                      client_factory=get_ml_client)
+                                                      client_factory=get_ml_client, board=BackoffBoard(res.redis),
+                                                      name=f"{name}:{os.getpid()}")
         self.consumer = StreamConsumer(client=res.redis, sessions=res.sessions, settings=res.settings, name=name)
         self._last_flush = 0.0
 

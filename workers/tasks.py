@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgeloop.errors import MLServiceUnavailable
+from edgeloop.errors import FeedbackDeferred
 from mlclient import get_ml_client
 from workers.app import app
 from workers.feedback import FeedbackFlusher
@@ -18,7 +18,7 @@ def flush_feedback(budget_s: float = 5.0) -> dict:
                                              client_factory=get_ml_client)
     try:
         return {"submitted": flusher.flush_all(budget_s=budget_s), "error": None}
-    except MLServiceUnavailable as exc:
+    except FeedbackDeferred as exc:
         # Not retried here: beat runs this again on the next tick, which is the backoff
         # that cannot pile up messages while the service is down.
-        return {"submitted": 0, "error": str(exc)}
+        return {"submitted": 0, "error": str(exc), "code": exc.code}

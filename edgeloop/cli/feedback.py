@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import click
 
 from edgeloop.cli.ops import Progress, emit_json, poll, require_ml, require_redis, sessions
@@ -76,33 +78,61 @@ def retrain_cmd(force: bool, wait: bool, timeout: float, as_json: bool) -> None:
 @feedback.command("status")
 @click.option("--json", "as_json", is_flag=True)
 def status_cmd(as_json: bool) -> None:
-    """Pending feedback, samples at the ML service, new samples since the last training."""
+    """Pending feedback, flushers backing off (and why), samples at the ML service, new samples
+    since the last training.
+
+    Shows what it knows while the ML service is away or refuses us (that is when the backoff
+    matters), then still ends with the ML service's error and a non-zero exit for scripts."""
     from sqlalchemy import select
 
+    from edgeloop.errors import MLServiceError, MLServiceUnavailable
     from schema.lifecycle import TrainingTrigger
     from schema.repository import count_rejected, count_unsubmitted
+    from workers.feedback_state import BackoffBoard
     from workers.retraining import new_feedback
 
     settings = get_settings()
-    client, health = require_ml()
     make_session = sessions(settings)
-    total, new = new_feedback(make_session, client)
     with make_session() as s:
         pending, rejected = count_unsubmitted(s), count_rejected(s)
         last = s.scalars(select(TrainingTrigger).order_by(TrainingTrigger.triggered_at.desc()).limit(1)).first()
-    out = {"pending_feedback": pending, "rejected_feedback": rejected, "service_feedback_samples": total, "new_since_last_training": new,
-           "min_new_feedback": settings.min_new_feedback, "retrain_due": new >= settings.min_new_feedback,
+    backoffs = BackoffBoard(require_redis(settings)).read()
+    ml_exc, total, new, serving = None, None, None, {}
+    try:
+        client, health = require_ml()
+        total, new = new_feedback(make_session, client)
+        serving = dict(health.serving_models)
+    except (MLServiceError, MLServiceUnavailable) as exc:
+        ml_exc = exc
+    ml_error = None if ml_exc is None else str(ml_exc)
+    out = {"pending_feedback": pending, "rejected_feedback": rejected,
+           "backing_off": [dataclasses.asdict(b) for b in backoffs], "ml_service_error": ml_error,
+           "service_feedback_samples": total, "new_since_last_training": new,
+           "min_new_feedback": settings.min_new_feedback, "retrain_due": new is not None and new >= settings.min_new_feedback,
            "last_training": None if last is None else {"job_id": last.job_id, "at": last.triggered_at,
                                                         "status": last.status, "reason": last.reason},
-           "serving_models": dict(health.serving_models)}
+           "serving_models": serving}
     if as_json:
         emit_json(out)
-        return
+    else:
+        _print_status(out, backoffs, last, settings.min_new_feedback)
+    if ml_exc is not None:
+        raise ml_exc
+
+
+def _print_status(out: dict, backoffs: list, last, min_new_feedback: int) -> None:
+    pending, rejected, ml_error = out["pending_feedback"], out["rejected_feedback"], out["ml_service_error"]
     click.echo(f"pending feedback (not yet confirmed by the ML service): {pending}")
     if rejected:
         click.echo(f"rejected by the ML service (see the logs; `edgeloop feedback retry-rejected`): {rejected}")
-    click.echo(f"feedback samples at the ML service: {total}; new since last training: {new} "
-               f"(retrain at {settings.min_new_feedback}: {'due' if out['retrain_due'] else 'not yet'})")
+    for b in backoffs:
+        click.echo(f"flusher {b.flusher}: {b.describe()}")
+    if not backoffs:
+        click.echo("flushers: none backing off")
+    if ml_error is None:
+        click.echo(f"feedback samples at the ML service: {out['service_feedback_samples']}; new since last "
+                   f"training: {out['new_since_last_training']} "
+                   f"(retrain at {min_new_feedback}: {'due' if out['retrain_due'] else 'not yet'})")
     click.echo("last training: " + ("never" if last is None else
                                     f"{last.triggered_at:%Y-%m-%d %H:%M:%S} job {last.job_id} {last.status} ({last.reason})"))
 

@@ -4,91 +4,17 @@ database → ML service over gRPC. Real Redis, PostgreSQL (and SQLite), Celery, 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 
 import pytest
 import redis
 from kombu import Connection
-from sqlalchemy import func, select
 
-from edgeloop.settings import get_settings
-from schema.db import make_engine, make_sessionmaker
-from schema.mlstore import FeedbackSample
-from schema.pipeline import BacktestResult, FeedbackBatch
 from tests.support.events import malformed_payloads, valid_event
-from tests.support.processes import ROOT, celery_worker, ml_server, wait_until
+from tests.support.pipeline import Store, publish_in_subprocess, scrape, with_ml
+from tests.support.processes import celery_worker, ml_server, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-PRODUCER = """
-import json, sys
-from producers import Publisher
-from tests.support.events import valid_event
-start, n = int(sys.argv[1]), int(sys.argv[2])
-Publisher().publish_many(valid_event(i) for i in range(start, start + n))
-"""
-
-
-def publish_in_subprocess(env: dict[str, str], start: int, n: int) -> None:
-    subprocess.run([sys.executable, "-c", PRODUCER, str(start), str(n)], cwd=ROOT, env=env, check=True, timeout=120)
-
-
-class Store:
-    def __init__(self, url: str) -> None:
-        self.engine = make_engine(url)
-        self.sessions = make_sessionmaker(self.engine)
-
-    def scalar(self, stmt):
-        with self.sessions() as s:
-            return s.scalar(stmt)
-
-    def results(self) -> int:
-        return self.scalar(select(func.count()).select_from(BacktestResult))
-
-    def submitted(self) -> int:
-        return self.scalar(select(func.count()).select_from(BacktestResult)
-                           .where(BacktestResult.ml_feedback_submitted.is_(True)))
-
-    def samples(self) -> int:
-        return self.scalar(select(func.count()).select_from(FeedbackSample))
-
-    def batched(self) -> int:
-        """Results sent in confirmed batches: equal to ``submitted`` when none was sent twice."""
-        return self.scalar(select(func.coalesce(func.sum(FeedbackBatch.size), 0))
-                           .where(FeedbackBatch.status == "submitted"))
-
-
-@pytest.fixture
-def pipeline_env(env, monkeypatch, tmp_path):
-    """Environment for worker subprocesses; the ML server is started by each test."""
-    env = {**env, "EDGELOOP_CLAIM_IDLE_MS": "2000", "EDGELOOP_FEEDBACK_FLUSH_INTERVAL_S": "0.2",
-           "EDGELOOP_FEEDBACK_RETRY_MAX_S": "2", "EDGELOOP_INGEST_BLOCK_MS": "200",
-           "PYTHONPATH": str(ROOT)}
-    monkeypatch.setenv("EDGELOOP_CLAIM_IDLE_MS", "2000")
-    get_settings.cache_clear()
-    return env
-
-
-def with_ml(env: dict[str, str], port: int) -> dict[str, str]:
-    return {**env, "EDGELOOP_ML_GRPC_TARGET": f"127.0.0.1:{port}"}
-
-
-def scrape(port: int) -> dict[str, float]:
-    """Samples of a Prometheus endpoint, by name with labels."""
-    from urllib.request import urlopen
-
-    from prometheus_client.parser import text_string_to_metric_families
-
-    text = urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    out: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
-            out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
-    return out
-
 
 def test_ten_thousand_events_stored_and_submitted_once_on_postgresql(pipeline_env, tmp_path):
     store = Store(pipeline_env["EDGELOOP_DATABASE_URL"])

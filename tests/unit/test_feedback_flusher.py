@@ -1,73 +1,145 @@
-"""The flusher's handling of a result the ML service refuses (pure batching logic: the ML
-client is a stand-in that refuses one backtest id; the store is a real SQLite database)."""
+"""The flusher's decisions on a failed SubmitBacktestFeedback: what each gRPC code means
+(pure), and what the flusher then does with the results (the ML client is a stand-in that
+fails the way the real client does; the store is a real SQLite database)."""
 
 from __future__ import annotations
 
-import json
-from datetime import datetime, timezone
+import logging
 
-from edgeloop.errors import MLServiceError, MLServiceUnavailable
-from edgeloop.events import parse_event
+import grpc
+import pytest
+
+from edgeloop.errors import MLServiceUnavailable
 from edgeloop.settings import Settings
-from proto import ml_service_pb2 as pb
 from schema.db import make_engine, make_sessionmaker
-from schema.repository import count_rejected, count_unsubmitted, insert_results, retry_rejected
-from tests.support.events import valid_event
-from workers.feedback import FeedbackFlusher
-from workers.ingest import result_row
+from schema.repository import count_rejected, count_unsubmitted, retry_rejected
+from tests.support.feedback import StandIn, fail, store_results
+from workers.feedback import FeedbackFlusher, Verdict, verdict
+
+TOO_LARGE = "Received message larger than max (70000 vs. 65536)"
+BACK_OFF_CODES = ["UNAUTHENTICATED", "PERMISSION_DENIED", "UNIMPLEMENTED", "INTERNAL", "UNKNOWN",
+                  "DEADLINE_EXCEEDED", "UNAVAILABLE"]
 
 
-class RefusingClient:
-    def __init__(self, refuse: set[str]) -> None:
-        self.refuse = refuse
-        self.calls: list[int] = []
+# --- what a code means -------------------------------------------------------------------
 
-    def submit_backtest_feedback(self, results, batch_id):
-        self.calls.append(len(results))
-        if any(r.backtest_id in self.refuse for r in results):
-            raise MLServiceError("SubmitBacktestFeedback: INVALID_ARGUMENT: refused")
-        return pb.BacktestFeedbackResponse(accepted=len(results), stored_backtest_ids=[r.backtest_id for r in results])
+@pytest.mark.parametrize("code", [c.name for c in grpc.StatusCode if c is not grpc.StatusCode.OK])
+def test_only_invalid_argument_refuses_the_data(code):
+    expected = Verdict.REFUSED if code == "INVALID_ARGUMENT" else Verdict.BACK_OFF
+    assert verdict(fail(code, "whatever the service says")) is expected
 
 
-def store(sessions, n: int) -> None:
-    now = datetime.now(timezone.utc)
-    with sessions.begin() as s:
-        rows = []
-        for i in range(n):
-            raw = json.dumps(valid_event(i))
-            rows.append(result_row(parse_event(raw), f"{i}-0", now))
-        insert_results(s, rows)
+def test_a_message_over_the_limit_is_split_but_an_overloaded_service_is_waited_for():
+    assert verdict(fail("RESOURCE_EXHAUSTED", TOO_LARGE)) is Verdict.TOO_LARGE
+    assert verdict(fail("RESOURCE_EXHAUSTED", "Sent message larger than max (9 vs. 4)")) is Verdict.TOO_LARGE
+    assert verdict(fail("RESOURCE_EXHAUSTED", "quota exceeded")) is Verdict.BACK_OFF
 
 
-def test_a_refused_result_is_set_aside_and_the_rest_go_through(sqlite_url):
-    sessions = make_sessionmaker(make_engine(sqlite_url))
-    store(sessions, 25)
-    client = RefusingClient({"bt-00000003"})
+def test_an_open_breaker_is_waited_for():
+    assert verdict(MLServiceUnavailable("circuit breaker open")) is Verdict.BACK_OFF
+
+
+# --- what the flusher does ---------------------------------------------------------------
+
+class Board:
+    def __init__(self) -> None:
+        self.published, self.cleared = [], []
+
+    def publish(self, state) -> None:
+        self.published.append(state)
+
+    def clear(self, flusher) -> None:
+        self.cleared.append(flusher)
+
+
+@pytest.fixture
+def sessions(sqlite_url):
+    return make_sessionmaker(make_engine(sqlite_url))
+
+
+def counts(sessions) -> tuple[int, int]:
+    with sessions() as s:
+        return count_unsubmitted(s), count_rejected(s)
+
+
+def test_a_refused_result_is_set_aside_and_the_rest_go_through(sessions):
+    store_results(sessions, 25)
+    client = StandIn(refuse={"bt-00000003"})
     flusher = FeedbackFlusher(sessions=sessions, settings=Settings(feedback_batch_size=10),
                               client_factory=lambda: client)
     # When everything is flushed
     assert flusher.flush_all() == 24
     # Then only the refused one is left, as rejected, not pending; later batches were not held back
-    with sessions() as s:
-        assert (count_unsubmitted(s), count_rejected(s)) == (0, 1)
+    assert counts(sessions) == (0, 1)
+    # And it was found by halving the batch (8 calls for the first 10 results, one by one would
+    # take 11), then the next batches went through whole
+    assert client.calls == [10, 5, 2, 3, 1, 2, 1, 1, 5] + [10, 5]
     # And after the cause is fixed it can be submitted again
     client.refuse.clear()
     with sessions.begin() as s:
         assert retry_rejected(s) == 1
     assert flusher.flush_all() == 1
-    with sessions() as s:
-        assert (count_unsubmitted(s), count_rejected(s)) == (0, 0)
+    assert counts(sessions) == (0, 0)
 
 
-def test_an_unreachable_service_marks_nothing(sqlite_url):
-    sessions = make_sessionmaker(make_engine(sqlite_url))
-    store(sessions, 5)
+def test_a_batch_over_the_message_limit_is_halved_until_it_fits(sessions):
+    store_results(sessions, 40)
+    client = StandIn(max_bytes=1_000)  # about 5 results
+    flusher = FeedbackFlusher(sessions=sessions, settings=Settings(feedback_batch_size=20),
+                              client_factory=lambda: client)
+    assert flusher.flush_all() == 40
+    assert counts(sessions) == (0, 0)
+    assert client.calls[:4] == [20, 10, 5, 5]  # depth first, oldest half first
+    assert max(n for n in client.calls if n <= 5) == 5
 
-    class Down:
-        def submit_backtest_feedback(self, results, batch_id):
-            raise MLServiceUnavailable("down")
 
-    flusher = FeedbackFlusher(sessions=sessions, settings=Settings(), client_factory=Down)
-    assert flusher.flush_if_due() == 0
-    with sessions() as s:
-        assert (count_unsubmitted(s), count_rejected(s)) == (5, 0)
+def test_a_single_result_over_the_limit_is_refused_data_and_nothing_else_is(sessions):
+    store_results(sessions, 12, big={4})
+    client = StandIn(max_bytes=4_000)
+    flusher = FeedbackFlusher(sessions=sessions, settings=Settings(feedback_batch_size=12),
+                              client_factory=lambda: client)
+    assert flusher.flush_all() == 11
+    assert counts(sessions) == (0, 1)
+
+
+@pytest.mark.parametrize("code", BACK_OFF_CODES)
+def test_a_fault_that_is_not_the_data_rejects_nothing_and_is_retried(sessions, code, caplog):
+    store_results(sessions, 30)
+    client = StandIn()
+    client.code = code
+    board = Board()
+    flusher = FeedbackFlusher(sessions=sessions, settings=Settings(feedback_batch_size=10),
+                              client_factory=lambda: client, board=board, name="w1:0")
+    caplog.set_level(logging.INFO, logger="workers.feedback")
+    # When the service fails five times in a row with this code
+    for _ in range(5):
+        flusher._retry_at = 0  # the backoff is not what is under test: retry now
+        assert flusher.flush_if_due() == 0
+    # Then nothing was set aside or marked, one call per try (no one-by-one retry)
+    assert counts(sessions) == (30, 0)
+    assert client.calls == [10] * 5
+    # And the state is visible: published on every try, logged once
+    assert [b.code for b in board.published] == [code] * 5
+    assert len({b.since for b in board.published}) == 1
+    assert [r.message.startswith("feedback: backing off: " + code) for r in caplog.records] == [True]
+    # When the service takes feedback again
+    client.code = None
+    flusher._retry_at = 0
+    assert flusher.flush_if_due() == 30
+    # Then everything goes through, the state is cleared and that is one more line
+    assert counts(sessions) == (0, 0)
+    assert board.cleared == ["w1:0"] and flusher.backoff is None
+    assert len(caplog.records) == 2 and "takes feedback again" in caplog.records[1].message
+
+
+def test_a_new_code_while_backing_off_is_a_change_of_state(sessions, caplog):
+    store_results(sessions, 3)
+    client = StandIn()
+    flusher = FeedbackFlusher(sessions=sessions, settings=Settings(), client_factory=lambda: client)
+    caplog.set_level(logging.INFO, logger="workers.feedback")
+    for code in ["UNAUTHENTICATED", "UNAUTHENTICATED", "UNAVAILABLE", "UNAVAILABLE"]:
+        client.code = code
+        flusher._retry_at = 0
+        flusher.flush_if_due()
+    assert [r.message.split(":")[2].split()[0] for r in caplog.records] == ["UNAUTHENTICATED", "UNAVAILABLE"]
+    assert flusher.backoff.code == "UNAVAILABLE"
