@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -89,7 +89,9 @@ class Settings(BaseSettings):
     ml_tls_ca_file: str | None = None
     cache_ttl_s: int = Field(default=3600, ge=1)  # lifetime of every prediction cache entry
     cache_prefix: str = "edgeloop:pred"  # key prefix of the prediction cache in Redis
-    cache_redis_url: str | None = None  # the prediction cache's Redis; defaults to redis_url
+    # The prediction cache's Redis, the one Redis that may evict (allkeys-lru); unset or empty:
+    # redis_url (docs/cache.md, Redis memory policy).
+    cache_redis_url: str | None = None
     # A cache must not block: Redis calls give up after this, and after a failure Redis is
     # left alone (answers come from the ML service) for cache_redis_retry_s.
     cache_redis_timeout_s: float = Field(default=0.25, gt=0)
@@ -164,7 +166,9 @@ class Settings(BaseSettings):
 
     @field_validator("redis_url", "broker_url", "result_backend_url", "cache_redis_url")
     @classmethod
-    def _redis_scheme(cls, v: str | None) -> str | None:
+    def _redis_scheme(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v == "" and info.field_name != "redis_url":  # docker-compose passes an unset variable as empty
+            return None
         if v is not None and not v.startswith(("redis://", "rediss://", "unix://", "sentinel://", "amqp://")):
             raise ValueError(f"not a Redis URL: {v!r}")
         if v is not None and is_sentinel(v):

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from edgeloop import metrics
 from edgeloop.errors import InvalidEvent, ServiceUnavailable, TransientError
+from edgeloop.redis_connect import is_transient
 from edgeloop.events import EVENT_FIELD, ParsedEvent, encode_event, parse_event
 from edgeloop.settings import Settings
 from proto import events_pb2
@@ -253,14 +254,16 @@ class StreamConsumer:
                 backoff = 0.0
                 if after_batch is not None:
                     after_batch(outcome)
-            except (redis.ConnectionError, redis.TimeoutError, TransientError) as exc:
+            except (redis.RedisError, TransientError) as exc:
+                if isinstance(exc, redis.ResponseError) and "NOGROUP" in str(exc):
+                    self.ensure_groups()
+                    continue
+                # A full main Redis (OOM under noeviction), READONLY, MISCONF…: there, but
+                # refusing for now, like one that is away.
+                if isinstance(exc, redis.RedisError) and not is_transient(exc):
+                    raise
                 self._own_pending = True
                 backoff = min(30.0, max(0.5, backoff * 2))
                 metrics.INGEST_ERRORS.labels(type(exc).__name__).inc()
                 log.warning("ingest consumer %s: %s; retrying in %.1fs", self.name, exc, backoff)
                 stop.wait(backoff)
-            except redis.ResponseError as exc:
-                if "NOGROUP" in str(exc):
-                    self.ensure_groups()
-                    continue
-                raise

@@ -125,8 +125,8 @@ def test_prometheus_counters_by_kind(cache):
 
 
 def test_size_is_bounded_by_redis_maxmemory_and_the_cache_keeps_working(fake_ml):
-    # Given a Redis capped at 3 MB that evicts keys with a TTL (the documented policy)
-    with own_redis("--maxmemory", "3mb", "--maxmemory-policy", "volatile-lru") as (url, _):
+    # Given the cache's own Redis, capped at 3 MB, evicting any key (the documented policy)
+    with own_redis("--maxmemory", "3mb", "--maxmemory-policy", "allkeys-lru") as (url, _):
         settings = settings_with(cache_redis_url=url, cache_prefix="t:pred")
         cache = CachedMLClient(fake_ml, make_redis(settings), settings)
         # When far more entries than fit are written
