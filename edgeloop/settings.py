@@ -109,6 +109,15 @@ class Settings(BaseSettings):
     ml_max_batch_items: int = Field(default=10_000, ge=1)  # most BatchPredict requests or feedback results in one call
     ml_max_candidates: int = Field(default=100, ge=1)  # largest GenerateStrategy max_candidates
     ml_max_http_body_bytes: int = Field(default=64 * 1024, ge=1024)  # largest body the ML service's HTTP API reads
+    # Threads serving the HTTP API's connections; up to 4 more connections per thread wait for
+    # one, and any beyond are closed at once.
+    ml_http_threads: int = Field(default=8, ge=1, le=256)
+    # Every read and write of an HTTP connection (the TLS handshake included) gives up after
+    # this: a client that sends nothing, or half a request, frees its thread then.
+    ml_http_timeout_s: float = Field(default=10.0, gt=0)
+    # With ml_auth_token set, /metrics needs the token too (Prometheus: authorization
+    # credentials_file); true leaves /metrics open to anyone who can reach the port.
+    ml_metrics_public: bool = False
     ml_holdout_fraction: float = Field(default=0.2, gt=0, lt=1)  # share of feedback no strategy model trains on (champion/challenger)
     # Where the outcome model reads matches: "database" (after `edgeloop data import`), "csv"
     # (files in data_dir), or "auto": the database when it holds any match, else the files.

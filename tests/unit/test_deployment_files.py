@@ -67,3 +67,23 @@ def test_compose_file_validates():
     proc = subprocess.run([*compose_command(), "-f", str(COMPOSE), "config", "-q"], capture_output=True, text=True,
                           cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_flower_listens_on_all_interfaces_in_its_container_and_only_on_the_hosts_loopback():
+    flower = services()["flower"]
+    assert "--address=0.0.0.0" in flower["command"]
+    assert all(p.startswith("127.0.0.1:") for p in flower["ports"])
+
+
+def test_compose_sets_no_flower_password_of_its_own():
+    env = yaml.safe_load(COMPOSE.read_text())["x-edgeloop"]["environment"]
+    assert env["EDGELOOP_FLOWER_PASSWORD"] == "${EDGELOOP_FLOWER_PASSWORD:-}"  # Flower refuses to start without one
+
+
+def test_prometheus_sends_the_ml_services_token_from_the_file_compose_writes():
+    prom = yaml.safe_load((ROOT / "deploy/prometheus.yml").read_text())
+    [ml] = [job for job in prom["scrape_configs"] if job["job_name"] == "edgeloop-ml-service"]
+    token_file = ml["authorization"]["credentials_file"]
+    prometheus = services()["prometheus"]
+    assert f"> {token_file} " in prometheus["entrypoint"][-1] and "$$EDGELOOP_ML_AUTH_TOKEN" in prometheus["entrypoint"][-1]
+    assert prometheus["environment"]["EDGELOOP_ML_AUTH_TOKEN"] == "${EDGELOOP_ML_AUTH_TOKEN:-}"
