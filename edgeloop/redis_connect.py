@@ -27,6 +27,27 @@ from edgeloop.errors import ConfigurationError
 
 SENTINEL_PORT = 26379
 
+# A Redis that cannot take this command now but may later: away or slow (connection, timeout,
+# LOADING), full under noeviction (OOM: the main Redis must never evict, so it refuses writes
+# instead), a replica that was the master a moment ago (READONLY), a master that lost its
+# replicas (MASTERDOWN), a slot in migration (TRYAGAIN). MISCONF (a failed snapshot refusing
+# writes) has no class of its own in redis-py.
+_TRANSIENT_CLASSES = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.MasterDownError,
+    redis.exceptions.TryAgainError,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for a Redis error worth backing off and retrying (see ``_TRANSIENT_CLASSES``)."""
+    if isinstance(exc, _TRANSIENT_CLASSES):
+        return True
+    return isinstance(exc, redis.exceptions.ResponseError) and str(exc).startswith("MISCONF")
+
 
 def sentinel_node_options() -> dict[str, Any]:
     """How to talk to one sentinel: short timeouts and no retries, so that a dead sentinel is

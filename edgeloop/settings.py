@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -92,7 +92,9 @@ class Settings(BaseSettings):
     ml_tls_ca_file: str | None = None
     cache_ttl_s: int = Field(default=3600, ge=1)  # lifetime of every prediction cache entry
     cache_prefix: str = "edgeloop:pred"  # key prefix of the prediction cache in Redis
-    cache_redis_url: str | None = None  # the prediction cache's Redis; defaults to redis_url
+    # The prediction cache's Redis, the one Redis that may evict (allkeys-lru); unset or empty:
+    # redis_url (docs/cache.md, Redis memory policy).
+    cache_redis_url: str | None = None
     # A cache must not block: Redis calls give up after this, and after a failure Redis is
     # left alone (answers come from the ML service) for cache_redis_retry_s.
     cache_redis_timeout_s: float = Field(default=0.25, gt=0)
@@ -110,6 +112,15 @@ class Settings(BaseSettings):
     ml_max_batch_items: int = Field(default=10_000, ge=1)  # most BatchPredict requests or feedback results in one call
     ml_max_candidates: int = Field(default=100, ge=1)  # largest GenerateStrategy max_candidates
     ml_max_http_body_bytes: int = Field(default=64 * 1024, ge=1024)  # largest body the ML service's HTTP API reads
+    # Threads serving the HTTP API's connections; up to 4 more connections per thread wait for
+    # one, and any beyond are closed at once.
+    ml_http_threads: int = Field(default=8, ge=1, le=256)
+    # Every read and write of an HTTP connection (the TLS handshake included) gives up after
+    # this: a client that sends nothing, or half a request, frees its thread then.
+    ml_http_timeout_s: float = Field(default=10.0, gt=0)
+    # With ml_auth_token set, /metrics needs the token too (Prometheus: authorization
+    # credentials_file); true leaves /metrics open to anyone who can reach the port.
+    ml_metrics_public: bool = False
     ml_holdout_fraction: float = Field(default=0.2, gt=0, lt=1)  # share of feedback no strategy model trains on (champion/challenger)
     # Where the outcome model reads matches: "database" (after `edgeloop data import`), "csv"
     # (files in data_dir), or "auto": the database when it holds any match, else the files.
@@ -167,7 +178,9 @@ class Settings(BaseSettings):
 
     @field_validator("redis_url", "broker_url", "result_backend_url", "cache_redis_url")
     @classmethod
-    def _redis_scheme(cls, v: str | None) -> str | None:
+    def _redis_scheme(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v == "" and info.field_name != "redis_url":  # docker-compose passes an unset variable as empty
+            return None
         if v is not None and not v.startswith(("redis://", "rediss://", "unix://", "sentinel://", "amqp://")):
             raise ValueError(f"not a Redis URL: {v!r}")
         if v is not None and is_sentinel(v):

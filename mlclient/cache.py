@@ -18,9 +18,12 @@ it can, and from the service (through ``MLClient``) when it cannot. What it guar
 * **Strategy-scoped entries** (evaluations and strategy-specific predictions) are listed in a
   per-strategy set; ``invalidate_strategies`` deletes them, and needs only a Redis client.
 * **Single flight** across processes (``singleflight.py``).
-* **Redis unreachable**: the answer comes from the service directly, counted in
-  ``edgeloop_prediction_cache_bypass_total``; Redis is then left alone for
-  ``cache_redis_retry_s`` (a one-failure circuit breaker) so each call does not pay a timeout.
+* **Any Redis error** (unreachable, a timeout, ``OOM command not allowed`` from a full Redis,
+  ``READONLY`` from a demoted replica, ``MISCONF``, an error raised inside a script): the answer
+  comes from the service directly, counted in ``edgeloop_prediction_cache_bypass_total``
+  (reason ``redis_unavailable`` or ``redis_error``); Redis is then left alone for
+  ``cache_redis_retry_s`` (a one-failure circuit breaker) so each call does not pay for it again.
+  A cache is an optimisation: no Redis answer may turn into a failed prediction.
 * **Statistics**: Prometheus counters per process, and shared hit/miss counts in a Redis hash
   that ``stats()`` (``edgeloop ml status``, ``metrics.CacheStatsCollector``) reads with
   entries and memory.
@@ -28,6 +31,7 @@ it can, and from the service (through ``MLClient``) when it cannot. What it guar
 
 from __future__ import annotations
 
+import logging
 import operator
 import threading
 import time
@@ -50,6 +54,8 @@ from mlclient.per_process import PerProcess
 from mlclient.rawredis import RawRedis
 from mlclient.singleflight import Lock, SingleFlight
 from proto import ml_service_pb2 as pb
+
+log = logging.getLogger(__name__)
 
 OUTCOME_MODEL = "outcome"
 STRATEGY_MODEL = "strategy"
@@ -81,6 +87,15 @@ end
 if token ~= '' and call('GET', KEYS[n + m + 1]) == token then call('DEL', KEYS[n + m + 1]) end
 return n
 """
+
+
+def _bypass_reason(exc: redis.exceptions.RedisError) -> str:
+    """The ``reason`` label of a bypass: Redis away, or Redis there but refusing (full, read-only…)."""
+    if isinstance(exc, _REDIS_DOWN):
+        return "redis_unavailable"
+    log.warning("prediction cache: Redis refused a command (%s: %s); answering from the ML service",
+                type(exc).__name__, exc)
+    return "redis_error"
 
 
 def make_redis(settings: Settings) -> redis.Redis:
@@ -173,8 +188,9 @@ class CacheStats:
             return [f"prediction cache: Redis unreachable ({self.error})"]
         cap = f"{self.redis_maxmemory_bytes / 2**20:.0f} MiB" if self.redis_maxmemory_bytes else "no maxmemory"
         advice = []
-        if not self.redis_maxmemory_bytes or self.redis_maxmemory_policy == "noeviction":
-            advice = ["  note: set maxmemory and maxmemory-policy volatile-lru (docs/cache.md, Redis memory policy)"]
+        if not self.redis_maxmemory_bytes or not self.redis_maxmemory_policy.startswith("allkeys-"):
+            advice = ["  note: give the cache a Redis of its own (EDGELOOP_CACHE_REDIS_URL) with maxmemory and "
+                      "maxmemory-policy allkeys-lru (docs/cache.md, Redis memory policy)"]
         return [
             f"prediction cache: {self.entries} entries, ~{self.memory_bytes / 2**20:.1f} MiB, TTL {self.ttl_s} s",
             f"  hits {sum(self.hits.values())}  misses {sum(self.misses.values())}  hit ratio {self.hit_ratio:.1%}",
@@ -278,9 +294,9 @@ class CachedMLClient:
             redis_down = False
             try:
                 return self._get_many_cached(q)
-            except _REDIS_DOWN:
+            except redis.exceptions.RedisError as exc:
                 redis_down = True
-                return self._direct(q, "redis_unavailable")
+                return self._direct(q, _bypass_reason(exc))
             finally:
                 # Settle the Redis breaker whatever happened (the service may have failed
                 # instead), or a half-open probe would stay "in flight" and Redis be skipped forever.

@@ -49,11 +49,13 @@ CACHE_HITS = Counter("edgeloop_prediction_cache_hits_total", "Answers served fro
 CACHE_MISSES = Counter(
     "edgeloop_prediction_cache_misses_total", "Answers not in Redis (fetched from the service).", ["kind"]
 )
-# reason: redis_unavailable (Redis refused or timed out) | redis_skipped (Redis recently failed,
-# not retried yet) — either way the answer came from the service directly, uncached.
+# reason: redis_unavailable (no connection, or a timeout) | redis_error (Redis answered with an
+# error: OOM when full, READONLY, MISCONF, an error in a script) | redis_skipped (Redis recently
+# failed, not retried yet) — the answer came from the service directly, uncached — or
+# store_failed (fetched from the service, but Redis would not store it).
 CACHE_BYPASS = Counter(
     "edgeloop_prediction_cache_bypass_total",
-    "Answers fetched from the service without the cache because Redis was unreachable.",
+    "Answers fetched from the service without the cache because Redis was unreachable or refused.",
     ["kind", "reason"],
 )
 CACHE_BACKEND_CALLS = Counter(

@@ -1,7 +1,9 @@
 """The ML service's small HTTP JSON API, beside gRPC (the seed had both), plus health and metrics.
 
-    GET  /health                          liveness + database check (open, even with a token)
-    GET  /metrics                         Prometheus exposition
+    GET  /health                          {"status": "up"|"down"} (200|503) for anyone; with the
+                                          token (or none configured) also "details": the HealthCheck
+    GET  /metrics                         Prometheus exposition; needs the token when one is set,
+                                          unless ml_metrics_public
     POST /api/v1/models/train             {"model_name": "outcome"|"strategy"|"", "force": bool}
     GET  /api/v1/models/training/{id}     a training job's status
     GET  /api/v1/models/{name}/metrics    the serving (or ?version=) version's metrics
@@ -9,8 +11,8 @@
 
 Each API route calls the same servicer method as gRPC, so the two cannot drift apart; an
 error becomes the HTTP status of its gRPC code (400, 401, 404, 501, 503, 500) with
-``{"error": message}``. stdlib ``ThreadingHTTPServer`` keeps this dependency-free; the
-heavy traffic goes over gRPC.
+``{"error": message}``. The stdlib HTTP server keeps this dependency-free (the heavy traffic
+goes over gRPC), run by ``http_server.BoundedHTTPServer`` so that no client can block it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import logging
 import re
 import threading
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
@@ -29,6 +31,7 @@ from google.protobuf import json_format
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from mlservice import security
+from mlservice.http_server import BoundedHTTPServer
 from mlservice.servicer import MLServicer
 from proto import ml_service_pb2 as pb
 
@@ -151,15 +154,28 @@ def make_handler(servicer: MLServicer) -> type[BaseHTTPRequestHandler]:
                 raise _Aborted(grpc.StatusCode.INVALID_ARGUMENT, "body must be a JSON object")
             return body
 
+        def _health(self, authorized: bool) -> None:
+            """Up or down for anyone (load balancers, orchestrators); the details only with the
+            token, since versions, models and counts tell an outsider what runs here."""
+            try:
+                details = _call(servicer, "HealthCheck", pb.HealthCheckRequest())
+            except Exception as exc:  # noqa: BLE001 - the database down is "down", not a 500
+                log.warning("health check failed: %s", exc)
+                return self._json(503, {"status": "down", **({"error": str(exc)} if authorized else {})})
+            up = details.get("status") == "SERVING"
+            return self._json(200 if up else 503, {"status": "up" if up else "down",
+                                                   **({"details": details} if authorized else {})})
+
         def _dispatch(self, method: str) -> None:
             url = urlsplit(self.path)
+            authorized = not settings.ml_auth_token or security.token_matches(
+                self.headers.get("Authorization"), settings.ml_auth_token)
             try:
                 if method == "GET" and url.path == "/health":
-                    return self._json(200, _call(servicer, "HealthCheck", pb.HealthCheckRequest()))
-                if method == "GET" and url.path == "/metrics":
+                    return self._health(authorized)
+                if method == "GET" and url.path == "/metrics" and (authorized or settings.ml_metrics_public):
                     return self._send(200, generate_latest(), CONTENT_TYPE_LATEST)
-                if settings.ml_auth_token and not security.token_matches(
-                        self.headers.get("Authorization"), settings.ml_auth_token):
+                if not authorized:
                     return self._error(401, "missing or wrong bearer token (header Authorization)")
                 for verb, pattern, action in routes:
                     match = pattern.match(url.path)
@@ -188,11 +204,10 @@ class HttpApi:
     """The HTTP server in a daemon thread; ``port`` is the bound one (0 picks a free port)."""
 
     def __init__(self, servicer: MLServicer, host: str, port: int) -> None:
-        self._httpd = ThreadingHTTPServer((host, port), make_handler(servicer))
-        self._httpd.daemon_threads = True
-        tls = security.http_tls_context(servicer.ctx.settings)
-        if tls is not None:
-            self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
+        settings = servicer.ctx.settings
+        self._httpd = BoundedHTTPServer((host, port), make_handler(servicer), threads=settings.ml_http_threads,
+                                        timeout_s=settings.ml_http_timeout_s,
+                                        tls=security.http_tls_context(settings))
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="ml-http", daemon=True)
 

@@ -21,3 +21,7 @@ TRAINING_SECONDS = Histogram(
     "edgeloop_ml_training_seconds", "Duration of training jobs", ["model"],
     buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
 )
+HTTP_CONNECTIONS_REFUSED = Counter(
+    "edgeloop_ml_http_connections_refused_total",
+    "HTTP API connections closed unserved because every handler thread was busy and the queue full",
+)

@@ -5,7 +5,10 @@ Both are off by default (the embedded, single-machine set-up binds to 127.0.0.1)
 call and every HTTP API call; set ``EDGELOOP_ML_TLS_CERT_FILE`` and ``…_KEY_FILE`` to serve
 TLS, plus ``…_CA_FILE`` to also require client certificates signed by that CA (mutual TLS).
 The standard health service and ``GET /health`` stay open so that load balancers and
-orchestrators can probe without the secret; they reveal nothing but up or down.
+orchestrators can probe without the secret; they reveal nothing but up or down (the HTTP
+``/health`` adds its details for a caller with the token). ``GET /metrics`` needs the token
+unless ``EDGELOOP_ML_METRICS_PUBLIC=true``. TLS handshakes happen in the HTTP API's handler
+threads, under the connection timeout (``http_server.py``), never in its accept loop.
 """
 
 from __future__ import annotations

@@ -95,7 +95,7 @@ def invalidate_strategy_cache(strategy_ids: Iterable[str]) -> None:
     from mlclient.cache import invalidate_strategies
     from workers.runtime import resources
 
-    invalidate_strategies(resources().redis, list(strategy_ids))
+    invalidate_strategies(resources().cache_redis, list(strategy_ids))
 
 
 class FeedbackFlusher:

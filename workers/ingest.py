@@ -43,6 +43,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from edgeloop import metrics
 from edgeloop.errors import InvalidEvent, ServiceUnavailable, TransientError
 from edgeloop.events import EVENT_FIELD, ParsedEvent, parse_event
+from edgeloop.redis_connect import is_transient
 from edgeloop.settings import Settings
 from schema import failures
 from schema.repository import ensure_strategies, insert_results
@@ -52,14 +53,6 @@ log = logging.getLogger(__name__)
 
 REQUIRED_METRIC_COLUMNS = ("roi", "profit", "win_rate", "profit_factor", "sharpe_ratio", "max_drawdown")
 Entry = tuple[str, str, dict[bytes, bytes]]  # (stream, entry id, fields)
-# Redis refusing a write for a while (full under noeviction, a replica, a failed snapshot,
-# loading its data set): wait for it like for a lost connection.
-TRANSIENT_REDIS_REPLIES = ("OOM", "READONLY", "MISCONF", "LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN",
-                           "CLUSTERDOWN", "NOREPLICAS")
-
-
-def transient_redis_reply(exc: redis.ResponseError) -> bool:
-    return str(exc).startswith(TRANSIENT_REDIS_REPLIES)
 
 
 def default_consumer_name() -> str:
@@ -312,12 +305,7 @@ class StreamConsumer:
             by_stream.setdefault(stream, []).append(entry_id)
         for stream, ids in by_stream.items():
             pipe.xack(stream, self.group, *ids)
-        try:
-            pipe.execute()
-        except redis.ResponseError as exc:
-            if transient_redis_reply(exc):
-                raise ServiceUnavailable(f"redis: {exc}") from exc
-            raise
+        pipe.execute()
 
     # --- the loop -------------------------------------------------------------------------
     def poll_once(self, block_ms: int | None = None) -> BatchOutcome:
@@ -331,8 +319,11 @@ class StreamConsumer:
             return BatchOutcome()
         try:
             return self.process_redelivered(entries) if redelivered else self.process(entries)
-        except (redis.ConnectionError, redis.TimeoutError, TransientError):
-            self._held = (entries, redelivered)
+        except (redis.RedisError, TransientError) as exc:
+            if isinstance(exc, TransientError) or is_transient(exc):
+                self._held = (entries, redelivered)
+            else:
+                self._own_pending = True
             raise
         except BaseException:
             self._own_pending = True  # read them again: the delivery count decides their fate
@@ -359,22 +350,18 @@ class StreamConsumer:
                 backoff = 0.0
                 if after_batch is not None:
                     after_batch(outcome)
-            except (redis.ConnectionError, redis.TimeoutError, TransientError) as exc:
+            except (redis.RedisError, TransientError) as exc:
+                if isinstance(exc, redis.ResponseError) and "NOGROUP" in str(exc):
+                    self.ensure_groups()
+                    continue
+                # A full main Redis (OOM under noeviction), READONLY, MISCONF…: there, but
+                # refusing for now, like one that is away.
+                if isinstance(exc, redis.RedisError) and not is_transient(exc):
+                    raise
                 backoff = min(30.0, max(0.5, backoff * 2))
                 metrics.INGEST_ERRORS.labels(type(exc).__name__).inc()
                 log.warning("ingest consumer %s: %s; retrying in %.1fs", self.name, exc, backoff)
                 self._wait(stop, backoff)
-            except redis.ResponseError as exc:
-                if "NOGROUP" in str(exc):
-                    self.ensure_groups()
-                    continue
-                if transient_redis_reply(exc):
-                    backoff = min(30.0, max(0.5, backoff * 2))
-                    metrics.INGEST_ERRORS.labels("RedisRefused").inc()
-                    log.warning("ingest consumer %s: redis refused (%s); retrying in %.1fs", self.name, exc, backoff)
-                    self._wait(stop, backoff)
-                    continue
-                raise
 
     def _wait(self, stop: threading.Event, seconds: float) -> None:
         """Back off, keeping a held batch ours (well within ``claim_idle_ms``)."""

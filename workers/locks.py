@@ -15,7 +15,8 @@ from typing import Iterator
 
 import redis
 
-from edgeloop.errors import TransientError
+from edgeloop.errors import ServiceUnavailable, TransientError
+from edgeloop.redis_connect import is_transient
 
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
@@ -35,7 +36,12 @@ class Lease:
         self.token = uuid.uuid4().hex
 
     def acquire(self) -> bool:
-        return bool(self.client.set(self.key, self.token, nx=True, px=self.ttl_ms))
+        try:
+            return bool(self.client.set(self.key, self.token, nx=True, px=self.ttl_ms))
+        except redis.RedisError as exc:
+            if is_transient(exc):  # e.g. a full main Redis refusing writes: wait, do not fail for good
+                raise ServiceUnavailable(f"cannot take lease {self.key} in Redis: {exc}") from exc
+            raise
 
     def release(self) -> None:
         self.client.eval(_RELEASE, 1, self.key, self.token)

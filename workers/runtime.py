@@ -37,11 +37,19 @@ class Resources:
     def redis(self) -> redis.Redis:
         return client_for(self.settings, health_check_interval=30, socket_timeout=10, socket_connect_timeout=5)
 
+    @cached_property
+    def cache_redis(self) -> redis.Redis:
+        """The prediction cache's Redis (``cache_redis_url``), which may evict; never for state."""
+        from mlclient.cache import make_redis
+
+        return make_redis(self.settings)
+
     def close(self) -> None:
         if "engine" in self.__dict__:
             self.engine.dispose()
-        if "redis" in self.__dict__:
-            self.redis.close()
+        for name in ("redis", "cache_redis"):
+            if name in self.__dict__:
+                self.__dict__[name].close()
 
 
 _lock = threading.Lock()

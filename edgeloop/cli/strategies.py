@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from edgeloop.cli.ops import emit_json, require_redis, sessions
+from edgeloop.cli.ops import emit_json, sessions
 from edgeloop.settings import get_settings
 
 STATUSES = ("candidate", "active", "inactive")
@@ -101,13 +101,14 @@ def show_cmd(strategy_id: str, as_json: bool) -> None:
 
 
 def _set_status(strategy_id: str, status: str, as_json: bool) -> None:
-    from mlclient.cache import invalidate_strategies
+    from mlclient.cache import invalidate_strategies, make_redis
     from workers.lifecycle import set_status
 
     settings = get_settings()
-    redis_client = require_redis(settings)
+    cache_redis = make_redis(settings)
+    cache_redis.ping()  # before the change, so that it is not made without clearing the cache
     old, new = set_status(sessions(settings), strategy_id, status)
-    invalidate_strategies(redis_client, [strategy_id])  # strategy-scoped answers may depend on it
+    invalidate_strategies(cache_redis, [strategy_id])  # strategy-scoped answers may depend on it
     if as_json:
         emit_json({"strategy_id": strategy_id, "old_status": old, "status": new})
     else:

@@ -18,7 +18,7 @@ def services() -> dict:
 
 
 def test_every_part_of_the_stack_is_there():
-    assert {"redis", "postgres", "ml-service", "worker", "beat", "flower", "prometheus"} <= set(services())
+    assert {"redis", "redis-cache", "postgres", "ml-service", "worker", "beat", "flower", "prometheus"} <= set(services())
 
 
 def test_long_running_services_have_health_checks():
@@ -27,9 +27,23 @@ def test_long_running_services_have_health_checks():
     assert not missing
 
 
-def test_redis_persists_and_evicts_only_keys_with_a_ttl():
-    command = " ".join(services()["redis"]["command"])
-    assert "--appendonly yes" in command and "--maxmemory-policy volatile-lru" in command
+def option(service: str, name: str) -> str:
+    """The value of ``--name`` in a service's command."""
+    command = services()[service]["command"]
+    return command[command.index(f"--{name}") + 1]
+
+
+def test_the_main_redis_persists_and_never_evicts():
+    assert option("redis", "appendonly") == "yes"
+    assert option("redis", "maxmemory-policy") == "noeviction"
+
+
+def test_the_prediction_cache_has_a_redis_of_its_own_that_may_evict_anything():
+    assert option("redis-cache", "maxmemory-policy") == "allkeys-lru"
+    assert option("redis-cache", "maxmemory")
+    env = yaml.safe_load(COMPOSE.read_text())["x-edgeloop"]["environment"]
+    assert "redis-cache:6379" in env["EDGELOOP_CACHE_REDIS_URL"]
+    assert "redis://redis:6379" in env["EDGELOOP_REDIS_URL"]
 
 
 def test_prometheus_scrapes_the_ports_the_services_listen_on():
@@ -53,3 +67,23 @@ def test_compose_file_validates():
     proc = subprocess.run([*compose_command(), "-f", str(COMPOSE), "config", "-q"], capture_output=True, text=True,
                           cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_flower_listens_on_all_interfaces_in_its_container_and_only_on_the_hosts_loopback():
+    flower = services()["flower"]
+    assert "--address=0.0.0.0" in flower["command"]
+    assert all(p.startswith("127.0.0.1:") for p in flower["ports"])
+
+
+def test_compose_sets_no_flower_password_of_its_own():
+    env = yaml.safe_load(COMPOSE.read_text())["x-edgeloop"]["environment"]
+    assert env["EDGELOOP_FLOWER_PASSWORD"] == "${EDGELOOP_FLOWER_PASSWORD:-}"  # Flower refuses to start without one
+
+
+def test_prometheus_sends_the_ml_services_token_from_the_file_compose_writes():
+    prom = yaml.safe_load((ROOT / "deploy/prometheus.yml").read_text())
+    [ml] = [job for job in prom["scrape_configs"] if job["job_name"] == "edgeloop-ml-service"]
+    token_file = ml["authorization"]["credentials_file"]
+    prometheus = services()["prometheus"]
+    assert f"> {token_file} " in prometheus["entrypoint"][-1] and "$$EDGELOOP_ML_AUTH_TOKEN" in prometheus["entrypoint"][-1]
+    assert prometheus["environment"]["EDGELOOP_ML_AUTH_TOKEN"] == "${EDGELOOP_ML_AUTH_TOKEN:-}"

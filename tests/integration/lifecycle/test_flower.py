@@ -56,3 +56,12 @@ def test_flower_needs_the_configured_credentials_and_then_shows_the_workers(life
             os.killpg(flower.pid, signal.SIGTERM)
             flower.wait(15)
             log.close()
+
+
+def test_flower_refuses_to_start_with_the_default_password(life_env):
+    env = {k: v for k, v in life_env.items() if k not in ("EDGELOOP_FLOWER_PASSWORD", "FLOWER_BASIC_AUTH")}
+    proc = subprocess.run([sys.executable, "-m", "celery", "-A", "workers", "flower"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "Flower will not start with the default or an empty password: set EDGELOOP_FLOWER_PASSWORD")

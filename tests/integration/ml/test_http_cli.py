@@ -33,6 +33,14 @@ def _http(method: str, url: str, body: bytes | None = None, token: str | None = 
         return err.code, json.loads(err.read())
 
 
+def _text(url: str, token: str | None = None) -> str:
+    req = urllib.request.Request(url)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return r.read().decode()
+
+
 @pytest.fixture
 def http_base(ml_server):
     server, _ = ml_server
@@ -115,7 +123,28 @@ def test_bearer_token_on_grpc_and_http(ml_settings):
         base = f"http://127.0.0.1:{api.port}"
         assert _http("GET", f"{base}/api/v1/models")[0] == 401
         assert _http("GET", f"{base}/api/v1/models", token="s3cret")[0] == 200
-        assert _http("GET", f"{base}/health")[0] == 200
+        # /health: up or down for anyone, nothing more; the details with the token
+        assert _http("GET", f"{base}/health") == (200, {"status": "up"})
+        assert _http("GET", f"{base}/health", token="wrong") == (200, {"status": "up"})
+        status, health = _http("GET", f"{base}/health", token="s3cret")
+        assert status == 200 and health["status"] == "up" and health["details"]["status"] == "SERVING"
+        # /metrics needs the token too
+        assert _http("GET", f"{base}/metrics")[0] == 401
+        assert _text(f"{base}/metrics", token="s3cret").startswith("# HELP")
+    finally:
+        api.stop()
+        server.stop(0).wait()
+
+
+def test_metrics_left_public_by_the_operator(ml_settings):
+    settings = settings_with(**{**ml_settings.model_dump(), "ml_auth_token": "s3cret", "ml_metrics_public": True})
+    server, _ = create_server("127.0.0.1:0", settings)
+    server.start()
+    api = HttpApi(server.servicer, "127.0.0.1", 0).start()
+    try:
+        base = f"http://127.0.0.1:{api.port}"
+        assert "edgeloop_ml_rpc_total" in _text(f"{base}/metrics")
+        assert _http("GET", f"{base}/api/v1/models")[0] == 401  # the rest still needs the token
     finally:
         api.stop()
         server.stop(0).wait()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import urllib.request
 
 import grpc
@@ -103,7 +104,7 @@ def test_http_health_and_metrics(ml_server, stub):
     try:
         base = f"http://127.0.0.1:{http.port}"
         with urllib.request.urlopen(f"{base}/health", timeout=5) as r:
-            assert r.status == 200 and b'"SERVING"' in r.read()
+            assert r.status == 200 and json.loads(r.read())["details"]["status"] == "SERVING"
         with urllib.request.urlopen(f"{base}/metrics", timeout=5) as r:
             text = r.read().decode()
         assert 'edgeloop_ml_rpc_total{code="OK",method="SubmitBacktestFeedback"}' in text

@@ -46,6 +46,30 @@ def own_redis(*args: str, port: int | None = None) -> Iterator[tuple[str, subpro
         proc.wait(10)
 
 
+FULL_REDIS = ("--maxmemory", "2mb", "--maxmemory-policy", "noeviction")  # own_redis(*FULL_REDIS)
+
+
+def fill_to_maxmemory(url: str) -> int:
+    """Write keys without a TTL until a ``noeviction`` Redis refuses writes (OOM); returns how
+    many. The cap is then lowered a little below what is used, so that memory freed later (a
+    refused pipeline's buffers, a closed connection) cannot make room for a small write."""
+    client = redis.Redis.from_url(url)
+    written = 0
+    try:
+        while True:
+            pipe = client.pipeline(transaction=False)
+            for i in range(written, written + 100):
+                pipe.set(f"filler:{i}", b"x" * 1024)
+            pipe.execute()
+            written += 100
+    except redis.exceptions.OutOfMemoryError:
+        used = int(client.info("memory")["used_memory"])
+        client.config_set("maxmemory", used - 256 * 1024)
+        return written
+    finally:
+        client.close()
+
+
 def metric(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 

@@ -19,7 +19,7 @@ from mlclient.cache import CachedMLClient, make_redis
 from mlclient.client import MLClient
 from proto import ml_service_pb2 as pb
 from tests.integration.ml.factories import finished
-from tests.integration.mlclient.support import metric, own_redis
+from tests.integration.mlclient.support import FULL_REDIS, fill_to_maxmemory, metric, own_redis
 from tests.support import services
 from tests.support.processes import ROOT
 
@@ -284,3 +284,31 @@ def test_redis_stopped_predictions_still_come_from_the_service_and_the_metric_sa
         assert cached.batch_predict(job) == ml.batch_predict(job)
         assert metric("edgeloop_prediction_cache_bypass_total", kind="prediction",
                       reason="redis_unavailable") == bypassed + 100
+
+
+def test_a_full_cache_redis_costs_no_prediction_and_no_lock(service, ml):
+    """The cache's Redis at maxmemory (refusing writes: the worst a cache Redis can do), the main
+    Redis not: misses are answered by the service, and locks and beat claims, which live on the
+    main Redis, still work."""
+    from edgeloop.redis_connect import client_for
+    from workers.beat import claim
+    from workers.locks import lease
+
+    _, events = service
+    job = as_requests(selections(events, 100, start=3200))
+    with own_redis(*FULL_REDIS) as (cache_url, _), own_redis() as (main_url, _):
+        # Given a cache Redis that refuses every write
+        assert fill_to_maxmemory(cache_url) > 0
+        settings = settings_with(redis_url=main_url, cache_redis_url=cache_url, cache_prefix=PREFIX)
+        cached = CachedMLClient(ml, make_redis(settings), settings)
+        refused = metric("edgeloop_prediction_cache_bypass_total", kind="prediction", reason="redis_error")
+        # When predictions are asked for: the service answers them, and the bypass is counted
+        assert cached.batch_predict(job) == ml.batch_predict(job)
+        assert metric("edgeloop_prediction_cache_bypass_total", kind="prediction", reason="redis_error") == refused + 100
+        # Then the main Redis still takes leases and beat claims
+        main = client_for(settings)
+        with lease(main, "lifecycle", 5.0) as held:
+            assert main.get(held.key) == held.token.encode()
+        assert claim(main, "retrain", 60.0) and not claim(main, "retrain", 60.0)
+        main.close()
+        cached.close()

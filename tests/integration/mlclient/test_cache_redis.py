@@ -125,8 +125,8 @@ def test_prometheus_counters_by_kind(cache):
 
 
 def test_size_is_bounded_by_redis_maxmemory_and_the_cache_keeps_working(fake_ml):
-    # Given a Redis capped at 3 MB that evicts keys with a TTL (the documented policy)
-    with own_redis("--maxmemory", "3mb", "--maxmemory-policy", "volatile-lru") as (url, _):
+    # Given the cache's own Redis, capped at 3 MB, evicting any key (the documented policy)
+    with own_redis("--maxmemory", "3mb", "--maxmemory-policy", "allkeys-lru") as (url, _):
         settings = settings_with(cache_redis_url=url, cache_prefix="t:pred")
         cache = CachedMLClient(fake_ml, make_redis(settings), settings)
         # When far more entries than fit are written
@@ -275,3 +275,29 @@ def test_the_store_releases_the_single_flight_lock_and_survives_a_script_flush(c
     cache.batch_predict(requests(3, start=10))
     assert fake_ml.batch_calls == [3, 3]
     assert not list(redis_client.scan_iter(match="t:pred:lock:*"))
+
+
+def test_feedback_invalidation_goes_to_the_caches_own_redis(fake_ml, redis_url, monkeypatch):
+    from edgeloop.settings import get_settings
+    from workers.feedback import invalidate_strategy_cache
+    from workers.runtime import reset_resources
+
+    with own_redis() as (cache_url, _):
+        # Given a cache on a Redis of its own, apart from the main one, holding s1's answers
+        for key, value in {"EDGELOOP_REDIS_URL": redis_url, "EDGELOOP_CACHE_REDIS_URL": cache_url,
+                           "EDGELOOP_CACHE_PREFIX": "t:pred"}.items():
+            monkeypatch.setenv(key, value)
+        get_settings.cache_clear()
+        reset_resources(close=False)
+        try:
+            settings = get_settings()
+            cache = CachedMLClient(fake_ml, make_redis(settings), settings)
+            cache.batch_predict(requests(3, strategy_id="s1"))
+            # When feedback about s1 is submitted
+            invalidate_strategy_cache(["s1"])
+            # Then s1's answers are gone from the cache's Redis: asked again, they are fetched
+            fake_ml.batch_calls.clear()
+            cache.batch_predict(requests(3, strategy_id="s1"))
+            assert fake_ml.batch_calls == [3]
+        finally:
+            reset_resources()
