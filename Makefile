@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv proto docs test unit demo bench lint clean
+.PHONY: venv proto docs test unit floors demo bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,12 +31,18 @@ test: $(STAMP) lint
 unit: $(STAMP) lint
 	$(PY) -m pytest tests/unit
 
+# A subset of the tests with every dependency at the lowest version pyproject.toml allows
+# (docs/dependencies.md); builds its own cached venv, not .venv.
+floors:
+	bash .ci/floors
+
 demo: $(STAMP)
 	$(PY) -m edgeloop.demo
 
 # Every benchmark: each runs its baseline in the same run and prints the ratio (--json: one line).
 bench: $(STAMP)
 	$(PY) bench/ingest.py --json
+	$(PY) bench/sqlite_durability.py --json
 	$(PY) bench/cache.py --json
 	$(PY) bench/backtest.py --json
 	$(PY) bench/ml.py --json

@@ -37,10 +37,14 @@ def make_engine(url: str, **kwargs) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):  # WAL lets readers and one writer overlap
+        def _sqlite_pragmas(dbapi_conn, _record):
             cur = dbapi_conn.cursor()
+            # WAL lets readers and one writer overlap. FULL syncs the log at every commit, so a
+            # commit survives a power loss: an entry is acknowledged only after its commit, and
+            # with NORMAL the last commits could vanish with the power after their ack. The cost
+            # is one fsync per commit, i.e. per batch (docs/delivery.md, bench/sqlite_durability.py).
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 

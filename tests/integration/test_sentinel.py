@@ -59,10 +59,11 @@ class SentinelGroup:
 
     def _replica_known(self) -> bool:
         try:
-            replicas = self.sentinel.execute_command("SENTINEL", "replicas", GROUP)
+            # A list of dicts from every redis-py this project supports (a raw SENTINEL REPLICAS
+            # is parsed into dicts only by newer ones).
+            replicas = self.sentinel.sentinel_slaves(GROUP)
         except redis.RedisError:
             return False
-        # redis-py answers a list of dicts for SENTINEL REPLICAS
         return any(r.get("master-link-status") == "ok" and "s_down" not in r.get("flags", "")
                    for r in replicas)
 
