@@ -4,20 +4,24 @@ that kills its worker every time it is processed, and PostgreSQL restarted mid-i
 from __future__ import annotations
 
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 import pytest
 import redis
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from edgeloop.events import EVENT_FIELD, parse_event
 from edgeloop.processes import free_port
 from edgeloop.settings import get_settings
-from schema.db import make_engine, make_sessionmaker
+from producers import Publisher
+from schema.db import make_engine, make_sessionmaker, upgrade
 from schema.pipeline import BacktestResult
 from schema.repository import ensure_strategies, insert_results
 from tests.support.events import valid_event
-from tests.support.processes import ROOT, CeleryWorker, wait_until
+from tests.support.private_pg import private_postgres
+from tests.support.processes import ROOT, CeleryWorker, celery_worker, wait_until
 from workers.dead_letters import DeadLetters
 from workers.ingest import result_row
 
@@ -158,3 +162,60 @@ def test_an_entry_that_kills_its_worker_each_time_is_dead_lettered_as_poison(wor
         blocker.rollback()
         monitor.close()
         engine.dispose()
+
+
+# --- PostgreSQL restarted mid-ingest ------------------------------------------------------
+
+TOTAL = 5_000
+
+
+def publish_slowly(publisher: Publisher, total: int, chunk: int = 100, pause_s: float = 0.1) -> None:
+    """``total`` events over a few seconds, so that the restarts below land mid-stream."""
+    for start in range(0, total, chunk):
+        publisher.publish_many(valid_event(i) for i in range(start, start + chunk))
+        time.sleep(pause_s)
+
+
+def test_postgresql_restarted_mid_ingest_loses_and_doubles_nothing(worker_env, tmp_path):
+    settings = get_settings()
+    stream, group = settings.stream_key, settings.consumer_group
+    client = redis.Redis.from_url(worker_env["EDGELOOP_REDIS_URL"])
+    with private_postgres() as pg:
+        url = pg.create_database("edgeloop")
+        upgrade(url)
+        engine = make_engine(url)
+        sessions = make_sessionmaker(engine)
+
+        def stored() -> int:
+            with sessions() as s:
+                return s.scalar(select(func.count()).select_from(BacktestResult))
+
+        try:
+            with celery_worker({**worker_env, "EDGELOOP_DATABASE_URL": url}, "w1", tmp_path) as worker, \
+                    ThreadPoolExecutor(1) as pool:
+                wait_until(lambda: consuming(client, stream, group), 30, 0.1, "the worker consuming")
+                # Given a worker storing events as they are published
+                publishing = pool.submit(publish_slowly, Publisher(client, settings), TOTAL)
+                wait_until(lambda: stored() >= 1_000, 30, 0.05, "1,000 stored")
+                # When PostgreSQL shuts down (fast: sessions are ended), stays down while events
+                # keep arriving, and starts again
+                pg.stop("fast")
+                time.sleep(2)
+                pg.start()
+                mid = stored()
+                # And later crashes (immediate: no shutdown checkpoint, the start replays the WAL)
+                wait_until(lambda: stored() >= mid + 1_000, 30, 0.05, f"{mid + 1_000} stored")
+                at_crash = stored()
+                pg.restart("immediate")
+                publishing.result(timeout=60)
+                assert at_crash < TOTAL, "ingest finished before the second restart: publish more slowly"
+                # Then every event is stored exactly once, nothing is dead-lettered or pending
+                wait_until(lambda: drained(client, stream, group), 60, 0.1, "the stream drained")
+                with sessions() as s:
+                    ids = list(s.scalars(select(BacktestResult.backtest_id)))
+                assert len(ids) == TOTAL and set(ids) == {valid_event(i)["backtest_id"] for i in range(TOTAL)}
+                assert client.xlen(settings.dead_letter_stream) == 0
+                # And the worker lived through both
+                assert worker.alive(), worker.tail()
+        finally:
+            engine.dispose()
