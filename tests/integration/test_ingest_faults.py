@@ -92,12 +92,15 @@ def waiting_for(conn, pid: int) -> bool:
 
 
 def terminate_backends(conn, keep: int) -> None:
-    """End the killed worker's server sessions. PostgreSQL notices a dead client only when it
-    next talks to it, and a backend waiting for a lock does not: left alone, it would hold the
-    uncommitted rows of the killed batch and block the next worker on entries that are not the
-    chosen one."""
-    conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
-                      "AND backend_type = 'client backend' AND pid NOT IN (:keep, pg_backend_pid())"), {"keep": keep})
+    """End the killed worker's server sessions, and wait until they are gone. PostgreSQL
+    notices a dead client only when it next talks to it, and a backend waiting for a lock does
+    not: left alone, it would hold the uncommitted rows of the killed batch and block the next
+    worker on entries that are not the chosen one (and look like that worker, stuck)."""
+    others = text("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                  "AND backend_type = 'client backend' AND pid NOT IN (:keep, pg_backend_pid())")
+    for pid in conn.execute(others, {"keep": keep}).scalars():
+        conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})  # false if it has just gone
+    wait_until(lambda: not conn.execute(others, {"keep": keep}).first(), 10, 0.02, "the killed worker's sessions gone")
 
 
 def test_an_entry_that_kills_its_worker_each_time_is_dead_lettered_as_poison(worker_env, tmp_path):
