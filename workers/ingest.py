@@ -17,11 +17,12 @@ dead-lettered, whatever its bytes):
    other way round.
 
 A crash anywhere before 4 leaves the entries pending: this consumer re-reads its own
-pending entries when it restarts, and any other consumer claims entries that stayed idle
-longer than ``claim_idle_ms`` (XAUTOCLAIM). Either way the stream counts the delivery.
-Redelivered entries are processed one at a time, so an entry that kills the process (out of
-memory, a native crash) is the only one whose count keeps growing; past ``max_deliveries``
-it is dead-lettered as ``poison`` without being processed again. A crash between 3 and 4
+pending entries when it restarts, and any other consumer takes over entries that stayed idle
+longer than ``claim_idle_ms`` (XCLAIM, which does not count a delivery). Pending entries are
+then read, and so counted as delivered again, one at a time and processed alone, so an entry
+that kills the process (out of memory, a native crash) is the only one whose count keeps
+growing; past ``max_deliveries`` it is dead-lettered as ``poison`` without being processed
+again. A crash between 3 and 4
 makes the entries come back once more, and the unique backtest id makes the second insert a
 no-op.
 """
@@ -128,22 +129,35 @@ class StreamConsumer:
 
     def _read(self, block_ms: int) -> tuple[list[Entry], bool]:
         """The next entries, and whether they were delivered before (our own pending ones)."""
-        count = self.settings.ingest_batch_size
         if self._own_pending:
-            reply = self.client.xreadgroup(self.group, self.name, {k: "0" for k in self.keys}, count=count)
-            entries = [(s.decode(), i.decode(), f) for s, items in reply for i, f in items if f]
-            # Pending entries trimmed from the stream meanwhile come back without fields: there
-            # is nothing left to store, so acknowledge them or they stay pending for ever.
-            for stream, items in reply:
-                gone = [i for i, f in items if not f]
-                if gone:
-                    self.client.xack(stream, self.group, *gone)
-            if entries:
-                return entries, True
+            redelivered = self._read_own_pending()
+            if redelivered:
+                return [redelivered], True
             self._own_pending = False
-        reply = self.client.xreadgroup(self.group, self.name, {k: ">" for k in self.keys}, count=count,
-                                       block=block_ms)
+        reply = self.client.xreadgroup(self.group, self.name, {k: ">" for k in self.keys},
+                                       count=self.settings.ingest_batch_size, block=block_ms)
         return [(s.decode(), i.decode(), f) for s, items in reply or [] for i, f in items], False
+
+    def _read_own_pending(self) -> Entry | None:
+        """The oldest entry this consumer holds without an ack, read alone.
+
+        Reading a pending entry counts a delivery; reading them one at a time, one stream at
+        a time, means that when the process dies only the entry it was processing has its
+        count grown, and its batch-mates never approach ``max_deliveries``.
+        """
+        for key in self.keys:
+            while True:
+                reply = self.client.xreadgroup(self.group, self.name, {key: "0"}, count=1)
+                items = reply[0][1] if reply else []
+                if not items:
+                    break
+                entry_id, fields = items[0]
+                if fields:
+                    return key, entry_id.decode(), fields
+                # Trimmed from the stream while pending: nothing left to store, so acknowledge
+                # it or it stays pending for ever.
+                self.client.xack(key, self.group, entry_id)
+        return None
 
     def delivery_counts(self, entries: list[Entry]) -> dict[str, int]:
         """How often the group delivered each entry (XPENDING), this delivery included."""
@@ -172,23 +186,32 @@ class StreamConsumer:
         except redis.RedisError as exc:
             log.debug("could not refresh held entries: %s", exc)
 
-    def claim_abandoned(self) -> list[Entry]:
-        """XAUTOCLAIM entries idle longer than ``claim_idle_ms`` (their consumer is presumed dead)."""
-        claimed: list[Entry] = []
+    def claim_abandoned(self) -> int:
+        """Take over up to a batch of entries idle longer than ``claim_idle_ms`` (their
+        consumer is presumed dead); they are then read as our own pending entries, one at a
+        time. XCLAIM JUSTID does not count a delivery: a claimed batch whose new owner dies
+        before reaching an entry has not delivered that entry again."""
+        claimed = 0
+        idle, limit = self.settings.claim_idle_ms, self.settings.ingest_batch_size
         for key in self.keys:
-            start = "0-0"
-            while len(claimed) < self.settings.ingest_batch_size:
-                reply = self.client.xautoclaim(key, self.group, self.name, self.settings.claim_idle_ms,
-                                               start_id=start, count=self.settings.ingest_batch_size)
-                start, items = reply[0], reply[1]
-                claimed.extend((key, i.decode(), f) for i, f in items if f is not None)
-                # Entries deleted from the stream while pending (trimmed) come back as ids we
-                # can only acknowledge; Redis 7 drops them from the PEL itself.
-                if start in (b"0-0", "0-0"):
+            start = "-"
+            while (want := limit - claimed) > 0:
+                rows = self.client.xpending_range(key, self.group, min=start, max="+", count=want, idle=idle)
+                if not rows:
                     break
+                # Our own idle entries are already ours (read by ``_read_own_pending``).
+                ids = [r["message_id"] for r in rows if r["consumer"].decode() != self.name]
+                # XCLAIM checks the idle time again, so of two consumers claiming at once only
+                # one takes each entry. Entries trimmed from the stream meanwhile are dropped
+                # from the pending list by Redis 7, or acknowledged when read (``_read_own_pending``).
+                if ids:
+                    claimed += len(self.client.xclaim(key, self.group, self.name, idle, ids, justid=True))
+                if len(rows) < want:
+                    break
+                start = "(" + rows[-1]["message_id"].decode()
         if claimed:
-            metrics.EVENTS_CLAIMED.inc(len(claimed))
-            log.info("claimed %d abandoned entries", len(claimed))
+            metrics.EVENTS_CLAIMED.inc(claimed)
+            log.info("claimed %d abandoned entries", claimed)
         return claimed
 
     # --- one batch ------------------------------------------------------------------------
@@ -333,9 +356,8 @@ class StreamConsumer:
         now = time.monotonic()
         if now >= self._next_claim:
             self._next_claim = now + self.settings.claim_idle_ms / 2000.0
-            claimed = self.claim_abandoned()
-            if claimed:
-                return claimed, True
+            if self.claim_abandoned():
+                self._own_pending = True
         return self._read(block_ms)
 
     def run(self, stop: threading.Event, after_batch: Callable[[BatchOutcome], None] | None = None) -> None:

@@ -283,4 +283,39 @@ def test_an_entry_delivered_too_often_is_poison_and_its_batch_mates_are_stored(s
     assert (letter.reason, letter.source_id) == ("poison", ids[2])
     assert json.loads(letter.payload)["backtest_id"] == "bt-00000002"
     assert count(sessions) == 4
+
+
+def test_taking_over_a_dead_consumers_entries_counts_only_the_entry_being_processed(setup, monkeypatch):
+    monkeypatch.setenv("EDGELOOP_MAX_DELIVERIES", "2")
+    get_settings.cache_clear()
+    _, client, sessions, _ = setup
+    settings = get_settings()
+
+    def consumer(name: str) -> StreamConsumer:
+        c = StreamConsumer(client=client, sessions=sessions, settings=settings, name=name)
+        c.ensure_groups()
+        return c
+
+    class Died(BaseException):
+        pass
+
+    def die(entries):
+        raise Died
+
+    b = consumer("b")
+    Publisher(client, settings).publish_many(valid_event(i) for i in range(10))
+    # Given a consumer that read 10 entries and died (each delivered once)
+    first, *_ = client.xreadgroup(settings.consumer_group, "a", {settings.stream_key: ">"}, count=10)[0][1]
+    # And a second one that took them over and died processing the first of them
+    time.sleep(0.3)
+    monkeypatch.setattr(b, "process", die)
+    with pytest.raises(Died):
+        b.poll_once(block_ms=10)
+    # When a third takes them over in turn
+    time.sleep(0.3)
+    drain(consumer("c"))
+    # Then only that first entry, delivered three times, is poison; the other nine are stored
+    letters = list(DeadLetters(client, settings.dead_letter_stream).iter())
+    assert [(d.reason, d.source_id) for d in letters] == [("poison", first[0].decode())]
+    assert count(sessions) == 9
     assert client.xpending(settings.stream_key, settings.consumer_group)["pending"] == 0
