@@ -16,9 +16,9 @@ venv: $(STAMP)
 
 # Regenerate the protobuf/gRPC code (with .pyi stubs) from proto/*.proto.
 proto: $(STAMP)
-	$(PY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. proto/events.proto proto/ml_service.proto
+	$(PY) proto/generate.py
 
-# Regenerate docs/settings.md and config/config.yaml.example from edgeloop/settings.py.
+# Regenerate docs/settings.md and config/config.yaml.example from edgeloop/core/settings.py.
 docs: $(STAMP)
 	$(PY) -m edgeloop.settings_doc --write
 

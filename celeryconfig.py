@@ -19,8 +19,8 @@ read in batches by a consumer-group bootstep in every worker (see ``workers/inge
 
 from __future__ import annotations
 
-from edgeloop.redis_connect import is_sentinel, sentinel_node_options
-from edgeloop.settings import get_settings
+from edgeloop.core.redis_connect import is_sentinel, sentinel_node_options
+from edgeloop.core.settings import get_settings
 
 _s = get_settings()
 
@@ -33,7 +33,7 @@ broker_transport_options = {
     "health_check_interval": 25,
 }
 result_backend_transport_options = {"retry_policy": {"timeout": 5.0}}
-# A sentinel://…;sentinel://… URL (edgeloop/redis_connect.py) names its group here, for kombu
+# A sentinel://…;sentinel://… URL (edgeloop/core/redis_connect.py) names its group here, for kombu
 # and Celery's Sentinel backend alike.
 if is_sentinel(broker_url):
     broker_transport_options.update(master_name=_s.redis_sentinel_master, sentinel_kwargs=sentinel_node_options())
@@ -63,8 +63,8 @@ enable_utc = True
 task_default_queue = "edgeloop"
 
 # --- beat (workers/beat.py): every interval is a setting; two beats never send twice ---------
-from workers.beat import build_schedule  # noqa: E402
+from edgeloop.workers.beat import build_schedule  # noqa: E402
 
 beat_schedule = build_schedule(_s)
-beat_scheduler = "workers.beat:OncePerPeriodScheduler"
+beat_scheduler = "edgeloop.workers.beat:OncePerPeriodScheduler"
 beat_max_loop_interval = 5  # seconds: a schedule change or a short test interval is seen soon

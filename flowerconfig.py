@@ -1,4 +1,4 @@
-"""Flower's configuration, read by `celery -A workers flower` from the project root.
+"""Flower's configuration, read by `celery -A edgeloop.workers flower` from the project root.
 
 Basic authentication is always on, with ``flower_user``/``flower_password`` from the one
 settings object (``EDGELOOP_FLOWER_USER``/``EDGELOOP_FLOWER_PASSWORD``), or
@@ -14,9 +14,9 @@ open even with basic auth (for Prometheus and load balancers).
 import os
 import sys
 
-from edgeloop.errors import ConfigurationError
+from edgeloop.core.errors import ConfigurationError
 from edgeloop.flower_auth import basic_auth as _basic_auth
-from edgeloop.settings import get_settings
+from edgeloop.core.settings import get_settings
 
 try:
     basic_auth = _basic_auth(get_settings(), os.environ)

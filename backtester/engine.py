@@ -22,8 +22,8 @@ from datetime import date
 
 import numpy as np
 
-from backtester.metrics import Metrics, SeasonRow, compute_metrics, per_season
-from backtester.probability import (
+from edgeloop.backtester.metrics import Metrics, SeasonRow, compute_metrics, per_season
+from edgeloop.backtester.probability import (
     AlignedProbabilities,
     Predictions,
     ProbabilityProvider,
@@ -31,10 +31,10 @@ from backtester.probability import (
     demargin,
     market_probabilities,
 )
-from backtester.settlement import ODDS_SCALE, Settlement, odds_to_milli, settle
-from backtester.strategy import Strategy, is_closing
-from edgeloop.errors import InvalidStrategy, LookAheadError
-from marketdata.arrays import MarketArrays, PreEventArrays
+from edgeloop.backtester.settlement import ODDS_SCALE, Settlement, odds_to_milli, settle
+from edgeloop.backtester.strategy import Strategy, is_closing
+from edgeloop.core.errors import InvalidStrategy, LookAheadError
+from edgeloop.marketdata.arrays import MarketArrays, PreEventArrays
 
 LEAK_MAX_CERTAINTY = 0.95  # mean top probability; honest pre-match forecasts are near 0.5
 LEAK_Z = 10.0  # log-likelihood of the results, standard deviations above what the forecasts expect

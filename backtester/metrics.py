@@ -20,7 +20,7 @@
 * ``closing_line_value``: mean over bets with a closing price of the edge against the
   de-margined Pinnacle closing price (or, without it, the price source's own closing price):
   back ``o·p_close − 1``, lay ``(1 − o·p_close)/(o − 1)``. Positive = beating the close.
-* ``backtest_score``: ``edgeloop.scoring.backtest_score`` (the one definition).
+* ``backtest_score``: ``edgeloop.core.scoring.backtest_score`` (the one definition).
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from backtester.settlement import MICRO, ODDS_SCALE, Settlement
-from edgeloop.scoring import backtest_score
+from edgeloop.backtester.settlement import MICRO, ODDS_SCALE, Settlement
+from edgeloop.core.scoring import backtest_score
 
 PROFIT_FACTOR_CAP = 100.0
 RATIO_CAP = 100.0

@@ -14,13 +14,13 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from backtester.probability import Predictions
-from marketdata.arrays import PreEventArrays
-from marketdata.csv import SELECTION_NAMES
+from edgeloop.backtester.probability import Predictions
+from edgeloop.marketdata.arrays import PreEventArrays
+from edgeloop.marketdata.csv import SELECTION_NAMES
 
 
 class MLServiceProvider:
-    """Wraps anything with ``batch_predict(requests)`` (``mlclient.MLClient`` or the Redis-cached
+    """Wraps anything with ``batch_predict(requests)`` (``edgeloop.mlclient.MLClient`` or the Redis-cached
     ``CachedMLClient``); ``list_models`` (default: the client's) names each version's training end."""
 
     def __init__(self, client: Any, chunk: int = 500, list_models: Callable[[], Iterable[Any]] | None = None) -> None:
@@ -31,7 +31,7 @@ class MLServiceProvider:
     @classmethod
     def from_settings(cls, settings=None) -> "MLServiceProvider":
         """Through the shared prediction cache (keyed by model version), as every worker does."""
-        from mlclient.cache import get_cached_ml_client
+        from edgeloop.mlclient.cache import get_cached_ml_client
 
         cached = get_cached_ml_client()
         return cls(cached, list_models=cached.client.list_models)
@@ -48,7 +48,7 @@ class MLServiceProvider:
         return out
 
     def predictions(self, window: PreEventArrays) -> Predictions:
-        from proto import ml_service_pb2 as pb
+        from edgeloop.proto import ml_service_pb2 as pb
 
         requests = [pb.PredictionRequest(event_id=eid, selection=sel)
                     for eid in window.event_ids for sel in SELECTION_NAMES]

@@ -23,8 +23,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from edgeloop.errors import LookAheadError
-from marketdata.arrays import PreEventArrays
+from edgeloop.core.errors import LookAheadError
+from edgeloop.marketdata.arrays import PreEventArrays
 
 
 def demargin(prices: np.ndarray) -> np.ndarray:

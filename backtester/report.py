@@ -13,9 +13,9 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from backtester.engine import BacktestResult
-from edgeloop.events import SCHEMA_VERSION, event_from_dict
-from proto import events_pb2
+from edgeloop.backtester.engine import BacktestResult
+from edgeloop.core.events import SCHEMA_VERSION, event_from_dict
+from edgeloop.proto import events_pb2
 
 EVENT_METRICS = ("total_bets", "roi", "profit", "win_rate", "profit_factor", "sharpe_ratio", "max_drawdown",
                  "sortino_ratio", "turnover", "average_odds", "closing_line_value", "backtest_score")

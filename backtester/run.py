@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Mapping, Sequence
 
-from backtester.engine import BacktestResult, run_backtest
-from backtester.probability import Predictions, ProbabilityProvider
-from backtester.strategy import Strategy
-from edgeloop.errors import InvalidStrategy
-from marketdata.arrays import load_window
+from edgeloop.backtester.engine import BacktestResult, run_backtest
+from edgeloop.backtester.probability import Predictions, ProbabilityProvider
+from edgeloop.backtester.strategy import Strategy
+from edgeloop.core.errors import InvalidStrategy
+from edgeloop.marketdata.arrays import load_window
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +41,8 @@ def backtest(strategy: Strategy | Mapping[str, Any], window: Window, *,
 
 def publish(results: Sequence[BacktestResult], publisher=None) -> list[str]:
     """Publish one BacktestFinished event per result; returns the stream entry ids."""
-    from backtester.report import to_event
-    from producers.publisher import Publisher
+    from edgeloop.backtester.report import to_event
+    from edgeloop.producers.publisher import Publisher
 
     publisher = publisher or Publisher()
     return [publisher.publish(to_event(r)) for r in results]

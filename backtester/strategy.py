@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from edgeloop.errors import InvalidStrategy
+from edgeloop.core.errors import InvalidStrategy
 
 SELECTION_NAMES = ("home", "draw", "away")
 SIDES = ("back", "lay")

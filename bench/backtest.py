@@ -31,9 +31,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from backtester.engine import run_backtest  # noqa: E402
-from backtester.strategy import Strategy  # noqa: E402
-from marketdata.arrays import load_window  # noqa: E402
+from edgeloop.backtester.engine import run_backtest  # noqa: E402
+from edgeloop.backtester.strategy import Strategy  # noqa: E402
+from edgeloop.marketdata.arrays import load_window  # noqa: E402
 
 START, END = date(2015, 7, 1), date(2025, 6, 30)
 REDIS_URL = os.environ.get("EDGELOOP_BENCH_REDIS_URL", "redis://127.0.0.1:6379/10")
@@ -70,8 +70,8 @@ def loop_baseline(window, strategy: Strategy) -> tuple[int, float]:
 def through_workers(n_workers: int, n_strategies: int = 200) -> float:
     import redis
 
-    from edgeloop.settings import get_settings
-    from schema.db import upgrade
+    from edgeloop.core.settings import get_settings
+    from edgeloop.schema.db import upgrade
 
     with tempfile.TemporaryDirectory(prefix="bench-backtest-") as tmp:
         db_url = f"sqlite:///{tmp}/bench.db"
@@ -88,11 +88,11 @@ def through_workers(n_workers: int, n_strategies: int = 200) -> float:
 
 
 def _time_group(n_workers: int, n_strategies: int) -> float:
-    from workers.backtest_tasks import run_many
+    from edgeloop.workers.backtest_tasks import run_many
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "EDGELOOP_INGEST_CONSUMERS_PER_WORKER": "0"}
     log = open(os.environ.get("BENCH_WORKER_LOG", os.devnull), "wb")
-    worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers", "worker", "-c", str(n_workers),
+    worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "edgeloop.workers", "worker", "-c", str(n_workers),
                                "--loglevel", "WARNING", "-n", f"bench-{os.getpid()}@%h", "--without-mingle",
                                "--without-gossip"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                               start_new_session=True)

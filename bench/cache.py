@@ -46,10 +46,10 @@ from prometheus_client import REGISTRY  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
 from edgeloop.processes import free_port  # noqa: E402
-from edgeloop.settings import Settings  # noqa: E402
-from mlclient.cache import CachedMLClient, make_redis  # noqa: E402
-from mlclient.client import MLClient  # noqa: E402
-from proto import ml_service_pb2 as pb  # noqa: E402
+from edgeloop.core.settings import Settings  # noqa: E402
+from edgeloop.mlclient.cache import CachedMLClient, make_redis  # noqa: E402
+from edgeloop.mlclient.client import MLClient  # noqa: E402
+from edgeloop.proto import ml_service_pb2 as pb  # noqa: E402
 
 SELECTIONS = ("home", "draw", "away")
 
@@ -82,9 +82,9 @@ def redis_server() -> Iterator[str]:
 
 def prepare_database(url: str, seasons: int) -> list[tuple[str, str]]:
     """Migrate, import the last ``seasons`` E0 seasons; return (event id, ISO date), oldest first."""
-    from marketdata.store import import_paths
-    from schema.db import make_engine, upgrade
-    from schema.market import MarketEvent
+    from edgeloop.marketdata.store import import_paths
+    from edgeloop.schema.db import make_engine, upgrade
+    from edgeloop.schema.market import MarketEvent
 
     upgrade(url)
     engine = make_engine(url)

@@ -13,15 +13,15 @@ What each method does with its budget of backtests on the in-sample window (E0 +
 
 * ``edgeloop``: the discovery pipeline's search loop, **in-process for speed** (no Celery, no
   gRPC, no stream): rounds of ``discovery_candidates`` (20) candidates from
-  ``mlservice.strategy_generation.generate`` — mutations of the top results and exploration
+  ``edgeloop.mlservice.strategy_generation.generate`` — mutations of the top results and exploration
   draws, ranked by the upper confidence bound of the strategy model's bet-shrunk score
-  (``shrunk_score``, labelled by ``mlservice.strategy_model.training_labels`` as the ML
+  (``shrunk_score``, labelled by ``edgeloop.mlservice.strategy_model.training_labels`` as the ML
   service's trainer does), seeded with the 20 best backtest scores as the pipeline's
   generate step is — the model retrained on
-  all feedback before each round (``mlservice.strategy_model.StrategyModel``, as the
+  all feedback before each round (``edgeloop.mlservice.strategy_model.StrategyModel``, as the
   pipeline's "retrain if ≥ min_new_feedback new samples" does with rounds of 20). The first
   round has no model: exploration draws, as on a fresh system.
-* ``random``: ``mlservice.strategy_generation.random_params``: the same parameter space and
+* ``random``: ``edgeloop.mlservice.strategy_generation.random_params``: the same parameter space and
   risk limits (risk level "medium").
 * ``tpe``: Optuna's TPE sampler over the same space (same ranges, same grid via the
   generator's limit fitting), maximising the in-sample backtest score.
@@ -32,7 +32,7 @@ in-sample backtest score; edgeloop as its activation step does, by in-sample com
 (the confidence of the strategy model it trained on its own B backtests + the in-sample
 backtest score). The pick is then
 judged **out of sample** (E0 + D1, 2019-08-15 … 2021-06-30, never seen by any method):
-composite = ``edgeloop.scoring.composite_score(ML confidence, out-of-sample backtest score)``,
+composite = ``edgeloop.core.scoring.composite_score(ML confidence, out-of-sample backtest score)``,
 where the ML confidence comes from one *judge* strategy model trained on a separate pool of
 300 random in-sample backtests (the same judge for every method, so none is scored by its
 own model; trained on the four raw labels only, as before the product's model gained
@@ -72,13 +72,13 @@ class Lab:
     """Windows, point-in-time predictions and a memoised backtest (same strategy, same result)."""
 
     def __init__(self) -> None:
-        from backtester.ml_provider import MLServiceProvider
-        from edgeloop.settings import settings_with
-        from marketdata.arrays import load_csv_window
-        from mlclient.client import MLClient
-        from mlservice.server import create_server
-        from schema.db import upgrade
-        from workers.retraining import wait_for_job
+        from edgeloop.backtester.ml_provider import MLServiceProvider
+        from edgeloop.core.settings import settings_with
+        from edgeloop.marketdata.arrays import load_csv_window
+        from edgeloop.mlclient.client import MLClient
+        from edgeloop.mlservice.server import create_server
+        from edgeloop.schema.db import upgrade
+        from edgeloop.workers.retraining import wait_for_job
 
         self._tmp = tempfile.TemporaryDirectory(prefix="bench-discovery-")
         url = f"sqlite:///{self._tmp.name}/ml.db"
@@ -104,9 +104,9 @@ class Lab:
         self._tmp.cleanup()
 
     def metrics(self, params: dict[str, Any], window: str = "is"):
-        from backtester.engine import run_backtest
-        from backtester.strategy import Strategy
-        from mlservice.strategy_model import params_fingerprint
+        from edgeloop.backtester.engine import run_backtest
+        from edgeloop.backtester.strategy import Strategy
+        from edgeloop.mlservice.strategy_model import params_fingerprint
 
         key = (params_fingerprint(params), window)
         if key not in self._memo:
@@ -124,7 +124,7 @@ def judge_labels(m) -> list[float]:
 
 def fit_model(params: list[dict], metrics: list, seed: int):
     """The strategy model as the ML service's trainer fits it on these backtests' feedback."""
-    from mlservice.strategy_model import StrategyModel, training_labels
+    from edgeloop.mlservice.strategy_model import StrategyModel, training_labels
 
     Y = training_labels([m.backtest_score for m in metrics],
                         [{"roi": m.roi, "max_drawdown": m.max_drawdown, "win_rate": m.win_rate,
@@ -158,7 +158,7 @@ class ModelSearch(Search):
         self.seed = seed
 
     def pick(self, budget: int) -> dict | None:
-        from edgeloop.scoring import composite_score
+        from edgeloop.core.scoring import composite_score
 
         tried = [(p, m) for p, m in self.tried[:budget]]
         eligible = [i for i, (p, m) in enumerate(tried) if m.total_bets >= MIN_BETS]
@@ -171,8 +171,8 @@ class ModelSearch(Search):
 
 
 def run_edgeloop(lab: Lab, seed: int, budget: int) -> Search:
-    from mlservice.strategy_generation import Constraints, generate
-    from mlservice.strategy_model import params_fingerprint
+    from edgeloop.mlservice.strategy_generation import Constraints, generate
+    from edgeloop.mlservice.strategy_model import params_fingerprint
 
     search, rng, model = ModelSearch(lab, seed), np.random.default_rng([seed, 1]), None
     while len(search.tried) < budget:
@@ -189,7 +189,7 @@ def run_edgeloop(lab: Lab, seed: int, budget: int) -> Search:
 
 
 def run_random(lab: Lab, seed: int, budget: int) -> Search:
-    from mlservice.strategy_generation import Constraints, random_params
+    from edgeloop.mlservice.strategy_generation import Constraints, random_params
 
     search, rng = Search(lab), np.random.default_rng([seed, 2])  # not edgeloop's stream
     limits = Constraints(RISK).limits
@@ -201,7 +201,7 @@ def run_random(lab: Lab, seed: int, budget: int) -> Search:
 def run_tpe(lab: Lab, seed: int, budget: int) -> Search:
     import optuna
 
-    from mlservice.strategy_generation import PRICE_SOURCES, SELECTION_SETS, Constraints, _fit_limits
+    from edgeloop.mlservice.strategy_generation import PRICE_SOURCES, SELECTION_SETS, Constraints, _fit_limits
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     limits = Constraints(RISK).limits
@@ -236,18 +236,18 @@ METHODS: dict[str, Callable[[Lab, int, int], Search]] = {"edgeloop": run_edgeloo
 
 def judge(lab: Lab):
     """One strategy model for every method's confidence: trained on random in-sample backtests."""
-    from mlservice.strategy_generation import Constraints, random_params
+    from edgeloop.mlservice.strategy_generation import Constraints, random_params
 
     rng = np.random.default_rng(987_654_321)  # not any method's seed
     pool = [random_params(rng, Constraints(RISK).limits) for _ in range(JUDGE_POOL)]
-    from mlservice.strategy_model import TARGETS, StrategyModel
+    from edgeloop.mlservice.strategy_model import TARGETS, StrategyModel
 
     Y = np.array([judge_labels(lab.metrics(p)) for p in pool], dtype=float)
     return StrategyModel.fit(pool, Y, seed=0, targets=TARGETS[:4])
 
 
 def out_of_sample(lab: Lab, judge_model, params: dict | None) -> float:
-    from edgeloop.scoring import composite_score
+    from edgeloop.core.scoring import composite_score
 
     if params is None:
         return 0.0

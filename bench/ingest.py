@@ -27,9 +27,9 @@ import redis  # noqa: E402
 from sqlalchemy import func, select, text  # noqa: E402
 
 from bench._harness import ROOT, Child, drop_postgres, emit, free_port, python, scratch_postgres, wait_for  # noqa: E402
-from schema.db import make_engine, upgrade  # noqa: E402
-from schema.mlstore import FeedbackSample  # noqa: E402
-from schema.pipeline import BacktestResult  # noqa: E402
+from edgeloop.schema.db import make_engine, upgrade  # noqa: E402
+from edgeloop.schema.mlstore import FeedbackSample  # noqa: E402
+from edgeloop.schema.pipeline import BacktestResult  # noqa: E402
 from tests.support.events import valid_event  # noqa: E402
 
 DB_NAME = "edgeloop_bench_ingest"
@@ -60,7 +60,7 @@ def payloads(start: int, n: int, stamp: bool = False) -> list[str]:
 
 
 def start_worker(env: dict[str, str], log_dir: Path, name: str, extra: list[str]) -> Child:
-    return Child(name, [python(), "-m", "celery", "-A", "workers", "worker", "--loglevel", "INFO", "-n",
+    return Child(name, [python(), "-m", "celery", "-A", "edgeloop.workers", "worker", "--loglevel", "INFO", "-n",
                         f"{name}@%h", "--without-mingle", "--without-gossip", *extra], env, log_dir)
 
 

@@ -81,10 +81,10 @@ def _quality(stub, pb) -> dict[str, dict[str, float | None]]:
 
 
 def _real_backtests(n: int, seed: int):
-    from backtester.report import to_event
-    from backtester.run import Window, backtest
-    from mlservice.strategy_generation import RISK_LIMITS, random_params
-    from mlservice.strategy_model import canonical_params
+    from edgeloop.backtester.report import to_event
+    from edgeloop.backtester.run import Window, backtest
+    from edgeloop.mlservice.strategy_generation import RISK_LIMITS, random_params
+    from edgeloop.mlservice.strategy_model import canonical_params
 
     rng = np.random.default_rng(seed)
     window = Window(date(2017, 8, 1), date(2019, 6, 30), ("E0", "D1"))
@@ -99,10 +99,10 @@ def _synthetic_samples(sessions, n: int, seed: int) -> None:
     """n samples labelled by the serving strategy model + residual noise (see the docstring)."""
     from sqlalchemy import insert, select
 
-    from mlservice.strategy_generation import RISK_LIMITS, random_params
-    from mlservice.strategy_model import StrategyModel, params_fingerprint
-    from schema.base import utcnow
-    from schema.mlstore import FeedbackSample, ModelVersion
+    from edgeloop.mlservice.strategy_generation import RISK_LIMITS, random_params
+    from edgeloop.mlservice.strategy_model import StrategyModel, params_fingerprint
+    from edgeloop.schema.base import utcnow
+    from edgeloop.schema.mlstore import FeedbackSample, ModelVersion
 
     rng = np.random.default_rng(seed)
     with sessions() as s:
@@ -133,11 +133,11 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
 
-    from edgeloop.settings import settings_with
-    from marketdata import load_window
-    from mlservice.server import create_server
-    from proto import ml_service_pb2 as pb, ml_service_pb2_grpc as pb_grpc
-    from schema.db import upgrade
+    from edgeloop.core.settings import settings_with
+    from edgeloop.marketdata import load_window
+    from edgeloop.mlservice.server import create_server
+    from edgeloop.proto import ml_service_pb2 as pb, ml_service_pb2_grpc as pb_grpc
+    from edgeloop.schema.db import upgrade
 
     tmp = tempfile.TemporaryDirectory(prefix="edgeloop-bench-ml-")
     url = args.database_url or f"sqlite:///{tmp.name}/ml.db"

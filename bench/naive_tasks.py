@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from edgeloop.events import parse_event
-from mlclient import get_ml_client
-from schema.repository import insert_results, mark_processed
-from workers.app import app
-from workers.ingest import result_row
-from workers.runtime import resources
+from edgeloop.core.events import parse_event
+from edgeloop.mlclient import get_ml_client
+from edgeloop.schema.repository import insert_results, mark_processed
+from edgeloop.workers.app import app
+from edgeloop.workers.ingest import result_row
+from edgeloop.workers.runtime import resources
 
 
 @app.task(name="bench.naive_ingest")

@@ -35,12 +35,12 @@ import redis  # noqa: E402
 from sqlalchemy import event, func, select  # noqa: E402
 
 from bench._harness import emit  # noqa: E402
-from edgeloop.settings import Settings  # noqa: E402
-from producers import Publisher  # noqa: E402
-from schema.db import make_engine, make_sessionmaker, upgrade  # noqa: E402
-from schema.pipeline import BacktestResult  # noqa: E402
+from edgeloop.core.settings import Settings  # noqa: E402
+from edgeloop.producers import Publisher  # noqa: E402
+from edgeloop.schema.db import make_engine, make_sessionmaker, upgrade  # noqa: E402
+from edgeloop.schema.pipeline import BacktestResult  # noqa: E402
 from tests.support.events import valid_event  # noqa: E402
-from workers.ingest import StreamConsumer  # noqa: E402
+from edgeloop.workers.ingest import StreamConsumer  # noqa: E402
 
 REDIS_URL = os.environ.get("EDGELOOP_BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")
 MODES = {"NORMAL": 1, "FULL": 2}  # PRAGMA synchronous reads back as a number

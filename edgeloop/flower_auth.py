@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from edgeloop.errors import ConfigurationError
-from edgeloop.settings import Settings
+from edgeloop.core.errors import ConfigurationError
+from edgeloop.core.settings import Settings
 
 DEFAULT_PASSWORD = Settings.model_fields["flower_password"].default
 

@@ -1,4 +1,4 @@
-"""Settings reference generated from ``edgeloop/settings.py`` itself.
+"""Settings reference generated from ``edgeloop/core/settings.py`` itself.
 
 The comments next to each field in ``settings.py`` are the documentation: this module turns
 them, with each field's default and environment variable, into ``docs/settings.md`` and
@@ -18,8 +18,8 @@ import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeloop import settings as settings_module
-from edgeloop.settings import Settings
+from edgeloop.core import settings as settings_module
+from edgeloop.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC_PATH = ROOT / "docs" / "settings.md"
@@ -95,7 +95,7 @@ def _show(value) -> str:
 
 def render_markdown() -> str:
     out = ["# Settings", "",
-           "Generated from `edgeloop/settings.py` by `make docs`; do not edit by hand.", "",
+           "Generated from `edgeloop/core/settings.py` by `make docs`; do not edit by hand.", "",
            "Every setting is read, in increasing priority, from its default, the YAML file named by",
            "`EDGELOOP_CONFIG` (else `config/config.yaml` when it exists; see",
            "`config/config.yaml.example`) and its environment variable. Lists are given as JSON in",

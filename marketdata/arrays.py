@@ -24,7 +24,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from marketdata.csv import SELECTIONS, Match, csv_files, league_of_file, parse_file
+from edgeloop.marketdata.csv import SELECTIONS, Match, csv_files, league_of_file, parse_file
 
 RESULT_INDEX = {s: i for i, s in enumerate(SELECTIONS)}
 NO_RESULT = -1
@@ -169,7 +169,7 @@ def load_csv_window(leagues: Iterable[str] | None = None, start: date | None = N
                     data_dir: str | Path | None = None) -> MarketArrays:
     """Matches of ``leagues`` (all when None) with ``start <= date <= end`` from the CSV files."""
     if data_dir is None:
-        from edgeloop.settings import get_settings
+        from edgeloop.core.settings import get_settings
 
         data_dir = get_settings().data_dir
     lg = tuple(sorted(set(leagues))) if leagues is not None else None
@@ -184,8 +184,8 @@ def load_csv_window(leagues: Iterable[str] | None = None, start: date | None = N
 def _db_window(url: str, leagues: tuple[str, ...] | None, start: date | None, end: date | None) -> MarketArrays:
     from sqlalchemy import select
 
-    from schema.db import make_engine
-    from schema.market import MarketEvent as E, MarketPrice as P, MarketResult as R
+    from edgeloop.schema.db import make_engine
+    from edgeloop.schema.market import MarketEvent as E, MarketPrice as P, MarketResult as R
 
     engine = make_engine(url)
     try:

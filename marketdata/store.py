@@ -14,10 +14,10 @@ from typing import Any, Iterable, Sequence
 
 from sqlalchemy import Engine, Table
 
-from marketdata.csv import Match, Problem, csv_files, parse_file
-from schema.bulk import insert_ignoring_duplicates
-from schema.base import utcnow
-from schema.market import MarketEvent, MarketPrice, MarketResult
+from edgeloop.marketdata.csv import Match, Problem, csv_files, parse_file
+from edgeloop.schema.bulk import insert_ignoring_duplicates
+from edgeloop.schema.base import utcnow
+from edgeloop.schema.market import MarketEvent, MarketPrice, MarketResult
 
 
 

@@ -43,17 +43,17 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from edgeloop.errors import MLServiceError, MLServiceUnavailable
-from edgeloop.redis_connect import client_for
-from edgeloop.settings import Settings, get_settings
-from mlclient import keys, metrics
-from mlclient.breaker import CircuitBreaker
-from mlclient.catalogue import ModelCatalogue
-from mlclient.client import MLClient, get_ml_client
-from mlclient.per_process import PerProcess
-from mlclient.rawredis import RawRedis
-from mlclient.singleflight import Lock, SingleFlight
-from proto import ml_service_pb2 as pb
+from edgeloop.core.errors import MLServiceError, MLServiceUnavailable
+from edgeloop.core.redis_connect import client_for
+from edgeloop.core.settings import Settings, get_settings
+from edgeloop.mlclient import keys, metrics
+from edgeloop.mlclient.breaker import CircuitBreaker
+from edgeloop.mlclient.catalogue import ModelCatalogue
+from edgeloop.mlclient.client import MLClient, get_ml_client
+from edgeloop.mlclient.per_process import PerProcess
+from edgeloop.mlclient.rawredis import RawRedis
+from edgeloop.mlclient.singleflight import Lock, SingleFlight
+from edgeloop.proto import ml_service_pb2 as pb
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ The catalogue is fetched with ``ListModels`` and kept in process, tagged with th
 **model generation** (``{prefix}:gen``) seen before it was fetched. Every cache lookup reads
 the generation in the same round trip as the entries; a different value means someone
 promoted a model, so the lookup is redone with a fresh catalogue. Whoever promotes (the
-training job, ``edgeloop ml rollback``) calls ``mlclient.cache.mark_models_changed`` *after*
+training job, ``edgeloop ml rollback``) calls ``edgeloop.mlclient.cache.mark_models_changed`` *after*
 the new version serves. Two safety nets bound the staleness when nobody bumps it: the
 catalogue is refetched after ``cache_catalogue_ttl_s``, and an answer from a version the
 catalogue does not list bumps the generation itself (and is not stored).
@@ -31,8 +31,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from edgeloop.errors import MLServiceUnavailable
-from proto import ml_service_pb2 as pb
+from edgeloop.core.errors import MLServiceUnavailable
+from edgeloop.proto import ml_service_pb2 as pb
 
 Fetch = Callable[[str], Iterable[pb.ModelVersion]]
 

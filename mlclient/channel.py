@@ -13,8 +13,8 @@ from pathlib import Path
 
 import grpc
 
-from edgeloop.errors import ConfigurationError
-from edgeloop.settings import Settings
+from edgeloop.core.errors import ConfigurationError
+from edgeloop.core.settings import Settings
 
 ML_SERVICE = "edgeloop.ml.v1.MLService"
 HEALTH_SERVICE = "grpc.health.v1.Health"

@@ -29,13 +29,13 @@ import grpc
 from google.protobuf import struct_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from edgeloop.errors import MLMessageTooLarge, MLServiceError, MLServiceUnavailable
-from edgeloop.settings import Settings, get_settings
-from mlclient import metrics
-from mlclient.breaker import CLOSED, CircuitBreaker
-from mlclient.channel import call_metadata, make_channel
-from mlclient.per_process import PerProcess
-from proto import events_pb2, ml_service_pb2 as pb, ml_service_pb2_grpc as pb_grpc
+from edgeloop.core.errors import MLMessageTooLarge, MLServiceError, MLServiceUnavailable
+from edgeloop.core.settings import Settings, get_settings
+from edgeloop.mlclient import metrics
+from edgeloop.mlclient.breaker import CLOSED, CircuitBreaker
+from edgeloop.mlclient.channel import call_metadata, make_channel
+from edgeloop.mlclient.per_process import PerProcess
+from edgeloop.proto import events_pb2, ml_service_pb2 as pb, ml_service_pb2_grpc as pb_grpc
 
 # Codes that mean "the service is not there right now": retrying later may succeed, and a run
 # of them opens the breaker. Everything else means the service is up and said no.
@@ -211,9 +211,9 @@ def get_ml_client() -> MLClient:
 def reset_ml_client() -> None:
     """Forget the client (after a fork, or when settings changed); the next call makes a new one.
 
-    Also forgets the process's cached client (``mlclient.cache``), which holds this one.
+    Also forgets the process's cached client (``edgeloop.mlclient.cache``), which holds this one.
     """
     _client.reset()
-    from mlclient import cache  # late: cache imports this module
+    from edgeloop.mlclient import cache  # late: cache imports this module
 
     cache.reset_cached_ml_client()

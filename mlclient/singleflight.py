@@ -22,8 +22,8 @@ from typing import Callable, Sequence
 
 import redis
 
-from mlclient import metrics
-from mlclient.rawredis import RawRedis
+from edgeloop.mlclient import metrics
+from edgeloop.mlclient.rawredis import RawRedis
 
 # Delete the lock only if we still own it: after a TTL expiry it may belong to someone else.
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from edgeloop.settings import Settings
-from schema.db import make_engine, make_sessionmaker, require_migrated
+from edgeloop.core.settings import Settings
+from edgeloop.schema.db import make_engine, make_sessionmaker, require_migrated
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Features of the outcome model: only what is known before kick-off.
 
-From a ``marketdata.MarketArrays`` window (sorted by kick-off), one row per event:
+From a ``edgeloop.marketdata.MarketArrays`` window (sorted by kick-off), one row per event:
 
 * **market**: log of the de-margined market-average probabilities (home, draw, away), and how
   far Pinnacle's pre-match log-probabilities differ from them where Pinnacle priced the match
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from marketdata import MarketArrays
+from edgeloop.marketdata import MarketArrays
 
 # Pre-match bookmakers whose spread measures disagreement (aggregates and closing lines excluded).
 BOOKS = ("B365", "BW", "IW", "LB", "PS", "WH", "VC", "SB", "GB", "SJ", "BS")

@@ -13,13 +13,13 @@ from typing import Any, Iterable, Sequence
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from edgeloop.errors import InvalidEvent, InvalidRequest
-from edgeloop.events import ParsedEvent, validate_message
-from mlservice.strategy_model import params_fingerprint
-from proto import events_pb2
-from schema.base import utcnow
-from schema.bulk import insert_ignoring_duplicates
-from schema.mlstore import FeedbackSample
+from edgeloop.core.errors import InvalidEvent, InvalidRequest
+from edgeloop.core.events import ParsedEvent, validate_message
+from edgeloop.mlservice.strategy_model import params_fingerprint
+from edgeloop.proto import events_pb2
+from edgeloop.schema.base import utcnow
+from edgeloop.schema.bulk import insert_ignoring_duplicates
+from edgeloop.schema.mlstore import FeedbackSample
 
 
 
@@ -31,7 +31,7 @@ class StoreOutcome:
 
 
 def validate_results(results: Sequence[events_pb2.BacktestFinished]) -> list[ParsedEvent]:
-    """The pipeline's own validation (``edgeloop.events``), so both ends agree on what is valid.
+    """The pipeline's own validation (``edgeloop.core.events``), so both ends agree on what is valid.
 
     One invalid result rejects the whole request: the caller gets INVALID_ARGUMENT naming it
     and nothing is half-stored.

@@ -30,10 +30,10 @@ import grpc
 from google.protobuf import json_format
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from mlservice import security
-from mlservice.http_server import BoundedHTTPServer
-from mlservice.servicer import MLServicer
-from proto import ml_service_pb2 as pb
+from edgeloop.mlservice import security
+from edgeloop.mlservice.http_server import BoundedHTTPServer
+from edgeloop.mlservice.servicer import MLServicer
+from edgeloop.proto import ml_service_pb2 as pb
 
 log = logging.getLogger("edgeloop.mlservice.http")
 

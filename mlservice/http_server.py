@@ -22,7 +22,7 @@ import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
-from mlservice import metrics
+from edgeloop.mlservice import metrics
 
 log = logging.getLogger("edgeloop.mlservice.http")
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from edgeloop.settings import Settings
-from marketdata import MarketArrays, load_window
-from marketdata.arrays import clear_cache
-from mlservice.context import ServiceContext
-from schema.market import MarketEvent
+from edgeloop.core.settings import Settings
+from edgeloop.marketdata import MarketArrays, load_window
+from edgeloop.marketdata.arrays import clear_cache
+from edgeloop.mlservice.context import ServiceContext
+from edgeloop.schema.market import MarketEvent
 
 
 def _database_has_matches(ctx: ServiceContext) -> bool:

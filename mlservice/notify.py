@@ -1,4 +1,4 @@
-"""Telling prediction caches that the serving models changed (``mlclient.cache``'s generation).
+"""Telling prediction caches that the serving models changed (``edgeloop.mlclient.cache``'s generation).
 
 Best effort by design: the caches also refetch the model catalogue after a TTL and refuse
 answers from versions they do not know, so Redis being down delays their switch to the new
@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import logging
 
-from edgeloop.settings import Settings
+from edgeloop.core.settings import Settings
 
 log = logging.getLogger("edgeloop.mlservice")
 
 
 def models_changed(settings: Settings) -> None:
     try:
-        from mlclient.cache import make_redis, mark_models_changed
+        from edgeloop.mlclient.cache import make_redis, mark_models_changed
 
         client = make_redis(settings)
         try:

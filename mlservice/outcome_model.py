@@ -35,7 +35,7 @@ from datetime import date
 import numpy as np
 from scipy.optimize import minimize
 
-from mlservice.features import FEATURE_NAMES, OFFSET_COLUMNS, FeatureSet
+from edgeloop.mlservice.features import FEATURE_NAMES, OFFSET_COLUMNS, FeatureSet
 
 MODEL_NAME = "outcome"
 SELECTIONS = ("home", "draw", "away")

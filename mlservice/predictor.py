@@ -22,15 +22,15 @@ from typing import Any, Sequence
 import numpy as np
 from sqlalchemy import select
 
-from edgeloop.errors import InvalidRequest, NotFound, PermanentError
-from mlservice import registry
-from mlservice.context import ServiceContext
-from mlservice.features import FeatureSet, build_features
-from mlservice.market import load_market
-from mlservice.outcome_model import MODEL_NAME, OutcomeModel, ServingOutcome, confidence, recommendation
-from mlservice.strategy_model import canonical_params
-from proto import ml_service_pb2 as pb
-from schema.mlstore import FeedbackSample
+from edgeloop.core.errors import InvalidRequest, NotFound, PermanentError
+from edgeloop.mlservice import registry
+from edgeloop.mlservice.context import ServiceContext
+from edgeloop.mlservice.features import FeatureSet, build_features
+from edgeloop.mlservice.market import load_market
+from edgeloop.mlservice.outcome_model import MODEL_NAME, OutcomeModel, ServingOutcome, confidence, recommendation
+from edgeloop.mlservice.strategy_model import canonical_params
+from edgeloop.proto import ml_service_pb2 as pb
+from edgeloop.schema.mlstore import FeedbackSample
 
 SELECTION_INDEX = {"home": 0, "h": 0, "draw": 1, "d": 1, "away": 2, "a": 2}
 SELECTION_NAMES = ("home", "draw", "away")
@@ -42,7 +42,7 @@ STRATEGY_RULES_TTL_S = 60.0
 
 def strategy_recommendation(p: float, confidence: float, price: float, selection: str,
                             params: dict[str, Any]) -> str:
-    """The strategy's own betting rule (``backtester.engine.decide``) for one selection."""
+    """The strategy's own betting rule (``edgeloop.backtester.engine.decide``) for one selection."""
     if selection not in params["selections"] or not np.isfinite(price) or confidence < params["min_confidence"]:
         return "none"
     if not params["min_odds"] <= price <= params["max_odds"]:

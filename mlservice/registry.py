@@ -19,10 +19,10 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, defer, sessionmaker
 
-from edgeloop.errors import InvalidRequest, NotFound
-from proto import ml_service_pb2 as pb
-from schema.base import utcnow
-from schema.mlstore import ModelVersion
+from edgeloop.core.errors import InvalidRequest, NotFound
+from edgeloop.proto import ml_service_pb2 as pb
+from edgeloop.schema.base import utcnow
+from edgeloop.schema.mlstore import ModelVersion
 
 MODEL_NAMES = ("outcome", "strategy")
 

@@ -16,8 +16,8 @@ from typing import Callable
 import grpc
 from sqlalchemy.exc import OperationalError
 
-from edgeloop.errors import InvalidRequest, NotFound, PermanentError, TransientError
-from mlservice import metrics
+from edgeloop.core.errors import InvalidRequest, NotFound, PermanentError, TransientError
+from edgeloop.mlservice import metrics
 
 log = logging.getLogger("edgeloop.mlservice")
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import grpc
 
-from edgeloop.errors import ConfigurationError
-from edgeloop.settings import Settings
+from edgeloop.core.errors import ConfigurationError
+from edgeloop.core.settings import Settings
 
 OPEN_GRPC_PREFIXES = ("/grpc.health.v1.Health/",)
 

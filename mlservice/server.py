@@ -16,12 +16,12 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from edgeloop.errors import ConfigurationError
-from edgeloop.settings import Settings, get_settings
-from mlservice import security
-from mlservice.context import ServiceContext
-from mlservice.servicer import MLServicer
-from proto import ml_service_pb2 as pb, ml_service_pb2_grpc as pb_grpc
+from edgeloop.core.errors import ConfigurationError
+from edgeloop.core.settings import Settings, get_settings
+from edgeloop.mlservice import security
+from edgeloop.mlservice.context import ServiceContext
+from edgeloop.mlservice.servicer import MLServicer
+from edgeloop.proto import ml_service_pb2 as pb, ml_service_pb2_grpc as pb_grpc
 
 log = logging.getLogger("edgeloop.mlservice")
 

@@ -10,15 +10,15 @@ import functools
 import logging
 
 from edgeloop import __version__
-from edgeloop.errors import InvalidRequest, NotFound
-from mlservice import feedback_store, metrics, registry, trainers
-from mlservice.context import ServiceContext
-from mlservice.predictor import OutcomePredictor
-from mlservice.rpc import rpc
-from mlservice.strategy_service import StrategyService
-from mlservice.training import TrainingJobs
-from proto import ml_service_pb2 as pb, ml_service_pb2_grpc as pb_grpc
-from schema.mlstore import TrainingJob
+from edgeloop.core.errors import InvalidRequest, NotFound
+from edgeloop.mlservice import feedback_store, metrics, registry, trainers
+from edgeloop.mlservice.context import ServiceContext
+from edgeloop.mlservice.predictor import OutcomePredictor
+from edgeloop.mlservice.rpc import rpc
+from edgeloop.mlservice.strategy_service import StrategyService
+from edgeloop.mlservice.training import TrainingJobs
+from edgeloop.proto import ml_service_pb2 as pb, ml_service_pb2_grpc as pb_grpc
+from edgeloop.schema.mlstore import TrainingJob
 
 
 def _iso(value) -> str:

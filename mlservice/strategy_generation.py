@@ -8,7 +8,7 @@ expected to score well or because the model knows little about its region and a 
 there teaches it the most. κ = ``EXPLORATION_KAPPA``.
 
 μ and σ are those of the model's ``shrunk_score`` label (the backtest score shrunk toward the
-typical score by its number of bets, ``mlservice.strategy_model``), not of the raw score:
+typical score by its number of bets, ``edgeloop.mlservice.strategy_model``), not of the raw score:
 ranked by the raw score, the search collapsed onto strategies with a handful of lucky bets —
 in-sample scores near 1.0 that never reach ``min_bets_for_activation`` and whose regions
 also attracted the exploration bonus (bench/discovery.py: 17–32 strategies with ≥ 30 bets
@@ -32,8 +32,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from edgeloop.errors import InvalidRequest
-from mlservice.strategy_model import StrategyModel, canonical_params, fingerprint_of_canonical
+from edgeloop.core.errors import InvalidRequest
+from edgeloop.mlservice.strategy_model import StrategyModel, canonical_params, fingerprint_of_canonical
 
 EXPLORATION_KAPPA = 1.0
 SEARCH_TARGET = "shrunk_score"  # the strategy model's label the UCB ranks by

@@ -1,8 +1,8 @@
 """The strategy model: a strategy's out-of-sample backtest metrics from its parameters alone.
 
-Features are the strategy's parameters only (``backtester.strategy.Strategy``, canonicalised:
+Features are the strategy's parameters only (``edgeloop.backtester.strategy.Strategy``, canonicalised:
 defaults filled in, aliases resolved), encoded as numbers. The labels are the backtest's
-outcome: ``backtest_score`` (``edgeloop.scoring``), ROI, max drawdown and win rate. No
+outcome: ``backtest_score`` (``edgeloop.core.scoring``), ROI, max drawdown and win rate. No
 outcome is ever an input: the original trained on a composite score that was also a feature,
 so it learned to copy its input.
 
@@ -43,8 +43,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from scipy.special import ndtr
 
-from backtester.strategy import Strategy, is_closing
-from edgeloop.errors import InvalidRequest, InvalidStrategy
+from edgeloop.backtester.strategy import Strategy, is_closing
+from edgeloop.core.errors import InvalidRequest, InvalidStrategy
 
 MODEL_NAME = "strategy"
 TARGETS = ("backtest_score", "roi", "max_drawdown", "win_rate", "shrunk_score")

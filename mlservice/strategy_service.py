@@ -12,13 +12,13 @@ import numpy as np
 from google.protobuf import json_format
 from sqlalchemy import select
 
-from edgeloop.errors import InvalidRequest, NotFound, PermanentError
-from mlservice import feedback_store, registry
-from mlservice.context import ServiceContext
-from mlservice.strategy_generation import Constraints, candidate_id, generate, seed_from
-from mlservice.strategy_model import FEATURE_NAMES, MODEL_NAME, StrategyModel, canonical_params, encode
-from proto import ml_service_pb2 as pb
-from schema.mlstore import FeedbackSample
+from edgeloop.core.errors import InvalidRequest, NotFound, PermanentError
+from edgeloop.mlservice import feedback_store, registry
+from edgeloop.mlservice.context import ServiceContext
+from edgeloop.mlservice.strategy_generation import Constraints, candidate_id, generate, seed_from
+from edgeloop.mlservice.strategy_model import FEATURE_NAMES, MODEL_NAME, StrategyModel, canonical_params, encode
+from edgeloop.proto import ml_service_pb2 as pb
+from edgeloop.schema.mlstore import FeedbackSample
 
 REGISTRY_POLL_S = 2.0
 SEED_TOP_K = 20  # best backtested strategies that GenerateStrategy mutates when no seeds are named

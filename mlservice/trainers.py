@@ -21,18 +21,18 @@ import logging
 import numpy as np
 from sqlalchemy import select
 
-from edgeloop.errors import InvalidRequest
-from mlservice import notify, registry
-from mlservice.context import ServiceContext
-from mlservice.features import build_features
-from mlservice.market import load_market
-from mlservice.outcome_model import MODEL_NAME as OUTCOME, OutcomeModel, evaluate, walk_forward
-from mlservice.predictor import OutcomePredictor
-from mlservice.training import Skipped
-from mlservice.strategy_model import MODEL_NAME as STRATEGY, StrategyModel, canonical_params, spearman, training_labels
-from mlservice.strategy_service import StrategyService, holdout_mask
-from schema.base import utcnow
-from schema.mlstore import FeedbackSample
+from edgeloop.core.errors import InvalidRequest
+from edgeloop.mlservice import notify, registry
+from edgeloop.mlservice.context import ServiceContext
+from edgeloop.mlservice.features import build_features
+from edgeloop.mlservice.market import load_market
+from edgeloop.mlservice.outcome_model import MODEL_NAME as OUTCOME, OutcomeModel, evaluate, walk_forward
+from edgeloop.mlservice.predictor import OutcomePredictor
+from edgeloop.mlservice.training import Skipped
+from edgeloop.mlservice.strategy_model import MODEL_NAME as STRATEGY, StrategyModel, canonical_params, spearman, training_labels
+from edgeloop.mlservice.strategy_service import StrategyService, holdout_mask
+from edgeloop.schema.base import utcnow
+from edgeloop.schema.mlstore import FeedbackSample
 
 log = logging.getLogger("edgeloop.mlservice.training")
 TOLERANCE = 1e-9  # "at least as good": equal scores keep the newer version

@@ -26,11 +26,11 @@ from typing import Callable
 
 from sqlalchemy import and_, or_, select, update
 
-from edgeloop.errors import InvalidRequest, NotFound
-from mlservice import metrics, registry
-from mlservice.context import ServiceContext
-from schema.base import utcnow
-from schema.mlstore import TrainingJob
+from edgeloop.core.errors import InvalidRequest, NotFound
+from edgeloop.mlservice import metrics, registry
+from edgeloop.mlservice.context import ServiceContext
+from edgeloop.schema.base import utcnow
+from edgeloop.schema.mlstore import TrainingJob
 
 log = logging.getLogger("edgeloop.mlservice.training")
 

@@ -1,5 +1,5 @@
 """Publishers of `BacktestFinished` events onto the Redis stream."""
 
-from producers.publisher import Publisher, partition_for
+from edgeloop.producers.publisher import Publisher, partition_for
 
 __all__ = ["Publisher", "partition_for"]

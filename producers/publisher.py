@@ -13,10 +13,10 @@ from typing import Any, Iterable, Mapping
 
 import redis
 
-from edgeloop.events import EVENT_FIELD, encode_event, parse_event
-from edgeloop.redis_connect import client_for
-from edgeloop.settings import Settings, get_settings
-from proto import events_pb2
+from edgeloop.core.events import EVENT_FIELD, encode_event, parse_event
+from edgeloop.core.redis_connect import client_for
+from edgeloop.core.settings import Settings, get_settings
+from edgeloop.proto import events_pb2
 
 Event = events_pb2.BacktestFinished | Mapping[str, Any] | str
 

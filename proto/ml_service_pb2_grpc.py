@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from proto import ml_service_pb2 as proto_dot_ml__service__pb2
+from edgeloop.proto import ml_service_pb2 as edgeloop_dot_proto_dot_ml__service__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in proto/ml_service_pb2_grpc.py depends on'
+        + ' but the generated code in edgeloop/proto/ml_service_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,58 +36,58 @@ class MLServiceStub:
         """
         self.GetPrediction = channel.unary_unary(
                 '/edgeloop.ml.v1.MLService/GetPrediction',
-                request_serializer=proto_dot_ml__service__pb2.PredictionRequest.SerializeToString,
-                response_deserializer=proto_dot_ml__service__pb2.PredictionResponse.FromString,
+                request_serializer=edgeloop_dot_proto_dot_ml__service__pb2.PredictionRequest.SerializeToString,
+                response_deserializer=edgeloop_dot_proto_dot_ml__service__pb2.PredictionResponse.FromString,
                 _registered_method=True)
         self.BatchPredict = channel.unary_unary(
                 '/edgeloop.ml.v1.MLService/BatchPredict',
-                request_serializer=proto_dot_ml__service__pb2.BatchPredictRequest.SerializeToString,
-                response_deserializer=proto_dot_ml__service__pb2.BatchPredictResponse.FromString,
+                request_serializer=edgeloop_dot_proto_dot_ml__service__pb2.BatchPredictRequest.SerializeToString,
+                response_deserializer=edgeloop_dot_proto_dot_ml__service__pb2.BatchPredictResponse.FromString,
                 _registered_method=True)
         self.EvaluateStrategy = channel.unary_unary(
                 '/edgeloop.ml.v1.MLService/EvaluateStrategy',
-                request_serializer=proto_dot_ml__service__pb2.EvaluateStrategyRequest.SerializeToString,
-                response_deserializer=proto_dot_ml__service__pb2.EvaluateStrategyResponse.FromString,
+                request_serializer=edgeloop_dot_proto_dot_ml__service__pb2.EvaluateStrategyRequest.SerializeToString,
+                response_deserializer=edgeloop_dot_proto_dot_ml__service__pb2.EvaluateStrategyResponse.FromString,
                 _registered_method=True)
         self.SubmitBacktestFeedback = channel.unary_unary(
                 '/edgeloop.ml.v1.MLService/SubmitBacktestFeedback',
-                request_serializer=proto_dot_ml__service__pb2.BacktestFeedbackRequest.SerializeToString,
-                response_deserializer=proto_dot_ml__service__pb2.BacktestFeedbackResponse.FromString,
+                request_serializer=edgeloop_dot_proto_dot_ml__service__pb2.BacktestFeedbackRequest.SerializeToString,
+                response_deserializer=edgeloop_dot_proto_dot_ml__service__pb2.BacktestFeedbackResponse.FromString,
                 _registered_method=True)
         self.GenerateStrategy = channel.unary_unary(
                 '/edgeloop.ml.v1.MLService/GenerateStrategy',
-                request_serializer=proto_dot_ml__service__pb2.GenerateStrategyRequest.SerializeToString,
-                response_deserializer=proto_dot_ml__service__pb2.GenerateStrategyResponse.FromString,
+                request_serializer=edgeloop_dot_proto_dot_ml__service__pb2.GenerateStrategyRequest.SerializeToString,
+                response_deserializer=edgeloop_dot_proto_dot_ml__service__pb2.GenerateStrategyResponse.FromString,
                 _registered_method=True)
         self.GetFeatures = channel.unary_unary(
                 '/edgeloop.ml.v1.MLService/GetFeatures',
-                request_serializer=proto_dot_ml__service__pb2.GetFeaturesRequest.SerializeToString,
-                response_deserializer=proto_dot_ml__service__pb2.GetFeaturesResponse.FromString,
+                request_serializer=edgeloop_dot_proto_dot_ml__service__pb2.GetFeaturesRequest.SerializeToString,
+                response_deserializer=edgeloop_dot_proto_dot_ml__service__pb2.GetFeaturesResponse.FromString,
                 _registered_method=True)
         self.HealthCheck = channel.unary_unary(
                 '/edgeloop.ml.v1.MLService/HealthCheck',
-                request_serializer=proto_dot_ml__service__pb2.HealthCheckRequest.SerializeToString,
-                response_deserializer=proto_dot_ml__service__pb2.HealthCheckResponse.FromString,
+                request_serializer=edgeloop_dot_proto_dot_ml__service__pb2.HealthCheckRequest.SerializeToString,
+                response_deserializer=edgeloop_dot_proto_dot_ml__service__pb2.HealthCheckResponse.FromString,
                 _registered_method=True)
         self.TrainModels = channel.unary_unary(
                 '/edgeloop.ml.v1.MLService/TrainModels',
-                request_serializer=proto_dot_ml__service__pb2.TrainModelsRequest.SerializeToString,
-                response_deserializer=proto_dot_ml__service__pb2.TrainModelsResponse.FromString,
+                request_serializer=edgeloop_dot_proto_dot_ml__service__pb2.TrainModelsRequest.SerializeToString,
+                response_deserializer=edgeloop_dot_proto_dot_ml__service__pb2.TrainModelsResponse.FromString,
                 _registered_method=True)
         self.GetTrainingStatus = channel.unary_unary(
                 '/edgeloop.ml.v1.MLService/GetTrainingStatus',
-                request_serializer=proto_dot_ml__service__pb2.TrainingStatusRequest.SerializeToString,
-                response_deserializer=proto_dot_ml__service__pb2.TrainingStatusResponse.FromString,
+                request_serializer=edgeloop_dot_proto_dot_ml__service__pb2.TrainingStatusRequest.SerializeToString,
+                response_deserializer=edgeloop_dot_proto_dot_ml__service__pb2.TrainingStatusResponse.FromString,
                 _registered_method=True)
         self.GetModelMetrics = channel.unary_unary(
                 '/edgeloop.ml.v1.MLService/GetModelMetrics',
-                request_serializer=proto_dot_ml__service__pb2.ModelMetricsRequest.SerializeToString,
-                response_deserializer=proto_dot_ml__service__pb2.ModelMetricsResponse.FromString,
+                request_serializer=edgeloop_dot_proto_dot_ml__service__pb2.ModelMetricsRequest.SerializeToString,
+                response_deserializer=edgeloop_dot_proto_dot_ml__service__pb2.ModelMetricsResponse.FromString,
                 _registered_method=True)
         self.ListModels = channel.unary_unary(
                 '/edgeloop.ml.v1.MLService/ListModels',
-                request_serializer=proto_dot_ml__service__pb2.ListModelsRequest.SerializeToString,
-                response_deserializer=proto_dot_ml__service__pb2.ListModelsResponse.FromString,
+                request_serializer=edgeloop_dot_proto_dot_ml__service__pb2.ListModelsRequest.SerializeToString,
+                response_deserializer=edgeloop_dot_proto_dot_ml__service__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
 
 
@@ -169,58 +169,58 @@ def add_MLServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'GetPrediction': grpc.unary_unary_rpc_method_handler(
                     servicer.GetPrediction,
-                    request_deserializer=proto_dot_ml__service__pb2.PredictionRequest.FromString,
-                    response_serializer=proto_dot_ml__service__pb2.PredictionResponse.SerializeToString,
+                    request_deserializer=edgeloop_dot_proto_dot_ml__service__pb2.PredictionRequest.FromString,
+                    response_serializer=edgeloop_dot_proto_dot_ml__service__pb2.PredictionResponse.SerializeToString,
             ),
             'BatchPredict': grpc.unary_unary_rpc_method_handler(
                     servicer.BatchPredict,
-                    request_deserializer=proto_dot_ml__service__pb2.BatchPredictRequest.FromString,
-                    response_serializer=proto_dot_ml__service__pb2.BatchPredictResponse.SerializeToString,
+                    request_deserializer=edgeloop_dot_proto_dot_ml__service__pb2.BatchPredictRequest.FromString,
+                    response_serializer=edgeloop_dot_proto_dot_ml__service__pb2.BatchPredictResponse.SerializeToString,
             ),
             'EvaluateStrategy': grpc.unary_unary_rpc_method_handler(
                     servicer.EvaluateStrategy,
-                    request_deserializer=proto_dot_ml__service__pb2.EvaluateStrategyRequest.FromString,
-                    response_serializer=proto_dot_ml__service__pb2.EvaluateStrategyResponse.SerializeToString,
+                    request_deserializer=edgeloop_dot_proto_dot_ml__service__pb2.EvaluateStrategyRequest.FromString,
+                    response_serializer=edgeloop_dot_proto_dot_ml__service__pb2.EvaluateStrategyResponse.SerializeToString,
             ),
             'SubmitBacktestFeedback': grpc.unary_unary_rpc_method_handler(
                     servicer.SubmitBacktestFeedback,
-                    request_deserializer=proto_dot_ml__service__pb2.BacktestFeedbackRequest.FromString,
-                    response_serializer=proto_dot_ml__service__pb2.BacktestFeedbackResponse.SerializeToString,
+                    request_deserializer=edgeloop_dot_proto_dot_ml__service__pb2.BacktestFeedbackRequest.FromString,
+                    response_serializer=edgeloop_dot_proto_dot_ml__service__pb2.BacktestFeedbackResponse.SerializeToString,
             ),
             'GenerateStrategy': grpc.unary_unary_rpc_method_handler(
                     servicer.GenerateStrategy,
-                    request_deserializer=proto_dot_ml__service__pb2.GenerateStrategyRequest.FromString,
-                    response_serializer=proto_dot_ml__service__pb2.GenerateStrategyResponse.SerializeToString,
+                    request_deserializer=edgeloop_dot_proto_dot_ml__service__pb2.GenerateStrategyRequest.FromString,
+                    response_serializer=edgeloop_dot_proto_dot_ml__service__pb2.GenerateStrategyResponse.SerializeToString,
             ),
             'GetFeatures': grpc.unary_unary_rpc_method_handler(
                     servicer.GetFeatures,
-                    request_deserializer=proto_dot_ml__service__pb2.GetFeaturesRequest.FromString,
-                    response_serializer=proto_dot_ml__service__pb2.GetFeaturesResponse.SerializeToString,
+                    request_deserializer=edgeloop_dot_proto_dot_ml__service__pb2.GetFeaturesRequest.FromString,
+                    response_serializer=edgeloop_dot_proto_dot_ml__service__pb2.GetFeaturesResponse.SerializeToString,
             ),
             'HealthCheck': grpc.unary_unary_rpc_method_handler(
                     servicer.HealthCheck,
-                    request_deserializer=proto_dot_ml__service__pb2.HealthCheckRequest.FromString,
-                    response_serializer=proto_dot_ml__service__pb2.HealthCheckResponse.SerializeToString,
+                    request_deserializer=edgeloop_dot_proto_dot_ml__service__pb2.HealthCheckRequest.FromString,
+                    response_serializer=edgeloop_dot_proto_dot_ml__service__pb2.HealthCheckResponse.SerializeToString,
             ),
             'TrainModels': grpc.unary_unary_rpc_method_handler(
                     servicer.TrainModels,
-                    request_deserializer=proto_dot_ml__service__pb2.TrainModelsRequest.FromString,
-                    response_serializer=proto_dot_ml__service__pb2.TrainModelsResponse.SerializeToString,
+                    request_deserializer=edgeloop_dot_proto_dot_ml__service__pb2.TrainModelsRequest.FromString,
+                    response_serializer=edgeloop_dot_proto_dot_ml__service__pb2.TrainModelsResponse.SerializeToString,
             ),
             'GetTrainingStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetTrainingStatus,
-                    request_deserializer=proto_dot_ml__service__pb2.TrainingStatusRequest.FromString,
-                    response_serializer=proto_dot_ml__service__pb2.TrainingStatusResponse.SerializeToString,
+                    request_deserializer=edgeloop_dot_proto_dot_ml__service__pb2.TrainingStatusRequest.FromString,
+                    response_serializer=edgeloop_dot_proto_dot_ml__service__pb2.TrainingStatusResponse.SerializeToString,
             ),
             'GetModelMetrics': grpc.unary_unary_rpc_method_handler(
                     servicer.GetModelMetrics,
-                    request_deserializer=proto_dot_ml__service__pb2.ModelMetricsRequest.FromString,
-                    response_serializer=proto_dot_ml__service__pb2.ModelMetricsResponse.SerializeToString,
+                    request_deserializer=edgeloop_dot_proto_dot_ml__service__pb2.ModelMetricsRequest.FromString,
+                    response_serializer=edgeloop_dot_proto_dot_ml__service__pb2.ModelMetricsResponse.SerializeToString,
             ),
             'ListModels': grpc.unary_unary_rpc_method_handler(
                     servicer.ListModels,
-                    request_deserializer=proto_dot_ml__service__pb2.ListModelsRequest.FromString,
-                    response_serializer=proto_dot_ml__service__pb2.ListModelsResponse.SerializeToString,
+                    request_deserializer=edgeloop_dot_proto_dot_ml__service__pb2.ListModelsRequest.FromString,
+                    response_serializer=edgeloop_dot_proto_dot_ml__service__pb2.ListModelsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -248,8 +248,8 @@ class MLService:
             request,
             target,
             '/edgeloop.ml.v1.MLService/GetPrediction',
-            proto_dot_ml__service__pb2.PredictionRequest.SerializeToString,
-            proto_dot_ml__service__pb2.PredictionResponse.FromString,
+            edgeloop_dot_proto_dot_ml__service__pb2.PredictionRequest.SerializeToString,
+            edgeloop_dot_proto_dot_ml__service__pb2.PredictionResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -275,8 +275,8 @@ class MLService:
             request,
             target,
             '/edgeloop.ml.v1.MLService/BatchPredict',
-            proto_dot_ml__service__pb2.BatchPredictRequest.SerializeToString,
-            proto_dot_ml__service__pb2.BatchPredictResponse.FromString,
+            edgeloop_dot_proto_dot_ml__service__pb2.BatchPredictRequest.SerializeToString,
+            edgeloop_dot_proto_dot_ml__service__pb2.BatchPredictResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -302,8 +302,8 @@ class MLService:
             request,
             target,
             '/edgeloop.ml.v1.MLService/EvaluateStrategy',
-            proto_dot_ml__service__pb2.EvaluateStrategyRequest.SerializeToString,
-            proto_dot_ml__service__pb2.EvaluateStrategyResponse.FromString,
+            edgeloop_dot_proto_dot_ml__service__pb2.EvaluateStrategyRequest.SerializeToString,
+            edgeloop_dot_proto_dot_ml__service__pb2.EvaluateStrategyResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -329,8 +329,8 @@ class MLService:
             request,
             target,
             '/edgeloop.ml.v1.MLService/SubmitBacktestFeedback',
-            proto_dot_ml__service__pb2.BacktestFeedbackRequest.SerializeToString,
-            proto_dot_ml__service__pb2.BacktestFeedbackResponse.FromString,
+            edgeloop_dot_proto_dot_ml__service__pb2.BacktestFeedbackRequest.SerializeToString,
+            edgeloop_dot_proto_dot_ml__service__pb2.BacktestFeedbackResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -356,8 +356,8 @@ class MLService:
             request,
             target,
             '/edgeloop.ml.v1.MLService/GenerateStrategy',
-            proto_dot_ml__service__pb2.GenerateStrategyRequest.SerializeToString,
-            proto_dot_ml__service__pb2.GenerateStrategyResponse.FromString,
+            edgeloop_dot_proto_dot_ml__service__pb2.GenerateStrategyRequest.SerializeToString,
+            edgeloop_dot_proto_dot_ml__service__pb2.GenerateStrategyResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -383,8 +383,8 @@ class MLService:
             request,
             target,
             '/edgeloop.ml.v1.MLService/GetFeatures',
-            proto_dot_ml__service__pb2.GetFeaturesRequest.SerializeToString,
-            proto_dot_ml__service__pb2.GetFeaturesResponse.FromString,
+            edgeloop_dot_proto_dot_ml__service__pb2.GetFeaturesRequest.SerializeToString,
+            edgeloop_dot_proto_dot_ml__service__pb2.GetFeaturesResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -410,8 +410,8 @@ class MLService:
             request,
             target,
             '/edgeloop.ml.v1.MLService/HealthCheck',
-            proto_dot_ml__service__pb2.HealthCheckRequest.SerializeToString,
-            proto_dot_ml__service__pb2.HealthCheckResponse.FromString,
+            edgeloop_dot_proto_dot_ml__service__pb2.HealthCheckRequest.SerializeToString,
+            edgeloop_dot_proto_dot_ml__service__pb2.HealthCheckResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -437,8 +437,8 @@ class MLService:
             request,
             target,
             '/edgeloop.ml.v1.MLService/TrainModels',
-            proto_dot_ml__service__pb2.TrainModelsRequest.SerializeToString,
-            proto_dot_ml__service__pb2.TrainModelsResponse.FromString,
+            edgeloop_dot_proto_dot_ml__service__pb2.TrainModelsRequest.SerializeToString,
+            edgeloop_dot_proto_dot_ml__service__pb2.TrainModelsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -464,8 +464,8 @@ class MLService:
             request,
             target,
             '/edgeloop.ml.v1.MLService/GetTrainingStatus',
-            proto_dot_ml__service__pb2.TrainingStatusRequest.SerializeToString,
-            proto_dot_ml__service__pb2.TrainingStatusResponse.FromString,
+            edgeloop_dot_proto_dot_ml__service__pb2.TrainingStatusRequest.SerializeToString,
+            edgeloop_dot_proto_dot_ml__service__pb2.TrainingStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -491,8 +491,8 @@ class MLService:
             request,
             target,
             '/edgeloop.ml.v1.MLService/GetModelMetrics',
-            proto_dot_ml__service__pb2.ModelMetricsRequest.SerializeToString,
-            proto_dot_ml__service__pb2.ModelMetricsResponse.FromString,
+            edgeloop_dot_proto_dot_ml__service__pb2.ModelMetricsRequest.SerializeToString,
+            edgeloop_dot_proto_dot_ml__service__pb2.ModelMetricsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -518,8 +518,8 @@ class MLService:
             request,
             target,
             '/edgeloop.ml.v1.MLService/ListModels',
-            proto_dot_ml__service__pb2.ListModelsRequest.SerializeToString,
-            proto_dot_ml__service__pb2.ListModelsResponse.FromString,
+            edgeloop_dot_proto_dot_ml__service__pb2.ListModelsRequest.SerializeToString,
+            edgeloop_dot_proto_dot_ml__service__pb2.ListModelsResponse.FromString,
             options,
             channel_credentials,
             insecure,

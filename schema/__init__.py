@@ -4,10 +4,10 @@ Every model module registers on the one ``Base``; import them all here so Alembi
 ``Base.metadata`` see every table.
 """
 
-from schema.base import Base
-from schema import pipeline  # noqa: F401  (registers tables)
-from schema import market  # noqa: F401  (market data: events, prices, results)
-from schema import mlstore  # noqa: F401  (the ML service's tables)
-from schema import lifecycle  # noqa: F401  (rankings, training triggers, discovery reports, predictions)
+from edgeloop.schema.base import Base
+from edgeloop.schema import pipeline  # noqa: F401  (registers tables)
+from edgeloop.schema import market  # noqa: F401  (market data: events, prices, results)
+from edgeloop.schema import mlstore  # noqa: F401  (the ML service's tables)
+from edgeloop.schema import lifecycle  # noqa: F401  (rankings, training triggers, discovery reports, predictions)
 
 __all__ = ["Base"]

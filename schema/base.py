@@ -38,7 +38,7 @@ class Base(DeclarativeBase):
 class BacktestRecord:
     """The columns every store of finished backtests keeps, one row per backtest id: the
     pipeline's ``backtest_results`` and the ML service's ``ml_feedback_samples``. Their
-    names are ``edgeloop.events.ParsedEvent.columns()``'s."""
+    names are ``edgeloop.core.events.ParsedEvent.columns()``'s."""
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     backtest_id: Mapped[str] = mapped_column(String(128), unique=True)

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from edgeloop.errors import DatabaseNotMigrated
+from edgeloop.core.errors import DatabaseNotMigrated
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import DateTime, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from schema.base import Base, JsonType, utcnow
+from edgeloop.schema.base import Base, JsonType, utcnow
 
 
 class StrategyRanking(Base):

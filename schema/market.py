@@ -3,7 +3,7 @@
 Layout, and why:
 
 * ``market_events``: one row per match, keyed by the stable string id of
-  ``marketdata.csv.event_id`` (``E0-2019-08-09-Liverpool-Norwich``), the id the ML service's
+  ``edgeloop.marketdata.csv.event_id`` (``E0-2019-08-09-Liverpool-Norwich``), the id the ML service's
   GetPrediction and the prediction cache use too. The natural key (league, date, home, away)
   is unique as well, so importing the same file twice inserts nothing.
 * ``market_results``: the full-time score and winning selection, in its own table because it
@@ -15,10 +15,10 @@ Layout, and why:
   migration; wide by selection because the three prices of a source are one quote, the unit
   whose overround is removed when de-margining, and are always read together: one row instead
   of three keeps the table ~3× smaller and loading a window one pass. The selections of a
-  1X2 market are fixed (home, draw, away: ``marketdata.csv.SELECTIONS``), so they are columns
+  1X2 market are fixed (home, draw, away: ``edgeloop.marketdata.csv.SELECTIONS``), so they are columns
   rather than rows of a selections table.
 
-Source codes are canonical (``marketdata.csv.canonical_source``): bookmaker codes as in the
+Source codes are canonical (``edgeloop.marketdata.csv.canonical_source``): bookmaker codes as in the
 CSV (``PS`` = Pinnacle), ``AVG``/``MAX`` for the market average/maximum, a trailing ``C`` for
 closing prices (``PSC``, ``AVGC``, ``B365C``).
 """
@@ -30,7 +30,7 @@ from datetime import date, datetime, time
 from sqlalchemy import CheckConstraint, Date, DateTime, Float, ForeignKey, Index, SmallInteger, String, Time, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from schema.base import Base, utcnow
+from edgeloop.schema.base import Base, utcnow
 
 
 class MarketEvent(Base):

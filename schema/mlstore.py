@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from schema.base import BacktestRecord, Base, JsonType, utcnow
+from edgeloop.schema.base import BacktestRecord, Base, JsonType, utcnow
 
 MODEL_STATUSES = ("serving", "candidate", "rejected", "retired")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed")
@@ -33,7 +33,7 @@ class FeedbackSample(BacktestRecord, Base):
     __tablename__ = "ml_feedback_samples"
 
     metrics: Mapped[dict[str, float]] = mapped_column(JsonType, default=dict)
-    # The label of the strategy model (edgeloop.scoring.backtest_score); never one of its features.
+    # The label of the strategy model (edgeloop.core.scoring.backtest_score); never one of its features.
     backtest_score: Mapped[float] = mapped_column(Float, index=True)  # GenerateStrategy's best seeds
     # Canonical JSON of the params: "was this parameter set already backtested?" is one lookup.
     params_key: Mapped[str] = mapped_column(String(512), index=True)

@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from schema.base import BacktestRecord, Base, JsonType, utcnow
+from edgeloop.schema.base import BacktestRecord, Base, JsonType, utcnow
 
 STRATEGY_STATUSES = ("candidate", "active", "inactive")
 STRATEGY_SOURCES = ("manual", "generated")

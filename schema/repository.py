@@ -7,8 +7,8 @@ from typing import Any, Iterable, Sequence
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from schema.bulk import insert_ignoring_duplicates
-from schema.pipeline import BacktestResult, Strategy
+from edgeloop.schema.bulk import insert_ignoring_duplicates
+from edgeloop.schema.pipeline import BacktestResult, Strategy
 
 
 def insert_results(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:

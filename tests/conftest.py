@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeloop.settings import get_settings
+from edgeloop.core.settings import get_settings
 from tests.support import services
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +32,7 @@ def _fresh_settings(monkeypatch):
 @pytest.fixture(scope="session")
 def pg_database_url():
     """A freshly created, migrated PostgreSQL database for this test session."""
-    from schema.db import upgrade
+    from edgeloop.schema.db import upgrade
 
     url = services.recreate_pg_database()
     upgrade(url)
@@ -45,8 +45,8 @@ def pg_url(pg_database_url):
     """The session database, emptied before the test."""
     from sqlalchemy import text
 
-    from schema import Base
-    from schema.db import make_engine
+    from edgeloop.schema import Base
+    from edgeloop.schema.db import make_engine
 
     engine = make_engine(pg_database_url)
     with engine.begin() as conn:
@@ -58,7 +58,7 @@ def pg_url(pg_database_url):
 
 @pytest.fixture
 def sqlite_url(tmp_path):
-    from schema.db import upgrade
+    from edgeloop.schema.db import upgrade
 
     url = f"sqlite:///{tmp_path / 'edgeloop.db'}"
     upgrade(url)

@@ -6,7 +6,7 @@ import os as _os
 def _multiprocess_metrics() -> None:
     """prometheus_client picks its value store when first imported: export the directory
     before anything imports it, so prefork children count into shared files."""
-    from edgeloop.settings import get_settings
+    from edgeloop.core.settings import get_settings
 
     path = get_settings().prometheus_multiproc_dir
     if path and "PROMETHEUS_MULTIPROC_DIR" not in _os.environ:
@@ -24,6 +24,6 @@ def _multiprocess_metrics() -> None:
 
 _multiprocess_metrics()
 
-from workers.app import app  # noqa: E402
+from edgeloop.workers.app import app  # noqa: E402
 
 __all__ = ["app"]

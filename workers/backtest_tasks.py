@@ -2,7 +2,7 @@
 ``BacktestFinished`` event; ``run_many`` fans a list of strategies out as a Celery group.
 
 Idempotent: the backtest id is derived from the strategy, window and model
-(``backtester.report.backtest_id``), so a redelivered task publishes the same id again and the
+(``edgeloop.backtester.report.backtest_id``), so a redelivered task publishes the same id again and the
 ingest stores it once. Invalid strategies and look-ahead input are permanent errors: the task
 returns the reason instead of raising, so a group of many strategies is not failed by one bad
 candidate and nothing is retried that cannot succeed.
@@ -15,8 +15,8 @@ from typing import Any, Iterable, Mapping
 
 from celery import group
 
-from edgeloop.errors import PermanentError
-from workers.app import app
+from edgeloop.core.errors import PermanentError
+from edgeloop.workers.app import app
 
 TASK_NAME = "edgeloop.backtest.run"
 
@@ -24,16 +24,16 @@ TASK_NAME = "edgeloop.backtest.run"
 @app.task(name=TASK_NAME)
 def run_backtest_task(strategy: Mapping[str, Any], start: str, end: str, leagues: list[str] | None = None,
                       publish: bool = True, source: str = "csv") -> dict[str, Any]:
-    from backtester.report import backtest_id
-    from backtester.run import Window, backtest, publish as publish_results
-    from workers.runtime import resources
+    from edgeloop.backtester.report import backtest_id
+    from edgeloop.backtester.run import Window, backtest, publish as publish_results
+    from edgeloop.workers.runtime import resources
 
     res = resources()
     try:
         window = Window(date.fromisoformat(start), date.fromisoformat(end), tuple(leagues or ("E0",)))
         predictions = None
         if strategy.get("probability_source") == "model":
-            from backtester.ml_provider import MLServiceProvider
+            from edgeloop.backtester.ml_provider import MLServiceProvider
 
             predictions = MLServiceProvider.from_settings(res.settings)
         result = backtest(strategy, window, predictions=predictions,

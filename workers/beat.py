@@ -17,7 +17,7 @@ from typing import Any
 
 from celery.beat import PersistentScheduler
 
-from edgeloop.settings import Settings
+from edgeloop.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def claim(client, name: str, period: float) -> bool:
 
 class OncePerPeriodScheduler(PersistentScheduler):
     def apply_entry(self, entry, producer=None):
-        from workers.runtime import resources
+        from edgeloop.workers.runtime import resources
 
         try:
             claimed = claim(resources().redis, entry.name, period_s(entry))

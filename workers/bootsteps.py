@@ -1,4 +1,4 @@
-"""Worker bootstep: every `celery -A workers worker` also consumes the event stream.
+"""Worker bootstep: every `celery -A edgeloop.workers worker` also consumes the event stream.
 
 The consumers run as threads of the worker's main process, next to the pool: events are
 never turned into one Celery message each (that design manages ~1,000 events/s on two
@@ -17,15 +17,15 @@ import time
 from celery import bootsteps
 from celery.exceptions import WorkerShutdown
 
-from edgeloop.errors import DatabaseNotMigrated
+from edgeloop.core.errors import DatabaseNotMigrated
 
-from mlclient import get_ml_client
-from schema.db import require_migrated
-from workers.feedback import FeedbackFlusher
-from workers.feedback_state import BackoffBoard
-from workers.ingest import BatchOutcome, StreamConsumer
-from workers.observability import serve_worker_metrics
-from workers.runtime import resources
+from edgeloop.mlclient import get_ml_client
+from edgeloop.schema.db import require_migrated
+from edgeloop.workers.feedback import FeedbackFlusher
+from edgeloop.workers.feedback_state import BackoffBoard
+from edgeloop.workers.ingest import BatchOutcome, StreamConsumer
+from edgeloop.workers.observability import serve_worker_metrics
+from edgeloop.workers.runtime import resources
 
 log = logging.getLogger(__name__)
 

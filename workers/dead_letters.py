@@ -13,7 +13,7 @@ from typing import Iterator
 
 import redis
 
-from edgeloop.events import EVENT_FIELD
+from edgeloop.core.events import EVENT_FIELD
 
 
 ORIGINAL_PREFIX = b"f:"  # a letter's copy of the original entry's fields

@@ -37,16 +37,16 @@ from prometheus_client import Counter, Histogram
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from edgeloop.errors import EdgeloopError, MLServiceError
-from edgeloop.settings import Settings
-from mlclient import get_ml_client
-from proto import ml_service_pb2 as pb
-from schema.base import utcnow
-from schema.lifecycle import DiscoveryReport
-from schema.pipeline import BacktestResult, Strategy
-from schema.repository import ensure_strategies
-from workers.app import app
-from workers.runtime import resources
+from edgeloop.core.errors import EdgeloopError, MLServiceError
+from edgeloop.core.settings import Settings
+from edgeloop.mlclient import get_ml_client
+from edgeloop.proto import ml_service_pb2 as pb
+from edgeloop.schema.base import utcnow
+from edgeloop.schema.lifecycle import DiscoveryReport
+from edgeloop.schema.pipeline import BacktestResult, Strategy
+from edgeloop.schema.repository import ensure_strategies
+from edgeloop.workers.app import app
+from edgeloop.workers.runtime import resources
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ class Report:
 # --- steps 1–3 ----------------------------------------------------------------------------
 
 def submit_feedback(sessions, settings: Settings, client) -> int:
-    from workers.feedback import FeedbackFlusher
+    from edgeloop.workers.feedback import FeedbackFlusher
 
     flusher = FeedbackFlusher.clearing_cache(sessions=sessions, settings=settings, client_factory=lambda: client)
     return flusher.flush_all(budget_s=60.0)
@@ -180,7 +180,7 @@ def generate(sessions, settings: Settings, client, run_id: str) -> list[dict[str
 
 
 def dispatch_backtests(settings: Settings, candidates: list[dict[str, Any]]) -> list[str]:
-    from workers.backtest_tasks import run_many
+    from edgeloop.workers.backtest_tasks import run_many
 
     strategies = [{"name": c["name"], "strategy_id": c["strategy_id"], **c["params"]} for c in candidates]
     result = run_many(strategies, date.fromisoformat(settings.discovery_window_start),
@@ -219,8 +219,8 @@ def stored(sessions, backtest_ids: list[str]) -> int:
 def evaluate_with_bootstrap(sessions, settings, client, redis, **kw):
     """``lifecycle.refresh``; when no strategy model serves yet (a fresh system), submit the
     feedback this run produced, train once and evaluate again."""
-    from workers.lifecycle import StrategyModelNotTrained, refresh
-    from workers.retraining import maybe_retrain
+    from edgeloop.workers.lifecycle import StrategyModelNotTrained, refresh
+    from edgeloop.workers.retraining import maybe_retrain
 
     try:
         return refresh(sessions, client, settings, lock_client=redis, **kw), None
@@ -232,7 +232,7 @@ def evaluate_with_bootstrap(sessions, settings, client, redis, **kw):
 
 
 def finish_run(report: Report, sessions, settings, client, redis) -> dict:
-    from workers.lifecycle import ACTIVATE, DEACTIVATE
+    from edgeloop.workers.lifecycle import ACTIVATE, DEACTIVATE
 
     counts: dict[str, Any] = {}
     if not report.done("evaluate_activate"):
@@ -245,13 +245,13 @@ def finish_run(report: Report, sessions, settings, client, redis) -> dict:
                 d["bootstrap_training"] = bootstrap
     if not report.done("deactivate"):
         with report.step("deactivate") as d:
-            from workers.lifecycle import refresh
+            from edgeloop.workers.lifecycle import refresh
 
             outcome = refresh(sessions, client, settings, statuses=("active",), allow=(DEACTIVATE,),
                               store_ranking=False, lock_client=redis)
             d.update(evaluated=len(outcome.evaluations), deactivated=outcome.changed_to("inactive"))
     with report.step("rank_report") as d:
-        from workers.lifecycle import refresh
+        from edgeloop.workers.lifecycle import refresh
 
         outcome = refresh(sessions, client, settings, allow=(), ranking_id=report.run_id, lock_client=redis)
         summary = outcome.summary()
@@ -291,7 +291,7 @@ def running_run(sessions, settings: Settings) -> str | None:
 def run_lease(redis, run_id: str) -> Iterator[bool]:
     """True while this process works on the run; False if another one does right now (a
     redelivered or duplicated message): that one will finish it."""
-    from workers.locks import Lease
+    from edgeloop.workers.locks import Lease
 
     held = Lease(redis, f"edgeloop:lock:discovery:{run_id}", ttl_s=900)
     got = held.acquire()
@@ -329,7 +329,7 @@ def _run_discovery(res, run_id: str) -> dict:
                 d["submitted"] = submit_feedback(res.sessions, settings, client)
         if not report.done("retrain"):
             with report.step("retrain") as d:
-                from workers.retraining import maybe_retrain
+                from edgeloop.workers.retraining import maybe_retrain
 
                 d.update(maybe_retrain(res.sessions, client, settings, wait_s=settings.retrain_wait_s,
                                        reason=f"discovery {run_id}").as_dict())

@@ -36,14 +36,14 @@ from typing import Callable, Iterable
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from edgeloop import metrics
-from edgeloop.errors import FeedbackDeferred, MLMessageTooLarge, MLServiceError, MLServiceUnavailable
-from edgeloop.settings import Settings
-from proto import events_pb2
-from schema.base import as_utc
-from schema.pipeline import FeedbackBatch
-from schema.repository import mark_processed, recent_unprocessed
-from workers.feedback_state import Backoff, BackoffBoard
+from edgeloop.core import metrics
+from edgeloop.core.errors import FeedbackDeferred, MLMessageTooLarge, MLServiceError, MLServiceUnavailable
+from edgeloop.core.settings import Settings
+from edgeloop.proto import events_pb2
+from edgeloop.schema.base import as_utc
+from edgeloop.schema.pipeline import FeedbackBatch
+from edgeloop.schema.repository import mark_processed, recent_unprocessed
+from edgeloop.workers.feedback_state import Backoff, BackoffBoard
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +92,8 @@ def _code(exc: Exception) -> str:
 
 def invalidate_strategy_cache(strategy_ids: Iterable[str]) -> None:
     """Feedback about a strategy makes its cached strategy-scoped answers stale."""
-    from mlclient.cache import invalidate_strategies
-    from workers.runtime import resources
+    from edgeloop.mlclient.cache import invalidate_strategies
+    from edgeloop.workers.runtime import resources
 
     invalidate_strategies(resources().cache_redis, list(strategy_ids))
 

@@ -41,14 +41,14 @@ from typing import Any, Callable
 import redis
 from sqlalchemy.orm import Session, sessionmaker
 
-from edgeloop import metrics
-from edgeloop.errors import InvalidEvent, ServiceUnavailable, TransientError
-from edgeloop.events import EVENT_FIELD, ParsedEvent, parse_event
-from edgeloop.redis_connect import is_transient
-from edgeloop.settings import Settings
-from schema import failures
-from schema.repository import ensure_strategies, insert_results
-from workers.dead_letters import dead_letter_fields
+from edgeloop.core import metrics
+from edgeloop.core.errors import InvalidEvent, ServiceUnavailable, TransientError
+from edgeloop.core.events import EVENT_FIELD, ParsedEvent, parse_event
+from edgeloop.core.redis_connect import is_transient
+from edgeloop.core.settings import Settings
+from edgeloop.schema import failures
+from edgeloop.schema.repository import ensure_strategies, insert_results
+from edgeloop.workers.dead_letters import dead_letter_fields
 
 log = logging.getLogger(__name__)
 

@@ -6,16 +6,16 @@ the next period, which is the backoff, and a task retried on its own would pile 
 
 from __future__ import annotations
 
-from edgeloop.errors import MLServiceUnavailable
-from mlclient import get_ml_client
-from workers.app import app
-from workers.runtime import resources
+from edgeloop.core.errors import MLServiceUnavailable
+from edgeloop.mlclient import get_ml_client
+from edgeloop.workers.app import app
+from edgeloop.workers.runtime import resources
 
 
 @app.task(name="edgeloop.ml.retrain")
 def retrain(force: bool = False, wait_s: float = 0.0) -> dict:
     """Ask the ML service to train the feedback model if ≥ ``min_new_feedback`` samples are new."""
-    from workers.retraining import maybe_retrain
+    from edgeloop.workers.retraining import maybe_retrain
 
     res = resources()
     try:
@@ -28,7 +28,7 @@ def retrain(force: bool = False, wait_s: float = 0.0) -> dict:
 @app.task(name="edgeloop.rankings.refresh")
 def refresh_rankings() -> dict:
     """Score every strategy, apply the activation rules, store a ranking."""
-    from workers.lifecycle import StrategyModelNotTrained, refresh
+    from edgeloop.workers.lifecycle import StrategyModelNotTrained, refresh
 
     res = resources()
     try:

@@ -15,8 +15,8 @@ from typing import Iterator
 
 import redis
 
-from edgeloop.errors import ServiceUnavailable, TransientError
-from edgeloop.redis_connect import is_transient
+from edgeloop.core.errors import ServiceUnavailable, TransientError
+from edgeloop.core.redis_connect import is_transient
 
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end

@@ -16,7 +16,7 @@ import redis
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 
-from edgeloop.settings import Settings
+from edgeloop.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +75,8 @@ def serve_worker_metrics(settings: Settings, client: redis.Redis) -> None:
 
         registry = REGISTRY
     registry.register(StreamCollector(client, settings))
-    from mlclient.cache import get_cached_ml_client
-    from mlclient.metrics import CacheStatsCollector
+    from edgeloop.mlclient.cache import get_cached_ml_client
+    from edgeloop.mlclient.metrics import CacheStatsCollector
 
     registry.register(CacheStatsCollector(lambda: get_cached_ml_client().stats()))
     try:

@@ -5,7 +5,7 @@ GetAccuracyMetrics).
 Upcoming events are the market events dated in ``[as_of, as_of + predictions_horizon_days)``
 (``as_of`` defaults to today; tests and replays pass a past date, and the ML service still
 answers point in time: with the newest version trained before each event). Predictions come
-through the shared Redis cache (``mlclient.cache``), one BatchPredict for all misses: the
+through the shared Redis cache (``edgeloop.mlclient.cache``), one BatchPredict for all misses: the
 probability of a selection does not depend on the strategy, the recommendation does (its
 selections, odds range, minimum edge and confidence, at its price source).
 
@@ -24,15 +24,15 @@ from sqlalchemy import case, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from backtester.strategy import Strategy as StrategyParams
-from edgeloop.errors import InvalidStrategy
-from edgeloop.settings import Settings
-from proto import ml_service_pb2 as pb
-from schema.base import utcnow
-from schema.lifecycle import LivePrediction
-from schema.market import MarketEvent, MarketPrice, MarketResult
-from schema.pipeline import Strategy
-from workers.app import app
+from edgeloop.backtester.strategy import Strategy as StrategyParams
+from edgeloop.core.errors import InvalidStrategy
+from edgeloop.core.settings import Settings
+from edgeloop.proto import ml_service_pb2 as pb
+from edgeloop.schema.base import utcnow
+from edgeloop.schema.lifecycle import LivePrediction
+from edgeloop.schema.market import MarketEvent, MarketPrice, MarketResult
+from edgeloop.schema.pipeline import Strategy
+from edgeloop.workers.app import app
 
 SELECTIONS = ("home", "draw", "away")
 
@@ -127,9 +127,9 @@ def accuracy_metrics(session: Session, strategy_id: str | None = None) -> list[d
 
 @app.task(name="edgeloop.predictions.refresh")
 def refresh_predictions_task(as_of: str | None = None) -> dict:
-    from edgeloop.errors import MLServiceUnavailable
-    from mlclient.cache import get_cached_ml_client
-    from workers.runtime import resources
+    from edgeloop.core.errors import MLServiceUnavailable
+    from edgeloop.mlclient.cache import get_cached_ml_client
+    from edgeloop.workers.runtime import resources
 
     res = resources()
     try:

@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from edgeloop.settings import Settings
-from schema.base import utcnow
-from schema.lifecycle import TrainingTrigger
+from edgeloop.core.settings import Settings
+from edgeloop.schema.base import utcnow
+from edgeloop.schema.lifecycle import TrainingTrigger
 
 FINISHED = ("succeeded", "failed")
 

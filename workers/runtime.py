@@ -14,11 +14,11 @@ from functools import cached_property
 import redis
 from sqlalchemy import Engine
 
-from edgeloop.redis_connect import client_for
+from edgeloop.core.redis_connect import client_for
 from sqlalchemy.orm import Session, sessionmaker
 
-from edgeloop.settings import Settings, get_settings
-from schema.db import make_engine, make_sessionmaker
+from edgeloop.core.settings import Settings, get_settings
+from edgeloop.schema.db import make_engine, make_sessionmaker
 
 
 @dataclass
@@ -40,7 +40,7 @@ class Resources:
     @cached_property
     def cache_redis(self) -> redis.Redis:
         """The prediction cache's Redis (``cache_redis_url``), which may evict; never for state."""
-        from mlclient.cache import make_redis
+        from edgeloop.mlclient.cache import make_redis
 
         return make_redis(self.settings)
 

@@ -6,8 +6,8 @@ import logging
 
 from celery.signals import worker_process_init, worker_process_shutdown
 
-from mlclient import reset_ml_client
-from workers.runtime import reset_resources
+from edgeloop.mlclient import reset_ml_client
+from edgeloop.workers.runtime import reset_resources
 
 log = logging.getLogger(__name__)
 

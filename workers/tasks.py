@@ -1,12 +1,12 @@
-"""Pipeline tasks. Other task modules are listed in ``workers.app.TASK_MODULES``."""
+"""Pipeline tasks. Other task modules are listed in ``edgeloop.workers.app.TASK_MODULES``."""
 
 from __future__ import annotations
 
-from edgeloop.errors import FeedbackDeferred
-from mlclient import get_ml_client
-from workers.app import app
-from workers.feedback import FeedbackFlusher
-from workers.runtime import resources
+from edgeloop.core.errors import FeedbackDeferred
+from edgeloop.mlclient import get_ml_client
+from edgeloop.workers.app import app
+from edgeloop.workers.feedback import FeedbackFlusher
+from edgeloop.workers.runtime import resources
 
 
 @app.task(name="edgeloop.feedback.flush")

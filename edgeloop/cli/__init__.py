@@ -43,7 +43,7 @@ for _name in COMMAND_MODULES:
 
 def _describe(exc: BaseException) -> tuple[str, int] | None:
     """Map an exception to (one-line message, exit code), or None if it is a bug."""
-    from edgeloop.errors import EdgeloopError, ServiceUnavailable
+    from edgeloop.core.errors import EdgeloopError, ServiceUnavailable
 
     if isinstance(exc, click.exceptions.UsageError):
         return exc.format_message(), 2

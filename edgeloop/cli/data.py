@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from edgeloop.settings import get_settings
+from edgeloop.core.settings import get_settings
 
 
 @click.group("data")
@@ -18,8 +18,8 @@ def data() -> None:
 def import_cmd(paths: tuple[str, ...], quiet: bool) -> None:
     """Import CSV files, or every *.csv under folders. Importing a file twice changes nothing;
     a broken row is reported with file and line and skipped."""
-    from marketdata.store import import_paths
-    from schema.db import make_engine, require_migrated
+    from edgeloop.marketdata.store import import_paths
+    from edgeloop.schema.db import make_engine, require_migrated
 
     engine = make_engine(get_settings().database_url)
     try:
@@ -40,7 +40,7 @@ def list_cmd(source: str) -> None:
     """Leagues and seasons available, with events, dates and price sources."""
     import numpy as np
 
-    from marketdata.arrays import load_window
+    from edgeloop.marketdata.arrays import load_window
 
     settings = get_settings()
     w = load_window(database_url=settings.database_url if source == "db" else None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from edgeloop.settings import get_settings
+from edgeloop.core.settings import get_settings
 
 
 @click.group("db")
@@ -16,7 +16,7 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True)
 def upgrade_cmd(revision: str) -> None:
     """Apply migrations up to REVISION."""
-    from schema.db import upgrade
+    from edgeloop.schema.db import upgrade
 
     url = get_settings().database_url
     upgrade(url, revision)
@@ -26,7 +26,7 @@ def upgrade_cmd(revision: str) -> None:
 @db.command("status")
 def status_cmd() -> None:
     """Show the current and the required revision."""
-    from schema.db import current_revisions, head_revisions, make_engine
+    from edgeloop.schema.db import current_revisions, head_revisions, make_engine
 
     engine = make_engine(get_settings().database_url)
     current, heads = current_revisions(engine), head_revisions()

@@ -5,11 +5,11 @@ from __future__ import annotations
 import click
 
 from edgeloop.cli.ops import Progress, emit_json, poll, require_ml, require_redis, sessions
-from edgeloop.settings import get_settings
+from edgeloop.core.settings import get_settings
 
 
 def report_dict(row) -> dict:
-    from workers.discovery import STEPS
+    from edgeloop.workers.discovery import STEPS
 
     # In pipeline order (a JSONB column does not keep the order keys were written in).
     steps = {name: row.steps[name] for name in sorted(row.steps, key=lambda n: STEPS.index(n) if n in STEPS else 99)}
@@ -41,9 +41,9 @@ def format_report(r: dict) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 def discover_cmd(wait: bool, timeout: float, run_id: str | None, as_json: bool) -> None:
     """Generate, backtest, evaluate and activate strategies; retire underperformers; rank."""
-    from schema.lifecycle import DiscoveryReport
-    from workers.app import app
-    from workers.discovery import RUN_TASK, Report, new_run_id
+    from edgeloop.schema.lifecycle import DiscoveryReport
+    from edgeloop.workers.app import app
+    from edgeloop.workers.discovery import RUN_TASK, Report, new_run_id
 
     settings = get_settings()
     require_redis(settings)

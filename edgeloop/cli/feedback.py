@@ -7,7 +7,7 @@ import dataclasses
 import click
 
 from edgeloop.cli.ops import Progress, emit_json, poll, require_ml, require_redis, sessions
-from edgeloop.settings import get_settings
+from edgeloop.core.settings import get_settings
 
 
 @click.group("feedback")
@@ -21,8 +21,8 @@ def feedback() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def submit_cmd(wait: bool, timeout: float, as_json: bool) -> None:
     """Submit pending results now (the workers also do this continuously)."""
-    from schema.repository import count_unsubmitted
-    from workers.feedback import FeedbackFlusher
+    from edgeloop.schema.repository import count_unsubmitted
+    from edgeloop.workers.feedback import FeedbackFlusher
 
     settings = get_settings()
     require_redis(settings)
@@ -49,7 +49,7 @@ def submit_cmd(wait: bool, timeout: float, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def retrain_cmd(force: bool, wait: bool, timeout: float, as_json: bool) -> None:
     """Ask the ML service to retrain if enough new feedback arrived (or --force)."""
-    from workers.retraining import FINISHED, maybe_retrain
+    from edgeloop.workers.retraining import FINISHED, maybe_retrain
 
     settings = get_settings()
     client, _ = require_ml()
@@ -85,11 +85,11 @@ def status_cmd(as_json: bool) -> None:
     matters), then still ends with the ML service's error and a non-zero exit for scripts."""
     from sqlalchemy import select
 
-    from edgeloop.errors import MLServiceError, MLServiceUnavailable
-    from schema.lifecycle import TrainingTrigger
-    from schema.repository import count_rejected, count_unsubmitted
-    from workers.feedback_state import BackoffBoard
-    from workers.retraining import new_feedback
+    from edgeloop.core.errors import MLServiceError, MLServiceUnavailable
+    from edgeloop.schema.lifecycle import TrainingTrigger
+    from edgeloop.schema.repository import count_rejected, count_unsubmitted
+    from edgeloop.workers.feedback_state import BackoffBoard
+    from edgeloop.workers.retraining import new_feedback
 
     settings = get_settings()
     make_session = sessions(settings)
@@ -140,7 +140,7 @@ def _print_status(out: dict, backoffs: list, last, min_new_feedback: int) -> Non
 @feedback.command("retry-rejected")
 def retry_rejected_cmd() -> None:
     """Put results the ML service refused back in line (after fixing the cause)."""
-    from schema.repository import retry_rejected
+    from edgeloop.schema.repository import retry_rejected
 
     with sessions(get_settings()).begin() as s:
         n = retry_rejected(s)

@@ -18,10 +18,10 @@ def ingest() -> None:
 @click.option("--name", default=None, help="Consumer name prefix (default: host-pid).")
 def run_cmd(consumers: int, name: str | None) -> None:
     """Consume `backtests.finished` and flush feedback until interrupted."""
-    from schema.db import require_migrated
-    from workers.bootsteps import IngestLoop
-    from workers.ingest import default_consumer_name
-    from workers.runtime import resources
+    from edgeloop.schema.db import require_migrated
+    from edgeloop.workers.bootsteps import IngestLoop
+    from edgeloop.workers.ingest import default_consumer_name
+    from edgeloop.workers.runtime import resources
 
     require_migrated(resources().engine)
     stop = threading.Event()

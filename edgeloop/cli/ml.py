@@ -9,7 +9,7 @@ import threading
 import click
 
 from edgeloop.cli import ops
-from edgeloop.settings import get_settings
+from edgeloop.core.settings import get_settings
 
 
 @click.group("ml")
@@ -23,8 +23,8 @@ def ml() -> None:
 @click.option("--host", default=None, help="bind address; default: EDGELOOP_ML_BIND_HOST (127.0.0.1)")
 def serve_cmd(grpc_port: int | None, http_port: int | None, host: str | None) -> None:
     """Serve gRPC (MLService, grpc.health.v1, reflection) and the HTTP API until SIGTERM/SIGINT."""
-    from mlservice.http_api import HttpApi
-    from mlservice.server import create_server
+    from edgeloop.mlservice.http_api import HttpApi
+    from edgeloop.mlservice.server import create_server
 
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -53,7 +53,7 @@ def serve_cmd(grpc_port: int | None, http_port: int | None, host: str | None) ->
 @click.option("--all", "show_all", is_flag=True, help="also rejected and retired versions")
 def models_cmd(model_name: str | None, show_all: bool) -> None:
     """List model versions from the registry (serving ones unless --all)."""
-    from mlservice import registry
+    from edgeloop.mlservice import registry
 
     rows = registry.list_versions(ops.sessions(get_settings()), model_name or "")
     rows = [r for r in rows if show_all or r.status == "serving"]
@@ -76,8 +76,8 @@ def jobs_cmd(limit: int, as_json: bool) -> None:
     """Recent training jobs, newest first: status, the replica running them, their lease."""
     from sqlalchemy import select
 
-    from schema.base import as_utc, utcnow
-    from schema.mlstore import TrainingJob
+    from edgeloop.schema.base import as_utc, utcnow
+    from edgeloop.schema.mlstore import TrainingJob
 
     with ops.sessions(get_settings())() as s:
         rows = s.scalars(select(TrainingJob).order_by(TrainingJob.created_at.desc()).limit(limit)).all()
@@ -109,7 +109,7 @@ def rollback_cmd(version: str) -> None:
 
     Running services switch within a few seconds (they poll the registry); prediction caches
     are told at once."""
-    from mlservice import notify, registry
+    from edgeloop.mlservice import notify, registry
 
     row = registry.rollback(ops.sessions(get_settings()), version)
     notify.models_changed(get_settings())
@@ -124,8 +124,8 @@ def rollback_cmd(version: str) -> None:
 @click.option("--timeout", "timeout_s", type=float, default=600.0, show_default=True)
 def train_cmd(model_name: str, force: bool, wait: bool, timeout_s: float) -> None:
     """Start a training job on the running ML service (EDGELOOP_ML_GRPC_TARGET)."""
-    from mlclient import MLClient
-    from workers.retraining import wait_for_job
+    from edgeloop.mlclient import MLClient
+    from edgeloop.workers.retraining import wait_for_job
 
     client = MLClient()
     try:

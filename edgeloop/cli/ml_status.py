@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from edgeloop.cli.ops import emit_json, require_ml, require_redis, sessions
-from edgeloop.settings import get_settings
+from edgeloop.core.settings import get_settings
 
 CONFIG_FIELDS = ("ml_grpc_target", "ml_timeout_s", "cache_ttl_s", "feedback_batch_size", "min_new_feedback",
                  "retraining_interval_hours", "ranking_interval_s", "discovery_interval_s", "activation_threshold",
@@ -32,8 +32,8 @@ def stream_backlog(client, settings) -> dict:
 @click.option("--json", "as_json", is_flag=True)
 def status_cmd(as_json: bool) -> None:
     """Health, serving models, cache statistics, configuration, stream backlog, pending feedback."""
-    from mlclient.cache import CachedMLClient
-    from schema.repository import count_unsubmitted
+    from edgeloop.mlclient.cache import CachedMLClient
+    from edgeloop.schema.repository import count_unsubmitted
 
     settings = get_settings()
     redis_client = require_redis(settings)

@@ -10,15 +10,15 @@ from typing import Any, Callable
 
 import click
 
-from edgeloop.errors import MLServiceUnavailable, ServiceUnavailable
-from edgeloop.settings import Settings
+from edgeloop.core.errors import MLServiceUnavailable, ServiceUnavailable
+from edgeloop.core.settings import Settings
 
 
 def require_redis(settings: Settings):
     """The Redis client, after a PING (Redis is the Celery broker and holds the stream)."""
     import redis
 
-    from edgeloop.redis_connect import client_for
+    from edgeloop.core.redis_connect import client_for
 
     client = client_for(settings, socket_connect_timeout=3, socket_timeout=5)
     try:
@@ -30,7 +30,7 @@ def require_redis(settings: Settings):
 
 def require_ml(client=None):
     """The ML client, after a HealthCheck (fails fast: the deadline is the client's)."""
-    from mlclient import get_ml_client
+    from edgeloop.mlclient import get_ml_client
 
     client = client or get_ml_client()
     try:
@@ -42,7 +42,7 @@ def require_ml(client=None):
 
 def sessions(settings: Settings):
     """A session factory on the database, after a check that it answers and is migrated."""
-    from schema.db import make_engine, make_sessionmaker, require_migrated
+    from edgeloop.schema.db import make_engine, make_sessionmaker, require_migrated
 
     engine = make_engine(settings.database_url)
     require_migrated(engine)

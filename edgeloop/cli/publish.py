@@ -14,9 +14,9 @@ def publish(file) -> None:
 
     Each line is checked by the consumers' own rules first; invalid lines are reported and
     not sent (the exit status is then 1)."""
-    from edgeloop.errors import InvalidEvent
-    from edgeloop.events import parse_event
-    from producers import Publisher
+    from edgeloop.core.errors import InvalidEvent
+    from edgeloop.core.events import parse_event
+    from edgeloop.producers import Publisher
 
     publisher = Publisher()
     good: list[str] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from edgeloop.cli.ops import emit_json, sessions
-from edgeloop.settings import get_settings
+from edgeloop.core.settings import get_settings
 
 STATUSES = ("candidate", "active", "inactive")
 
@@ -33,7 +33,7 @@ def list_cmd(status: str | None, limit: int, as_json: bool) -> None:
     """Strategies by composite score, best first."""
     from sqlalchemy import select
 
-    from schema.pipeline import Strategy
+    from edgeloop.schema.pipeline import Strategy
 
     with sessions(get_settings())() as s:
         q = select(Strategy).order_by(Strategy.composite_score.desc().nulls_last(), Strategy.strategy_id).limit(limit)
@@ -56,11 +56,11 @@ def show_cmd(strategy_id: str, as_json: bool) -> None:
     """One strategy: parameters, latest backtest, ranking history, live prediction accuracy."""
     from sqlalchemy import select
 
-    from edgeloop.errors import NotFound
-    from schema.lifecycle import StrategyRanking
-    from schema.pipeline import Strategy
-    from workers.lifecycle import latest_results
-    from workers.predictions import accuracy_metrics
+    from edgeloop.core.errors import NotFound
+    from edgeloop.schema.lifecycle import StrategyRanking
+    from edgeloop.schema.pipeline import Strategy
+    from edgeloop.workers.lifecycle import latest_results
+    from edgeloop.workers.predictions import accuracy_metrics
 
     with sessions(get_settings())() as s:
         row = s.get(Strategy, strategy_id)
@@ -101,8 +101,8 @@ def show_cmd(strategy_id: str, as_json: bool) -> None:
 
 
 def _set_status(strategy_id: str, status: str, as_json: bool) -> None:
-    from mlclient.cache import invalidate_strategies, make_redis
-    from workers.lifecycle import set_status
+    from edgeloop.mlclient.cache import invalidate_strategies, make_redis
+    from edgeloop.workers.lifecycle import set_status
 
     settings = get_settings()
     cache_redis = make_redis(settings)

@@ -7,11 +7,11 @@ import json
 import click
 
 from edgeloop.cli.ops import Progress, emit_json, poll, require_redis
-from edgeloop.settings import get_settings
+from edgeloop.core.settings import get_settings
 
 
 def _registered() -> dict:
-    from workers.app import app
+    from edgeloop.workers.app import app
 
     app.loader.import_default_modules()
     return {name: task for name, task in app.tasks.items() if name.startswith("edgeloop.")}

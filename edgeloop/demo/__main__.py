@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from edgeloop.errors import EdgeloopError
+from edgeloop.core.errors import EdgeloopError
 
 
 class Progress:

@@ -46,7 +46,7 @@ class _CachedPredictions:
 def _rounds(sessions) -> list[Any]:
     from sqlalchemy import select
 
-    from schema.lifecycle import DiscoveryReport
+    from edgeloop.schema.lifecycle import DiscoveryReport
 
     with sessions() as s:
         return list(s.scalars(select(DiscoveryReport).where(DiscoveryReport.run_id.like("demo-%"))
@@ -58,7 +58,7 @@ def _best_ranked(sessions, run_id: str, min_bets: int) -> dict | None:
     handful of bets is luck, and such a strategy could not be activated anyway."""
     from sqlalchemy import select
 
-    from schema.lifecycle import StrategyRanking
+    from edgeloop.schema.lifecycle import StrategyRanking
 
     with sessions() as s:
         row = s.scalars(select(StrategyRanking).where(StrategyRanking.ranking_id == run_id,
@@ -76,10 +76,10 @@ def held_out_window(settings) -> tuple[date, date]:
 
 def _out_of_sample(strategy_id: str, settings, client, provider):
     """(composite, backtest result) of a strategy on the held-out seasons."""
-    from backtester.run import Window, backtest
-    from edgeloop.scoring import composite_score
-    from schema.pipeline import Strategy
-    from workers.runtime import resources
+    from edgeloop.backtester.run import Window, backtest
+    from edgeloop.core.scoring import composite_score
+    from edgeloop.schema.pipeline import Strategy
+    from edgeloop.workers.runtime import resources
 
     with resources().sessions() as s:
         row = s.get(Strategy, strategy_id)
@@ -96,8 +96,8 @@ def _lag_p99(sessions, start: datetime | None = None, end: datetime | None = Non
     the results that arrived between ``start`` and ``end`` (all when unset)."""
     from sqlalchemy import select
 
-    from schema.mlstore import FeedbackSample
-    from schema.pipeline import BacktestResult
+    from edgeloop.schema.mlstore import FeedbackSample
+    from edgeloop.schema.pipeline import BacktestResult
 
     stmt = (select(BacktestResult.received_at, FeedbackSample.received_at)
             .join(FeedbackSample, FeedbackSample.backtest_id == BacktestResult.backtest_id))
@@ -133,10 +133,10 @@ def _calibration(settings, client, chart: Path) -> dict[str, float]:
     closing prices, over the held-out seasons; returns each one's log-loss."""
     import matplotlib.pyplot as plt
 
-    from backtester.ml_provider import MLServiceProvider
-    from backtester.probability import demargin
-    from marketdata.arrays import load_window
-    from mlclient.cache import get_cached_ml_client
+    from edgeloop.backtester.ml_provider import MLServiceProvider
+    from edgeloop.backtester.probability import demargin
+    from edgeloop.marketdata.arrays import load_window
+    from edgeloop.mlclient.cache import get_cached_ml_client
 
     start, end = held_out_window(settings)
     data = load_window(tuple(settings.discovery_leagues), start, end)
@@ -176,10 +176,10 @@ def write_report(out: Path, var: Path, settings, progress: Callable[[str], None]
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from backtester.ml_provider import MLServiceProvider
-    from mlclient import get_ml_client
-    from mlclient.cache import get_cached_ml_client
-    from workers.runtime import resources
+    from edgeloop.backtester.ml_provider import MLServiceProvider
+    from edgeloop.mlclient import get_ml_client
+    from edgeloop.mlclient.cache import get_cached_ml_client
+    from edgeloop.workers.runtime import resources
 
     out.mkdir(parents=True, exist_ok=True)
     sessions = resources().sessions

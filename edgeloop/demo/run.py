@@ -12,7 +12,7 @@ from typing import Any, Callable
 from edgeloop.demo.stack import Stack, free_port
 
 CACHE_COUNTERS = "cache-counters.jsonl"
-from edgeloop.errors import ServiceUnavailable
+from edgeloop.core.errors import ServiceUnavailable
 
 # Tuned for a 2-core laptop: small rounds, little waiting between steps.
 DEMO_SETTINGS = {
@@ -52,14 +52,14 @@ class Demo:
             "PYTHONPATH": str(self.root),
         }
         os.environ.update({k: v for k, v in self.env.items() if k.startswith("EDGELOOP_")})
-        from edgeloop.settings import get_settings
+        from edgeloop.core.settings import get_settings
 
         get_settings.cache_clear()
         self.progress(f"Redis: {'embedded at ' if embedded else ''}{redis_url}; database: {db_url}")
 
     def prepare_data(self) -> None:
-        from marketdata.store import import_paths
-        from schema.db import make_engine, upgrade
+        from edgeloop.marketdata.store import import_paths
+        from edgeloop.schema.db import make_engine, upgrade
 
         settings = self.settings
         upgrade(settings.database_url)
@@ -70,7 +70,7 @@ class Demo:
 
     @property
     def settings(self):
-        from edgeloop.settings import get_settings
+        from edgeloop.core.settings import get_settings
 
         return get_settings()
 
@@ -92,7 +92,7 @@ class Demo:
         self.progress(f"ML service up on {self.settings.ml_grpc_target} (HTTP {self.settings.ml_http_url})")
 
     def train_outcome_models(self) -> None:
-        from mlclient import get_ml_client
+        from edgeloop.mlclient import get_ml_client
 
         client = get_ml_client()
         if any(m.status == "serving" for m in client.list_models("outcome")):
@@ -116,11 +116,11 @@ class Demo:
         raise ServiceUnavailable(f"training job {job_id} did not finish in {timeout:.0f}s")
 
     def start_workers(self) -> None:
-        worker = self.stack.spawn("worker", [sys.executable, "-m", "celery", "-A", "workers", "worker", "-c", "2",
+        worker = self.stack.spawn("worker", [sys.executable, "-m", "celery", "-A", "edgeloop.workers", "worker", "-c", "2",
                                              "-n", "demo@%h", "--loglevel", "INFO"], self.env)
-        self.stack.spawn("beat", [sys.executable, "-m", "celery", "-A", "workers", "beat", "--loglevel", "INFO",
+        self.stack.spawn("beat", [sys.executable, "-m", "celery", "-A", "edgeloop.workers", "beat", "--loglevel", "INFO",
                                   "-s", str((self.var / "celerybeat-schedule").resolve())], self.env)
-        from workers.app import app
+        from edgeloop.workers.app import app
 
         app.conf.broker_url = self.settings.broker
         app.conf.result_backend = self.settings.result_backend
@@ -138,17 +138,17 @@ class Demo:
     def previous_rounds(self) -> list[str]:
         from sqlalchemy import select
 
-        from schema.lifecycle import DiscoveryReport
-        from workers.runtime import resources
+        from edgeloop.schema.lifecycle import DiscoveryReport
+        from edgeloop.workers.runtime import resources
 
         with resources().sessions() as s:
             return list(s.scalars(select(DiscoveryReport.run_id).where(DiscoveryReport.run_id.like("demo-%"))
                                   .order_by(DiscoveryReport.started_at)))
 
     def run_round(self, run_id: str, timeout: float) -> dict[str, Any]:
-        from schema.lifecycle import DiscoveryReport
-        from workers.app import app
-        from workers.runtime import resources
+        from edgeloop.schema.lifecycle import DiscoveryReport
+        from edgeloop.workers.app import app
+        from edgeloop.workers.runtime import resources
 
         app.send_task("edgeloop.discovery.run", kwargs={"run_id": run_id})
         seen: set[str] = set()
@@ -177,7 +177,7 @@ class Demo:
     def record_cache_counters(self, run_id: str) -> None:
         """The shared cache's cumulative hits and misses after a round (the report turns them
         into each round's hit ratio)."""
-        from mlclient.cache import get_cached_ml_client
+        from edgeloop.mlclient.cache import get_cached_ml_client
 
         stats = get_cached_ml_client().stats()
         with open(self.var / CACHE_COUNTERS, "a") as f:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from edgeloop.errors import ServiceUnavailable
+from edgeloop.core.errors import ServiceUnavailable
 from edgeloop.processes import Child, free_port
 
 

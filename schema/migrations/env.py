@@ -1,10 +1,10 @@
-"""Alembic environment: the URL comes from the Config built in ``schema.db``."""
+"""Alembic environment: the URL comes from the Config built in ``edgeloop.schema.db``."""
 
 from alembic import context
 from sqlalchemy import pool
 
-import schema
-from schema.db import make_engine
+from edgeloop import schema
+from edgeloop.schema.db import make_engine
 
 config = context.config
 target_metadata = schema.Base.metadata

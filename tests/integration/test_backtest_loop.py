@@ -6,16 +6,16 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from schema.db import make_engine, make_sessionmaker
-from schema.mlstore import FeedbackSample
-from schema.pipeline import BacktestResult
+from edgeloop.schema.db import make_engine, make_sessionmaker
+from edgeloop.schema.mlstore import FeedbackSample
+from edgeloop.schema.pipeline import BacktestResult
 from tests.support.processes import ROOT, celery_worker, ml_server, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_a_backtest_run_through_a_worker_ends_as_a_submitted_result(env, tmp_path):
-    from workers.app import app
+    from edgeloop.workers.app import app
 
     sessions = make_sessionmaker(make_engine(env["EDGELOOP_DATABASE_URL"]))
     strategy = {"name": "value-away", "price_source": "max", "selections": ["away"], "min_edge": 0.03}

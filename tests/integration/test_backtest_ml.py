@@ -6,16 +6,16 @@ from datetime import date
 
 import pytest
 
-from backtester.ml_provider import MLServiceProvider
-from backtester.run import Window, backtest
-from backtester.strategy import Strategy
+from edgeloop.backtester.ml_provider import MLServiceProvider
+from edgeloop.backtester.run import Window, backtest
+from edgeloop.backtester.strategy import Strategy
 from tests.integration.ml.conftest import channel, ml_server, ml_settings, stub, trained_outcome  # noqa: F401
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_model_probabilities_from_the_service_backtest_walk_forward(ml_server, ml_settings, trained_outcome):  # noqa: F811
-    from mlclient.client import MLClient
+    from edgeloop.mlclient.client import MLClient
 
     _, port = ml_server
     client = MLClient(ml_settings, target=f"127.0.0.1:{port}")
@@ -33,8 +33,8 @@ def test_model_probabilities_from_the_service_backtest_walk_forward(ml_server, m
 
 
 def test_through_the_shared_prediction_cache_the_result_is_the_same(ml_server, ml_settings, trained_outcome):  # noqa: F811
-    from mlclient.cache import CachedMLClient
-    from mlclient.client import MLClient
+    from edgeloop.mlclient.cache import CachedMLClient
+    from edgeloop.mlclient.client import MLClient
 
     _, port = ml_server
     client = MLClient(ml_settings, target=f"127.0.0.1:{port}")

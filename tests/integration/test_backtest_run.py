@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from edgeloop.events import EVENT_FIELD, parse_event
-from edgeloop.settings import get_settings
-from marketdata.store import import_paths
-from schema.db import make_engine
+from edgeloop.core.events import EVENT_FIELD, parse_event
+from edgeloop.core.settings import get_settings
+from edgeloop.marketdata.store import import_paths
+from edgeloop.schema.db import make_engine
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,7 +71,7 @@ def test_cli_errors_are_one_line(env, tmp_path):
 @pytest.mark.slow
 def test_a_group_of_backtests_runs_on_a_worker_and_publishes_one_event_each(env, redis_url, tmp_path):
     from tests.support.processes import celery_worker
-    from workers.backtest_tasks import run_many
+    from edgeloop.workers.backtest_tasks import run_many
 
     strategies = [{"name": f"k{i}", "price_source": "max", "min_edge": 0.02 * i} for i in range(1, 4)]
     strategies.append({"name": "broken", "min_edge": 99})  # a permanent error, not a failed group

@@ -12,13 +12,13 @@ import psycopg
 import pytest
 
 from edgeloop.processes import ROOT, free_port
-from edgeloop.settings import settings_with
-from schema.db import make_engine, make_sessionmaker
-from schema.repository import count_rejected, count_unsubmitted
+from edgeloop.core.settings import settings_with
+from edgeloop.schema.db import make_engine, make_sessionmaker
+from edgeloop.schema.repository import count_rejected, count_unsubmitted
 from tests.support.feedback import StandIn, store_results
 from tests.support.pipeline import Store, publish_in_subprocess, scrape, with_ml
 from tests.support.processes import celery_worker, ml_server, wait_until
-from workers.feedback import FeedbackFlusher
+from edgeloop.workers.feedback import FeedbackFlusher
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -1,4 +1,4 @@
-"""Process-level faults under a real `celery -A workers worker` consuming the stream: an entry
+"""Process-level faults under a real `celery -A edgeloop.workers worker` consuming the stream: an entry
 that kills its worker every time it is processed, and PostgreSQL restarted mid-ingest."""
 
 from __future__ import annotations
@@ -12,18 +12,18 @@ import pytest
 import redis
 from sqlalchemy import func, select, text
 
-from edgeloop.events import EVENT_FIELD, parse_event
+from edgeloop.core.events import EVENT_FIELD, parse_event
 from edgeloop.processes import free_port
-from edgeloop.settings import get_settings
-from producers import Publisher
-from schema.db import make_engine, make_sessionmaker, upgrade
-from schema.pipeline import BacktestResult
-from schema.repository import ensure_strategies, insert_results
+from edgeloop.core.settings import get_settings
+from edgeloop.producers import Publisher
+from edgeloop.schema.db import make_engine, make_sessionmaker, upgrade
+from edgeloop.schema.pipeline import BacktestResult
+from edgeloop.schema.repository import ensure_strategies, insert_results
 from tests.support.events import valid_event
 from tests.support.private_pg import private_postgres
 from tests.support.processes import ROOT, CeleryWorker, celery_worker, wait_until
-from workers.dead_letters import DeadLetters
-from workers.ingest import result_row
+from edgeloop.workers.dead_letters import DeadLetters
+from edgeloop.workers.ingest import result_row
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

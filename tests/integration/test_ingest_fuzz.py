@@ -14,16 +14,16 @@ import redis
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 from sqlalchemy import func, select
 
-from edgeloop.settings import Settings, get_settings
-from mlclient.client import MLClient
-from mlservice.feedback_store import count_samples
-from schema.db import make_engine, make_sessionmaker
-from schema.pipeline import BacktestResult
+from edgeloop.core.settings import Settings, get_settings
+from edgeloop.mlclient.client import MLClient
+from edgeloop.mlservice.feedback_store import count_samples
+from edgeloop.schema.db import make_engine, make_sessionmaker
+from edgeloop.schema.pipeline import BacktestResult
 from tests.support.events import valid_event
 from tests.support.processes import ml_server
-from workers.dead_letters import DeadLetters
-from workers.feedback import FeedbackFlusher
-from workers.ingest import StreamConsumer
+from edgeloop.workers.dead_letters import DeadLetters
+from edgeloop.workers.feedback import FeedbackFlusher
+from edgeloop.workers.ingest import StreamConsumer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from marketdata.arrays import clear_cache, load_csv_window, load_db_window
-from marketdata.store import import_paths
-from schema.db import make_engine
-from schema.market import MarketEvent, MarketPrice, MarketResult
+from edgeloop.marketdata.arrays import clear_cache, load_csv_window, load_db_window
+from edgeloop.marketdata.store import import_paths
+from edgeloop.schema.db import make_engine
+from edgeloop.schema.market import MarketEvent, MarketPrice, MarketResult
 
 pytestmark = pytest.mark.integration
 DATA = Path(__file__).resolve().parents[2] / "data" / "football-data"

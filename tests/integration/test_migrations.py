@@ -6,8 +6,8 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-import schema
-from schema.db import make_engine, upgrade
+from edgeloop import schema
+from edgeloop.schema.db import make_engine, upgrade
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +26,7 @@ def test_models_and_migrations_agree(db, request, tmp_path):
 def test_downgrade_to_nothing_and_back(sqlite_url):
     from alembic import command
 
-    from schema.db import alembic_config, current_revisions, head_revisions
+    from edgeloop.schema.db import alembic_config, current_revisions, head_revisions
 
     command.downgrade(alembic_config(sqlite_url), "base")
     assert current_revisions(make_engine(sqlite_url)) == set()

@@ -52,7 +52,7 @@ def test_ten_thousand_events_stored_and_submitted_once_on_postgresql(pipeline_en
 def test_sqlite_store(pipeline_env, sqlite_url, tmp_path):
     env = {**pipeline_env, "EDGELOOP_DATABASE_URL": sqlite_url}
     store = Store(sqlite_url)
-    from edgeloop.settings import Settings
+    from edgeloop.core.settings import Settings
 
     with ml_server(Settings(database_url=sqlite_url)) as (_, port), \
             celery_worker(with_ml(env, port), "w1", tmp_path):

@@ -10,17 +10,17 @@ import pytest
 import redis
 from prometheus_client import REGISTRY
 
-from edgeloop.errors import TransientError
-from edgeloop.redis_connect import is_transient
-from edgeloop.settings import settings_with
-from producers import Publisher
-from schema.db import make_engine, make_sessionmaker
+from edgeloop.core.errors import TransientError
+from edgeloop.core.redis_connect import is_transient
+from edgeloop.core.settings import settings_with
+from edgeloop.producers import Publisher
+from edgeloop.schema.db import make_engine, make_sessionmaker
 from tests.support.events import valid_event
 from tests.support.processes import wait_until
 from tests.integration.mlclient.support import FULL_REDIS, fill_to_maxmemory, own_redis
-from workers.beat import claim
-from workers.ingest import StreamConsumer
-from workers.locks import lease
+from edgeloop.workers.beat import claim
+from edgeloop.workers.ingest import StreamConsumer
+from edgeloop.workers.locks import lease
 
 pytestmark = pytest.mark.integration
 

@@ -7,12 +7,12 @@ from datetime import datetime, timezone
 
 import pytest
 
-from edgeloop.events import parse_event
-from schema.db import make_engine, make_sessionmaker
-from schema.repository import (by_composite_score_range, insert_results, mark_processed, recent_unprocessed,
+from edgeloop.core.events import parse_event
+from edgeloop.schema.db import make_engine, make_sessionmaker
+from edgeloop.schema.repository import (by_composite_score_range, insert_results, mark_processed, recent_unprocessed,
                                top_performing)
 from tests.support.events import valid_event
-from workers.ingest import result_row
+from edgeloop.workers.ingest import result_row
 
 pytestmark = pytest.mark.integration
 

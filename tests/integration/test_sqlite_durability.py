@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from edgeloop.settings import get_settings
-from mlservice.context import ServiceContext
-from workers.runtime import Resources
+from edgeloop.core.settings import get_settings
+from edgeloop.mlservice.context import ServiceContext
+from edgeloop.workers.runtime import Resources
 
 pytestmark = pytest.mark.integration
 

@@ -1,5 +1,5 @@
 """Doubles and data for tests of the feedback flusher: a stand-in ML client that fails the
-way the real client does (through ``mlclient.client.error_for``), and stored results."""
+way the real client does (through ``edgeloop.mlclient.client.error_for``), and stored results."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from datetime import datetime, timezone
 
 import grpc
 
-from edgeloop.events import parse_event
-from mlclient.client import error_for
-from proto import ml_service_pb2 as pb
-from schema.repository import insert_results
+from edgeloop.core.events import parse_event
+from edgeloop.mlclient.client import error_for
+from edgeloop.proto import ml_service_pb2 as pb
+from edgeloop.schema.repository import insert_results
 from tests.support.events import valid_event
-from workers.ingest import result_row
+from edgeloop.workers.ingest import result_row
 
 
 def fail(code: str, details: str = "no"):

@@ -6,9 +6,9 @@ from datetime import date, timedelta
 
 import numpy as np
 
-from backtester.probability import Predictions
-from marketdata.arrays import MarketArrays, arrays_from_matches
-from marketdata.csv import Match
+from edgeloop.backtester.probability import Predictions
+from edgeloop.marketdata.arrays import MarketArrays, arrays_from_matches
+from edgeloop.marketdata.csv import Match
 
 D1, D2, D3 = date(2020, 1, 4), date(2020, 1, 5), date(2020, 1, 6)
 

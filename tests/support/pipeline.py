@@ -10,15 +10,15 @@ import pytest
 from sqlalchemy import func, select
 
 from edgeloop.processes import ROOT
-from edgeloop.settings import get_settings
-from schema.db import make_engine, make_sessionmaker
-from schema.mlstore import FeedbackSample
-from schema.pipeline import BacktestResult, FeedbackBatch
-from schema.repository import count_rejected
+from edgeloop.core.settings import get_settings
+from edgeloop.schema.db import make_engine, make_sessionmaker
+from edgeloop.schema.mlstore import FeedbackSample
+from edgeloop.schema.pipeline import BacktestResult, FeedbackBatch
+from edgeloop.schema.repository import count_rejected
 
 PRODUCER = """
 import sys
-from producers import Publisher
+from edgeloop.producers import Publisher
 from tests.support.events import valid_event
 start, n, pad = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 

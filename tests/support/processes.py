@@ -21,11 +21,11 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
 
 
 class CeleryWorker(Child):
-    """`celery -A workers worker` as a child process, logging to a file for post-mortems."""
+    """`celery -A edgeloop.workers worker` as a child process, logging to a file for post-mortems."""
 
     def __init__(self, env: dict[str, str], name: str, log_dir: Path, concurrency: int = 1,
                  extra: list[str] | None = None) -> None:
-        super().__init__(name, [sys.executable, "-m", "celery", "-A", "workers", "worker", "--loglevel", "INFO",
+        super().__init__(name, [sys.executable, "-m", "celery", "-A", "edgeloop.workers", "worker", "--loglevel", "INFO",
                                 "-n", f"{name}@%h", "-c", str(concurrency), "--without-mingle", "--without-gossip",
                                 *(extra or [])], env, log_dir, ROOT)
 
@@ -45,7 +45,7 @@ def celery_worker(env: dict[str, str], name: str, log_dir: Path, **kw) -> Iterat
 @contextmanager
 def ml_server(settings=None, port: int = 0):
     """A real ML gRPC server in this process on ``port`` (0: any free port)."""
-    from mlservice.server import create_server
+    from edgeloop.mlservice.server import create_server
 
     server, bound = create_server(f"127.0.0.1:{port}", settings)
     server.start()

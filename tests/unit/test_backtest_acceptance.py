@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from backtester.run import Window, backtest
-from backtester.strategy import Strategy
-from marketdata.arrays import clear_cache
+from edgeloop.backtester.run import Window, backtest
+from edgeloop.backtester.strategy import Strategy
+from edgeloop.marketdata.arrays import clear_cache
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "football-data"
 KAUNITZ = Strategy(name="kaunitz", price_source="MAX", market_probability_source="AVG", min_edge=0.05)

@@ -7,12 +7,12 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from backtester.engine import decide, resolve_probabilities, run_backtest
-from backtester.probability import Predictions
-from backtester.settlement import settle
-from backtester.strategy import Strategy
-from edgeloop.errors import InvalidStrategy, LookAheadError
-from marketdata.arrays import load_window
+from edgeloop.backtester.engine import decide, resolve_probabilities, run_backtest
+from edgeloop.backtester.probability import Predictions
+from edgeloop.backtester.settlement import settle
+from edgeloop.backtester.strategy import Strategy
+from edgeloop.core.errors import InvalidStrategy, LookAheadError
+from edgeloop.marketdata.arrays import load_window
 from tests.support.market_fixture import predictions, window
 
 MODEL = dict(name="t", price_source="X", probability_source="model", min_edge=0.05, flat_stake=10)
@@ -67,7 +67,7 @@ def test_a_leak_shows_an_absurd_return_and_the_engine_refuses_it():
     leak = leaked_predictions(w)
     # What the leak would show, through the engine's own kernels with the guards bypassed:
     pre = w.pre_event()
-    from backtester.probability import AlignedProbabilities
+    from edgeloop.backtester.probability import AlignedProbabilities
 
     bets = decide(s, pre, AlignedProbabilities(leak.probabilities, leak.probabilities))
     settled = settle(event=bets.event, selection=bets.selection, odds_milli=bets.odds_milli, kelly=bets.kelly,

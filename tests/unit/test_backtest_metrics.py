@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from backtester.metrics import PROFIT_FACTOR_CAP, compute_metrics, max_drawdown
-from backtester.settlement import MICRO, Settlement
+from edgeloop.backtester.metrics import PROFIT_FACTOR_CAP, compute_metrics, max_drawdown
+from edgeloop.backtester.settlement import MICRO, Settlement
 
 
 def settlement(day_pnl_units, days=None):

@@ -6,10 +6,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from backtester.engine import run_backtest
-from backtester.ml_provider import MLServiceProvider
-from backtester.strategy import Strategy
-from edgeloop.errors import LookAheadError
+from edgeloop.backtester.engine import run_backtest
+from edgeloop.backtester.ml_provider import MLServiceProvider
+from edgeloop.backtester.strategy import Strategy
+from edgeloop.core.errors import LookAheadError
 from tests.support.market_fixture import ROWS, window
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import date
 
-from backtester.run import Window, backtest
-from backtester.strategy import Strategy
+from edgeloop.backtester.run import Window, backtest
+from edgeloop.backtester.strategy import Strategy
 
 
 def test_event_of_a_multi_version_run_fits_the_store():
     from dataclasses import replace
 
-    from backtester.report import event_dict
+    from edgeloop.backtester.report import event_dict
 
     result = backtest(Strategy(name="k"), Window(date(2019, 8, 1), date(2019, 9, 30), ("E0",)))
     versions = [f"outcome-{s}-20261126T054606-9d13e6" for s in ("2017-18", "2018-19", "2019-20")]
@@ -22,8 +22,8 @@ def test_event_of_a_multi_version_run_fits_the_store():
 
 
 def test_event_parses_and_its_id_is_stable():
-    from backtester.report import backtest_id, to_event
-    from edgeloop.events import encode_event, parse_event
+    from edgeloop.backtester.report import backtest_id, to_event
+    from edgeloop.core.events import encode_event, parse_event
 
     window = Window(date(2019, 8, 1), date(2019, 9, 30), ("E0",))
     a, b = backtest(Strategy(name="k"), window), backtest(Strategy(name="renamed"), window)

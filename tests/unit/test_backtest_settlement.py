@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backtester.engine import run_backtest
-from backtester.strategy import Strategy
+from edgeloop.backtester.engine import run_backtest
+from edgeloop.backtester.strategy import Strategy
 from tests.support.market_fixture import predictions, window
 
 
@@ -81,8 +81,8 @@ def test_profit_sum_has_no_float_drift():
     # 1,000 bets of 0.10 at 1.10, 850 won (+0.01 each) and 150 lost (−0.10 each): exactly −6.50.
     from datetime import date, timedelta
 
-    from marketdata.arrays import arrays_from_matches
-    from marketdata.csv import Match
+    from edgeloop.marketdata.arrays import arrays_from_matches
+    from edgeloop.marketdata.csv import Match
 
     won = [i % 20 < 17 for i in range(1000)]
     matches = [Match(league="T", season="2019-20", date=date(2019, 8, 1) + timedelta(days=i), kickoff=None,

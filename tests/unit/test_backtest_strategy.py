@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from backtester.strategy import Strategy, load_strategy
-from edgeloop.errors import InvalidStrategy
+from edgeloop.backtester.strategy import Strategy, load_strategy
+from edgeloop.core.errors import InvalidStrategy
 
 
 def test_every_problem_is_reported_in_one_clear_message():
@@ -40,8 +40,8 @@ def test_aliases_defaults_and_stable_id(tmp_path):
 def test_a_published_events_params_rebuild_the_same_strategy():
     from datetime import date
 
-    from backtester.report import event_dict
-    from backtester.run import Window, backtest
+    from edgeloop.backtester.report import event_dict
+    from edgeloop.backtester.run import Window, backtest
 
     s = Strategy(name="k", price_source="PS", staking="kelly", min_edge=0.03, selections=("home", "away"))
     result = backtest(s, Window(date(2019, 8, 1), date(2019, 9, 30), ("E0",)))

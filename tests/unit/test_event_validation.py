@@ -9,9 +9,9 @@ import psycopg
 import pytest
 from sqlalchemy import exc as sa_exc
 
-from edgeloop.errors import InvalidEvent
-from edgeloop.events import MAX_DEPTH, encode_event, parse_event, validate_message
-from schema.failures import StoreFailure, classify, message
+from edgeloop.core.errors import InvalidEvent
+from edgeloop.core.events import MAX_DEPTH, encode_event, parse_event, validate_message
+from edgeloop.schema.failures import StoreFailure, classify, message
 from tests.support.events import valid_event
 
 

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from edgeloop.errors import ConfigurationError
+from edgeloop.core.errors import ConfigurationError
 from edgeloop.flower_auth import DEFAULT_PASSWORD, basic_auth
-from edgeloop.settings import settings_with
+from edgeloop.core.settings import settings_with
 from tests.support.processes import ROOT
 
 

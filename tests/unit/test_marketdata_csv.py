@@ -7,8 +7,8 @@ from datetime import date, time
 import numpy as np
 import pytest
 
-from marketdata.arrays import arrays_from_matches, load_csv_window
-from marketdata.csv import event_id, parse_file, parse_lines, price_columns
+from edgeloop.marketdata.arrays import arrays_from_matches, load_csv_window
+from edgeloop.marketdata.csv import event_id, parse_file, parse_lines, price_columns
 
 OLD_HEADER = "Div,Date,HomeTeam,AwayTeam,FTHG,FTAG,FTR,B365H,B365D,B365A,BbMxH,BbAvH,BbMxD,BbAvD,BbMxA,BbAvA,BbAHh,BbMxAHH,BbMxAHA,,,"
 NEW_HEADER = "Div,Date,Time,HomeTeam,AwayTeam,FTHG,FTAG,FTR,PSH,PSD,PSA,MaxH,MaxD,MaxA,AvgH,AvgD,AvgA,PSCH,PSCD,PSCA"

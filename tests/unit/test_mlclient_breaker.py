@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlclient.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
+from edgeloop.mlclient.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
 
 
 class Clock:

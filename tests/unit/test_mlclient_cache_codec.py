@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mlclient.cache import _decode_evaluations, _decode_predictions
-from proto import ml_service_pb2 as pb
+from edgeloop.mlclient.cache import _decode_evaluations, _decode_predictions
+from edgeloop.proto import ml_service_pb2 as pb
 
 
 def _prediction(i: int, recommendation: str = "back") -> pb.Prediction:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from edgeloop.errors import MLServiceUnavailable
-from mlclient.catalogue import ModelCatalogue, fingerprint
-from proto import ml_service_pb2 as pb
+from edgeloop.core.errors import MLServiceUnavailable
+from edgeloop.mlclient.catalogue import ModelCatalogue, fingerprint
+from edgeloop.proto import ml_service_pb2 as pb
 
 
 def version(v: str, status: str = "serving", end: str = "2024-07-01") -> pb.ModelVersion:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from mlclient import keys
+from edgeloop.mlclient import keys
 
 
 def test_prediction_key_carries_version_features_event_selection_strategy():
@@ -46,7 +46,7 @@ def test_index_generation_and_stats_keys_share_the_prefix():
 
 
 def test_batch_keys_equal_the_key_of_each_request_whatever_the_ids():
-    from proto import ml_service_pb2 as pb
+    from edgeloop.proto import ml_service_pb2 as pb
 
     odd = ["e", "a:b", "50%", "", "-", "é:ü", "x::y", ":", "%3A", "s\n:t", "a b"]
     requests = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from mlclient.per_process import PerProcess
+from edgeloop.mlclient.per_process import PerProcess
 
 
 def test_made_once_then_reset_closes_it():

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from edgeloop.scoring import backtest_score, composite_score
+from edgeloop.core.scoring import backtest_score, composite_score
 
 
 def score(**kw):

@@ -1,7 +1,7 @@
 """docs/settings.md and config/config.yaml.example are generated from settings.py: keep them current."""
 
 from edgeloop.settings_doc import DOC_PATH, EXAMPLE_PATH, field_docs, render_markdown, render_yaml_example
-from edgeloop.settings import Settings
+from edgeloop.core.settings import Settings
 
 
 def test_settings_reference_is_current():

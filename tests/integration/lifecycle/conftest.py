@@ -11,7 +11,7 @@ from typing import Iterator
 import pytest
 
 from edgeloop.processes import Child
-from edgeloop.settings import get_settings, settings_with
+from edgeloop.core.settings import get_settings, settings_with
 from tests.support.processes import ROOT, ml_server
 
 DATA_DIR = str(ROOT / "data" / "football-data")
@@ -35,7 +35,7 @@ def ml(life_env, monkeypatch):
     with ml_server(settings_with()) as (server, port):
         monkeypatch.setenv("EDGELOOP_ML_GRPC_TARGET", f"127.0.0.1:{port}")
         get_settings.cache_clear()
-        from mlclient import reset_ml_client
+        from edgeloop.mlclient import reset_ml_client
 
         reset_ml_client()
         yield {**life_env, "EDGELOOP_ML_GRPC_TARGET": f"127.0.0.1:{port}"}
@@ -43,10 +43,10 @@ def ml(life_env, monkeypatch):
 
 
 class Beat(Child):
-    """`celery -A workers beat` as a child process with its own schedule file."""
+    """`celery -A edgeloop.workers beat` as a child process with its own schedule file."""
 
     def __init__(self, env: dict[str, str], name: str, log_dir: Path) -> None:
-        super().__init__(name, [sys.executable, "-m", "celery", "-A", "workers", "beat", "--loglevel", "INFO",
+        super().__init__(name, [sys.executable, "-m", "celery", "-A", "edgeloop.workers", "beat", "--loglevel", "INFO",
                                 "-s", str(log_dir / f"{name}-schedule")], env, log_dir, ROOT)
 
 

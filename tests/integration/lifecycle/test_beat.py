@@ -10,10 +10,10 @@ from datetime import datetime
 import pytest
 from sqlalchemy import func, select
 
-from producers import Publisher
-from schema.db import make_engine, make_sessionmaker
-from schema.lifecycle import TrainingTrigger
-from schema.mlstore import FeedbackSample, TrainingJob
+from edgeloop.producers import Publisher
+from edgeloop.schema.db import make_engine, make_sessionmaker
+from edgeloop.schema.lifecycle import TrainingTrigger
+from edgeloop.schema.mlstore import FeedbackSample, TrainingJob
 from tests.integration.lifecycle.conftest import celery_beat
 from tests.support.events import valid_event
 from tests.support.processes import celery_worker, wait_until

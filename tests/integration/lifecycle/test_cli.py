@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from producers import Publisher
+from edgeloop.producers import Publisher
 from tests.support.events import valid_event
 from tests.support.processes import ROOT, celery_worker, wait_until
 

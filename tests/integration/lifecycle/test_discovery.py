@@ -11,12 +11,12 @@ import sys
 import pytest
 from sqlalchemy import func, select
 
-from mlclient.client import MLClient
-from schema.db import make_engine, make_sessionmaker
-from schema.lifecycle import DiscoveryReport, StrategyRanking
-from schema.pipeline import Strategy
+from edgeloop.mlclient.client import MLClient
+from edgeloop.schema.db import make_engine, make_sessionmaker
+from edgeloop.schema.lifecycle import DiscoveryReport, StrategyRanking
+from edgeloop.schema.pipeline import Strategy
 from tests.support.processes import ROOT, celery_worker, wait_until
-from workers.retraining import wait_for_job
+from edgeloop.workers.retraining import wait_for_job
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -1,4 +1,4 @@
-"""Flower out of the box: `celery -A workers flower` from the project root requires the
+"""Flower out of the box: `celery -A edgeloop.workers flower` from the project root requires the
 credentials from settings and, with them, shows the running workers."""
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def test_flower_needs_the_configured_credentials_and_then_shows_the_workers(life
     base = f"http://127.0.0.1:{port}"
     log = open(tmp_path / "flower.log", "wb")
     with celery_worker(env, "flowerseen", tmp_path):
-        flower = subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers", "flower"], cwd=ROOT, env=env,
+        flower = subprocess.Popen([sys.executable, "-m", "celery", "-A", "edgeloop.workers", "flower"], cwd=ROOT, env=env,
                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             wait_until(lambda: get(f"{base}/api/workers")[0] != 0, 60, 0.3, "Flower listening")
@@ -60,7 +60,7 @@ def test_flower_needs_the_configured_credentials_and_then_shows_the_workers(life
 
 def test_flower_refuses_to_start_with_the_default_password(life_env):
     env = {k: v for k, v in life_env.items() if k not in ("EDGELOOP_FLOWER_PASSWORD", "FLOWER_BASIC_AUTH")}
-    proc = subprocess.run([sys.executable, "-m", "celery", "-A", "workers", "flower"], cwd=ROOT, env=env,
+    proc = subprocess.run([sys.executable, "-m", "celery", "-A", "edgeloop.workers", "flower"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1] == (

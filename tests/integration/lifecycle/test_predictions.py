@@ -13,14 +13,14 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from marketdata.store import import_paths
-from mlclient.client import MLClient
-from schema.db import make_engine, make_sessionmaker
-from schema.lifecycle import LivePrediction
-from schema.market import MarketEvent, MarketResult
-from schema.pipeline import Strategy
+from edgeloop.marketdata.store import import_paths
+from edgeloop.mlclient.client import MLClient
+from edgeloop.schema.db import make_engine, make_sessionmaker
+from edgeloop.schema.lifecycle import LivePrediction
+from edgeloop.schema.market import MarketEvent, MarketResult
+from edgeloop.schema.pipeline import Strategy
 from tests.support.processes import ROOT
-from workers.retraining import wait_for_job
+from edgeloop.workers.retraining import wait_for_job
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from edgeloop.settings import settings_with
-from mlservice.server import create_server
-from proto import ml_service_pb2 as pb, ml_service_pb2_grpc as pb_grpc
+from edgeloop.core.settings import settings_with
+from edgeloop.mlservice.server import create_server
+from edgeloop.proto import ml_service_pb2 as pb, ml_service_pb2_grpc as pb_grpc
 
 
 DATA_DIR = str(Path(__file__).resolve().parents[3] / "data" / "football-data")

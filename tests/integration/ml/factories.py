@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from proto import events_pb2
+from edgeloop.proto import events_pb2
 
 
 def finished(backtest_id: str, *, params: dict | None = None, roi: float = 0.01, sharpe: float = 0.3,

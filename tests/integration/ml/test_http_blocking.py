@@ -12,10 +12,10 @@ from contextlib import ExitStack, contextmanager
 
 import pytest
 
-from edgeloop.settings import settings_with
-from mlservice.http_api import HttpApi
-from mlservice.http_server import QUEUED_PER_THREAD
-from mlservice.server import create_server
+from edgeloop.core.settings import settings_with
+from edgeloop.mlservice.http_api import HttpApi
+from edgeloop.mlservice.http_server import QUEUED_PER_THREAD
+from edgeloop.mlservice.server import create_server
 from tests.integration.mlclient.support import metric
 
 pytestmark = pytest.mark.integration

@@ -13,10 +13,10 @@ from click.testing import CliRunner
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from edgeloop.cli import cli
-from edgeloop.settings import get_settings, settings_with
-from mlservice.http_api import HttpApi
-from mlservice.server import create_server
-from proto import ml_service_pb2 as pb, ml_service_pb2_grpc as pb_grpc
+from edgeloop.core.settings import get_settings, settings_with
+from edgeloop.mlservice.http_api import HttpApi
+from edgeloop.mlservice.server import create_server
+from edgeloop.proto import ml_service_pb2 as pb, ml_service_pb2_grpc as pb_grpc
 from tests.integration.ml.conftest import wait_job
 
 pytestmark = pytest.mark.integration

@@ -9,10 +9,10 @@ import urllib.request
 import grpc
 import pytest
 
-from edgeloop.settings import settings_with
-from mlservice.http_api import HttpApi
-from mlservice.server import create_server
-from proto import ml_service_pb2 as pb, ml_service_pb2_grpc as pb_grpc
+from edgeloop.core.settings import settings_with
+from edgeloop.mlservice.http_api import HttpApi
+from edgeloop.mlservice.server import create_server
+from edgeloop.proto import ml_service_pb2 as pb, ml_service_pb2_grpc as pb_grpc
 from tests.integration.ml.conftest import DATA_DIR, wait_job
 from tests.integration.ml.factories import finished
 

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from sqlalchemy import case, update
 
-from edgeloop.settings import settings_with
-from marketdata.store import import_paths
-from mlservice.server import create_server
-from proto import ml_service_pb2 as pb
-from schema.db import make_engine
-from schema.market import MarketEvent, MarketResult
+from edgeloop.core.settings import settings_with
+from edgeloop.marketdata.store import import_paths
+from edgeloop.mlservice.server import create_server
+from edgeloop.proto import ml_service_pb2 as pb
+from edgeloop.schema.db import make_engine
+from edgeloop.schema.market import MarketEvent, MarketResult
 from tests.integration.ml.conftest import DATA_DIR, wait_job
 
 pytestmark = pytest.mark.integration
@@ -40,7 +40,7 @@ def _predict_all(stub, event_ids):
 def test_results_after_a_date_never_change_an_earlier_prediction(market_db, pg_url, redis_url):
     import grpc
 
-    from proto import ml_service_pb2_grpc as pb_grpc
+    from edgeloop.proto import ml_service_pb2_grpc as pb_grpc
 
     settings = settings_with(database_url=pg_url, redis_url=redis_url, ml_market_source="database")
     server, port = create_server("127.0.0.1:0", settings)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from proto import ml_service_pb2 as pb
+from edgeloop.proto import ml_service_pb2 as pb
 from tests.integration.ml.conftest import wait_job
 
 pytestmark = pytest.mark.integration

@@ -11,13 +11,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from sqlalchemy import func, select
 
-from edgeloop.errors import DatabaseNotMigrated
-from edgeloop.settings import settings_with
-from mlservice.http_api import HttpApi
-from mlservice.server import create_server
-from proto import ml_service_pb2 as pb
-from schema.db import make_engine
-from schema.mlstore import FeedbackSample
+from edgeloop.core.errors import DatabaseNotMigrated
+from edgeloop.core.settings import settings_with
+from edgeloop.mlservice.http_api import HttpApi
+from edgeloop.mlservice.server import create_server
+from edgeloop.proto import ml_service_pb2 as pb
+from edgeloop.schema.db import make_engine
+from edgeloop.schema.mlstore import FeedbackSample
 from tests.integration.ml.factories import finished
 
 pytestmark = pytest.mark.integration
@@ -80,7 +80,7 @@ def test_oversized_feedback_batch_is_invalid_argument(pg_url):
     server.start()
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
-            from proto import ml_service_pb2_grpc as pb_grpc
+            from edgeloop.proto import ml_service_pb2_grpc as pb_grpc
 
             stub = pb_grpc.MLServiceStub(ch)
             with pytest.raises(grpc.RpcError) as err:

@@ -9,11 +9,11 @@ from google.protobuf import json_format
 import numpy as np
 import pytest
 
-from backtester.report import to_event
-from backtester.run import Window, backtest
-from mlservice.strategy_generation import RISK_LIMITS, random_params
-from mlservice.strategy_model import canonical_params, params_fingerprint, spearman
-from proto import ml_service_pb2 as pb
+from edgeloop.backtester.report import to_event
+from edgeloop.backtester.run import Window, backtest
+from edgeloop.mlservice.strategy_generation import RISK_LIMITS, random_params
+from edgeloop.mlservice.strategy_model import canonical_params, params_fingerprint, spearman
+from edgeloop.proto import ml_service_pb2 as pb
 from tests.integration.ml.conftest import wait_job
 
 pytestmark = pytest.mark.integration
@@ -89,9 +89,9 @@ def test_not_enough_new_feedback_trains_nothing_unless_forced(stub, trained_stra
 
 
 def _serving_strategy_model(settings):
-    from mlservice import registry
-    from mlservice.strategy_model import StrategyModel
-    from schema.db import make_engine, make_sessionmaker
+    from edgeloop.mlservice import registry
+    from edgeloop.mlservice.strategy_model import StrategyModel
+    from edgeloop.schema.db import make_engine, make_sessionmaker
 
     engine = make_engine(settings.database_url)
     try:

@@ -18,13 +18,13 @@ from sqlalchemy import select
 
 from edgeloop.cli import cli
 from edgeloop.processes import Child
-from edgeloop.settings import settings_with
-from mlservice.context import ServiceContext
-from mlservice.training import TrainingJobs
-from proto import ml_service_pb2 as pb, ml_service_pb2_grpc as pb_grpc
-from schema.base import utcnow
-from schema.db import make_engine, make_sessionmaker
-from schema.mlstore import TrainingJob
+from edgeloop.core.settings import settings_with
+from edgeloop.mlservice.context import ServiceContext
+from edgeloop.mlservice.training import TrainingJobs
+from edgeloop.proto import ml_service_pb2 as pb, ml_service_pb2_grpc as pb_grpc
+from edgeloop.schema.base import utcnow
+from edgeloop.schema.db import make_engine, make_sessionmaker
+from edgeloop.schema.mlstore import TrainingJob
 from tests.integration.ml.conftest import DATA_DIR, wait_job
 from tests.support.processes import ml_server, wait_until
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import redis
 
-from edgeloop.settings import settings_with
-from mlclient.cache import CachedMLClient, make_redis
+from edgeloop.core.settings import settings_with
+from edgeloop.mlclient.cache import CachedMLClient, make_redis
 from tests.integration.mlclient.support import FakeML
 
 
@@ -42,7 +42,7 @@ def ml_settings(pg_url):
 @pytest.fixture
 def ml_server(ml_settings):
     """The real ML service on port 0; yields its target address."""
-    from mlservice.server import create_server
+    from edgeloop.mlservice.server import create_server
 
     server, port = create_server("127.0.0.1:0", ml_settings)
     server.start()

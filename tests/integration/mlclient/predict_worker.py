@@ -15,8 +15,8 @@ import sys
 
 from prometheus_client import REGISTRY
 
-from mlclient.cache import get_cached_ml_client
-from proto import ml_service_pb2 as pb
+from edgeloop.mlclient.cache import get_cached_ml_client
+from edgeloop.proto import ml_service_pb2 as pb
 
 COUNTERS = {
     "hits": ("edgeloop_prediction_cache_hits_total", {"kind": "prediction"}),

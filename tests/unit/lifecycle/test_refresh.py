@@ -9,12 +9,12 @@ from datetime import date
 import pytest
 from sqlalchemy import func, select
 
-from edgeloop.scoring import composite_score
-from edgeloop.settings import Settings
-from schema.db import make_engine, make_sessionmaker, upgrade
-from schema.lifecycle import StrategyRanking
-from schema.pipeline import BacktestResult, Strategy
-from workers.lifecycle import StrategyModelNotTrained, refresh
+from edgeloop.core.scoring import composite_score
+from edgeloop.core.settings import Settings
+from edgeloop.schema.db import make_engine, make_sessionmaker, upgrade
+from edgeloop.schema.lifecycle import StrategyRanking
+from edgeloop.schema.pipeline import BacktestResult, Strategy
+from edgeloop.workers.lifecycle import StrategyModelNotTrained, refresh
 
 
 @dataclass
@@ -77,7 +77,7 @@ def test_refresh_activates_retires_and_stores_one_ranking(sessions):
 
 
 def test_no_strategy_model_changes_nothing(sessions):
-    from edgeloop.errors import MLServiceError
+    from edgeloop.core.errors import MLServiceError
 
     add(sessions, "x", "active", 0.0, 100)
     ml = StubML({}, MLServiceError("EvaluateStrategy: FAILED_PRECONDITION: the strategy model is not trained yet"))

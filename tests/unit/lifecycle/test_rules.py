@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 import pytest
 
-from backtester.strategy import Strategy
+from edgeloop.backtester.strategy import Strategy
 from edgeloop.cli.tasks import parse_args
-from workers.predictions import recommend
+from edgeloop.workers.predictions import recommend
 
 S = Strategy(name="t", selections=("home", "away"), min_edge=0.02, min_odds=1.5, max_odds=5.0, min_confidence=0.3)
 

@@ -8,9 +8,9 @@ from datetime import date
 import numpy as np
 import pytest
 
-from marketdata import load_window
-from mlservice.features import FEATURE_NAMES, build_features
-from mlservice.outcome_model import OutcomeModel, ServingOutcome, walk_forward
+from edgeloop.marketdata import load_window
+from edgeloop.mlservice.features import FEATURE_NAMES, build_features
+from edgeloop.mlservice.outcome_model import OutcomeModel, ServingOutcome, walk_forward
 
 CUTOFF = np.datetime64("2018-01-01")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from marketdata import load_window
-from mlservice.features import build_features
-from mlservice.outcome_model import walk_forward
+from edgeloop.marketdata import load_window
+from edgeloop.mlservice.features import build_features
+from edgeloop.mlservice.outcome_model import walk_forward
 
 MIN_EVENTS = 300
 MAX_WORSE = 0.01  # never more than 1% log-loss above the de-margined market average

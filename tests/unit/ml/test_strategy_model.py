@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from sklearn.ensemble import ExtraTreesRegressor
 
-from edgeloop.errors import InvalidRequest
-from mlservice.strategy_generation import RISK_LIMITS, Constraints, generate, random_params
-from mlservice.strategy_model import (
+from edgeloop.core.errors import InvalidRequest
+from edgeloop.mlservice.strategy_generation import RISK_LIMITS, Constraints, generate, random_params
+from edgeloop.mlservice.strategy_model import (
     FEATURE_NAMES, SHRINK_BETS, TARGETS, StrategyModel, TreeEnsemble, canonical_params, encode, params_fingerprint,
     shrunk_scores, training_labels)
 
@@ -51,7 +51,7 @@ def test_canonical_params_fill_defaults_drop_context_and_refuse_nonsense():
         canonical_params({"min_odds": 5.0, "max_odds": 2.0})
     assert len(encode([p])[0]) == len(FEATURE_NAMES)
     # the fast path reads the same fields the backtester publishes
-    from backtester.strategy import Strategy
+    from edgeloop.backtester.strategy import Strategy
 
     assert p == Strategy.from_mapping({"min_edge": 0.02, "price_source": "pinnacle"}).params()
 

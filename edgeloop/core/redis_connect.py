@@ -23,7 +23,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
-from edgeloop.errors import ConfigurationError
+from edgeloop.core.errors import ConfigurationError
 
 SENTINEL_PORT = 26379
 

@@ -16,9 +16,9 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from edgeloop.errors import InvalidEvent
-from edgeloop.scoring import backtest_score_of
-from proto import events_pb2
+from edgeloop.core.errors import InvalidEvent
+from edgeloop.core.scoring import backtest_score_of
+from edgeloop.proto import events_pb2
 
 SCHEMA_VERSION = 1
 EVENT_FIELD = "event"

@@ -21,8 +21,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from edgeloop.errors import ConfigurationError
-from edgeloop.redis_connect import is_sentinel, sentinel_nodes
+from edgeloop.core.errors import ConfigurationError
+from edgeloop.core.redis_connect import is_sentinel, sentinel_nodes
 
 DEFAULT_CONFIG_FILE = Path("config/config.yaml")
 

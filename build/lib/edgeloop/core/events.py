@@ -1,0 +1,246 @@
+"""The `BacktestFinished` event: encoding for producers, parsing and validation for consumers.
+
+On the wire an event is protobuf's JSON mapping of ``proto/events.proto``'s
+``BacktestFinished`` in the stream entry field ``event``. ``parse_event`` turns a raw
+payload into a validated message or raises ``InvalidEvent`` with a short reason code
+(the dead-letter stream records it), never anything else.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from google.protobuf import json_format
+
+from edgeloop.core.errors import InvalidEvent
+from edgeloop.core.scoring import backtest_score_of
+from edgeloop.proto import events_pb2
+
+SCHEMA_VERSION = 1
+EVENT_FIELD = "event"
+
+REQUIRED_FIELDS = ("schema_version", "backtest_id", "strategy_id", "params", "window_start", "window_end",
+                   "method", "metrics")
+REQUIRED_METRICS = ("total_bets", "roi", "profit", "win_rate", "profit_factor", "sharpe_ratio", "max_drawdown")
+MAX_ID_LEN = 128
+MAX_TEXT_LEN = {"method": 64, "model_version": 64, "strategy_name": 256}
+# What the store accepts, checked here so that a value the database would refuse is
+# dead-lettered with a reason instead of failing a whole batch's insert:
+MAX_DEPTH = 32  # nesting of objects and arrays, the event object itself being depth 1
+MAX_SAFE_INTEGER = 2**53  # params travel as protobuf Struct numbers (doubles): larger ints lose digits
+MAX_TOTAL_BETS = 2**31 - 1  # the results table's INTEGER column
+_TEXT_FIELDS = ("backtest_id", "strategy_id", "strategy_name", "method", "model_version",
+                "window_start", "window_end", "finished_at")
+_METRIC_FIELDS = events_pb2.BacktestMetrics.DESCRIPTOR.fields
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p.title() for p in rest)
+
+
+def _has(obj: dict[str, Any], name: str) -> bool:
+    return name in obj or _camel(name) in obj
+
+
+def _reject_constant(token: str) -> float:
+    raise InvalidEvent("non_finite", f"{token} is not a finite number")
+
+
+def _finite_float(token: str) -> float:
+    """JSON has no infinity, but ``1e999`` parses as one: refuse it like ``Infinity``."""
+    value = float(token)
+    if not math.isfinite(value):
+        raise InvalidEvent("non_finite", f"{token[:40]} is not a finite number")
+    return value
+
+
+def _check_text(value: str, where: str) -> None:
+    # PostgreSQL's text and jsonb refuse NUL, and a lone surrogate (JSON's "\ud800") has no UTF-8.
+    if "\x00" in value:
+        raise InvalidEvent("bad_value", f"{where} contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidEvent("bad_value", f"{where} is not valid Unicode (a lone surrogate)") from None
+
+
+def check_values(value: Any, where: str = "event", depth: int = 1) -> None:
+    """Every value at every depth is one the store accepts: bounded nesting, finite floats,
+    integers a double holds exactly, text without NUL or lone surrogates.
+
+    Iterative, so that no input can exhaust the stack."""
+    stack = [(value, where, depth)]
+    while stack:
+        node, path, level = stack.pop()
+        if isinstance(node, dict):
+            if level > MAX_DEPTH:
+                raise InvalidEvent("too_deep", f"{path} is nested deeper than {MAX_DEPTH} levels")
+            for key, item in node.items():
+                _check_text(key, f"a key of {path}")
+                stack.append((item, f"{path}.{key[:40]}", level + 1))
+        elif isinstance(node, list):
+            if level > MAX_DEPTH:
+                raise InvalidEvent("too_deep", f"{path} is nested deeper than {MAX_DEPTH} levels")
+            stack.extend((item, f"{path}[{i}]", level + 1) for i, item in enumerate(node))
+        elif isinstance(node, str):
+            _check_text(node, path)
+        elif isinstance(node, bool) or node is None:
+            continue
+        elif isinstance(node, int):
+            if abs(node) > MAX_SAFE_INTEGER:
+                raise InvalidEvent("out_of_range", f"{path} is an integer beyond ±2^53")
+        elif isinstance(node, float):
+            if not math.isfinite(node):
+                raise InvalidEvent("non_finite", f"{path} is {node}")
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedEvent:
+    message: events_pb2.BacktestFinished
+    window_start: date
+    window_end: date
+    finished_at: datetime | None
+    params: dict[str, Any]
+    metrics: dict[str, float]  # every metric present, by snake_case name
+
+    def columns(self) -> dict[str, Any]:
+        """What every store of results keeps of an event, by column name."""
+        msg = self.message
+        return {"backtest_id": msg.backtest_id, "strategy_id": msg.strategy_id, "strategy_name": msg.strategy_name,
+                "params": self.params, "window_start": self.window_start, "window_end": self.window_end,
+                "method": msg.method, "model_version": msg.model_version or None}
+
+    @property
+    def backtest_score(self) -> float:
+        """The producer's score when it sent one, else the one definition's."""
+        return self.metrics["backtest_score"] if "backtest_score" in self.metrics else backtest_score_of(self.metrics)
+
+
+def encode_event(message: events_pb2.BacktestFinished) -> str:
+    """Compact JSON in protobuf's mapping (snake_case names, as the README's XADD shows).
+
+    Fields at their default value are written too: a zero ``total_bets`` is still required.
+    """
+    data = json_format.MessageToDict(message, preserving_proto_field_name=True,
+                                     always_print_fields_with_no_presence=True)
+    return json.dumps(data, separators=(",", ":"))
+
+
+def event_from_dict(data: dict[str, Any]) -> events_pb2.BacktestFinished:
+    msg = events_pb2.BacktestFinished()
+    json_format.ParseDict(data, msg)
+    return msg
+
+
+def _iso_date(value: str, field: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise InvalidEvent("bad_date", f"{field} {value!r} is not an ISO date (YYYY-MM-DD)") from None
+
+
+def parse_event(raw: bytes | str, *, max_bytes: int = 64 * 1024) -> ParsedEvent:
+    """Parse and validate one payload; raise ``InvalidEvent`` with a reason code."""
+    size = len(raw)
+    if size > max_bytes:
+        raise InvalidEvent("oversized", f"payload is {size} bytes, the limit is {max_bytes}")
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        data = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except InvalidEvent:
+        raise
+    except RecursionError:
+        raise InvalidEvent("too_deep", f"nested deeper than {MAX_DEPTH} levels") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidEvent("not_json", str(exc)[:200]) from None
+    if not isinstance(data, dict):
+        raise InvalidEvent("not_object", f"expected a JSON object, got {type(data).__name__}")
+    check_values(data)
+    missing = [f for f in REQUIRED_FIELDS if not _has(data, f)]
+    if missing:
+        raise InvalidEvent("missing_field", ", ".join(missing))
+    version = data.get("schema_version", data.get("schemaVersion"))
+    if version != SCHEMA_VERSION:
+        raise InvalidEvent("unknown_schema_version", f"schema_version {version!r}, this consumer reads {SCHEMA_VERSION}")
+    metrics = data.get("metrics")
+    if not isinstance(metrics, dict):
+        raise InvalidEvent("wrong_type", "metrics must be an object")
+    missing = [f"metrics.{m}" for m in REQUIRED_METRICS if not _has(metrics, m)]
+    if missing:
+        raise InvalidEvent("missing_field", ", ".join(missing))
+    if not isinstance(data.get("params"), dict):
+        raise InvalidEvent("wrong_type", "params must be an object")
+    try:
+        msg = event_from_dict(data)
+    except json_format.ParseError as exc:
+        raise InvalidEvent("wrong_type", str(exc)[:300]) from None
+    # The params object as sent: a Struct would turn every integer into a float.
+    return _validated(msg, data["params"])
+
+
+def validate_message(msg: events_pb2.BacktestFinished) -> ParsedEvent:
+    """Validate an event that arrived as a protobuf message (the ML service's feedback RPC):
+    the same rules as ``parse_event`` without a JSON round trip."""
+    if msg.schema_version != SCHEMA_VERSION:
+        raise InvalidEvent("unknown_schema_version",
+                           f"schema_version {msg.schema_version!r}, this consumer reads {SCHEMA_VERSION}")
+    if not msg.HasField("metrics"):
+        raise InvalidEvent("missing_field", "metrics")
+    for name in _TEXT_FIELDS:
+        _check_text(getattr(msg, name), name)
+    params = json_format.MessageToDict(msg.params)
+    check_values(params, "params", 2)
+    return _validated(msg, params)
+
+
+def _validated(msg: events_pb2.BacktestFinished, params: dict[str, Any]) -> ParsedEvent:
+    """The checks on field values, shared by both ways in."""
+    for name in ("backtest_id", "strategy_id"):
+        value = getattr(msg, name)
+        if not value.strip():
+            raise InvalidEvent("bad_value", f"{name} is empty")
+        if len(value) > MAX_ID_LEN:
+            raise InvalidEvent("bad_value", f"{name} is longer than {MAX_ID_LEN} characters")
+    if not msg.method.strip():
+        raise InvalidEvent("bad_value", "method is empty")
+    # Refused rather than truncated: a stored value must be the value that was sent.
+    for name, limit in MAX_TEXT_LEN.items():
+        if len(getattr(msg, name)) > limit:
+            raise InvalidEvent("bad_value", f"{name} is longer than {limit} characters")
+    start = _iso_date(msg.window_start, "window_start")
+    end = _iso_date(msg.window_end, "window_end")
+    if end < start:
+        raise InvalidEvent("out_of_range", f"window_end {end} is before window_start {start}")
+    finished_at = None
+    if msg.finished_at:
+        try:
+            finished_at = datetime.fromisoformat(msg.finished_at.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidEvent("bad_date", f"finished_at {msg.finished_at!r} is not RFC 3339") from None
+
+    values: dict[str, float] = {}
+    for fd in _METRIC_FIELDS:
+        if fd.has_presence and not msg.metrics.HasField(fd.name):
+            continue
+        number = float(getattr(msg.metrics, fd.name))
+        if not math.isfinite(number):
+            # protobuf's JSON mapping accepts "NaN"/"Infinity" strings; we do not.
+            raise InvalidEvent("non_finite", f"metrics.{fd.name} is {number}")
+        values[fd.name] = number
+    if not 0 <= msg.metrics.total_bets <= MAX_TOTAL_BETS:
+        raise InvalidEvent("out_of_range", f"metrics.total_bets {msg.metrics.total_bets} is outside [0, 2^31)")
+    if not 0.0 <= values["win_rate"] <= 1.0:
+        raise InvalidEvent("out_of_range", f"metrics.win_rate {values['win_rate']} is outside [0, 1]")
+    if not 0.0 <= values["max_drawdown"] <= 1.0:
+        raise InvalidEvent("out_of_range", f"metrics.max_drawdown {values['max_drawdown']} is outside [0, 1]")
+    if values["profit_factor"] < 0:
+        raise InvalidEvent("out_of_range", f"metrics.profit_factor {values['profit_factor']} is negative")
+    if "backtest_score" in values and not 0.0 <= values["backtest_score"] <= 1.0:
+        raise InvalidEvent("out_of_range", f"metrics.backtest_score {values['backtest_score']} is outside [0, 1]")
+    return ParsedEvent(message=msg, window_start=start, window_end=end, finished_at=finished_at,
+                       params=params, metrics=values)

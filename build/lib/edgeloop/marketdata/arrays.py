@@ -1,0 +1,238 @@
+"""A window of matches as numpy arrays: what the backtester and the ML outcome model consume.
+
+``load_window(leagues, start, end)`` returns ``MarketArrays`` sorted by kick-off: event ids,
+dates, teams, the result index (0 home, 1 draw, 2 away, -1 not played) and, per price
+source, an ``(n, 3)`` float array of decimal odds with NaN where that source has no price.
+It reads the CSV files of ``settings.data_dir`` (the default, needs nothing running) or the
+market tables of a database (``database_url=…``), and caches per process: the first load of
+ten E0 seasons parses ~3,800 rows, every later call with the same arguments is a dict lookup.
+Arrays are read-only because the cache shares them between callers.
+
+Results are post-event information. They travel in the same object for convenience, but
+``MarketArrays.pre_event()`` gives the view without them, and that is all the backtester's
+decision step is allowed to see (``backtester/engine.py``).
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from dataclasses import dataclass, fields
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from edgeloop.marketdata.csv import SELECTIONS, Match, csv_files, league_of_file, parse_file
+
+RESULT_INDEX = {s: i for i, s in enumerate(SELECTIONS)}
+NO_RESULT = -1
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
+
+
+@dataclass(frozen=True, slots=True)
+class PreEventArrays:
+    """Everything known before kick-off: identities, times and prices. No results."""
+
+    event_ids: np.ndarray  # (n,) str objects, marketdata.csv.event_id
+    leagues: np.ndarray  # (n,) str objects
+    seasons: np.ndarray  # (n,) str objects, "2019-20"
+    dates: np.ndarray  # (n,) datetime64[D]
+    kickoffs: np.ndarray  # (n,) datetime64[m]; midnight of the date when the time is unknown
+    home_teams: np.ndarray
+    away_teams: np.ndarray
+    prices: dict[str, np.ndarray]  # source -> (n, 3) float64 decimal odds, NaN = no price
+
+    def __len__(self) -> int:
+        return len(self.event_ids)
+
+    @property
+    def sources(self) -> list[str]:
+        return sorted(self.prices)
+
+    def price(self, source: str) -> np.ndarray:
+        """``(n, 3)`` odds of ``source``; all NaN when the window has none of it."""
+        got = self.prices.get(source)
+        if got is None:
+            return _readonly(np.full((len(self), 3), np.nan))
+        return got
+
+
+@dataclass(frozen=True, slots=True)
+class MarketArrays(PreEventArrays):
+    """A window of matches, pre-event arrays plus the results (post-event)."""
+
+    results: np.ndarray = None  # type: ignore[assignment]  # (n,) int8: 0 H, 1 D, 2 A, -1 none
+    home_goals: np.ndarray = None  # type: ignore[assignment]  # (n,) int16, -1 when not played
+    away_goals: np.ndarray = None  # type: ignore[assignment]
+
+    def pre_event(self) -> PreEventArrays:
+        return PreEventArrays(**{f.name: getattr(self, f.name) for f in fields(PreEventArrays)})
+
+    def select(self, mask: np.ndarray) -> "MarketArrays":
+        """The events where ``mask`` (boolean or index array) holds, as a new read-only window."""
+        kw = {}
+        for f in fields(MarketArrays):
+            v = getattr(self, f.name)
+            kw[f.name] = ({k: _readonly(p[mask]) for k, p in v.items()} if f.name == "prices"
+                          else _readonly(v[mask]))
+        return MarketArrays(**kw)
+
+
+def arrays_from_matches(matches: Sequence[Match]) -> MarketArrays:
+    """Build a window from parsed matches, sorted by kick-off then event id."""
+    ms = sorted(matches, key=lambda m: (m.date, m.kickoff or time(0), m.event_id))
+    n = len(ms)
+    sources = sorted({s for m in ms for s in m.prices})
+    prices = {s: np.full((n, 3), np.nan) for s in sources}
+    for i, m in enumerate(ms):
+        for s, triple in m.prices.items():
+            prices[s][i] = [np.nan if v is None else v for v in triple]
+    obj = lambda xs: _readonly(np.array(list(xs), dtype=object))  # noqa: E731
+    return MarketArrays(
+        event_ids=obj(m.event_id for m in ms),
+        leagues=obj(m.league for m in ms),
+        seasons=obj(m.season for m in ms),
+        dates=_readonly(np.array([m.date for m in ms], dtype="datetime64[D]")),
+        kickoffs=_readonly(np.array([datetime.combine(m.date, m.kickoff or time(0)) for m in ms],
+                                    dtype="datetime64[m]")),
+        home_teams=obj(m.home_team for m in ms),
+        away_teams=obj(m.away_team for m in ms),
+        prices={s: _readonly(p) for s, p in prices.items() if not np.isnan(p).all()},
+        results=_readonly(np.array([RESULT_INDEX.get(m.result, NO_RESULT) for m in ms], dtype=np.int8)),
+        home_goals=_readonly(np.array([-1 if m.home_goals is None else m.home_goals for m in ms], dtype=np.int16)),
+        away_goals=_readonly(np.array([-1 if m.away_goals is None else m.away_goals for m in ms], dtype=np.int16)),
+    )
+
+
+# --- CSV -------------------------------------------------------------------------------
+
+_lock = threading.Lock()
+_parsed: dict[tuple[str, int, int], list[Match]] = {}
+
+
+def _parsed_file(path: Path) -> list[Match]:
+    """Parsed matches of one file, cached by (path, mtime, size) so an edited file is re-read."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    with _lock:
+        hit = _parsed.get(key)
+    if hit is None:
+        hit = parse_file(path).matches  # broken rows are reported by `edgeloop data import`
+        with _lock:
+            _parsed[key] = hit
+    return hit
+
+
+def _window_files(data_dir: Path, leagues: tuple[str, ...] | None) -> tuple[Path, ...]:
+    files = []
+    for path in csv_files([data_dir]):
+        league = league_of_file(path)
+        if leagues is None or league is None or league in leagues:
+            files.append(path)
+    return tuple(files)
+
+
+def _in_window(m: Match, leagues: tuple[str, ...] | None, start: date | None, end: date | None) -> bool:
+    return ((leagues is None or m.league in leagues) and (start is None or m.date >= start)
+            and (end is None or m.date <= end))
+
+
+@functools.lru_cache(maxsize=16)  # a full window of the shipped data is ~10 MB
+def _csv_window(files_key: tuple[tuple[str, int, int], ...], leagues, start, end) -> MarketArrays:
+    matches = [m for path, _, _ in files_key for m in _parsed_file(Path(path)) if _in_window(m, leagues, start, end)]
+    return arrays_from_matches(_dedupe(matches))
+
+
+def _dedupe(matches: Iterable[Match]) -> list[Match]:
+    seen: dict[str, Match] = {}
+    for m in matches:
+        seen.setdefault(m.event_id, m)
+    return list(seen.values())
+
+
+def _resolve(data_dir: Path) -> Path:
+    """A relative data dir is looked up from the working directory, then from the checkout
+    this package is in, so the shipped data is found from anywhere in a source tree."""
+    if data_dir.is_absolute() or data_dir.exists():
+        return data_dir
+    in_checkout = Path(__file__).resolve().parents[1] / data_dir
+    return in_checkout if in_checkout.exists() else data_dir
+
+
+def load_csv_window(leagues: Iterable[str] | None = None, start: date | None = None, end: date | None = None,
+                    data_dir: str | Path | None = None) -> MarketArrays:
+    """Matches of ``leagues`` (all when None) with ``start <= date <= end`` from the CSV files."""
+    if data_dir is None:
+        from edgeloop.core.settings import get_settings
+
+        data_dir = get_settings().data_dir
+    lg = tuple(sorted(set(leagues))) if leagues is not None else None
+    files = _window_files(_resolve(Path(data_dir)), lg)
+    key = tuple((str(p.resolve()), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+    return _csv_window(key, lg, start, end)
+
+
+# --- database --------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=16)  # a full window of the shipped data is ~10 MB
+def _db_window(url: str, leagues: tuple[str, ...] | None, start: date | None, end: date | None) -> MarketArrays:
+    from sqlalchemy import select
+
+    from edgeloop.schema.db import make_engine
+    from edgeloop.schema.market import MarketEvent as E, MarketPrice as P, MarketResult as R
+
+    engine = make_engine(url)
+    try:
+        cond = []
+        if leagues is not None:
+            cond.append(E.league.in_(leagues))
+        if start is not None:
+            cond.append(E.event_date >= start)
+        if end is not None:
+            cond.append(E.event_date <= end)
+        with engine.connect() as conn:
+            events = conn.execute(
+                select(E.event_id, E.league, E.season, E.event_date, E.kickoff_time, E.home_team, E.away_team,
+                       R.home_goals, R.away_goals, R.result).outerjoin(R, R.event_id == E.event_id).where(*cond)
+            ).all()
+            price_rows = conn.execute(
+                select(P.event_id, P.source, P.home, P.draw, P.away).join(E, E.event_id == P.event_id).where(*cond)
+            ).all()
+    finally:
+        engine.dispose()
+    by_event: dict[str, dict[str, tuple]] = {}
+    for eid, source, h, d, a in price_rows:
+        by_event.setdefault(eid, {})[source] = (h, d, a)
+    matches = [Match(league=lg, season=season, date=day, kickoff=ko, home_team=home, away_team=away,
+                     home_goals=hg, away_goals=ag, result=res, prices=by_event.get(eid, {}))
+               for eid, lg, season, day, ko, home, away, hg, ag, res in events]
+    return arrays_from_matches(matches)
+
+
+def load_db_window(database_url: str, leagues: Iterable[str] | None = None, start: date | None = None,
+                   end: date | None = None) -> MarketArrays:
+    """The same window from the market tables (after `edgeloop data import`). Cached per process:
+    call ``clear_cache()`` after importing more data into a database this process already read."""
+    lg = tuple(sorted(set(leagues))) if leagues is not None else None
+    return _db_window(database_url, lg, start, end)
+
+
+def load_window(leagues: Iterable[str] | None = None, start: date | None = None, end: date | None = None, *,
+                database_url: str | None = None, data_dir: str | Path | None = None) -> MarketArrays:
+    """From the database when ``database_url`` is given, else from the CSV files."""
+    if database_url is not None:
+        return load_db_window(database_url, leagues, start, end)
+    return load_csv_window(leagues, start, end, data_dir)
+
+
+def clear_cache() -> None:
+    _csv_window.cache_clear()
+    _db_window.cache_clear()
+    with _lock:
+        _parsed.clear()

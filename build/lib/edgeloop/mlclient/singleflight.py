@@ -1,0 +1,96 @@
+"""Single flight across processes: many workers missing the same keys cause one backend call.
+
+The first process to miss a set of keys takes a Redis lock named after that set
+(``SET lock token NX PX``), calls the service and stores the answers (the cache's store
+script releases the lock in the same command; ``run`` releases it otherwise); the others, finding
+the lock taken, poll the keys (one MGET plus an EXISTS of the lock per poll, backing off
+from 1 ms to 20 ms) until the answers are there. A waiter fetches by itself when the lock
+disappears with keys still missing (the holder failed or crashed: its lock has a TTL) or when
+its patience (the lock's TTL) runs out, so a lost lock holder costs time, never an answer.
+
+Polling rather than pub/sub keeps waiters stateless (no subscriber connection per process)
+and survives a holder that dies between storing and publishing; the cost is a few MGETs
+during the wait of a backend call.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import redis
+
+from edgeloop.mlclient import metrics
+from edgeloop.mlclient.rawredis import RawRedis
+
+# Delete the lock only if we still own it: after a TTL expiry it may belong to someone else.
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+
+
+@dataclass
+class Lock:
+    """A held lock. Whoever stores the answers may release it in the same command (the
+    cache's store script does) and say so; otherwise ``run`` releases it."""
+
+    key: str
+    token: str
+    released: bool = False
+
+
+# Fetch the given keys' values and store them; the lock is None when fetching without it.
+FetchAndStore = Callable[[Sequence[str], "Lock | None"], dict[str, bytes]]
+
+
+class SingleFlight:
+    def __init__(self, client: redis.Redis, poll_min_s: float = 0.001, poll_max_s: float = 0.02) -> None:
+        self._raw = RawRedis(client)
+        self._release = client.register_script(_RELEASE)
+        self.poll_min_s = poll_min_s
+        self.poll_max_s = poll_max_s
+
+    def run(
+        self,
+        lock_key: str,
+        keys: Sequence[str],
+        fetch_and_store: FetchAndStore,
+        lock_ttl_s: float,
+    ) -> dict[str, bytes]:
+        """Values of ``keys``: fetched by us under the lock, or stored by whoever holds it."""
+        found: dict[str, bytes] = {}
+        remaining = list(keys)
+        token = uuid.uuid4().hex
+        deadline = time.monotonic() + lock_ttl_s
+        delay = self.poll_min_s
+        px = max(1, int(lock_ttl_s * 1000))
+        while True:
+            if self._raw.execute(("SET", lock_key, token, "NX", "PX", px))[0]:
+                lock = Lock(lock_key, token)
+                try:
+                    found.update(fetch_and_store(remaining, lock))
+                finally:
+                    if not lock.released:
+                        try:
+                            self._raw.evalsha(self._release, [lock_key], [token])
+                        except redis.exceptions.RedisError:
+                            pass  # the answers are good; the lock expires by its TTL
+                return found
+            # Someone else is fetching this key set: wait for its answers.
+            while True:
+                time.sleep(delay)
+                delay = min(delay * 2, self.poll_max_s)
+                values, locked = self._raw.execute(("MGET", *remaining), ("EXISTS", lock_key))
+                found.update((k, v) for k, v in zip(remaining, values) if v is not None)
+                remaining = [k for k, v in zip(remaining, values) if v is None]
+                if not remaining:
+                    metrics.CACHE_SINGLEFLIGHT_WAITS.labels(outcome="filled").inc()
+                    return found
+                if time.monotonic() > deadline:
+                    metrics.CACHE_SINGLEFLIGHT_WAITS.labels(outcome="timeout").inc()
+                    found.update(fetch_and_store(remaining, None))
+                    return found
+                if not locked:
+                    break  # the holder is gone with keys still missing: take over (the remainder)
+            # Take over the *remaining* keys under the original set's lock name, so the
+            # other waiters of this set still find one of us holding it.

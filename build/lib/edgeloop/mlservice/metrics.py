@@ -1,0 +1,27 @@
+"""Prometheus metrics of the ML service (``edgeloop_ml_…``), on the default registry.
+
+Labels are few and bounded: the RPC name (a fixed set) and the gRPC status code.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+RPC_SECONDS = Histogram(
+    "edgeloop_ml_rpc_seconds", "Latency of ML service RPCs", ["method"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+RPC_TOTAL = Counter("edgeloop_ml_rpc_total", "ML service RPCs by outcome", ["method", "code"])
+FEEDBACK_ACCEPTED = Counter("edgeloop_ml_feedback_accepted_total", "Feedback samples newly stored")
+FEEDBACK_DUPLICATES = Counter("edgeloop_ml_feedback_duplicates_total", "Feedback samples already stored")
+FEEDBACK_SAMPLES = Gauge("edgeloop_ml_feedback_samples", "Feedback samples in the store (at the last health check)")
+PREDICTIONS = Counter("edgeloop_ml_predictions_total", "Selections predicted")
+TRAINING_JOBS = Counter("edgeloop_ml_training_jobs_total", "Training jobs by outcome", ["model", "outcome"])
+TRAINING_SECONDS = Histogram(
+    "edgeloop_ml_training_seconds", "Duration of training jobs", ["model"],
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+)
+HTTP_CONNECTIONS_REFUSED = Counter(
+    "edgeloop_ml_http_connections_refused_total",
+    "HTTP API connections closed unserved because every handler thread was busy and the queue full",
+)

@@ -1,0 +1,69 @@
+"""Bulk, idempotent inserts: the one way edgeloop writes batches that may repeat.
+
+``insert_ignoring_duplicates`` inserts rows and skips any that violate a unique constraint
+(a redelivered event, a re-imported file, a resubmitted feedback batch), returning the
+``key`` values it really inserted.
+
+On PostgreSQL the rows are COPYed into a temporary table and moved with one
+``INSERT … SELECT … ON CONFLICT DO NOTHING``: a 500-row multi-VALUES INSERT spends most of its
+time building and parsing the statement text, COPY streams the rows (about 5x faster for
+the ingest batch). Elsewhere (SQLite) it is an executemany of ``INSERT … ON CONFLICT DO
+NOTHING RETURNING``, in chunks under SQLite's bound-parameter limit.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from sqlalchemy import JSON, Connection, Table
+from sqlalchemy.dialects import postgresql, sqlite
+
+SQLITE_CHUNK_ROWS = 500
+
+
+def insert_ignoring_duplicates(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], key: str) -> list:
+    """Returns the ``key`` value of every row inserted (one per row: a key may repeat when it
+    is not the unique column, e.g. the event id of price rows)."""
+    if not rows:
+        return []
+    if conn.dialect.name == "postgresql":
+        return _copy_insert(conn, table, rows, key)
+    stmt = sqlite.insert(table).on_conflict_do_nothing().returning(table.c[key])
+    inserted: list = []
+    for i in range(0, len(rows), SQLITE_CHUNK_ROWS):
+        inserted.extend(conn.execute(stmt, list(rows[i:i + SQLITE_CHUNK_ROWS])).scalars())
+    return inserted
+
+
+def _is_json(column) -> bool:
+    return isinstance(column.type, (JSON, postgresql.JSONB)) or isinstance(
+        getattr(column.type, "impl", None), JSON)
+
+
+def _copy_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], key: str) -> list:
+    from psycopg.types.json import Jsonb
+
+    # COPY bypasses SQLAlchemy, so its Python-side defaults (``default=utcnow``) are applied
+    # here; server defaults and the autoincrement id are left to the table.
+    defaults = {c.name: c.default for c in table.columns
+                if c.name not in rows[0] and c.default is not None and not c.primary_key}
+    if defaults:
+        fill = {n: (d.arg(None) if d.is_callable else d.arg) for n, d in defaults.items()}
+        rows = [{**fill, **row} for row in rows]
+    columns = [c for c in table.columns if c.name in rows[0]]
+    json_cols = {c.name for c in columns if _is_json(c)}
+    names = [c.name for c in columns]
+    cols = ", ".join(f'"{n}"' for n in names)
+    temp = f"_bulk_{table.name}"
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur:
+        cur.execute(f'CREATE TEMP TABLE IF NOT EXISTS "{temp}" (LIKE "{table.name}" INCLUDING DEFAULTS) '
+                    "ON COMMIT DELETE ROWS")
+        with cur.copy(f'COPY "{temp}" ({cols}) FROM STDIN') as copy:
+            for row in rows:
+                copy.write_row([Jsonb(row[n]) if n in json_cols and row[n] is not None else row[n] for n in names])
+        cur.execute(f'INSERT INTO "{table.name}" ({cols}) SELECT {cols} FROM "{temp}" '
+                    f'ON CONFLICT DO NOTHING RETURNING "{key}"')
+        inserted = [r[0] for r in cur.fetchall()]
+        cur.execute(f'TRUNCATE "{temp}"')  # the transaction may go on and insert again
+    return inserted

@@ -1,0 +1,90 @@
+"""Tables of the strategy lifecycle: rankings, training triggers, discovery reports, live predictions.
+
+* ``strategy_rankings``: one row per strategy per ranking refresh, with the time, the model
+  version whose confidence was used and the backtest the score came from, so a ranking can
+  be explained later ("why was X active on Tuesday?") and compared across model versions.
+* ``training_triggers``: every retraining beat or an operator asked for, with the number of
+  feedback samples the ML service held at that moment; "new feedback since the last
+  training" is the difference to the last trigger that did not fail.
+* ``discovery_reports``: one row per discovery run, written step by step, so a failed run
+  shows the step that failed and a running one shows its progress.
+* ``predictions``: live predictions for upcoming events × active strategies, unique per
+  (event, selection, strategy, model version): refreshing again stores nothing twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import DateTime, Float, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from edgeloop.schema.base import Base, JsonType, utcnow
+
+
+class StrategyRanking(Base):
+    __tablename__ = "strategy_rankings"
+    __table_args__ = (UniqueConstraint("ranking_id", "strategy_id", name="uq_strategy_rankings_ranking_strategy"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ranking_id: Mapped[str] = mapped_column(String(64), index=True)
+    ranked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    strategy_id: Mapped[str] = mapped_column(String(128), index=True)
+    rank: Mapped[int] = mapped_column(Integer)
+    composite_score: Mapped[float] = mapped_column(Float)
+    ml_confidence: Mapped[float] = mapped_column(Float)
+    backtest_score: Mapped[float] = mapped_column(Float)
+    total_bets: Mapped[int] = mapped_column(Integer)
+    backtest_id: Mapped[str] = mapped_column(String(128))
+    model_version: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # after this refresh's decision
+
+
+class TrainingTrigger(Base):
+    __tablename__ = "training_triggers"
+
+    job_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    triggered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    feedback_samples: Mapped[int] = mapped_column(Integer)
+    model_name: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued|running|succeeded|failed
+
+
+class DiscoveryReport(Base):
+    __tablename__ = "discovery_reports"
+
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default="running", index=True)  # running|succeeded|failed
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    failed_step: Mapped[str | None] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)
+    # {"step": {"seconds": s, "status": ..., "details": {...}}} in pipeline order
+    steps: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    counts: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    top_strategies: Mapped[list[Any]] = mapped_column(JsonType, default=list)
+    # What the run needs between its tasks: candidates and the backtest task ids.
+    state: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+
+
+class LivePrediction(Base):
+    __tablename__ = "predictions"
+    __table_args__ = (
+        UniqueConstraint("event_id", "selection", "strategy_id", "model_version", name="uq_predictions_key"),
+        Index("ix_predictions_strategy_version", "strategy_id", "model_version"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(128), index=True)
+    selection: Mapped[str] = mapped_column(String(8))
+    strategy_id: Mapped[str] = mapped_column(String(128))
+    model_version: Mapped[str] = mapped_column(String(64))
+    probability: Mapped[float] = mapped_column(Float)
+    confidence: Mapped[float] = mapped_column(Float)
+    price: Mapped[float | None] = mapped_column(Float)  # the strategy's price source, when quoted
+    edge: Mapped[float | None] = mapped_column(Float)  # p × price − 1
+    recommendation: Mapped[str] = mapped_column(String(8))  # "back" | "none"
+    event_date: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    predicted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

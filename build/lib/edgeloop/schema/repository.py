@@ -1,0 +1,107 @@
+"""The queries the pipeline runs (the seed's repository, in SQLAlchemy 2)."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from edgeloop.schema.bulk import insert_ignoring_duplicates
+from edgeloop.schema.pipeline import BacktestResult, Strategy
+
+
+def insert_results(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """Insert results, ignoring backtest ids already stored; returns the ids inserted now.
+
+    The unique ``backtest_id`` is what makes a duplicate delivery change nothing, whichever
+    worker sees it and however often.
+    """
+    return set(insert_ignoring_duplicates(session.connection(), BacktestResult.__table__, rows, "backtest_id"))
+
+
+def ensure_strategies(session: Session, strategies: Iterable[dict[str, Any]]) -> None:
+    """Record strategies first seen in results (as candidates); never overwrite an existing one."""
+    rows = list({s["strategy_id"]: s for s in strategies}.values())
+    if not rows:
+        return
+    insert_ignoring_duplicates(session.connection(), Strategy.__table__, rows, "strategy_id")
+
+
+def top_performing(session: Session, limit: int = 10) -> list[BacktestResult]:
+    stmt = (
+        select(BacktestResult)
+        .where(BacktestResult.composite_score.is_not(None))
+        .order_by(BacktestResult.composite_score.desc(), BacktestResult.id)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def recent_unprocessed(session: Session, limit: int = 100, *, lock: bool = False,
+                       ids: Sequence[int] | None = None) -> list[BacktestResult]:
+    """Oldest results not yet confirmed by the ML service (only those with these row ``ids``
+    when given: the part of a batch that is tried again on its own).
+
+    With ``lock`` on PostgreSQL the rows are locked ``FOR UPDATE SKIP LOCKED`` so that
+    concurrent flushers on many workers take disjoint batches.
+    """
+    stmt = (
+        select(BacktestResult)
+        .where(BacktestResult.ml_feedback_submitted.is_(False), BacktestResult.feedback_batch_id.is_(None))
+        .order_by(BacktestResult.id)
+        .limit(limit)
+    )
+    if ids is not None:
+        stmt = stmt.where(BacktestResult.id.in_(ids))
+    if lock and session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    return list(session.scalars(stmt))
+
+
+def mark_processed(session: Session, backtest_ids: Iterable[str], batch_id: int | None = None) -> int:
+    ids = list(backtest_ids)
+    if not ids:
+        return 0
+    # Core UPDATE on the table: the ORM's bulk path would first try to synchronise every
+    # loaded object in the session, which costs more than the update itself.
+    table = BacktestResult.__table__
+    result = session.connection().execute(
+        update(table).where(table.c.backtest_id.in_(ids)).values(ml_feedback_submitted=True, feedback_batch_id=batch_id)
+    )
+    return result.rowcount
+
+
+def by_composite_score_range(session: Session, low: float, high: float, limit: int = 1000) -> list[BacktestResult]:
+    stmt = (
+        select(BacktestResult)
+        .where(BacktestResult.composite_score >= low, BacktestResult.composite_score <= high)
+        .order_by(BacktestResult.composite_score.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def count_rejected(session: Session) -> int:
+    """Results the ML service refused (set aside by the flusher, see workers/feedback.py)."""
+    return session.scalar(
+        select(func.count()).select_from(BacktestResult)
+        .where(BacktestResult.ml_feedback_submitted.is_(False), BacktestResult.feedback_batch_id.is_not(None))
+    ) or 0
+
+
+def retry_rejected(session: Session) -> int:
+    """Put refused results back in line for the next flush (after the cause was fixed)."""
+    return session.execute(
+        update(BacktestResult)
+        .where(BacktestResult.ml_feedback_submitted.is_(False), BacktestResult.feedback_batch_id.is_not(None))
+        .values(feedback_batch_id=None)
+    ).rowcount
+
+
+def count_unsubmitted(session: Session) -> int:
+    """Results waiting for the ML service's confirmation (rejected ones not included)."""
+    return session.scalar(
+        select(func.count()).select_from(BacktestResult)
+        .where(BacktestResult.ml_feedback_submitted.is_(False), BacktestResult.feedback_batch_id.is_(None))
+    ) or 0

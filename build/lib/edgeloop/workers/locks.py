@@ -1,0 +1,62 @@
+"""Redis leases: a key set with ``SET NX PX`` holding a random token, released only by the
+holder (compare-and-delete in Lua, so a lease that expired and was taken by someone else is
+never deleted by its previous owner).
+
+Used for the lifecycle's status changes (a ranking refresh and a discovery run do not decide
+about the same strategy at once).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from contextlib import contextmanager
+from typing import Iterator
+
+import redis
+
+from edgeloop.core.errors import ServiceUnavailable, TransientError
+from edgeloop.core.redis_connect import is_transient
+
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+class LockBusy(TransientError):
+    """Someone else holds the lease; try again later."""
+
+
+class Lease:
+    def __init__(self, client: redis.Redis, key: str, ttl_s: float) -> None:
+        self.client = client
+        self.key = key
+        self.ttl_ms = max(1, int(ttl_s * 1000))
+        self.token = uuid.uuid4().hex
+
+    def acquire(self) -> bool:
+        try:
+            return bool(self.client.set(self.key, self.token, nx=True, px=self.ttl_ms))
+        except redis.RedisError as exc:
+            if is_transient(exc):  # e.g. a full main Redis refusing writes: wait, do not fail for good
+                raise ServiceUnavailable(f"cannot take lease {self.key} in Redis: {exc}") from exc
+            raise
+
+    def release(self) -> None:
+        self.client.eval(_RELEASE, 1, self.key, self.token)
+
+
+@contextmanager
+def lease(client: redis.Redis, name: str, ttl_s: float, wait_s: float = 0.0) -> Iterator[Lease]:
+    """Hold ``edgeloop:lock:<name>`` for the block; ``LockBusy`` if it is not free within ``wait_s``."""
+    held = Lease(client, f"edgeloop:lock:{name}", ttl_s)
+    deadline = time.monotonic() + wait_s
+    while not held.acquire():
+        if time.monotonic() >= deadline:
+            raise LockBusy(f"{name} is locked by another process")
+        time.sleep(0.05)
+    try:
+        yield held
+    finally:
+        held.release()

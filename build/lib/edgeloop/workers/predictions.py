@@ -1,0 +1,139 @@
+"""Live predictions: upcoming events × active strategies, stored with strategy and model
+version; accuracy per strategy and model version once results are known (the seed's
+GetAccuracyMetrics).
+
+Upcoming events are the market events dated in ``[as_of, as_of + predictions_horizon_days)``
+(``as_of`` defaults to today; tests and replays pass a past date, and the ML service still
+answers point in time: with the newest version trained before each event). Predictions come
+through the shared Redis cache (``edgeloop.mlclient.cache``), one BatchPredict for all misses: the
+probability of a selection does not depend on the strategy, the recommendation does (its
+selections, odds range, minimum edge and confidence, at its price source).
+
+Accuracy of the stored predictions whose events have results: Brier score and log-loss of
+the probabilities; for the recommended bets, the count, hit rate and profit at the stored
+price (1 unit each).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime, time as dtime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import case, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from edgeloop.backtester.strategy import Strategy as StrategyParams
+from edgeloop.core.errors import InvalidStrategy
+from edgeloop.core.settings import Settings
+from edgeloop.proto import ml_service_pb2 as pb
+from edgeloop.schema.base import utcnow
+from edgeloop.schema.lifecycle import LivePrediction
+from edgeloop.schema.market import MarketEvent, MarketPrice, MarketResult
+from edgeloop.schema.pipeline import Strategy
+from edgeloop.workers.app import app
+
+SELECTIONS = ("home", "draw", "away")
+
+
+def _insert(session: Session):
+    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(
+        LivePrediction.__table__)
+
+
+def recommend(strategy: StrategyParams, selection: str, p: float, confidence: float, price: float | None) -> tuple[str, float | None]:
+    """("back" | "none", edge) for one selection under one strategy's rules."""
+    if price is None or not math.isfinite(price) or price <= 1.0:
+        return "none", None
+    edge = p * price - 1.0
+    ok = (selection in strategy.selections and strategy.side == "back"
+          and strategy.min_odds <= price <= strategy.max_odds
+          and edge >= strategy.min_edge and confidence >= strategy.min_confidence)
+    return ("back" if ok else "none"), edge
+
+
+def refresh_predictions(sessions: sessionmaker[Session], client, settings: Settings, as_of: date | None = None) -> dict:
+    as_of = as_of or utcnow().date()
+    until = as_of + timedelta(days=settings.predictions_horizon_days)
+    with sessions() as s:
+        events = list(s.execute(select(MarketEvent.event_id, MarketEvent.event_date)
+                                .where(MarketEvent.event_date >= as_of, MarketEvent.event_date < until)))
+        active = list(s.scalars(select(Strategy).where(Strategy.status == "active")))
+        prices: dict[tuple[str, str], tuple] = {}
+        if events:
+            for row in s.execute(select(MarketPrice).where(MarketPrice.event_id.in_([e[0] for e in events]))).scalars():
+                prices[(row.event_id, row.source)] = (row.home, row.draw, row.away)
+    rules: dict[str, StrategyParams] = {}
+    for st in active:
+        try:
+            rules[st.strategy_id] = StrategyParams.from_mapping({**(st.params or {}), "name": st.name or st.strategy_id})
+        except InvalidStrategy:
+            continue  # a producer's own parameter language: nothing we can apply
+    if not events or not rules:
+        return {"events": len(events), "strategies": len(rules), "stored": 0}
+    requests = [pb.PredictionRequest(event_id=eid, selection=sel) for eid, _ in events for sel in SELECTIONS]
+    answers = client.batch_predict(requests)
+    dates = {eid: datetime.combine(d, dtime(0), tzinfo=timezone.utc) for eid, d in events}
+    now = utcnow()
+    rows: list[dict[str, Any]] = []
+    for p in answers:
+        if not p.model_version:
+            continue
+        for sid, rule in rules.items():
+            quoted = prices.get((p.event_id, rule.price_source))
+            price = quoted[SELECTIONS.index(p.selection)] if quoted else None
+            rec, edge = recommend(rule, p.selection, p.probability, p.confidence, price)
+            rows.append({"event_id": p.event_id, "selection": p.selection, "strategy_id": sid,
+                         "model_version": p.model_version, "probability": p.probability,
+                         "confidence": p.confidence, "price": price, "edge": edge, "recommendation": rec,
+                         "event_date": dates.get(p.event_id), "predicted_at": now})
+    with sessions.begin() as s:
+        if rows:
+            stmt = _insert(s).on_conflict_do_nothing(
+                index_elements=["event_id", "selection", "strategy_id", "model_version"])
+            s.connection().execute(stmt, rows)
+    return {"events": len(events), "strategies": len(rules), "stored": len(rows)}
+
+
+def accuracy_metrics(session: Session, strategy_id: str | None = None) -> list[dict[str, Any]]:
+    """Per (strategy, model version): settled predictions, Brier, log-loss, recommended bets, hits, profit."""
+    won = case((MarketResult.result == case(
+        (LivePrediction.selection == "home", "H"), (LivePrediction.selection == "draw", "D"), else_="A"), 1), else_=0)
+    q = (select(LivePrediction.strategy_id, LivePrediction.model_version, LivePrediction.probability,
+                LivePrediction.recommendation, LivePrediction.price, won.label("won"))
+         .join(MarketResult, MarketResult.event_id == LivePrediction.event_id))
+    if strategy_id:
+        q = q.where(LivePrediction.strategy_id == strategy_id)
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for sid, version, p, rec, price, w in session.execute(q):
+        g = groups.setdefault((sid, version), {"strategy_id": sid, "model_version": version, "predictions": 0,
+                                               "brier": 0.0, "log_loss": 0.0, "bets": 0, "hits": 0, "profit": 0.0})
+        g["predictions"] += 1
+        g["brier"] += (p - w) ** 2
+        q_ = min(max(p if w else 1 - p, 1e-12), 1.0)
+        g["log_loss"] -= math.log(q_)
+        if rec == "back" and price:
+            g["bets"] += 1
+            g["hits"] += w
+            g["profit"] += (price - 1.0) if w else -1.0
+    out = []
+    for g in groups.values():
+        n, bets = g["predictions"], g["bets"]
+        out.append({**g, "brier": g["brier"] / n, "log_loss": g["log_loss"] / n,
+                    "hit_rate": g["hits"] / bets if bets else None, "roi": g["profit"] / bets if bets else None})
+    return sorted(out, key=lambda g: (g["strategy_id"], g["model_version"]))
+
+
+@app.task(name="edgeloop.predictions.refresh")
+def refresh_predictions_task(as_of: str | None = None) -> dict:
+    from edgeloop.core.errors import MLServiceUnavailable
+    from edgeloop.mlclient.cache import get_cached_ml_client
+    from edgeloop.workers.runtime import resources
+
+    res = resources()
+    try:
+        return refresh_predictions(res.sessions, get_cached_ml_client(), res.settings,
+                                   date.fromisoformat(as_of) if as_of else None)
+    except MLServiceUnavailable as exc:
+        return {"stored": 0, "error": str(exc)}
