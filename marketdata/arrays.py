@@ -20,13 +20,13 @@ import threading
 from dataclasses import dataclass, fields
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from edgeloop.marketdata.csv import SELECTIONS, Match, csv_files, league_of_file, parse_file
 
-RESULT_INDEX = {s: i for i, s in enumerate(SELECTIONS)}
+RESULT_INDEX: dict[str | None, int] = {s: i for i, s in enumerate(SELECTIONS)}
 NO_RESULT = -1
 
 
@@ -76,7 +76,7 @@ class MarketArrays(PreEventArrays):
 
     def select(self, mask: np.ndarray) -> "MarketArrays":
         """The events where ``mask`` (boolean or index array) holds, as a new read-only window."""
-        kw = {}
+        kw: dict[str, Any] = {}
         for f in fields(MarketArrays):
             v = getattr(self, f.name)
             kw[f.name] = ({k: _readonly(p[mask]) for k, p in v.items()} if f.name == "prices"
@@ -182,14 +182,14 @@ def load_csv_window(leagues: Iterable[str] | None = None, start: date | None = N
 
 @functools.lru_cache(maxsize=16)  # a full window of the shipped data is ~10 MB
 def _db_window(url: str, leagues: tuple[str, ...] | None, start: date | None, end: date | None) -> MarketArrays:
-    from sqlalchemy import select
+    from sqlalchemy import ColumnElement, select
 
     from edgeloop.schema.db import make_engine
     from edgeloop.schema.market import MarketEvent as E, MarketPrice as P, MarketResult as R
 
     engine = make_engine(url)
     try:
-        cond = []
+        cond: list[ColumnElement[bool]] = []
         if leagues is not None:
             cond.append(E.league.in_(leagues))
         if start is not None:
