@@ -156,13 +156,16 @@ def _dedupe(matches: Iterable[Match]) -> list[Match]:
     return list(seen.values())
 
 
-def _resolve(data_dir: Path) -> Path:
-    """A relative data dir is looked up from the working directory, then from the checkout
-    this package is in, so the shipped data is found from anywhere in a source tree."""
+def resolve_data_dir(data_dir: str | Path) -> Path:
+    """A relative data dir is looked up from the working directory, then next to this
+    package: ``data/`` is its sibling both in a checkout (the folders at the repository's root)
+    and installed (``edgeloop/data/`` beside ``edgeloop/marketdata/``), so the shipped seasons
+    are found from any directory."""
+    data_dir = Path(data_dir)
     if data_dir.is_absolute() or data_dir.exists():
         return data_dir
-    in_checkout = Path(__file__).resolve().parents[1] / data_dir
-    return in_checkout if in_checkout.exists() else data_dir
+    shipped = Path(__file__).resolve().parents[1] / data_dir
+    return shipped if shipped.exists() else data_dir
 
 
 def load_csv_window(leagues: Iterable[str] | None = None, start: date | None = None, end: date | None = None,
@@ -173,7 +176,7 @@ def load_csv_window(leagues: Iterable[str] | None = None, start: date | None = N
 
         data_dir = get_settings().data_dir
     lg = tuple(sorted(set(leagues))) if leagues is not None else None
-    files = _window_files(_resolve(Path(data_dir)), lg)
+    files = _window_files(resolve_data_dir(data_dir), lg)
     key = tuple((str(p.resolve()), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
     return _csv_window(key, lg, start, end)
 
