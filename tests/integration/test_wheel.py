@@ -39,22 +39,22 @@ def _venv_key() -> str:
 
 
 def _cached_venv() -> Path:
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgeloop" / "wheel-venv"
-    venv = cache / _venv_key()
-    if (venv / ".installed").exists():
-        return venv
-    cache.mkdir(parents=True, exist_ok=True)
-    building = Path(str(venv) + f".building-{os.getpid()}")
-    shutil.rmtree(building, ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "venv", str(building)], check=True)
-    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    _pip(building, "install", *dependencies, *NEIGHBOURS)
-    (building / ".installed").touch()
-    try:
-        building.rename(venv)
-    except OSError:  # another run finished first: use its environment
-        shutil.rmtree(building, ignore_errors=True)
+    """Built where it stays (a venv's scripts name its interpreter by absolute path); the
+    caller holds the lock."""
+    venv = _cache() / _venv_key()
+    if not (venv / ".installed").exists():
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+        _pip(venv, "install", *dependencies, *NEIGHBOURS)
+        (venv / ".installed").touch()
     return venv
+
+
+def _cache() -> Path:
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgeloop" / "wheel-venv"
+    cache.mkdir(parents=True, exist_ok=True)
+    return cache
 
 
 def _pip(venv: Path, *args: str) -> None:
@@ -84,9 +84,9 @@ def wheel(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def venv(wheel) -> Path:
-    venv = _cached_venv()
-    with open(venv / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one test run at a time reinstalls and uses it
+    with open(_cache() / f"{_venv_key()}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one test run at a time builds, reinstalls and uses it
+        venv = _cached_venv()
         _pip(venv, "install", "--no-deps", "--force-reinstall", str(wheel))
         yield venv
 
