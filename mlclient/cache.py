@@ -506,7 +506,8 @@ class CachedMLClient:
 
 def _count_entries(client: redis.Redis, prefix: str, limit: int) -> tuple[int, list[bytes]]:
     """Count entries with SCAN (never KEYS: it blocks Redis); keep the first keys as a sample."""
-    total, sample = 0, list[bytes]()
+    total = 0
+    sample: list[bytes] = []
     for pattern in keys.entry_patterns(prefix):
         for key in client.scan_iter(match=pattern, count=1000):
             total += 1

@@ -46,7 +46,7 @@ def _copy_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]],
     # COPY bypasses SQLAlchemy, so its Python-side defaults (``default=utcnow``) are applied
     # here; server defaults and the autoincrement id are left to the table.
     defaults: dict[str, Any] = {c.name: c.default for c in table.columns
-                if c.name not in rows[0] and c.default is not None and not c.primary_key}
+                                if c.name not in rows[0] and c.default is not None and not c.primary_key}
     if defaults:
         fill = {n: (d.arg(None) if d.is_callable else d.arg) for n, d in defaults.items()}
         rows = [{**fill, **row} for row in rows]
