@@ -22,8 +22,10 @@ proto: $(STAMP)
 docs: $(STAMP)
 	$(PY) -m edgeloop.settings_doc --write
 
+# ruff, then mypy (strict on the core and the domain services; see [tool.mypy] in pyproject.toml).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(PY) .ci/typecheck.py
 
 test: $(STAMP) lint
 	$(PY) -m pytest
@@ -49,4 +51,4 @@ bench: $(STAMP)
 	$(PY) -m bench.discovery --json
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache build dist

@@ -19,6 +19,8 @@ read in batches by a consumer-group bootstep in every worker (see ``workers/inge
 
 from __future__ import annotations
 
+from typing import Any
+
 from edgeloop.core.redis_connect import is_sentinel, sentinel_node_options
 from edgeloop.core.settings import get_settings
 
@@ -27,12 +29,12 @@ _s = get_settings()
 broker_url = _s.broker
 result_backend = _s.result_backend
 broker_connection_retry_on_startup = True
-broker_transport_options = {
+broker_transport_options: dict[str, Any] = {
     "visibility_timeout": 2 * 3600,
     "socket_keepalive": True,
     "health_check_interval": 25,
 }
-result_backend_transport_options = {"retry_policy": {"timeout": 5.0}}
+result_backend_transport_options: dict[str, Any] = {"retry_policy": {"timeout": 5.0}}
 # A sentinel://…;sentinel://… URL (edgeloop/core/redis_connect.py) names its group here, for kombu
 # and Celery's Sentinel backend alike.
 if is_sentinel(broker_url):

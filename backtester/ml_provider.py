@@ -38,7 +38,7 @@ class MLServiceProvider:
 
     def _train_end(self) -> dict[str, np.datetime64]:
         """Version → end of its training data, as naive UTC minutes (kick-offs are naive too)."""
-        out = {}
+        out: dict[str, np.datetime64] = {}
         for mv in self.list_models():
             if mv.train_end:
                 end = datetime.fromisoformat(mv.train_end.replace("Z", "+00:00"))
@@ -53,8 +53,8 @@ class MLServiceProvider:
         requests = [pb.PredictionRequest(event_id=eid, selection=sel)
                     for eid in window.event_ids for sel in SELECTION_NAMES]
         answers = []
-        for i in range(0, len(requests), self.chunk):
-            answers.extend(self.client.batch_predict(requests[i:i + self.chunk]))
+        for start in range(0, len(requests), self.chunk):
+            answers.extend(self.client.batch_predict(requests[start:start + self.chunk]))
         n = len(window)
         index = {eid: i for i, eid in enumerate(window.event_ids)}
         probs = np.full((n, 3), np.nan)

@@ -20,13 +20,13 @@ import threading
 from dataclasses import dataclass, fields
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from edgeloop.marketdata.csv import SELECTIONS, Match, csv_files, league_of_file, parse_file
 
-RESULT_INDEX = {s: i for i, s in enumerate(SELECTIONS)}
+RESULT_INDEX: dict[str | None, int] = {s: i for i, s in enumerate(SELECTIONS)}
 NO_RESULT = -1
 
 
@@ -76,7 +76,7 @@ class MarketArrays(PreEventArrays):
 
     def select(self, mask: np.ndarray) -> "MarketArrays":
         """The events where ``mask`` (boolean or index array) holds, as a new read-only window."""
-        kw = {}
+        kw: dict[str, Any] = {}
         for f in fields(MarketArrays):
             v = getattr(self, f.name)
             kw[f.name] = ({k: _readonly(p[mask]) for k, p in v.items()} if f.name == "prices"
@@ -156,13 +156,16 @@ def _dedupe(matches: Iterable[Match]) -> list[Match]:
     return list(seen.values())
 
 
-def _resolve(data_dir: Path) -> Path:
-    """A relative data dir is looked up from the working directory, then from the checkout
-    this package is in, so the shipped data is found from anywhere in a source tree."""
+def resolve_data_dir(data_dir: str | Path) -> Path:
+    """A relative data dir is looked up from the working directory, then next to this
+    package: ``data/`` is its sibling both in a checkout (the folders at the repository's root)
+    and installed (``edgeloop/data/`` beside ``edgeloop/marketdata/``), so the shipped seasons
+    are found from any directory."""
+    data_dir = Path(data_dir)
     if data_dir.is_absolute() or data_dir.exists():
         return data_dir
-    in_checkout = Path(__file__).resolve().parents[1] / data_dir
-    return in_checkout if in_checkout.exists() else data_dir
+    shipped = Path(__file__).resolve().parents[1] / data_dir
+    return shipped if shipped.exists() else data_dir
 
 
 def load_csv_window(leagues: Iterable[str] | None = None, start: date | None = None, end: date | None = None,
@@ -173,7 +176,7 @@ def load_csv_window(leagues: Iterable[str] | None = None, start: date | None = N
 
         data_dir = get_settings().data_dir
     lg = tuple(sorted(set(leagues))) if leagues is not None else None
-    files = _window_files(_resolve(Path(data_dir)), lg)
+    files = _window_files(resolve_data_dir(data_dir), lg)
     key = tuple((str(p.resolve()), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
     return _csv_window(key, lg, start, end)
 
@@ -182,14 +185,14 @@ def load_csv_window(leagues: Iterable[str] | None = None, start: date | None = N
 
 @functools.lru_cache(maxsize=16)  # a full window of the shipped data is ~10 MB
 def _db_window(url: str, leagues: tuple[str, ...] | None, start: date | None, end: date | None) -> MarketArrays:
-    from sqlalchemy import select
+    from sqlalchemy import ColumnElement, select
 
     from edgeloop.schema.db import make_engine
     from edgeloop.schema.market import MarketEvent as E, MarketPrice as P, MarketResult as R
 
     engine = make_engine(url)
     try:
-        cond = []
+        cond: list[ColumnElement[bool]] = []
         if leagues is not None:
             cond.append(E.league.in_(leagues))
         if start is not None:

@@ -187,7 +187,7 @@ def _row_match(row: dict[str, str], prices: dict[str, tuple[str, str, str]], sea
         raise ValueError(f"result {result!r} is not H, D or A")
     if (hg is None) != (ag is None) or (hg is None) != (result is None):
         raise ValueError("goals and result are partly missing")
-    if result is not None and result != ("H" if hg > ag else "A" if ag > hg else "D"):
+    if hg is not None and ag is not None and result != ("H" if hg > ag else "A" if ag > hg else "D"):
         raise ValueError(f"result {result} contradicts the score {hg}-{ag}")
     return Match(
         league=league, season=season or season_of(day), date=day, kickoff=kickoff,

@@ -37,7 +37,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence, cast
 
 import redis
 from redis.backoff import NoBackoff
@@ -321,7 +321,7 @@ class CachedMLClient:
         positions = [i for i, v in enumerate(values) if v is None]
         self._count(q.kind, len(values) - len(positions), len(positions))
         if not positions:
-            return q.decode(values)
+            return q.decode(cast(list[bytes], values))
         missing: dict[str, _Item] = {}
         for i in positions:
             key = wanted[i]
@@ -337,7 +337,7 @@ class CachedMLClient:
             if not answers:
                 for i in positions:
                     values[i] = filled[wanted[i]]
-                answers.extend(q.decode(values))
+                answers.extend(q.decode(cast(list[bytes], values)))  # every position filled
 
         def fetch_and_store(subset: Sequence[str], held: Lock | None) -> dict[str, bytes]:
             meanwhile = complete if len(subset) == len(missing) else None
@@ -506,7 +506,8 @@ class CachedMLClient:
 
 def _count_entries(client: redis.Redis, prefix: str, limit: int) -> tuple[int, list[bytes]]:
     """Count entries with SCAN (never KEYS: it blocks Redis); keep the first keys as a sample."""
-    total, sample = 0, []
+    total = 0
+    sample: list[bytes] = []
     for pattern in keys.entry_patterns(prefix):
         for key in client.scan_iter(match=pattern, count=1000):
             total += 1

@@ -27,7 +27,7 @@ class RawRedis:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
 
-    def execute(self, *commands: Sequence[Any], meanwhile: Callable[[], None] | None = None) -> list[Any]:
+    def execute(self, *commands: tuple[Any, ...], meanwhile: Callable[[], None] | None = None) -> list[Any]:
         """Send ``commands`` (each a tuple of arguments) in one write; their replies, in order.
 
         ``meanwhile`` runs between the write and the first read, while Redis works. An error

@@ -48,7 +48,8 @@ class BoundedHTTPServer(HTTPServer):
         for thread in self._threads:
             thread.start()
 
-    def process_request(self, request: socket.socket, client_address: tuple) -> None:
+    # A TCP server's request is its socket (the base class's type also covers UDP's (data, socket)).
+    def process_request(self, request: socket.socket, client_address: tuple) -> None:  # type: ignore[override]
         """Called by the accept loop: hand the connection to a handler thread, never wait."""
         try:
             self._waiting.put_nowait((request, client_address))

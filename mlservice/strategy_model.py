@@ -332,9 +332,12 @@ class StrategyModel:
 
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
-        np.savez_compressed(buf, residual_std=self.residual_std, reference_score=np.array(self.reference_score),
-                 feature_names=np.array(FEATURE_NAMES, dtype=str), targets=np.array(self.targets, dtype=str),
-                 **self.trees.arrays("t_"), **(self.seen.arrays() if self.seen is not None else {}))
+        # by name, all arrays (numpy's stubs would match a ** mapping against allow_pickle)
+        arrays: dict[str, Any] = {
+            "residual_std": self.residual_std, "reference_score": np.array(self.reference_score),
+            "feature_names": np.array(FEATURE_NAMES, dtype=str), "targets": np.array(self.targets, dtype=str),
+            **self.trees.arrays("t_"), **(self.seen.arrays() if self.seen is not None else {})}
+        np.savez_compressed(buf, **arrays)
         return buf.getvalue()
 
     @classmethod

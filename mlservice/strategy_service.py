@@ -87,7 +87,7 @@ class StrategyService:
             else:
                 q = q.order_by(FeedbackSample.backtest_score.desc()).limit(SEED_TOP_K)
             raw = list(s.scalars(q))
-        seeds = []
+        seeds: list[Mapping[str, Any]] = []
         for p in raw:
             try:
                 seeds.append(canonical_params(p))

@@ -125,15 +125,15 @@ def train_strategy(ctx: ServiceContext, strategies: StrategyService, job_id: str
                        mae_held_out=float(np.mean(np.abs(est.of("backtest_score") - Y[held, 0]))))
     status, note = "serving", "first strategy model"
     if champion_model is not None:
-        new = metrics.get("spearman_held_out", float("nan"))
+        challenger = metrics.get("spearman_held_out", float("nan"))
         old = (_held_out_score(champion_model, test_p, test_fps, Y[held]) if len(test_p) >= MIN_HELD_OUT
                else float("nan"))
-        if np.isnan(new) and not np.isnan(old):
+        if np.isnan(challenger) and not np.isnan(old):
             status, note = "rejected", f"too few held-out samples to compare with {champion_version}"
-        elif np.isnan(old) or new >= old - TOLERANCE:
-            note = f"held-out Spearman {new:.3f} ≥ champion {champion_version} {old:.3f}"
+        elif np.isnan(old) or challenger >= old - TOLERANCE:
+            note = f"held-out Spearman {challenger:.3f} ≥ champion {champion_version} {old:.3f}"
         else:
-            status, note = "rejected", f"held-out Spearman {new:.3f} < champion {champion_version} {old:.3f}"
+            status, note = "rejected", f"held-out Spearman {challenger:.3f} < champion {champion_version} {old:.3f}"
     cand = registry.Candidate(
         model_name=STRATEGY, slot="", train_start=None, train_end=utcnow(), sample_count=len(train_p),
         metrics=metrics, config={"holdout_fraction": ctx.settings.ml_holdout_fraction}, artifact=model.to_bytes(),

@@ -22,9 +22,9 @@ import threading
 import time
 import uuid
 from datetime import timedelta
-from typing import Callable
+from typing import Any, Callable, cast
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import CursorResult, and_, or_, select, update
 
 from edgeloop.core.errors import InvalidRequest, NotFound
 from edgeloop.mlservice import metrics, registry
@@ -101,10 +101,11 @@ class TrainingJobs:
         for job_id in candidates:
             # The WHERE is evaluated again under the row lock: of two replicas, one wins.
             with self.ctx.sessions.begin() as s:
-                won = s.execute(update(TrainingJob)
-                                .where(TrainingJob.job_id == job_id, self._claimable(now))
-                                .values(status="running", owner=self.replica, heartbeat_at=now, started_at=now,
-                                        attempts=TrainingJob.attempts + 1)).rowcount == 1
+                won = cast(CursorResult[Any], s.execute(
+                    update(TrainingJob)
+                    .where(TrainingJob.job_id == job_id, self._claimable(now))
+                    .values(status="running", owner=self.replica, heartbeat_at=now, started_at=now,
+                            attempts=TrainingJob.attempts + 1))).rowcount == 1
             if won:
                 return job_id
         return None
@@ -112,9 +113,10 @@ class TrainingJobs:
     def _update(self, job_id: str, **values) -> None:
         """Record the job's outcome, unless another replica took it over meanwhile."""
         with self.ctx.sessions.begin() as s:
-            mine = s.execute(update(TrainingJob)
-                             .where(TrainingJob.job_id == job_id, TrainingJob.owner == self.replica)
-                             .values(**values)).rowcount == 1
+            mine = cast(CursorResult[Any], s.execute(
+                update(TrainingJob)
+                .where(TrainingJob.job_id == job_id, TrainingJob.owner == self.replica)
+                .values(**values))).rowcount == 1
         if not mine:
             log.warning("training job %s: lease lost to another replica; its outcome is theirs to record", job_id)
 
@@ -148,7 +150,7 @@ class TrainingJobs:
 
     def _run_job(self, job_id: str) -> None:
         with self.ctx.sessions() as s:
-            job = s.get(TrainingJob, job_id)
+            job = s.get_one(TrainingJob, job_id)
             names = [job.model_name] if job.model_name else list(registry.MODEL_NAMES)
             force, attempts = bool(job.force), job.attempts
         limit = self.ctx.settings.ml_training_max_attempts

@@ -4,9 +4,9 @@ constraint names are stable across PostgreSQL and SQLite (Alembic needs names)."
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
-from typing import Any
+from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, Date, Integer, MetaData, String
+from sqlalchemy import JSON, BigInteger, Date, Integer, MetaData, String, Table
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -33,6 +33,8 @@ def as_utc(t: datetime) -> datetime:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+    # Every model is declared with columns, so its table is a Table, not just any FromClause.
+    __table__: ClassVar[Table]
 
 
 class BacktestRecord:

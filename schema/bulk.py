@@ -45,8 +45,8 @@ def _copy_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]],
 
     # COPY bypasses SQLAlchemy, so its Python-side defaults (``default=utcnow``) are applied
     # here; server defaults and the autoincrement id are left to the table.
-    defaults = {c.name: c.default for c in table.columns
-                if c.name not in rows[0] and c.default is not None and not c.primary_key}
+    defaults: dict[str, Any] = {c.name: c.default for c in table.columns
+                                if c.name not in rows[0] and c.default is not None and not c.primary_key}
     if defaults:
         fill = {n: (d.arg(None) if d.is_callable else d.arg) for n, d in defaults.items()}
         rows = [{**fill, **row} for row in rows]
@@ -55,7 +55,7 @@ def _copy_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]],
     names = [c.name for c in columns]
     cols = ", ".join(f'"{n}"' for n in names)
     temp = f"_bulk_{table.name}"
-    raw = conn.connection.driver_connection
+    raw: Any = conn.connection.driver_connection  # psycopg's own connection
     with raw.cursor() as cur:
         cur.execute(f'CREATE TEMP TABLE IF NOT EXISTS "{temp}" (LIKE "{table.name}" INCLUDING DEFAULTS) '
                     "ON COMMIT DELETE ROWS")

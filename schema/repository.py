@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Sequence, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from edgeloop.schema.bulk import insert_ignoring_duplicates
@@ -92,11 +92,11 @@ def count_rejected(session: Session) -> int:
 
 def retry_rejected(session: Session) -> int:
     """Put refused results back in line for the next flush (after the cause was fixed)."""
-    return session.execute(
+    return cast(CursorResult[Any], session.execute(
         update(BacktestResult)
         .where(BacktestResult.ml_feedback_submitted.is_(False), BacktestResult.feedback_batch_id.is_not(None))
         .values(feedback_batch_id=None)
-    ).rowcount
+    )).rowcount
 
 
 def count_unsubmitted(session: Session) -> int:

@@ -95,7 +95,7 @@ class Report:
 
     def get(self) -> DiscoveryReport:
         with self.sessions() as s:
-            return s.get(DiscoveryReport, self.run_id)
+            return s.get_one(DiscoveryReport, self.run_id)
 
     def update(self, **values: Any) -> None:
         with self.sessions.begin() as s:

@@ -32,7 +32,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -104,7 +104,7 @@ class FeedbackFlusher:
         *,
         sessions: sessionmaker[Session],
         settings: Settings,
-        client_factory: Callable[[], object],
+        client_factory: Callable[[], Any],
         on_submitted: Callable[[Iterable[str]], None] | None = None,
         board: BackoffBoard | None = None,
         name: str | None = None,
@@ -122,7 +122,7 @@ class FeedbackFlusher:
 
     @classmethod
     def clearing_cache(cls, *, sessions: sessionmaker[Session], settings: Settings,
-                       client_factory: Callable[[], object], **kw) -> "FeedbackFlusher":
+                       client_factory: Callable[[], Any], **kw) -> "FeedbackFlusher":
         """The flusher every process uses: confirmed feedback clears the strategies' cached answers."""
         return cls(sessions=sessions, settings=settings, client_factory=client_factory,
                    on_submitted=invalidate_strategy_cache, **kw)
@@ -256,7 +256,7 @@ class FeedbackFlusher:
     def _backing_off(self, exc: FeedbackDeferred, delay: float) -> None:
         now = time.time()
         changed = self.backoff is None or self.backoff.code != exc.code
-        since = now if changed else self.backoff.since
+        since = now if changed or self.backoff is None else self.backoff.since
         self.backoff = Backoff(self.name, exc.code, since, now + delay, str(exc)[:500])
         if changed:
             log.warning("feedback: backing off: %s (nothing set aside; retrying every %.0f s at most): %s",

@@ -148,7 +148,7 @@ def refresh(sessions: sessionmaker[Session], client, settings: Settings, *, stat
         now = utcnow()
         with sessions.begin() as session:
             for strategy, result, confidence, version in scored:
-                current = session.get(Strategy, strategy.strategy_id, with_for_update=True)
+                current = session.get_one(Strategy, strategy.strategy_id, with_for_update=True)
                 composite = composite_score(confidence, result.backtest_score)
                 in_state = (now - as_utc(current.status_changed_at)).total_seconds()
                 new = decide(current.status, composite, result.total_bets, in_state, settings, allow)

@@ -76,7 +76,7 @@ def maybe_retrain(sessions: sessionmaker[Session], client, settings: Settings, *
     if wait_s > 0:
         status = wait_for_job(client, job.job_id, wait_s)
         with sessions.begin() as session:
-            session.get(TrainingTrigger, job.job_id).status = status.status
+            session.get_one(TrainingTrigger, job.job_id).status = status.status
         decision.job_status, decision.model_versions = status.status, list(status.model_versions)
         if status.status == "failed":
             decision.reason += f"; training failed: {status.reason}"

@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass
 from functools import cached_property
 
-import redis
+from redis import Redis
 from sqlalchemy import Engine
 
 from edgeloop.core.redis_connect import client_for
@@ -34,11 +34,11 @@ class Resources:
         return make_sessionmaker(self.engine)
 
     @cached_property
-    def redis(self) -> redis.Redis:
+    def redis(self) -> Redis:
         return client_for(self.settings, health_check_interval=30, socket_timeout=10, socket_connect_timeout=5)
 
     @cached_property
-    def cache_redis(self) -> redis.Redis:
+    def cache_redis(self) -> Redis:
         """The prediction cache's Redis (``cache_redis_url``), which may evict; never for state."""
         from edgeloop.mlclient.cache import make_redis
 

@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "edgeloop.cli.ml_status",
     "edgeloop.cli.strategies",
     "edgeloop.cli.tasks",
+    "edgeloop.cli.demo",
 ]
 
 

@@ -6,6 +6,8 @@ so the two modules can change independently.
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from edgeloop.cli.ops import emit_json, require_ml, require_redis, sessions
@@ -42,7 +44,7 @@ def status_cmd(as_json: bool) -> None:
     with make_session() as s:
         pending = count_unsubmitted(s)
     cache = CachedMLClient(client=client).stats()
-    out = {"health": {"status": health.status, "version": health.version, "uptime_s": health.uptime_s,
+    out: dict[str, Any] = {"health": {"status": health.status, "version": health.version, "uptime_s": health.uptime_s,
                       "feedback_samples": health.feedback_samples, "serving": client.is_serving()},
            "serving_models": dict(health.serving_models), "cache": cache.as_dict(),
            "configuration": {k: getattr(settings, k) for k in CONFIG_FIELDS},

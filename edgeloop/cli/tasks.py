@@ -41,7 +41,11 @@ def tasks() -> None:
 def list_cmd(as_json: bool) -> None:
     """Every task a worker can run, with its first docstring line."""
     found = {n: ((t.__doc__ or "").strip().splitlines() or [""])[0] for n, t in sorted(_registered().items())}
-    emit_json(found) if as_json else [click.echo(f"{n:<30} {d}") for n, d in found.items()]
+    if as_json:
+        emit_json(found)
+        return
+    for n, d in found.items():
+        click.echo(f"{n:<30} {d}")
 
 
 @tasks.command("run")

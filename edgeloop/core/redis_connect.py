@@ -15,7 +15,7 @@ which every caller already retries or waits out.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import redis
@@ -24,6 +24,9 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from edgeloop.core.errors import ConfigurationError
+
+if TYPE_CHECKING:  # settings.py imports this module
+    from edgeloop.core.settings import Settings
 
 SENTINEL_PORT = 26379
 
@@ -64,7 +67,8 @@ def is_sentinel(url: str) -> bool:
 def sentinel_nodes(url: str) -> tuple[list[tuple[str, int]], int, str | None, str | None]:
     """(sentinel addresses, db, username, password) of a ``sentinel://…;sentinel://…`` URL."""
     parts = [urlsplit(u.strip()) for u in url.split(";") if u.strip()]
-    if not parts or any(p.scheme != "sentinel" or not p.hostname for p in parts):
+    nodes = [(p.hostname, p.port or SENTINEL_PORT) for p in parts if p.scheme == "sentinel" and p.hostname]
+    if not parts or len(nodes) < len(parts):
         raise ConfigurationError(f"not a Sentinel URL list (sentinel://host:port;sentinel://…): {url!r}")
     first = parts[0]
     db_text = first.path.strip("/") or "0"
@@ -72,7 +76,7 @@ def sentinel_nodes(url: str) -> tuple[list[tuple[str, int]], int, str | None, st
         raise ConfigurationError(f"Redis database must be a number, not {db_text!r}: {url!r}")
     user = unquote(first.username) if first.username else None
     password = unquote(first.password) if first.password else None
-    return [(p.hostname, p.port or SENTINEL_PORT) for p in parts], int(db_text), user, password
+    return nodes, int(db_text), user, password
 
 
 def connect(url: str, master: str = "mymaster", **options: Any) -> redis.Redis:
@@ -81,9 +85,10 @@ def connect(url: str, master: str = "mymaster", **options: Any) -> redis.Redis:
         return redis.Redis.from_url(url, **options)
     nodes, db, user, password = sentinel_nodes(url)
     sentinel = Sentinel(nodes, sentinel_kwargs=sentinel_node_options())
-    return sentinel.master_for(master, db=db, username=user, password=password, **options)
+    client: redis.Redis = sentinel.master_for(master, db=db, username=user, password=password, **options)
+    return client
 
 
-def client_for(settings, url: str | None = None, **options: Any) -> redis.Redis:
+def client_for(settings: Settings, url: str | None = None, **options: Any) -> redis.Redis:
     """``connect`` with the settings' Redis URL (or ``url``) and Sentinel group name."""
     return connect(url or settings.redis_url, settings.redis_sentinel_master, **options)

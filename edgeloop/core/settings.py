@@ -165,7 +165,9 @@ class Settings(BaseSettings):
     discovery_window_end: str = "2019-06-30"  # end of the discovery window (inclusive)
     # A discovery run waits this long for its backtests.
     discovery_backtest_timeout_s: float = Field(default=1800.0, gt=0)
-    data_dir: str = "data/football-data"  # football-data.co.uk CSV files (the shipped subset by default)
+    # football-data.co.uk CSV files; a relative path is looked up from the working directory,
+    # then in the installed package (where the shipped seasons are, the default)
+    data_dir: str = "data/football-data"
 
     # --- operations ---------------------------------------------------------------------
     metrics_port: int = 9808  # worker /metrics; 0 turns it off

@@ -58,13 +58,14 @@ class Demo:
         self.progress(f"Redis: {'embedded at ' if embedded else ''}{redis_url}; database: {db_url}")
 
     def prepare_data(self) -> None:
+        from edgeloop.marketdata.arrays import resolve_data_dir
         from edgeloop.marketdata.store import import_paths
         from edgeloop.schema.db import make_engine, upgrade
 
         settings = self.settings
         upgrade(settings.database_url)
         engine = make_engine(settings.database_url)
-        report = import_paths(engine, [self.root / settings.data_dir])
+        report = import_paths(engine, [resolve_data_dir(settings.data_dir)])
         engine.dispose()
         self.progress(f"data: {report.summary() if hasattr(report, 'summary') else report}")
 
