@@ -13,9 +13,10 @@
 
 Errors (``error_for``): ``MLServiceUnavailable`` (transient: retry later) for an unreachable,
 overloaded or too slow service and for an open breaker; ``MLMessageTooLarge`` for a request
-over a message size limit; ``MLServiceError`` for everything else. Each carries the gRPC
-status code's name as ``code``: what an error *means* to a caller (the feedback flusher sets a
-result aside only for INVALID_ARGUMENT) is decided from it, not from the class alone.
+over a message size limit; the class the service raised (``InvalidRequest``, ``NotFound``,
+``ModelNotTrained`` …), read from the status and its reason through the one table in
+``edgeloop.core.error_codes``; ``MLServiceError`` for a status with no class of its own. Each
+carries the gRPC status code's name as ``code``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ import grpc
 from google.protobuf import struct_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from edgeloop.core.errors import MLMessageTooLarge, MLServiceError, MLServiceUnavailable
+from edgeloop.core import error_codes
+from edgeloop.core.errors import EdgeloopError, MLMessageTooLarge, MLServiceError, MLServiceUnavailable
 from edgeloop.core.settings import Settings, get_settings
 from edgeloop.mlclient import metrics
 from edgeloop.mlclient.breaker import CLOSED, CircuitBreaker
@@ -46,14 +48,22 @@ _TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, gr
 _TOO_LARGE = "larger than max"
 
 
-def error_for(rpc: str, code: grpc.StatusCode, details: str | None) -> MLServiceError | MLServiceUnavailable:
-    """The edgeloop error for a failed call (pure: the one place a status becomes an error)."""
+def error_for(rpc: str, code: grpc.StatusCode, details: str | None, reason: str | None = None) -> EdgeloopError:
+    """The edgeloop error for a failed call (pure: the one place a status becomes an error).
+
+    Every transient status is ``MLServiceUnavailable``, whatever its reason, so the breaker and
+    the callers that wait for the service see one class."""
     message = f"{rpc}: {code.name}: {details}"
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED and _TOO_LARGE in (details or ""):
         return MLMessageTooLarge(message, code.name)
     if code in _TRANSIENT:
         return MLServiceUnavailable(message, code.name)
-    return MLServiceError(message, code.name)
+    row = error_codes.row_for_status(code.name, reason)
+    if row is None:
+        return MLServiceError(message, code.name)
+    error = row.error(message)
+    error.code = code.name
+    return error
 
 
 def _breaker_changed(state: str) -> None:
@@ -110,7 +120,7 @@ class MLClient:
         try:
             return method(request, timeout=timeout or self.settings.ml_timeout_s, metadata=self._metadata)
         except grpc.RpcError as exc:
-            error = error_for(rpc, exc.code(), exc.details())
+            error = error_for(rpc, exc.code(), exc.details(), error_codes.reason_in(exc.trailing_metadata()))
             outcome = "unavailable" if isinstance(error, MLServiceUnavailable) else "error"
             raise error from exc
         except BaseException:

@@ -10,8 +10,8 @@
     GET  /api/v1/models                   every version (?model_name=)
 
 Each API route calls the same servicer method as gRPC, so the two cannot drift apart; an
-error becomes the HTTP status of its gRPC code (400, 401, 404, 501, 503, 500) with
-``{"error": message}``. The stdlib HTTP server keeps this dependency-free (the heavy traffic
+error becomes the HTTP status of its row in ``edgeloop.core.error_codes`` (400, 404, 409, 503),
+501 for an RPC not implemented, 500 for anything else, with ``{"error": message}``. The stdlib HTTP server keeps this dependency-free (the heavy traffic
 goes over gRPC), run by ``http_server.BoundedHTTPServer`` so that no client can block it.
 """
 
@@ -30,6 +30,7 @@ import grpc
 from google.protobuf import json_format
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from edgeloop.core import error_codes
 from edgeloop.mlservice import security
 from edgeloop.mlservice.http_server import BoundedHTTPServer
 from edgeloop.mlservice.servicer import MLServicer
@@ -37,27 +38,31 @@ from edgeloop.proto import ml_service_pb2 as pb
 
 log = logging.getLogger("edgeloop.mlservice.http")
 
-HTTP_OF_GRPC = {
-    grpc.StatusCode.INVALID_ARGUMENT: HTTPStatus.BAD_REQUEST,
-    grpc.StatusCode.UNAUTHENTICATED: HTTPStatus.UNAUTHORIZED,
-    grpc.StatusCode.NOT_FOUND: HTTPStatus.NOT_FOUND,
-    grpc.StatusCode.UNIMPLEMENTED: HTTPStatus.NOT_IMPLEMENTED,
-    grpc.StatusCode.UNAVAILABLE: HTTPStatus.SERVICE_UNAVAILABLE,
-    grpc.StatusCode.FAILED_PRECONDITION: HTTPStatus.CONFLICT,
-}
-
-
 class _Aborted(Exception):
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+    def __init__(self, code: grpc.StatusCode, details: str, reason: str | None = None) -> None:
         super().__init__(details)
-        self.code, self.details = code, details
+        self.code, self.details, self.reason = code, details, reason
+
+    @property
+    def http_status(self) -> HTTPStatus:
+        row = error_codes.row_for_status(self.code.name, self.reason)
+        if row is not None:
+            return row.http
+        if self.code == grpc.StatusCode.UNIMPLEMENTED:
+            return HTTPStatus.NOT_IMPLEMENTED
+        return HTTPStatus.INTERNAL_SERVER_ERROR
 
 
 class _CallContext:
     """Just enough of ``grpc.ServicerContext`` for the servicer's handlers."""
 
+    reason: str | None = None
+
+    def set_trailing_metadata(self, metadata) -> None:
+        self.reason = error_codes.reason_in(metadata)
+
     def abort(self, code: grpc.StatusCode, details: str):
-        raise _Aborted(code, details)
+        raise _Aborted(code, details, self.reason)
 
     def set_code(self, code: grpc.StatusCode) -> None:  # used by the generated UNIMPLEMENTED stubs
         self.code = code
@@ -186,7 +191,7 @@ def make_handler(servicer: MLServicer) -> type[BaseHTTPRequestHandler]:
                         return self._json(200, action(body, parse_qs(url.query), match))
                 return self._error(404, f"no route {method} {url.path}")
             except _Aborted as exc:
-                return self._error(HTTP_OF_GRPC.get(exc.code, HTTPStatus.INTERNAL_SERVER_ERROR), exc.details)
+                return self._error(exc.http_status, exc.details)
             except Exception:  # noqa: BLE001 - one bad request must not take the API down
                 log.exception("HTTP %s %s failed", method, url.path)
                 return self._error(500, "internal error; see the service log")

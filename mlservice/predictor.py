@@ -22,7 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 from sqlalchemy import select
 
-from edgeloop.core.errors import InvalidRequest, NotFound, PermanentError
+from edgeloop.core.errors import InvalidRequest, ModelNotTrained, NotFound
 from edgeloop.mlservice import registry
 from edgeloop.mlservice.context import ServiceContext
 from edgeloop.mlservice.features import FeatureSet, build_features
@@ -52,7 +52,7 @@ def strategy_recommendation(p: float, confidence: float, price: float, selection
     return "back" if p * price - 1.0 > params["min_edge"] else "none"
 
 
-class NoModelForEvent(PermanentError):
+class NoModelForEvent(ModelNotTrained):
     """No outcome version was trained strictly before the event (point in time)."""
 
 

@@ -1,9 +1,11 @@
-"""How every RPC handler reports: metrics, and errors mapped to gRPC status codes.
+"""How every RPC handler reports: metrics, and errors mapped to gRPC statuses.
 
-A handler raises edgeloop errors; this decorator turns them into statuses so the service keeps
-serving: ``InvalidRequest`` → INVALID_ARGUMENT, ``NotFound`` → NOT_FOUND, a transient error
-or an unreachable database → UNAVAILABLE, anything unexpected → INTERNAL (logged with its traceback, the caller sees only
-its class, never internals). Handlers raise; they never call ``context.abort`` themselves.
+A handler raises edgeloop errors; this decorator ends the call with the status code and reason
+of the error's row in ``edgeloop.core.error_codes`` (the reason in the trailing metadata key
+``edgeloop-reason``), so the client raises the same class. An unreachable database counts as
+``ServiceUnavailable`` (a client may retry); anything unexpected is INTERNAL without a reason,
+logged with its traceback, and the caller sees only its class, never internals. Handlers raise;
+they never call ``context.abort`` themselves.
 """
 
 from __future__ import annotations
@@ -16,24 +18,16 @@ from typing import Callable
 import grpc
 from sqlalchemy.exc import OperationalError
 
-from edgeloop.core.errors import InvalidRequest, NotFound, PermanentError, TransientError
+from edgeloop.core import error_codes
+from edgeloop.core.errors import ServiceUnavailable
 from edgeloop.mlservice import metrics
 
 log = logging.getLogger("edgeloop.mlservice")
 
 
-def _status_for(exc: BaseException) -> grpc.StatusCode:
-    if isinstance(exc, OperationalError):
-        return grpc.StatusCode.UNAVAILABLE  # the database is unreachable: a client may retry
-    if isinstance(exc, InvalidRequest):
-        return grpc.StatusCode.INVALID_ARGUMENT
-    if isinstance(exc, NotFound):
-        return grpc.StatusCode.NOT_FOUND
-    if isinstance(exc, TransientError):
-        return grpc.StatusCode.UNAVAILABLE
-    if isinstance(exc, PermanentError):
-        return grpc.StatusCode.FAILED_PRECONDITION
-    return grpc.StatusCode.INTERNAL
+def wire_error(exc: BaseException) -> error_codes.WireError | None:
+    """The table row a handler's exception is answered with; None for an unexpected one."""
+    return error_codes.row_for_class(ServiceUnavailable if isinstance(exc, OperationalError) else type(exc))
 
 
 def rpc(handler: Callable) -> Callable:
@@ -46,12 +40,15 @@ def rpc(handler: Callable) -> Callable:
         try:
             return handler(self, request, context)
         except Exception as exc:  # noqa: BLE001 - mapped to a status below
-            code = _status_for(exc)
-            if code == grpc.StatusCode.INTERNAL:
+            row = wire_error(exc)
+            if row is None:
+                code = grpc.StatusCode.INTERNAL
                 log.exception("%s failed", name)
                 message = f"internal error ({type(exc).__name__}); see the service log"
             else:
+                code = grpc.StatusCode[row.status]
                 message = str(exc)
+                context.set_trailing_metadata(((error_codes.REASON_KEY, row.reason),))
             context.abort(code, message)
         finally:
             metrics.RPC_SECONDS.labels(name).observe(time.perf_counter() - started)

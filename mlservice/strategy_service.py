@@ -12,7 +12,7 @@ import numpy as np
 from google.protobuf import json_format
 from sqlalchemy import select
 
-from edgeloop.core.errors import InvalidRequest, NotFound, PermanentError
+from edgeloop.core.errors import InvalidRequest, ModelNotTrained, NotFound
 from edgeloop.mlservice import feedback_store, registry
 from edgeloop.mlservice.context import ServiceContext
 from edgeloop.mlservice.strategy_generation import Constraints, candidate_id, generate, seed_from
@@ -23,10 +23,6 @@ from edgeloop.schema.mlstore import FeedbackSample
 REGISTRY_POLL_S = 2.0
 SEED_TOP_K = 20  # best backtested strategies that GenerateStrategy mutates when no seeds are named
 MAX_PARAMS = 64
-
-
-class StrategyModelNotTrained(PermanentError):
-    """No strategy model version serves yet."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +69,7 @@ class StrategyService:
         params = params_from_struct(request.params)
         serving = self.serving()
         if serving is None:
-            raise StrategyModelNotTrained("the strategy model is not trained yet: submit feedback, then TrainModels")
+            raise ModelNotTrained("the strategy model is not trained yet: submit feedback, then TrainModels")
         est = serving.model.estimate([params])
         return pb.EvaluateStrategyResponse(
             strategy_id=request.strategy_id, confidence=float(est.confidence[0]),

@@ -37,7 +37,7 @@ from prometheus_client import Counter, Histogram
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from edgeloop.core.errors import EdgeloopError, MLServiceError
+from edgeloop.core.errors import EdgeloopError, ModelNotTrained, NotFound
 from edgeloop.core.settings import Settings
 from edgeloop.mlclient import get_ml_client
 from edgeloop.proto import ml_service_pb2 as pb
@@ -164,8 +164,8 @@ def generate(sessions, settings: Settings, client, run_id: str) -> list[dict[str
     try:
         found = client.generate_strategy(settings.discovery_candidates, constraints, seeds, run_seed(run_id),
                                          timeout=60)
-    except MLServiceError as exc:
-        if not seeds or "NOT_FOUND" not in str(exc):
+    except NotFound:
+        if not seeds:
             raise
         # None of our seeds is in the service's parameter language: let it pick its own top results.
         found = client.generate_strategy(settings.discovery_candidates, constraints, [], run_seed(run_id), timeout=60)
@@ -219,12 +219,12 @@ def stored(sessions, backtest_ids: list[str]) -> int:
 def evaluate_with_bootstrap(sessions, settings, client, redis, **kw):
     """``lifecycle.refresh``; when no strategy model serves yet (a fresh system), submit the
     feedback this run produced, train once and evaluate again."""
-    from edgeloop.workers.lifecycle import StrategyModelNotTrained, refresh
+    from edgeloop.workers.lifecycle import refresh
     from edgeloop.workers.retraining import maybe_retrain
 
     try:
         return refresh(sessions, client, settings, lock_client=redis, **kw), None
-    except StrategyModelNotTrained:
+    except ModelNotTrained:
         submit_feedback(sessions, settings, client)
         decision = maybe_retrain(sessions, client, settings, force=True, wait_s=settings.retrain_wait_s,
                                  reason="discovery bootstrap: no strategy model yet")

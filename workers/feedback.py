@@ -37,7 +37,7 @@ from typing import Any, Callable, Iterable
 from sqlalchemy.orm import Session, sessionmaker
 
 from edgeloop.core import metrics
-from edgeloop.core.errors import FeedbackDeferred, MLMessageTooLarge, MLServiceError, MLServiceUnavailable
+from edgeloop.core.errors import EdgeloopError, FeedbackDeferred, MLMessageTooLarge
 from edgeloop.core.settings import Settings
 from edgeloop.proto import events_pb2
 from edgeloop.schema.base import as_utc
@@ -63,7 +63,7 @@ def verdict(exc: Exception) -> Verdict:
     """What a failed SubmitBacktestFeedback means for the results it carried (pure)."""
     if isinstance(exc, MLMessageTooLarge):
         return Verdict.TOO_LARGE
-    if isinstance(exc, MLServiceError) and exc.code in REFUSAL_CODES:
+    if isinstance(exc, EdgeloopError) and exc.code in REFUSAL_CODES:
         return Verdict.REFUSED
     return Verdict.BACK_OFF
 
@@ -155,7 +155,7 @@ class FeedbackFlusher:
                 return []
             try:
                 confirmed = self._submit(session, rows)
-            except (MLServiceError, MLServiceUnavailable) as exc:
+            except EdgeloopError as exc:  # every failed call; verdict() says what it means
                 return self._failed(session, rows, exc, tally)
             metrics.FEEDBACK_BATCH_SIZE.observe(len(rows))
         metrics.FEEDBACK_SUBMITTED.inc(len(confirmed))

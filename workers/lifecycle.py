@@ -26,7 +26,7 @@ from prometheus_client import Counter
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from edgeloop.core.errors import MLServiceError, PermanentError
+from edgeloop.core.errors import MLServiceError, ModelNotTrained, PermanentError
 from edgeloop.core.scoring import composite_score
 from edgeloop.core.settings import Settings
 from edgeloop.schema.base import as_utc, utcnow
@@ -36,10 +36,6 @@ from edgeloop.schema.pipeline import BacktestResult, Strategy
 TRANSITIONS = Counter("edgeloop_strategy_transitions_total", "Strategy status changes by the lifecycle", ["to"])
 ACTIVATE, DEACTIVATE = "activate", "deactivate"
 LOCK_TTL_S = 300.0
-
-
-class StrategyModelNotTrained(PermanentError):
-    """EvaluateStrategy has no strategy model to answer with yet."""
 
 
 @dataclass
@@ -98,12 +94,7 @@ def latest_results(session: Session, strategy_ids: Iterable[str] | None = None) 
 
 
 def _evaluate_one(client, result: BacktestResult) -> tuple[float, str]:
-    try:
-        reply = client.evaluate_strategy(result.strategy_id, result.params or {})
-    except MLServiceError as exc:
-        if "not trained" in str(exc):
-            raise StrategyModelNotTrained(str(exc)) from exc
-        raise
+    reply = client.evaluate_strategy(result.strategy_id, result.params or {})
     return float(reply.confidence), reply.model_version
 
 
@@ -137,9 +128,9 @@ def refresh(sessions: sessionmaker[Session], client, settings: Settings, *, stat
             continue
         try:
             confidence, version = _evaluate_one(client, result)
-        except StrategyModelNotTrained:
+        except ModelNotTrained:
             raise
-        except MLServiceError as exc:  # e.g. parameters in a producer's own language
+        except (PermanentError, MLServiceError) as exc:  # e.g. parameters in a producer's own language
             outcome.unevaluable[sid] = str(exc)[:200]
             continue
         scored.append((strategy, result, confidence, version))

@@ -6,7 +6,7 @@ the next period, which is the backoff, and a task retried on its own would pile 
 
 from __future__ import annotations
 
-from edgeloop.core.errors import MLServiceUnavailable
+from edgeloop.core.errors import MLServiceUnavailable, ModelNotTrained
 from edgeloop.mlclient import get_ml_client
 from edgeloop.workers.app import app
 from edgeloop.workers.runtime import resources
@@ -28,11 +28,11 @@ def retrain(force: bool = False, wait_s: float = 0.0) -> dict:
 @app.task(name="edgeloop.rankings.refresh")
 def refresh_rankings() -> dict:
     """Score every strategy, apply the activation rules, store a ranking."""
-    from edgeloop.workers.lifecycle import StrategyModelNotTrained, refresh
+    from edgeloop.workers.lifecycle import refresh
 
     res = resources()
     try:
         return refresh(res.sessions, get_ml_client(), res.settings, lock_client=res.redis,
                        only_if_changed=True).summary()
-    except (MLServiceUnavailable, StrategyModelNotTrained) as exc:
+    except (MLServiceUnavailable, ModelNotTrained) as exc:
         return {"ranking_id": None, "error": str(exc)}

@@ -85,7 +85,7 @@ def status_cmd(as_json: bool) -> None:
     matters), then still ends with the ML service's error and a non-zero exit for scripts."""
     from sqlalchemy import select
 
-    from edgeloop.core.errors import MLServiceError, MLServiceUnavailable
+    from edgeloop.core.errors import EdgeloopError
     from edgeloop.schema.lifecycle import TrainingTrigger
     from edgeloop.schema.repository import count_rejected, count_unsubmitted
     from edgeloop.workers.feedback_state import BackoffBoard
@@ -102,7 +102,7 @@ def status_cmd(as_json: bool) -> None:
         client, health = require_ml()
         total, new = new_feedback(make_session, client)
         serving = dict(health.serving_models)
-    except (MLServiceError, MLServiceUnavailable) as exc:
+    except EdgeloopError as exc:  # whatever the ML service answered, or that it is away
         ml_exc = exc
     ml_error = None if ml_exc is None else str(ml_exc)
     out = {"pending_feedback": pending, "rejected_feedback": rejected,

@@ -10,7 +10,12 @@ from __future__ import annotations
 
 
 class EdgeloopError(Exception):
-    """Root of every error edgeloop raises on purpose."""
+    """Root of every error edgeloop raises on purpose.
+
+    ``code`` is the gRPC status code's name on an error the ML client raised for a failed call
+    (``edgeloop.core.error_codes`` maps a status back to its class), None on one raised here."""
+
+    code: str | None = None
 
 
 class TransientError(EdgeloopError):
@@ -51,8 +56,9 @@ class ServiceUnavailable(TransientError):
 
 
 class MLServiceError(EdgeloopError):
-    """The ML service answered with an error; ``code`` is the gRPC status code's name
-    (``INVALID_ARGUMENT``, ``UNAUTHENTICATED`` …), so callers decide by what it means."""
+    """The ML service answered with a status that has no error class of its own in
+    ``edgeloop.core.error_codes`` (``UNAUTHENTICATED``, ``PERMISSION_DENIED``, ``INTERNAL`` …);
+    ``code`` is the status code's name."""
 
     def __init__(self, message: str, code: str = "UNKNOWN") -> None:
         super().__init__(message)
@@ -91,3 +97,9 @@ class InvalidRequest(PermanentError):
 
 class NotFound(PermanentError):
     """A named event, backtest, model version or job does not exist (gRPC NOT_FOUND, HTTP 404)."""
+
+
+class ModelNotTrained(PermanentError):
+    """No model version may answer yet: the strategy model before its first training, or no
+    outcome model trained before the event asked about (gRPC FAILED_PRECONDITION, HTTP 409).
+    Train, then ask again."""

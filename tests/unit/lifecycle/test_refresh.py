@@ -9,12 +9,13 @@ from datetime import date
 import pytest
 from sqlalchemy import func, select
 
+from edgeloop.core.errors import ModelNotTrained
 from edgeloop.core.scoring import composite_score
 from edgeloop.core.settings import Settings
 from edgeloop.schema.db import make_engine, make_sessionmaker, upgrade
 from edgeloop.schema.lifecycle import StrategyRanking
 from edgeloop.schema.pipeline import BacktestResult, Strategy
-from edgeloop.workers.lifecycle import StrategyModelNotTrained, refresh
+from edgeloop.workers.lifecycle import refresh
 
 
 @dataclass
@@ -77,11 +78,9 @@ def test_refresh_activates_retires_and_stores_one_ranking(sessions):
 
 
 def test_no_strategy_model_changes_nothing(sessions):
-    from edgeloop.core.errors import MLServiceError
-
     add(sessions, "x", "active", 0.0, 100)
-    ml = StubML({}, MLServiceError("EvaluateStrategy: FAILED_PRECONDITION: the strategy model is not trained yet"))
-    with pytest.raises(StrategyModelNotTrained):
+    ml = StubML({}, ModelNotTrained("EvaluateStrategy: FAILED_PRECONDITION: the strategy model is not trained yet"))
+    with pytest.raises(ModelNotTrained):
         refresh(sessions, ml, Settings(), ranking_id="r1")
     with sessions() as db:
         assert db.get(Strategy, "x").status == "active"
