@@ -98,6 +98,9 @@ class Strategy:
     def __post_init__(self) -> None:
         if isinstance(self.selections, list):
             object.__setattr__(self, "selections", tuple(self.selections))
+        for key in ("price_source", "market_probability_source"):  # "max" and "MAX" are one source
+            if isinstance(getattr(self, key), str):
+                object.__setattr__(self, key, canonical_source(getattr(self, key)))
         problems = _problems(self)
         if problems:
             raise InvalidStrategy(f"invalid strategy {self.name!r}: " + "; ".join(problems))
@@ -146,9 +149,6 @@ class Strategy:
             sel = [sel]
         if isinstance(sel, (list, tuple)):
             kw["selections"] = tuple(x.strip().lower() if isinstance(x, str) else x for x in sel)
-        for key in ("price_source", "market_probability_source"):
-            if isinstance(kw.get(key), str):
-                kw[key] = canonical_source(kw[key])
         for key in ("side", "staking", "probability_source"):
             if isinstance(kw.get(key), str):
                 kw[key] = kw[key].strip().lower()
