@@ -122,3 +122,18 @@ def test_metrics_are_finite_and_score_bounded():
     for name in ("sharpe_ratio", "sortino_ratio", "max_drawdown", "profit_factor", "backtest_score"):
         assert np.isfinite(getattr(m, name))
     assert 0 <= m.backtest_score <= 1 and 0 <= m.max_drawdown <= 1
+
+
+def test_flat_bets_of_one_day_never_risk_more_than_the_bankroll():
+    # Bankroll 15, stakes 10. Day 1: A–B takes 10 of the 15; C–D's 10 no longer fits, not placed.
+    # A–B wins +11 → 26. Day 2: E–F fits, loses 10 → 16.
+    m = run(flat_stake=10, initial_bankroll=15)
+    assert (m.total_bets, m.profit, m.skipped_bankroll, m.final_bankroll, m.ruined) == (2, 1.0, 1, 16.0, False)
+
+
+def test_flat_betting_stops_at_ruin():
+    # Bankroll 10: day 1 only A–B fits (wins +11 → 21); day 2 E–F loses 10 → 11. Then bankroll 5:
+    # day 1 nothing fits (each bet risks 10), so the strategy is ruined without a bet.
+    assert run(flat_stake=10, initial_bankroll=10).final_bankroll == 11.0
+    m = run(flat_stake=10, initial_bankroll=5)
+    assert (m.total_bets, m.skipped_bankroll, m.final_bankroll, m.ruined, m.sharpe_ratio) == (0, 3, 5.0, True, 0.0)
