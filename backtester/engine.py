@@ -11,8 +11,12 @@ No look-ahead, by structure:
    closing prices to bet at opening prices (``strategy``). After deciding, a tripwire refuses a
    run whose probabilities "knew" the results (``_leak_tripwire``).
 
-Everything is vectorised over the window's events with numpy; the only Python loop is Kelly's
-compounding over betting days (stakes depend on the bankroll after earlier days).
+Only bets a bettor could take: prices, commission and skipped arbitrage quotes follow the
+``ExecutionTerms`` (``execution``), and stakes never exceed the bankroll (``settlement``).
+
+Everything is vectorised over the window's events with numpy; the only Python loop is the
+bankroll's, over betting days (Kelly stakes depend on the bankroll after earlier days, and
+flat stakes enter it only when a bet might not fit in the bankroll).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from datetime import date
 
 import numpy as np
 
+from edgeloop.backtester.execution import ExecutionTerms, quotes
 from edgeloop.backtester.metrics import Metrics, SeasonRow, compute_metrics, per_season
 from edgeloop.backtester.probability import (
     AlignedProbabilities,
@@ -29,12 +34,14 @@ from edgeloop.backtester.probability import (
     ProbabilityProvider,
     align_predictions,
     demargin,
+    forecast_confidence,
     market_probabilities,
 )
-from edgeloop.backtester.settlement import ODDS_SCALE, Settlement, odds_to_milli, settle
+from edgeloop.backtester.settlement import ODDS_SCALE, Settlement, settle
 from edgeloop.backtester.strategy import Strategy, is_closing
 from edgeloop.core.errors import InvalidStrategy, LookAheadError
 from edgeloop.marketdata.arrays import MarketArrays, PreEventArrays
+from edgeloop.marketdata.sources import MARKET_WIDE_SOURCES, market_wide_era
 
 LEAK_MAX_CERTAINTY = 0.95  # mean top probability; honest pre-match forecasts are near 0.5
 LEAK_Z = 10.0  # log-likelihood of the results, standard deviations above what the forecasts expect
@@ -54,32 +61,35 @@ class Bets:
     kelly: np.ndarray  # full-Kelly fraction of bankroll to risk, > 0 when edge > 0
     skipped_no_price: int
     skipped_no_prediction: int
+    skipped_max_arbitrage: int
 
 
-def decide(strategy: Strategy, window: PreEventArrays, probs: AlignedProbabilities) -> Bets:
+def decide(strategy: Strategy, window: PreEventArrays, probs: AlignedProbabilities,
+           terms: ExecutionTerms = ExecutionTerms()) -> Bets:
     if type(window) is not PreEventArrays:
         raise LookAheadError("decide() takes pre-event arrays only (MarketArrays.pre_event()); "
                              f"got {type(window).__name__}, which carries results")
     cols = np.array(strategy.selection_indices)
-    raw = window.price(strategy.price_source)
-    odds_m = np.where(np.isfinite(raw), odds_to_milli(np.nan_to_num(raw, nan=0.0)), 0)[:, cols]
+    quoted = quotes(strategy, window, terms)
+    odds_m = quoted.odds_milli[:, cols]
     has_price = odds_m > ODDS_SCALE
     p = probs.probabilities[:, cols]
     has_prob = np.isfinite(p)
     event_priced = has_price.any(axis=1)
-    skipped_no_price = int((~event_priced).sum())
+    skipped_max_arbitrage = int(quoted.max_arbitrage.sum())
+    skipped_no_price = int((~event_priced).sum()) - skipped_max_arbitrage
     skipped_no_prediction = int((event_priced & ~(has_price & has_prob).any(axis=1)).sum())
+    # One number per match for every selection and side (probability.forecast_confidence).
+    confidence = forecast_confidence(probs.probabilities)[:, None]
 
     o = odds_m / ODDS_SCALE
     with np.errstate(invalid="ignore", divide="ignore"):
         if strategy.side == "back":
             edge = p * o - 1.0
             kelly = edge / (o - 1.0)
-            confidence = probs.confidence[:, cols]
         else:
             edge = (1.0 - p * o) / (o - 1.0)
             kelly = 1.0 - p * o
-            confidence = 1.0 - probs.confidence[:, cols]  # a lay is confident the selection loses
         ok = (has_price & has_prob & (edge > strategy.min_edge)
               & ((kelly > 0) | (strategy.staking == "flat"))  # Kelly stakes nothing without an edge
               & (o >= strategy.min_odds) & (o <= strategy.max_odds)
@@ -90,7 +100,7 @@ def decide(strategy: Strategy, window: PreEventArrays, probs: AlignedProbabiliti
     ev, k = np.nonzero(ok)  # row-major: sorted by event
     return Bets(event=ev, selection=cols[k].astype(np.int8), odds_milli=odds_m[ev, k], probability=p[ev, k],
                 edge=edge[ev, k], kelly=kelly[ev, k], skipped_no_price=skipped_no_price,
-                skipped_no_prediction=skipped_no_prediction)
+                skipped_no_prediction=skipped_no_prediction, skipped_max_arbitrage=skipped_max_arbitrage)
 
 
 def _closing_line_value(strategy: Strategy, window: PreEventArrays, bets: Settlement) -> np.ndarray:
@@ -143,6 +153,8 @@ class BacktestResult:
     seasons: list[SeasonRow]
     settlement: Settlement = field(repr=False)
     model_version: str = ""
+    terms: ExecutionTerms = ExecutionTerms()
+    notes: tuple[str, ...] = ()  # what a reader must know to compare the figures (report prints them)
 
 
 def resolve_probabilities(strategy: Strategy, window: PreEventArrays,
@@ -158,12 +170,15 @@ def resolve_probabilities(strategy: Strategy, window: PreEventArrays,
 
 
 def run_backtest(strategy: Strategy, window: MarketArrays, predictions: Predictions | ProbabilityProvider | None = None,
-                 *, window_start: date | None = None, window_end: date | None = None) -> BacktestResult:
+                 *, window_start: date | None = None, window_end: date | None = None,
+                 terms: ExecutionTerms | None = None) -> BacktestResult:
     """One strategy over one window. ``window`` is a ``marketdata`` window; ``predictions`` are
-    needed when the strategy's probability source is ``model``."""
+    needed when the strategy's probability source is ``model``; ``terms`` default to the
+    settings'."""
+    terms = terms or ExecutionTerms.from_settings()
     pre = window.pre_event()
     probs = resolve_probabilities(strategy, pre, predictions)
-    bets = decide(strategy, pre, probs)
+    bets = decide(strategy, pre, probs, terms)
     # --- everything above ran without the results; from here on they settle the bets -----
     results = window.results[bets.event]
     played = results >= 0
@@ -173,13 +188,35 @@ def run_backtest(strategy: Strategy, window: MarketArrays, predictions: Predicti
         kelly=bets.kelly[played], result=results[played], day=window.dates[bets.event[played]],
         lay=strategy.side == "lay", staking=strategy.staking, flat_stake=strategy.flat_stake,
         kelly_fraction=strategy.kelly_fraction, max_stake_fraction=strategy.max_stake_fraction,
-        commission=strategy.commission_rate, initial_bankroll=strategy.initial_bankroll,
+        commission=terms.commission(strategy), initial_bankroll=strategy.initial_bankroll,
     )
     metrics = compute_metrics(s, clv=_closing_line_value(strategy, pre, s), events=len(window),
                               skipped_no_price=bets.skipped_no_price,
-                              skipped_no_prediction=bets.skipped_no_prediction)
+                              skipped_no_prediction=bets.skipped_no_prediction,
+                              skipped_max_arbitrage=bets.skipped_max_arbitrage)
     start = window_start or (window.dates[0].astype(date) if len(window) else date.min)
     end = window_end or (window.dates[-1].astype(date) if len(window) else date.min)
     return BacktestResult(strategy=strategy, window_start=start, window_end=end,
                           leagues=tuple(sorted(set(window.leagues))), metrics=metrics,
-                          seasons=per_season(s, window.seasons), settlement=s, model_version=probs.model_version)
+                          seasons=per_season(s, window.seasons), settlement=s, model_version=probs.model_version,
+                          terms=terms, notes=_notes(strategy, window, metrics))
+
+
+def _notes(strategy: Strategy, window: MarketArrays, metrics: Metrics) -> tuple[str, ...]:
+    notes = []
+    if metrics.ruined:
+        notes.append(f"ruined: the bankroll of {strategy.initial_bankroll:g} fell below the smallest bet's risk; "
+                     "no bet was placed after that")
+    if metrics.skipped_max_arbitrage:
+        notes.append(f"{metrics.skipped_max_arbitrage} events skipped: their maximum prices add up to less than "
+                     "100% (an arbitrage on paper; the backtest_keep_max_arbitrage setting keeps them)")
+    used = {strategy.price_source}
+    if strategy.probability_source == "market":
+        used.add(strategy.market_probability_source)
+    if used & MARKET_WIDE_SOURCES:
+        seasons = sorted(set(window.seasons))
+        eras = list(dict.fromkeys(market_wide_era(season) for season in seasons))
+        if len(eras) > 1:
+            notes.append("football-data's market-wide maximum/average changes definition within the window: "
+                         + "; ".join(eras))
+    return tuple(notes)

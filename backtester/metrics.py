@@ -8,7 +8,9 @@
 * ``profit_factor``: sum of winning markets' P&L / |sum of losing markets' P&L|, after
   commission; ``PROFIT_FACTOR_CAP`` when nothing lost (the event format needs finite numbers).
 * ``sharpe_ratio``, ``sortino_ratio``: the **period is one betting day** (a date with at least
-  one settled bet); a day's return is its P&L over the bankroll at the start of that day.
+  one settled bet); a day's return is its P&L over the bankroll at the start of that day. The
+  bankroll is real for every staking (``settlement``): no day risks more than it holds, so a
+  return is at least −1 and a losing strategy's ratios are negative.
   Sharpe = mean / standard deviation (ddof 1); Sortino = mean / downside deviation
   (root mean square of the negative returns, target 0, over all days). Both are
   **annualised by √(betting days per year)**, that rate measured over the window
@@ -16,7 +18,11 @@
   windows so a 3-day window does not annualise to ±∞-like numbers). Zero with fewer than two
   days or no dispersion; clipped to ±``RATIO_CAP``.
 * ``max_drawdown``: largest fall of the bankroll from its running peak (the initial bankroll
-  counts as a peak), as a fraction of that peak, in [0, 1].
+  counts as a peak), as a fraction of that peak, in [0, 1]; 1 means ruin.
+* ``ruined``: the bankroll fell below the smallest risk of any of the strategy's bets, and it
+  bet no more; ``skipped_bankroll``: bets chosen but not placed because the bankroll could
+  not pay their risk; ``skipped_max_arbitrage``: events not bet at ``MAX``/``MAXC`` because
+  their maximum prices add up to less than 100% (``execution``).
 * ``closing_line_value``: mean over bets with a closing price of the edge against the
   de-margined Pinnacle closing price (or, without it, the price source's own closing price):
   back ``o·p_close − 1``, lay ``(1 − o·p_close)/(o − 1)``. Positive = beating the close.
@@ -86,6 +92,8 @@ class Metrics:
     events: int
     skipped_no_price: int
     skipped_no_prediction: int
+    skipped_max_arbitrage: int
+    skipped_bankroll: int
     ruined: bool
 
     def as_dict(self) -> dict:
@@ -95,7 +103,7 @@ class Metrics:
 
 
 def compute_metrics(s: Settlement, *, clv: np.ndarray | None, events: int, skipped_no_price: int,
-                    skipped_no_prediction: int) -> Metrics:
+                    skipped_no_prediction: int, skipped_max_arbitrage: int = 0) -> Metrics:
     """``clv``: per placed bet, the closing-line edge (NaN where no closing price)."""
     n = len(s.event)
     profit_micro = int(s.market_pnl.sum())
@@ -130,6 +138,8 @@ def compute_metrics(s: Settlement, *, clv: np.ndarray | None, events: int, skipp
         events=events,
         skipped_no_price=skipped_no_price,
         skipped_no_prediction=skipped_no_prediction,
+        skipped_max_arbitrage=skipped_max_arbitrage,
+        skipped_bankroll=s.skipped_bankroll,
         ruined=s.ruined,
     )
 
@@ -145,7 +155,8 @@ class SeasonRow:
 
 
 def per_season(s: Settlement, seasons: np.ndarray) -> list[SeasonRow]:
-    """Walk-forward report: one row per season of the window (``seasons`` is the window's array).
+    """Per-season breakdown: one row per season of the window (``seasons`` is the window's
+    array). The same fixed parameters in every season; nothing is chosen on any of them.
 
     Grouped with ``np.unique`` + ``np.bincount`` on fixed-width strings: one pass, not one mask
     per season (this was half of a backtest's time)."""

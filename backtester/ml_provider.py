@@ -58,7 +58,6 @@ class MLServiceProvider:
         n = len(window)
         index = {eid: i for i, eid in enumerate(window.event_ids)}
         probs = np.full((n, 3), np.nan)
-        conf = np.full((n, 3), np.nan)
         made = np.full(n, np.datetime64("NaT"), dtype="datetime64[m]")
         versions: set[str] = set()
         train_end = self._train_end()
@@ -67,9 +66,9 @@ class MLServiceProvider:
             if i is None or p.selection not in SELECTION_NAMES:
                 continue
             k = SELECTION_NAMES.index(p.selection)
-            probs[i, k], conf[i, k] = p.probability, p.confidence
+            probs[i, k] = p.probability
             versions.add(p.model_version)
             end = train_end.get(p.model_version, np.datetime64("NaT"))
             made[i] = end if np.isnat(made[i]) else max(made[i], end)
-        return Predictions(event_ids=window.event_ids, probabilities=probs, available_at=made, confidence=conf,
+        return Predictions(event_ids=window.event_ids, probabilities=probs, available_at=made,
                            model_version=",".join(sorted(v for v in versions if v)))

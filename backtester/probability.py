@@ -14,6 +14,10 @@ Two sources:
   prediction is not a smaller problem than one with many, it is an untrustworthy number.
 
 A provider only ever receives ``PreEventArrays``: it cannot see results through the engine.
+
+``min_confidence`` is judged on ``forecast_confidence`` of the probabilities, whichever the
+source: a provider's own notion of confidence is not used, so the parameter means the same
+for market and model strategies.
 """
 
 from __future__ import annotations
@@ -35,20 +39,29 @@ def demargin(prices: np.ndarray) -> np.ndarray:
         return implied / implied.sum(axis=1, keepdims=True)
 
 
+def forecast_confidence(probabilities: np.ndarray) -> np.ndarray:
+    """``(n, 3)`` probabilities → ``(n,)`` certainty about each match, ``1 − H / ln 3`` with H
+    the entropy: 0 for (⅓, ⅓, ⅓), 1 for a certain outcome; NaN where a probability is missing.
+    The same formula as the ML service's prediction confidence."""
+    p = np.asarray(probabilities, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = -np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0), axis=1)
+    h = np.where(np.isfinite(p).all(axis=1), h, np.nan)
+    return np.clip(1.0 - h / np.log(3.0), 0.0, 1.0)
+
+
 @dataclass(frozen=True, slots=True)
 class Predictions:
     """Probabilities for the three selections of each event.
 
     ``event_ids`` (n,) name the events; ``probabilities`` (n, 3) home/draw/away, NaN where
     there is no prediction; ``available_at`` (n,) datetime64, when each prediction's
-    information was fixed; optional ``confidence`` (n, 3) in [0, 1]; ``model_version`` names
-    the model(s) for the published event.
+    information was fixed; ``model_version`` names the model(s) for the published event.
     """
 
     event_ids: np.ndarray
     probabilities: np.ndarray
     available_at: np.ndarray
-    confidence: np.ndarray | None = None
     model_version: str = ""
 
     def __post_init__(self) -> None:
@@ -58,8 +71,6 @@ class Predictions:
             raise ValueError(f"probabilities must have shape ({n}, 3), got {probs.shape}")
         if len(self.available_at) != n:
             raise ValueError(f"available_at must have {n} entries, got {len(self.available_at)}")
-        if self.confidence is not None and np.asarray(self.confidence).shape != (n, 3):
-            raise ValueError(f"confidence must have shape ({n}, 3)")
         finite = probs[np.isfinite(probs)]
         if finite.size and (finite.min() < 0 or finite.max() > 1):
             raise ValueError("probabilities must be in [0, 1]")
@@ -76,13 +87,11 @@ class ProbabilityProvider(Protocol):
 @dataclass(frozen=True, slots=True)
 class AlignedProbabilities:
     probabilities: np.ndarray  # (n, 3) aligned with the window, NaN = none
-    confidence: np.ndarray  # (n, 3)
     model_version: str = ""
 
 
 def market_probabilities(window: PreEventArrays, source: str) -> AlignedProbabilities:
-    probs = demargin(window.price(source))
-    return AlignedProbabilities(probs, probs)
+    return AlignedProbabilities(demargin(window.price(source)))
 
 
 def align_predictions(window: PreEventArrays, predictions: Predictions) -> AlignedProbabilities:
@@ -106,7 +115,4 @@ def align_predictions(window: PreEventArrays, predictions: Predictions) -> Align
             "a backtest may only use predictions from models trained before each event")
     probs = np.full((n, 3), np.nan)
     probs[rows[has]] = src[has]
-    conf = probs.copy()
-    if predictions.confidence is not None:
-        conf[rows[has]] = np.asarray(predictions.confidence, dtype=float)[known][has]
-    return AlignedProbabilities(probs, conf, predictions.model_version)
+    return AlignedProbabilities(probs, predictions.model_version)

@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any, Mapping, Sequence
 
 from edgeloop.backtester.engine import BacktestResult, run_backtest
+from edgeloop.backtester.execution import ExecutionTerms
 from edgeloop.backtester.probability import Predictions, ProbabilityProvider
 from edgeloop.backtester.strategy import Strategy
 from edgeloop.core.errors import InvalidStrategy
@@ -29,14 +30,16 @@ class Window:
 
 def backtest(strategy: Strategy | Mapping[str, Any], window: Window, *,
              predictions: Predictions | ProbabilityProvider | None = None,
-             database_url: str | None = None, data_dir: str | None = None) -> BacktestResult:
-    """Load the window (CSV files by default, the market tables with ``database_url``) and run."""
+             database_url: str | None = None, data_dir: str | None = None,
+             terms: ExecutionTerms | None = None) -> BacktestResult:
+    """Load the window (CSV files by default, the market tables with ``database_url``) and run
+    (``terms``: the settings' execution terms by default)."""
     if not isinstance(strategy, Strategy):
         strategy = Strategy.from_mapping(strategy)
     data = load_window(window.leagues, window.start, window.end, database_url=database_url, data_dir=data_dir)
     if len(data) == 0:
         raise InvalidStrategy(f"no events for {', '.join(window.leagues)} between {window.start} and {window.end}")
-    return run_backtest(strategy, data, predictions, window_start=window.start, window_end=window.end)
+    return run_backtest(strategy, data, predictions, window_start=window.start, window_end=window.end, terms=terms)
 
 
 def publish(results: Sequence[BacktestResult], publisher=None) -> list[str]:

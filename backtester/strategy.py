@@ -9,24 +9,32 @@ Parameters (``DESIGN.md``):
 ``side``                 ``back`` (default) or ``lay``.
 ``selections``           subset of ``home``, ``draw``, ``away`` (default all three).
 ``price_source``         the price bets are struck at: a bookmaker code (``B365``, ``PS`` …),
+                         ``pinnacle_or_bet365`` (``PSB365``, the default: Pinnacle's quote
+                         where there is one, else Bet365's), ``betfair_exchange`` (``BFE``),
                          ``max``/``market_maximum``, ``avg``/``market_average``, ``pinnacle``,
-                         ``pinnacle_closing``; default ``MAX``.
+                         ``pinnacle_closing`` (``marketdata.sources``). A lay needs an
+                         exchange source (``BFE``/``BFEC``): a bookmaker's price is a back price.
 ``probability_source``   ``market`` (de-margined prices of ``market_probability_source``, the
                          baseline) or ``model`` (point-in-time predictions supplied to the run).
 ``market_probability_source``  prices de-margined for the baseline; default ``AVG``.
 ``min_edge``             bet when the edge exceeds it; edge per unit risked: back ``p·o − 1``,
                          lay ``(1 − p·o)/(o − 1)``.
-``min_confidence``       the prediction's confidence (the probability itself when the source
-                         gives none) must be at least this.
+``min_confidence``       the forecast's certainty about the match must be at least this:
+                         1 − H/ln 3, H the entropy of the home/draw/away probabilities the
+                         strategy uses (model or de-margined market). One number per match,
+                         the same for every selection and for backs and lays, and the
+                         confidence the ML service reports with its predictions.
 ``min_odds``/``max_odds`` decimal odds bounds, inclusive.
 ``staking``              ``flat`` (``flat_stake`` units per bet; for a lay it is the backer's
                          stake) or ``kelly`` (``kelly_fraction`` × full Kelly of the current
                          bankroll, capped at ``max_stake_fraction`` of it; for a lay the fraction
-                         is of the liability).
+                         is of the liability). Either way the bankroll is real: no bet risks
+                         more than is left, and betting stops at ruin (``settlement``).
 ``one_bet_per_event``    only the selection with the largest edge (default: every qualifying one).
-``commission``           on net winnings per market; default 5% for an exchange source
-                         (``BFE``), 0 for a bookmaker.
-``initial_bankroll``     units; drawdown, Sharpe and Kelly stakes are relative to it.
+``commission``           on net winnings per market; default: the ``exchange_commission``
+                         setting (5%) for an exchange source, 0 for a bookmaker.
+``initial_bankroll``     units; the money the strategy bets with (drawdown, Sharpe and Kelly
+                         stakes are relative to it, and flat stakes stop when it is gone).
 """
 
 from __future__ import annotations
@@ -39,19 +47,19 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from edgeloop.core.errors import InvalidStrategy
+from edgeloop.marketdata.sources import DEFAULT_BOOK, EXCHANGE_SOURCES
 
 SELECTION_NAMES = ("home", "draw", "away")
 SIDES = ("back", "lay")
 STAKINGS = ("flat", "kelly")
 PROBABILITY_SOURCES = ("market", "model")
-EXCHANGE_SOURCES = frozenset({"BFE", "BFEC"})  # Betfair Exchange; everything else is a bookmaker
-EXCHANGE_COMMISSION = 0.05
 
 SOURCE_ALIASES = {
     "max": "MAX", "maximum": "MAX", "market_maximum": "MAX", "market_max": "MAX",
     "avg": "AVG", "average": "AVG", "market_average": "AVG", "market_avg": "AVG",
-    "pinnacle": "PS", "pinnacle_closing": "PSC", "betfair_exchange": "BFE",
+    "pinnacle": "PS", "pinnacle_closing": "PSC", "betfair_exchange": "BFE", "betfair_exchange_closing": "BFEC",
     "max_closing": "MAXC", "avg_closing": "AVGC", "bet365": "B365",
+    "pinnacle_or_bet365": "PSB365", "pinnacle_or_bet365_closing": "PSB365C",
 }
 # Codes that end in C without being closing prices (VC = VC Bet; its closing price is VCC).
 _OPENING_ENDING_IN_C = frozenset({"VC"})
@@ -71,7 +79,7 @@ class Strategy:
     name: str = "unnamed"
     side: str = "back"
     selections: tuple[str, ...] = SELECTION_NAMES
-    price_source: str = "MAX"
+    price_source: str = DEFAULT_BOOK
     probability_source: str = "market"
     market_probability_source: str = "AVG"
     min_edge: float = 0.0
@@ -90,6 +98,9 @@ class Strategy:
     def __post_init__(self) -> None:
         if isinstance(self.selections, list):
             object.__setattr__(self, "selections", tuple(self.selections))
+        for key in ("price_source", "market_probability_source"):  # "max" and "MAX" are one source
+            if isinstance(getattr(self, key), str):
+                object.__setattr__(self, key, canonical_source(getattr(self, key)))
         problems = _problems(self)
         if problems:
             raise InvalidStrategy(f"invalid strategy {self.name!r}: " + "; ".join(problems))
@@ -102,14 +113,10 @@ class Strategy:
         return tuple(SELECTION_NAMES.index(s) for s in self.selections)
 
     @property
-    def commission_rate(self) -> float:
-        if self.commission is not None:
-            return self.commission
-        return EXCHANGE_COMMISSION if self.price_source in EXCHANGE_SOURCES else 0.0
-
-    @property
     def method(self) -> str:
-        return "market_baseline" if self.probability_source == "market" else "walk_forward"
+        """How the probabilities were made, for the event's free-text ``method``: the fixed
+        parameters run over the whole window, nothing chosen on it."""
+        return "market_baseline" if self.probability_source == "market" else "model_point_in_time"
 
     def params(self) -> dict[str, Any]:
         """The parameters as plain JSON values (what the event's ``params`` carries)."""
@@ -142,9 +149,6 @@ class Strategy:
             sel = [sel]
         if isinstance(sel, (list, tuple)):
             kw["selections"] = tuple(x.strip().lower() if isinstance(x, str) else x for x in sel)
-        for key in ("price_source", "market_probability_source"):
-            if isinstance(kw.get(key), str):
-                kw[key] = canonical_source(kw[key])
         for key in ("side", "staking", "probability_source"):
             if isinstance(kw.get(key), str):
                 kw[key] = kw[key].strip().lower()
@@ -218,6 +222,9 @@ def _problems(s: Strategy) -> list[str]:
         _number(p, "commission", s.commission, 0.0, 0.5)
     if not isinstance(s.one_bet_per_event, bool):
         p.append(f"one_bet_per_event must be true or false, got {s.one_bet_per_event!r}")
+    if s.side == "lay" and isinstance(s.price_source, str) and s.price_source not in EXCHANGE_SOURCES:
+        p.append(f"a lay needs an exchange price (price_source BFE or BFEC): {s.price_source} is a back price "
+                 "(a bookmaker's or the market's), and nobody offers a lay at it")
     if (s.probability_source == "market" and isinstance(s.market_probability_source, str)
             and isinstance(s.price_source, str) and is_closing(s.market_probability_source)
             and not is_closing(s.price_source)):

@@ -2,7 +2,8 @@
 
 ``load_window(leagues, start, end)`` returns ``MarketArrays`` sorted by kick-off: event ids,
 dates, teams, the result index (0 home, 1 draw, 2 away, -1 not played) and, per price
-source, an ``(n, 3)`` float array of decimal odds with NaN where that source has no price.
+source, an ``(n, 3)`` float array of decimal odds with NaN where that source has no price
+(the derived sources of ``marketdata.sources``, e.g. ``PSB365``, included).
 It reads the CSV files of ``settings.data_dir`` (the default, needs nothing running) or the
 market tables of a database (``database_url=…``), and caches per process: the first load of
 ten E0 seasons parses ~3,800 rows, every later call with the same arguments is a dict lookup.
@@ -25,6 +26,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from edgeloop.marketdata.csv import SELECTIONS, Match, csv_files, league_of_file, parse_file
+from edgeloop.marketdata.sources import with_fallback_sources
 
 RESULT_INDEX: dict[str | None, int] = {s: i for i, s in enumerate(SELECTIONS)}
 NO_RESULT = -1
@@ -103,7 +105,7 @@ def arrays_from_matches(matches: Sequence[Match]) -> MarketArrays:
                                     dtype="datetime64[m]")),
         home_teams=obj(m.home_team for m in ms),
         away_teams=obj(m.away_team for m in ms),
-        prices={s: _readonly(p) for s, p in prices.items() if not np.isnan(p).all()},
+        prices={s: _readonly(p) for s, p in with_fallback_sources(prices).items() if not np.isnan(p).all()},
         results=_readonly(np.array([RESULT_INDEX.get(m.result, NO_RESULT) for m in ms], dtype=np.int8)),
         home_goals=_readonly(np.array([-1 if m.home_goals is None else m.home_goals for m in ms], dtype=np.int16)),
         away_goals=_readonly(np.array([-1 if m.away_goals is None else m.away_goals for m in ms], dtype=np.int16)),

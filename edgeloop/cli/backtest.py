@@ -30,7 +30,7 @@ def _date(_ctx, _param, value: str) -> date:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def backtest_cmd(strategy_file: str, start: date, end: date, leagues: tuple[str, ...], source: str,
                  publish: bool, as_json: bool) -> None:
-    """Backtest a strategy over the events of a window (walk-forward, per-season report)."""
+    """Backtest a strategy over the events of a window (fixed parameters, per-season breakdown)."""
     from edgeloop.backtester.report import backtest_id, format_table, result_dict
     from edgeloop.backtester.run import Window, backtest, publish as publish_results
     from edgeloop.backtester.strategy import load_strategy

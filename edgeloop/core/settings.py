@@ -169,6 +169,15 @@ class Settings(BaseSettings):
     # then in the installed package (where the shipped seasons are, the default)
     data_dir: str = "data/football-data"
 
+    # --- backtests: what a bettor could take (edgeloop.backtester.execution) --------------
+    # Betfair Exchange commission on each market's net winnings, for bets at BFE/BFEC prices.
+    exchange_commission: float = Field(default=0.05, ge=0, le=0.5)
+    # A lay is struck this many steps of the Betfair price ladder above the exchange's back price.
+    exchange_lay_spread_ticks: int = Field(default=1, ge=0, le=20)
+    # Bet at MAX/MAXC prices also on matches whose maximum prices add up to less than 100%
+    # (skipped by default: no single bettor could take all three).
+    backtest_keep_max_arbitrage: bool = False
+
     # --- operations ---------------------------------------------------------------------
     metrics_port: int = 9808  # worker /metrics; 0 turns it off
     metrics_bind_local: bool = True  # 127.0.0.1 only; set false in containers

@@ -1,4 +1,4 @@
-"""A walk-forward backtest on the ML service's point-in-time predictions, against a real server."""
+"""A backtest on the ML service's point-in-time predictions, against a real server."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from tests.integration.ml.conftest import channel, ml_server, ml_settings, stub,
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def test_model_probabilities_from_the_service_backtest_walk_forward(ml_server, ml_settings, trained_outcome):  # noqa: F811
+def test_model_probabilities_from_the_service_backtest_point_in_time(ml_server, ml_settings, trained_outcome):  # noqa: F811
     from edgeloop.mlclient.client import MLClient
 
     _, port = ml_server
@@ -26,7 +26,7 @@ def test_model_probabilities_from_the_service_backtest_walk_forward(ml_server, m
     finally:
         client.close()
     m = result.metrics
-    assert result.model_version and m.skipped_no_prediction == 0
+    assert result.model_version and m.skipped_no_prediction == 0 and result.strategy.method == "model_point_in_time"
     assert m.total_bets > 50 and abs(m.roi) < 0.5  # an honest model: no absurd return
     assert [r.season for r in result.seasons] == ["2018-19", "2019-20"]
 

@@ -64,6 +64,10 @@ def test_cli_errors_are_one_line(env, tmp_path):
     bad.write_text('{"side": "sideways"}')
     out = edgeloop(env, "backtest", "--strategy", str(bad), "--from", "2019-08-01", "--to", "2020-07-31")
     assert out.returncode == 1 and "side must be one of back, lay" in out.stderr and "Traceback" not in out.stderr
+    bad.write_text('{"side": "lay", "selections": ["draw"], "price_source": "avg"}')
+    out = edgeloop(env, "backtest", "--strategy", str(bad), "--from", "2019-08-01", "--to", "2020-07-31")
+    assert out.returncode == 1 and len(out.stderr.strip().splitlines()) == 1
+    assert "a lay needs an exchange price (price_source BFE or BFEC): AVG is a back price" in out.stderr
     out = edgeloop(env, "backtest", "--strategy", str(KAUNITZ), "--from", "2019-13-01", "--to", "2020-07-31")
     assert out.returncode == 2 and "not an ISO date" in out.stderr
 

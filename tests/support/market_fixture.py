@@ -22,11 +22,12 @@ ROWS = [
 ]
 
 
-def window() -> MarketArrays:
+def window(source: str = "X") -> MarketArrays:
+    """The matches with their prices under ``source`` (a bookmaker's code, or ``BFE`` for the exchange)."""
     goals = {"H": (1, 0), "D": (0, 0), "A": (0, 1)}
     return arrays_from_matches([
         Match(league="T1", season="2019-20", date=day, kickoff=None, home_team=h, away_team=a,
-              home_goals=goals[res][0], away_goals=goals[res][1], result=res, prices={"X": prices})
+              home_goals=goals[res][0], away_goals=goals[res][1], result=res, prices={source: prices})
         for h, a, day, prices, res, _ in ROWS
     ])
 

@@ -69,7 +69,7 @@ def test_a_leak_shows_an_absurd_return_and_the_engine_refuses_it():
     pre = w.pre_event()
     from edgeloop.backtester.probability import AlignedProbabilities
 
-    bets = decide(s, pre, AlignedProbabilities(leak.probabilities, leak.probabilities))
+    bets = decide(s, pre, AlignedProbabilities(leak.probabilities))
     settled = settle(event=bets.event, selection=bets.selection, odds_milli=bets.odds_milli, kelly=bets.kelly,
                      result=w.results[bets.event], day=w.dates[bets.event], lay=False, staking="flat",
                      flat_stake=1, kelly_fraction=1, max_stake_fraction=1, commission=0, initial_bankroll=100)

@@ -32,3 +32,15 @@ def test_event_parses_and_its_id_is_stable():
     assert backtest_id(a) != backtest_id(backtest(Strategy(name="k", strategy_id="mine"), window))
     parsed = parse_event(encode_event(to_event(a)))
     assert parsed.metrics["total_bets"] == a.metrics.total_bets and parsed.window_end == date(2019, 9, 30)
+
+
+def test_the_output_states_the_terms_and_what_makes_figures_incomparable():
+    from edgeloop.backtester.report import format_table, result_dict
+
+    result = backtest(Strategy(name="k", price_source="max", min_edge=0.05), Window(date(2018, 8, 1), date(2020, 7, 31), ("E0",)))
+    table, out = format_table(result), result_dict(result)
+    assert out["terms"] == {"exchange_commission": 0.05, "lay_spread_ticks": 1, "keep_max_arbitrage": False}
+    assert out["metrics"]["skipped_max_arbitrage"] > 0 and len(out["notes"]) == 2
+    assert "maximum prices add up to less than 100%" in table and "changes definition within the window" in table
+    assert "per season" in table and "walk" not in table
+    assert out["method"] == "market_baseline"

@@ -4,7 +4,8 @@ Working, BACK flat 10, min_edge 0.05 (edge = p·o − 1):
   A–B  H 0.55·2.10−1 = +0.155 bet, won  +11.00
   C–D  A 0.25·4.50−1 = +0.125 bet, won  +35.00
   E–F  D 0.35·3.20−1 = +0.120 bet, lost −10.00      → profit 36, turnover 30
-LAY flat 10 (edge = (1 − p·o)/(o − 1)), 5% commission on each market's net win:
+LAY flat 10 at the exchange's prices with no back–lay spread (edge = (1 − p·o)/(o − 1)), 5%
+commission on each market's net win:
   A–B  D (1−0.85)/2.4 = .0625, A (1−0.72)/2.6 = .108: both win +20 − 1.00 = 19.00
   C–D  H (1−0.875)/0.75 = .167: wins +10 − 0.50 = 9.50
   E–F  A (1−0.825)/1.5 = .117: loses the liability 15       → profit 13.50, turnover 24+26+7.5+15
@@ -16,14 +17,17 @@ import numpy as np
 import pytest
 
 from edgeloop.backtester.engine import run_backtest
+from edgeloop.backtester.execution import ExecutionTerms
 from edgeloop.backtester.strategy import Strategy
 from tests.support.market_fixture import predictions, window
 
+NO_SPREAD = ExecutionTerms(lay_spread_ticks=0)
 
-def run(**params):
-    w = window()
-    return run_backtest(Strategy(name="t", price_source="X", probability_source="model", min_edge=0.05, **params),
-                        w, predictions(w)).metrics
+
+def run(source="X", terms=NO_SPREAD, **params):
+    w = window(source)
+    return run_backtest(Strategy(name="t", price_source=source, probability_source="model", min_edge=0.05, **params),
+                        w, predictions(w), terms=terms).metrics
 
 
 def test_back_flat():
@@ -40,10 +44,28 @@ def test_back_flat_with_commission_per_market():
 
 
 def test_lay_flat_with_commission():
-    m = run(side="lay", flat_stake=10, commission=0.05)
+    m = run("BFE", side="lay", flat_stake=10)
     assert (m.total_bets, m.profit, m.turnover, m.commission) == (4, 13.50, 72.5, 1.50)
     assert m.win_rate == 0.75
     assert m.profit_factor == pytest.approx(28.5 / 15)
+
+
+def test_lay_at_betfair_prices_pays_the_spread_and_the_commission():
+    # One tick above each back price on the Betfair ladder, default 5% commission:
+    #   A–B  D 3.45: (1 − .25·3.45)/2.45 = .056, A 3.65: (1 − .2·3.65)/2.65 = .102 (H 2.12: no edge)
+    #        both win: +20 − 1.00 commission = 19.00
+    #   C–D  H 1.76: (1 − .5·1.76)/.76 = .158, wins +10 − 0.50 = 9.50 (D 3.65: .033, too small)
+    #   E–F  A 2.52: (1 − .33·2.52)/1.52 = .111, loses the liability 15.20
+    # → profit 13.30 (0.20 less than at the back price), turnover 24.50 + 26.50 + 7.60 + 15.20
+    m = run("BFE", terms=ExecutionTerms(), side="lay", flat_stake=10)
+    assert (m.total_bets, m.profit, m.commission) == (4, 13.30, 1.50)
+    assert m.turnover == pytest.approx(73.80) and m.average_odds == pytest.approx((3.45 + 3.65 + 1.76 + 2.52) / 4)
+
+
+def test_commission_follows_the_exchange_setting():
+    assert run("BFE", flat_stake=10).profit == 33.70  # a back at the exchange pays 5% too
+    assert run("BFE", terms=ExecutionTerms(exchange_commission=0.02), flat_stake=10).profit == 35.08
+    assert run("X", flat_stake=10).profit == 36.0  # a bookmaker charges none
 
 
 def test_back_kelly_compounds_day_by_day():
@@ -67,13 +89,13 @@ def test_lay_kelly_sizes_the_liability():
     #     A 0.14 → cap 0.125 → 12.5/2.6 → 4.80, wins 4.80
     # C–D H 0.0625·100 = 6.25/0.75 → 8.33, wins 8.33           → bankroll 116.25
     # E–F A 0.0875·116.25 = 10.17/1.5 → 6.78, liability 10.17, lost → 106.08
-    m = run(side="lay", staking="kelly", kelly_fraction=0.5, max_stake_fraction=0.125)
+    m = run("BFE", side="lay", staking="kelly", kelly_fraction=0.5, max_stake_fraction=0.125, commission=0.0)
     assert m.profit == 6.08 and m.total_bets == 4
     assert m.turnover == pytest.approx(3.12 * 2.4 + 4.80 * 2.6 + 8.33 * 0.75 + 10.17)
 
 
 def test_one_bet_per_event_keeps_the_largest_edge():
-    m = run(side="lay", flat_stake=10, one_bet_per_event=True)
+    m = run("BFE", side="lay", flat_stake=10, one_bet_per_event=True)
     assert m.total_bets == 3  # A–B: only the away lay (edge .108 > .0625)
 
 
@@ -100,3 +122,18 @@ def test_metrics_are_finite_and_score_bounded():
     for name in ("sharpe_ratio", "sortino_ratio", "max_drawdown", "profit_factor", "backtest_score"):
         assert np.isfinite(getattr(m, name))
     assert 0 <= m.backtest_score <= 1 and 0 <= m.max_drawdown <= 1
+
+
+def test_flat_bets_of_one_day_never_risk_more_than_the_bankroll():
+    # Bankroll 15, stakes 10. Day 1: A–B takes 10 of the 15; C–D's 10 no longer fits, not placed.
+    # A–B wins +11 → 26. Day 2: E–F fits, loses 10 → 16.
+    m = run(flat_stake=10, initial_bankroll=15)
+    assert (m.total_bets, m.profit, m.skipped_bankroll, m.final_bankroll, m.ruined) == (2, 1.0, 1, 16.0, False)
+
+
+def test_flat_betting_stops_at_ruin():
+    # Bankroll 10: day 1 only A–B fits (wins +11 → 21); day 2 E–F loses 10 → 11. Then bankroll 5:
+    # day 1 nothing fits (each bet risks 10), so the strategy is ruined without a bet.
+    assert run(flat_stake=10, initial_bankroll=10).final_bankroll == 11.0
+    m = run(flat_stake=10, initial_bankroll=5)
+    assert (m.total_bets, m.skipped_bankroll, m.final_bankroll, m.ruined, m.sharpe_ratio) == (0, 3, 5.0, True, 0.0)

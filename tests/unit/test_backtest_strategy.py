@@ -23,8 +23,9 @@ def test_unknown_parameters_are_refused():
 
 def test_aliases_defaults_and_stable_id(tmp_path):
     s = Strategy.from_mapping({"name": "k", "price_source": "market_maximum", "selections": "home"})
-    assert s.price_source == "MAX" and s.selections == ("home",) and s.commission_rate == 0.0
-    assert Strategy(price_source="BFE").commission_rate == 0.05
+    assert s.price_source == "MAX" and s.selections == ("home",)
+    assert Strategy().price_source == "PSB365"  # a single real book by default: Pinnacle, else Bet365
+    assert Strategy.from_mapping({"price_source": "pinnacle_or_bet365"}).price_source == "PSB365"
     assert s.strategy_id == Strategy.from_mapping(s.params() | {"name": "other"}).strategy_id
     path = tmp_path / "k.yaml"
     path.write_text("price_source: max\nmin_edge: 0.05\nstaking: kelly\n")
@@ -59,5 +60,25 @@ def test_wrong_types_are_invalid_strategies_not_crashes(bad):
 
 
 def test_parameters_nested_under_params():
-    s = Strategy.from_mapping({"name": "n", "strategy_id": "sid", "params": {"min_edge": 0.1, "side": "LAY"}})
-    assert (s.name, s.strategy_id, s.min_edge, s.side) == ("n", "sid", 0.1, "lay")
+    s = Strategy.from_mapping({"name": "n", "strategy_id": "sid",
+                               "params": {"min_edge": 0.1, "side": "LAY", "price_source": "betfair_exchange"}})
+    assert (s.name, s.strategy_id, s.min_edge, s.side, s.price_source) == ("n", "sid", 0.1, "lay", "BFE")
+
+
+@pytest.mark.parametrize("source", ["B365", "max", "avg", "pinnacle", "pinnacle_or_bet365"])
+def test_a_lay_at_a_bookmaker_price_is_refused_in_one_line(source):
+    with pytest.raises(InvalidStrategy) as err:
+        Strategy.from_mapping({"name": "lay-draws", "side": "lay", "selections": ["draw"], "price_source": source})
+    text = str(err.value)
+    assert "a lay needs an exchange price (price_source BFE or BFEC)" in text and "\n" not in text
+    assert Strategy(side="lay", price_source="BFEC").side == "lay"  # the exchange's closing price: fine
+
+
+def test_commission_defaults_to_the_exchange_setting_at_exchange_prices_only():
+    from edgeloop.backtester.execution import ExecutionTerms
+    from edgeloop.core.settings import settings_with
+
+    terms = ExecutionTerms.from_settings(settings_with(exchange_commission=0.02, exchange_lay_spread_ticks=2))
+    assert (terms.commission(Strategy(price_source="BFE")), terms.lay_spread_ticks) == (0.02, 2)
+    assert terms.commission(Strategy(price_source="B365")) == 0.0
+    assert terms.commission(Strategy(price_source="BFE", commission=0.03)) == 0.03
