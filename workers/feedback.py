@@ -257,7 +257,7 @@ class FeedbackFlusher:
         now = time.time()
         changed = self.backoff is None or self.backoff.code != exc.code
         since = now if changed or self.backoff is None else self.backoff.since
-        self.backoff = Backoff(self.name, exc.code, since, now + delay, str(exc)[:500])
+        self.backoff = Backoff(self.name, exc.code or "UNKNOWN", since, now + delay, str(exc)[:500])
         if changed:
             log.warning("feedback: backing off: %s (nothing set aside; retrying every %.0f s at most): %s",
                         exc.code, self.settings.feedback_retry_max_s, exc)

@@ -13,6 +13,8 @@ Status codes are the names of ``grpc.StatusCode`` members, so the core layer imp
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from dataclasses import dataclass
 from http import HTTPStatus
 
@@ -71,7 +73,7 @@ def row_for_status(status: str, reason: str | None) -> WireError | None:
     return _BY_STATUS.get(status)
 
 
-def reason_in(metadata) -> str | None:
+def reason_in(metadata: Iterable[tuple[str, str | bytes]] | None) -> str | None:
     """The reason in a call's trailing metadata (pairs of key and value), if any."""
     for key, value in metadata or ():
         if key == REASON_KEY:
