@@ -17,11 +17,8 @@ import redis
 
 from edgeloop.core.errors import ServiceUnavailable, TransientError
 from edgeloop.core.redis_connect import is_transient
+from edgeloop.core.redis_scripts import COMPARE_AND_DELETE
 
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
-return 0
-"""
 
 
 class LockBusy(TransientError):
@@ -44,7 +41,7 @@ class Lease:
             raise
 
     def release(self) -> None:
-        self.client.eval(_RELEASE, 1, self.key, self.token)
+        self.client.eval(COMPARE_AND_DELETE, 1, self.key, self.token)
 
 
 @contextmanager
