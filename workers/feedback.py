@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from edgeloop.core import metrics
 from edgeloop.core.errors import FeedbackDeferred, MLMessageTooLarge, MLServiceError, MLServiceUnavailable
 from edgeloop.core.settings import Settings
+from edgeloop.core.statuses import FeedbackBatchStatus
 from edgeloop.proto import events_pb2
 from edgeloop.schema.base import as_utc
 from edgeloop.schema.pipeline import FeedbackBatch
@@ -199,7 +200,7 @@ class FeedbackFlusher:
         metrics.FEEDBACK_SUBMIT_SECONDS.observe(time.perf_counter() - started)
         confirmed = set(response.stored_backtest_ids) & {r.backtest_id for r in rows}
         now = datetime.now(timezone.utc)
-        batch = FeedbackBatch(batch_key=batch_key, size=len(confirmed), status="submitted", attempts=1,
+        batch = FeedbackBatch(batch_key=batch_key, size=len(confirmed), status=FeedbackBatchStatus.SUBMITTED, attempts=1,
                               submitted_at=now)
         session.add(batch)
         session.flush()
@@ -212,7 +213,7 @@ class FeedbackFlusher:
         return confirmed
 
     def _reject(self, session: Session, row, error: Exception) -> None:
-        batch = FeedbackBatch(batch_key=uuid.uuid4().hex, size=1, status="rejected", attempts=1,
+        batch = FeedbackBatch(batch_key=uuid.uuid4().hex, size=1, status=FeedbackBatchStatus.REJECTED, attempts=1,
                               last_error=str(error)[:2000])
         session.add(batch)
         session.flush()

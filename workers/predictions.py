@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from edgeloop.backtester.strategy import Strategy as StrategyParams
 from edgeloop.core.errors import InvalidStrategy
 from edgeloop.core.settings import Settings
+from edgeloop.core.statuses import StrategyStatus
 from edgeloop.proto import ml_service_pb2 as pb
 from edgeloop.schema.base import utcnow
 from edgeloop.schema.lifecycle import LivePrediction
@@ -59,7 +60,7 @@ def refresh_predictions(sessions: sessionmaker[Session], client, settings: Setti
     with sessions() as s:
         events = list(s.execute(select(MarketEvent.event_id, MarketEvent.event_date)
                                 .where(MarketEvent.event_date >= as_of, MarketEvent.event_date < until)))
-        active = list(s.scalars(select(Strategy).where(Strategy.status == "active")))
+        active = list(s.scalars(select(Strategy).where(Strategy.status == StrategyStatus.ACTIVE)))
         prices: dict[tuple[str, str], tuple] = {}
         if events:
             for row in s.execute(select(MarketPrice).where(MarketPrice.event_id.in_([e[0] for e in events]))).scalars():

@@ -46,6 +46,7 @@ from redis.retry import Retry
 from edgeloop.core.errors import MLServiceError, MLServiceUnavailable
 from edgeloop.core.redis_connect import client_for
 from edgeloop.core.settings import Settings, get_settings
+from edgeloop.core.statuses import ModelStatus
 from edgeloop.mlclient import keys, metrics
 from edgeloop.mlclient.breaker import CircuitBreaker
 from edgeloop.mlclient.cache.codec import decode_evaluations, decode_predictions
@@ -282,7 +283,7 @@ class CachedMLClient:
                     # bumping the generation. Do not file the answer under the old token.
                     stale_catalogue = True
                     continue
-                if status != "serving":
+                if status != ModelStatus.SERVING:
                     continue  # the service has not caught up with its registry yet: not cacheable
             store[item.key] = (value, item.strategy_id)
         try:
