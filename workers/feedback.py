@@ -32,7 +32,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -45,6 +45,9 @@ from edgeloop.schema.base import as_utc
 from edgeloop.schema.pipeline import FeedbackBatch
 from edgeloop.schema.repository import mark_processed, recent_unprocessed
 from edgeloop.workers.feedback_state import Backoff, BackoffBoard
+
+if TYPE_CHECKING:  # the Protocol only: importing edgeloop.mlclient would load gRPC
+    from edgeloop.mlclient.protocol import MLServiceClient
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +108,7 @@ class FeedbackFlusher:
         *,
         sessions: sessionmaker[Session],
         settings: Settings,
-        client_factory: Callable[[], object],
+        client_factory: Callable[[], MLServiceClient],
         on_submitted: Callable[[Iterable[str]], None] | None = None,
         board: BackoffBoard | None = None,
         name: str | None = None,
@@ -123,7 +126,7 @@ class FeedbackFlusher:
 
     @classmethod
     def clearing_cache(cls, *, sessions: sessionmaker[Session], settings: Settings,
-                       client_factory: Callable[[], object], **kw) -> "FeedbackFlusher":
+                       client_factory: Callable[[], MLServiceClient], **kw) -> "FeedbackFlusher":
         """The flusher every process uses: confirmed feedback clears the strategies' cached answers."""
         return cls(sessions=sessions, settings=settings, client_factory=client_factory,
                    on_submitted=invalidate_strategy_cache, **kw)

@@ -1,10 +1,9 @@
-"""Test helpers of the cache tier: a Redis server of the test's own, a counting ML stand-in."""
+"""Test helpers of the cache tier: a Redis server of the test's own, requests, metrics."""
 
 from __future__ import annotations
 
 import socket
 import subprocess
-import threading
 import time
 from contextlib import contextmanager
 from typing import Iterator
@@ -72,48 +71,6 @@ def fill_to_maxmemory(url: str) -> int:
 
 def metric(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
-class FakeML:
-    """Stands in for MLClient in the Redis-tier tests: deterministic answers, counted calls.
-
-    The real service is used by the acceptance tests; here only the cache's Redis behaviour
-    is under test.
-    """
-
-    def __init__(self, version: str = "v1", delay_s: float = 0.0) -> None:
-        self.serving = version
-        self.models = [pb.ModelVersion(model_name="outcome", version=version, status="serving")]
-        self.batch_calls: list[int] = []
-        self.eval_calls = 0
-        self.delay_s = delay_s
-        self._lock = threading.Lock()
-
-    def promote(self, version: str) -> None:
-        for m in self.models:
-            m.status = "retired"
-        self.models.append(pb.ModelVersion(model_name="outcome", version=version, status="serving"))
-        self.serving = version
-
-    def list_models(self, model_name: str = "") -> list[pb.ModelVersion]:
-        return list(self.models)
-
-    def answer(self, r: pb.PredictionRequest) -> pb.Prediction:
-        p = (sum(map(ord, r.event_id + r.selection + self.serving)) % 97) / 100
-        return pb.Prediction(event_id=r.event_id, selection=r.selection, probability=p, confidence=0.5,
-                             recommendation="none", model_version=r.model_version or self.serving,
-                             features_hash="f" + r.event_id)
-
-    def batch_predict(self, requests, timeout=None) -> list[pb.Prediction]:
-        with self._lock:
-            self.batch_calls.append(len(requests))
-        time.sleep(self.delay_s)
-        return [self.answer(r) for r in requests]
-
-    def evaluate_strategy(self, strategy_id, params) -> pb.EvaluateStrategyResponse:
-        self.eval_calls += 1
-        return pb.EvaluateStrategyResponse(strategy_id=strategy_id, confidence=0.7, expected_score=0.6,
-                                           model_version=self.serving)
 
 
 def requests(n: int, selection: str = "home", strategy_id: str = "", start: int = 0) -> list[pb.PredictionRequest]:
