@@ -1,4 +1,4 @@
-"""The discovery pipeline: the seed's six steps as Celery work, reported step by step.
+"""The discovery pipeline as Celery work, reported step by step.
 
     1 submit_feedback    pending results → SubmitBacktestFeedback
     2 retrain            TrainModels if ≥ min_new_feedback samples are new (and wait for it)

@@ -136,8 +136,8 @@ class FeedbackFlusher:
 
         Raises ``FeedbackDeferred`` when the service did not take it for a reason that is not
         the data; what was confirmed before that stays confirmed, nothing is set aside. A
-        result set aside as *rejected* (a ``feedback_batches`` row with the error) no longer
-        blocks later batches; `edgeloop feedback status` counts them and
+        result set aside as *rejected* (a ``feedback_batches`` row with the error) does not
+        block later batches; `edgeloop feedback status` counts them and
         `edgeloop feedback retry-rejected` puts them back in line.
         """
         limit = limit or self.settings.feedback_batch_size

@@ -1,6 +1,5 @@
 """Live predictions: upcoming events × active strategies, stored with strategy and model
-version; accuracy per strategy and model version once results are known (the seed's
-GetAccuracyMetrics).
+version; accuracy per strategy and model version once results are known.
 
 Upcoming events are the market events dated in ``[as_of, as_of + predictions_horizon_days)``
 (``as_of`` defaults to today; tests and replays pass a past date, and the ML service still

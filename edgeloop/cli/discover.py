@@ -1,4 +1,4 @@
-"""`edgeloop discover` (the seed's `strategy-discovery`): run the discovery pipeline on the workers."""
+"""`edgeloop discover` (also installed as `strategy-discovery`): run the discovery pipeline on the workers."""
 
 from __future__ import annotations
 

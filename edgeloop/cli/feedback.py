@@ -1,4 +1,4 @@
-"""`edgeloop feedback submit|retrain|status` (the seed's `ml-feedback`)."""
+"""`edgeloop feedback submit|retrain|status` (also installed as `ml-feedback`)."""
 
 from __future__ import annotations
 

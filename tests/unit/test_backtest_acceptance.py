@@ -59,7 +59,7 @@ def test_kaunitz_matches_a_plain_computation_from_the_csv_files(league):
     total_profit = sum((p for _, p in expected.values()), Fraction(0))
     assert result.metrics.total_bets == total_bets > 2000
     assert result.metrics.profit == float(total_profit)
-    # No double-digit yield over thousands of bets on these efficient leagues (DESIGN.md).
+    # No double-digit yield over thousands of bets on these efficient leagues.
     assert abs(result.metrics.roi) < 0.10
 
 

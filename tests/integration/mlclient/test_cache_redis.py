@@ -1,6 +1,6 @@
-"""The seed's cache tests (key format, get, set, expiry, invalidation, stats, size bound) and the
-cache's other Redis behaviour, against a real Redis. The ML service is a counting stand-in here;
-tests.integration.mlclient/test_acceptance.py uses the real one."""
+"""The prediction cache against a real Redis: key format, get, set, expiry, invalidation, stats,
+size bound and its other Redis behaviour. The ML service is the counting stand-in here
+(``tests.support.ml.FakeMLClient``); ``test_acceptance.py`` uses the real one."""
 
 from __future__ import annotations
 
