@@ -4,7 +4,7 @@ Every problem is reported at once, one clear sentence each, in an ``InvalidStrat
 unknown parameter is a problem too (a typo such as ``min_egde`` must not silently run the
 default).
 
-Parameters (``DESIGN.md``):
+Parameters:
 
 ``side``                 ``back`` (default) or ``lay``.
 ``selections``           subset of ``home``, ``draw``, ``away`` (default all three).

@@ -14,9 +14,9 @@ directory with the last N shipped Premier League seasons, the real ML service as
 The cache's share of a batch is measured in the batch itself: each round's time minus the time
 that round spent in its one backend call (``MLClient.batch_predict`` of the 100 misses, timed
 where the cached client makes it), median over the rounds. Subtracting instead a median of
-separately timed 100-request calls (as this script once did) mixes two moments of a shared
-machine and a backend call for requests it had just answered with one for new ones, so that
-figure drifted by a millisecond either way from run to run. The uncached and cached batches
+separately timed 100-request calls would mix two moments of a shared
+machine and a backend call for requests it had just answered with one for new ones, and that
+figure drifts by a millisecond either way from run to run. The uncached and cached batches
 also alternate round by round, so load that comes and goes weighs on both sides of the ratio.
 
 With ``--json`` the last line is one JSON object with at least ``hit_p50_ms``, ``hit_p99_ms``,

@@ -26,11 +26,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import redis  # noqa: E402
 from sqlalchemy import func, select, text  # noqa: E402
 
-from bench._harness import ROOT, Child, drop_postgres, emit, free_port, python, scratch_postgres, wait_for  # noqa: E402
+from bench._harness import ROOT, Child, emit, free_port, python  # noqa: E402
 from edgeloop.schema.db import make_engine, upgrade  # noqa: E402
 from edgeloop.schema.mlstore import FeedbackSample  # noqa: E402
 from edgeloop.schema.pipeline import BacktestResult  # noqa: E402
 from tests.support.events import valid_event  # noqa: E402
+from tests.support.processes import wait_until  # noqa: E402
+from tests.support.services import drop_pg_database, recreate_pg_database  # noqa: E402
 
 DB_NAME = "edgeloop_bench_ingest"
 REDIS_URL = "redis://127.0.0.1:6379/9"
@@ -71,7 +73,7 @@ def wait_ready(r: redis.Redis, stream: str, group: str, timeout: float = 60) -> 
             return any(g["name"].decode() == group for g in r.xinfo_groups(stream))
         except redis.ResponseError:
             return False
-    wait_for(ready, timeout, "worker consumers")
+    wait_until(ready, timeout, 0.05, "worker consumers")
 
 
 def run_edgeloop(env, engine, r, n: int, log_dir: Path, consumers: int) -> float:
@@ -88,7 +90,8 @@ def run_edgeloop(env, engine, r, n: int, log_dir: Path, consumers: int) -> float
             if i % 500 == 0:
                 pipe.execute()
         pipe.execute()
-        t1 = wait_for(lambda: submitted(engine) >= n, 600, f"{n} submitted", 0.1)
+        wait_until(lambda: submitted(engine) >= n, 600, 0.1, f"{n} submitted")
+        t1 = time.monotonic()
         return n / (t1 - t0)
     finally:
         worker.stop()
@@ -115,7 +118,7 @@ def run_lag(env, engine, r, rate: int, seconds: float, log_dir: Path, consumers:
                 pipe.xadd("backtests.finished", {"event": p})
             pipe.execute()
             sent += per_tick
-        wait_for(lambda: submitted(engine) >= total, 300, "lag run submitted", 0.1)
+        wait_until(lambda: submitted(engine) >= total, 300, 0.1, "lag run submitted")
         with engine.connect() as conn:
             rows = conn.execute(select(FeedbackSample.received_at, FeedbackSample.metrics,
                                        text("(select finished_at from backtest_results b where "
@@ -135,12 +138,13 @@ def run_naive(env, engine, r, n: int, log_dir: Path) -> float:
 
         app = Celery(broker=env["EDGELOOP_REDIS_URL"])
         app.conf.task_serializer = "json"
-        wait_for(lambda: "ready" in worker.log(), 60, "naive worker")
+        wait_until(lambda: "ready" in worker.log(), 60, 0.05, "naive worker")
         data = payloads(0, n)
         t0 = time.monotonic()
         for p in data:
             app.send_task("bench.naive_ingest", args=[p], queue="edgeloop")
-        t1 = wait_for(lambda: submitted(engine) >= n, 900, f"{n} naive submitted", 0.1)
+        wait_until(lambda: submitted(engine) >= n, 900, 0.1, f"{n} naive submitted")
+        t1 = time.monotonic()
         return n / (t1 - t0)
     finally:
         worker.stop()
@@ -156,7 +160,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
-    db_url = scratch_postgres(DB_NAME)
+    db_url = recreate_pg_database(DB_NAME)
     upgrade(db_url)
     engine = make_engine(db_url)
     r = redis.Redis.from_url(REDIS_URL)
@@ -187,7 +191,7 @@ def main() -> None:
         ml.stop()
         engine.dispose()
         r.flushdb()
-        drop_postgres(DB_NAME)
+        drop_pg_database(DB_NAME)
 
 
 if __name__ == "__main__":

@@ -174,18 +174,12 @@ class MLClient:
     ) -> pb.BacktestFeedbackResponse:
         return self._call("SubmitBacktestFeedback", pb.BacktestFeedbackRequest(results=results, batch_id=batch_id))
 
-    def get_features(self, backtest_id: str) -> pb.GetFeaturesResponse:
-        return self._call("GetFeatures", pb.GetFeaturesRequest(backtest_id=backtest_id))
-
     # --- models and training -------------------------------------------------------------
     def train_models(self, model_name: str = "", force: bool = False) -> pb.TrainModelsResponse:
         return self._call("TrainModels", pb.TrainModelsRequest(model_name=model_name, force=force))
 
     def get_training_status(self, job_id: str) -> pb.TrainingStatusResponse:
         return self._call("GetTrainingStatus", pb.TrainingStatusRequest(job_id=job_id))
-
-    def get_model_metrics(self, model_name: str, version: str = "") -> pb.ModelVersion:
-        return self._call("GetModelMetrics", pb.ModelMetricsRequest(model_name=model_name, version=version)).model
 
     def list_models(self, model_name: str = "") -> list[pb.ModelVersion]:
         return list(self._call("ListModels", pb.ListModelsRequest(model_name=model_name)).models)

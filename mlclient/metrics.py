@@ -1,6 +1,6 @@
 """Prometheus metrics of the ML client and of the prediction cache.
 
-Conventions (STYLE.md 9): counters end in ``_total``, durations are histograms in seconds,
+Conventions: counters end in ``_total``, durations are histograms in seconds,
 labels are few and bounded: ``rpc`` (the eleven RPC names plus the health check),
 ``outcome``, ``kind`` and ``reason`` (each a short fixed list, documented in docs/cache.md).
 In Celery's prefork pool these work in prometheus_client's multiprocess mode when

@@ -22,11 +22,10 @@ from typing import Callable, Sequence
 
 import redis
 
+from edgeloop.core.redis_scripts import COMPARE_AND_DELETE
 from edgeloop.mlclient import metrics
 from edgeloop.mlclient.rawredis import RawRedis
 
-# Delete the lock only if we still own it: after a TTL expiry it may belong to someone else.
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
 
 @dataclass
@@ -46,7 +45,7 @@ FetchAndStore = Callable[[Sequence[str], "Lock | None"], dict[str, bytes]]
 class SingleFlight:
     def __init__(self, client: redis.Redis, poll_min_s: float = 0.001, poll_max_s: float = 0.02) -> None:
         self._raw = RawRedis(client)
-        self._release = client.register_script(_RELEASE)
+        self._release = client.register_script(COMPARE_AND_DELETE)
         self.poll_min_s = poll_min_s
         self.poll_max_s = poll_max_s
 

@@ -1,4 +1,4 @@
-"""The ML service's small HTTP JSON API, beside gRPC (the seed had both), plus health and metrics.
+"""The ML service's small HTTP JSON API, beside gRPC, plus health and metrics.
 
     GET  /health                          {"status": "up"|"down"} (200|503) for anyone; with the
                                           token (or none configured) also "details": the HealthCheck

@@ -20,6 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, defer, sessionmaker
 
 from edgeloop.core.errors import InvalidRequest, NotFound
+from edgeloop.core.statuses import ModelStatus
 from edgeloop.proto import ml_service_pb2 as pb
 from edgeloop.schema.base import utcnow
 from edgeloop.schema.mlstore import ModelVersion
@@ -61,7 +62,7 @@ def check_model_name(name: str, allow_empty: bool = False) -> None:
 def serving_versions(sessions: sessionmaker[Session], model_name: str) -> list[ModelVersion]:
     with sessions() as s:
         return list(s.scalars(
-            select(ModelVersion).where(ModelVersion.model_name == model_name, ModelVersion.status == "serving")
+            select(ModelVersion).where(ModelVersion.model_name == model_name, ModelVersion.status == ModelStatus.SERVING)
             .order_by(ModelVersion.train_end, ModelVersion.id)))
 
 
@@ -69,14 +70,14 @@ def serving_version_ids(sessions: sessionmaker[Session], model_name: str) -> tup
     """The serving versions' ids in ``serving_versions`` order, without loading artifacts."""
     with sessions() as s:
         return tuple(s.scalars(
-            select(ModelVersion.version).where(ModelVersion.model_name == model_name, ModelVersion.status == "serving")
+            select(ModelVersion.version).where(ModelVersion.model_name == model_name, ModelVersion.status == ModelStatus.SERVING)
             .order_by(ModelVersion.train_end, ModelVersion.id)))
 
 
 def serving_in_slot(session: Session, model_name: str, slot: str) -> ModelVersion | None:
     return session.scalars(
         select(ModelVersion).where(ModelVersion.model_name == model_name, ModelVersion.slot == slot,
-                                   ModelVersion.status == "serving").with_for_update()
+                                   ModelVersion.status == ModelStatus.SERVING).with_for_update()
     ).first()
 
 
@@ -100,12 +101,12 @@ def get_version(sessions: sessionmaker[Session], version: str) -> ModelVersion:
 
 def record(session: Session, cand: Candidate, status: str, note: str = "") -> ModelVersion:
     """Insert ``cand`` with ``status``; a new serving version retires its slot's champion."""
-    if status == "serving":
+    if status == ModelStatus.SERVING:
         session.execute(
             update(ModelVersion)
             .where(ModelVersion.model_name == cand.model_name, ModelVersion.slot == cand.slot,
-                   ModelVersion.status == "serving")
-            .values(status="retired"))
+                   ModelVersion.status == ModelStatus.SERVING)
+            .values(status=ModelStatus.RETIRED))
     row = ModelVersion(
         model_name=cand.model_name, version=new_version_id(cand.model_name, cand.slot), status=status,
         slot=cand.slot, train_start=as_instant(cand.train_start), train_end=as_instant(cand.train_end),
@@ -122,13 +123,13 @@ def rollback(sessions: sessionmaker[Session], version: str) -> ModelVersion:
         row = s.scalars(select(ModelVersion).where(ModelVersion.version == version).with_for_update()).first()
         if row is None:
             raise NotFound(f"no model version {version!r}")
-        if row.status == "serving":
+        if row.status == ModelStatus.SERVING:
             return row
         s.execute(update(ModelVersion)
                   .where(ModelVersion.model_name == row.model_name, ModelVersion.slot == row.slot,
-                         ModelVersion.status == "serving")
-                  .values(status="retired"))
-        row.status = "serving"
+                         ModelVersion.status == ModelStatus.SERVING)
+                  .values(status=ModelStatus.RETIRED))
+        row.status = ModelStatus.SERVING
         row.note = (row.note + "; " if row.note else "") + f"rolled back to at {utcnow().isoformat()}"
         return row
 

@@ -3,8 +3,7 @@
 Features are the strategy's parameters only (``edgeloop.backtester.strategy.Strategy``, canonicalised:
 defaults filled in, aliases resolved), encoded as numbers. The labels are the backtest's
 outcome: ``backtest_score`` (``edgeloop.core.scoring``), ROI, max drawdown and win rate. No
-outcome is ever an input: the original trained on a composite score that was also a feature,
-so it learned to copy its input.
+outcome is ever an input: a model given its own label as a feature learns to copy it.
 
 One more label, ``shrunk_score``, is what GenerateStrategy searches on: the backtest score
 shrunk toward the typical score by the number of bets it rests on,

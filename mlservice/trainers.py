@@ -22,6 +22,7 @@ import numpy as np
 from sqlalchemy import select
 
 from edgeloop.core.errors import InvalidRequest
+from edgeloop.core.statuses import ModelStatus
 from edgeloop.mlservice import notify, registry
 from edgeloop.mlservice.context import ServiceContext
 from edgeloop.mlservice.features import build_features
@@ -54,17 +55,17 @@ def train_outcome(ctx: ServiceContext, predictor: OutcomePredictor, job_id: str,
                 sample_count=v.sample_count, metrics=v.metrics,
                 config={"data_hash": v.data_hash, "held_out_season": v.season}, artifact=v.model.to_bytes(),
                 job_id=job_id)
-            status, note = "serving", "first version of its season"
+            status, note = ModelStatus.SERVING, "first version of its season"
             if champion is not None:
                 held_out = fs.seasons == v.season
                 champ_score = evaluate(OutcomeModel.from_bytes(champion.artifact), fs, held_out).get("logloss")
                 new_score = v.metrics.get("logloss")
                 if champ_score is None or new_score is None:
-                    status, note = "rejected", f"no held-out events of {v.season} to compare with {champion.version}"
+                    status, note = ModelStatus.REJECTED, f"no held-out events of {v.season} to compare with {champion.version}"
                 elif new_score <= champ_score + TOLERANCE:
                     note = f"log-loss {new_score:.5f} ≤ champion {champion.version} {champ_score:.5f} on {v.season}"
                 else:
-                    status, note = "rejected", (f"log-loss {new_score:.5f} > champion {champion.version} "
+                    status, note = ModelStatus.REJECTED, (f"log-loss {new_score:.5f} > champion {champion.version} "
                                                 f"{champ_score:.5f} on {v.season}")
             recorded.append(registry.record(s, cand, status, note).version)
     predictor.refresh(fs)
@@ -123,17 +124,17 @@ def train_strategy(ctx: ServiceContext, strategies: StrategyService, job_id: str
         model = model.with_residual_std(np.std(Y[held] - est.mean, axis=0))
         metrics.update(spearman_held_out=spearman(est.of("backtest_score"), Y[held, 0]),
                        mae_held_out=float(np.mean(np.abs(est.of("backtest_score") - Y[held, 0]))))
-    status, note = "serving", "first strategy model"
+    status, note = ModelStatus.SERVING, "first strategy model"
     if champion_model is not None:
         challenger = metrics.get("spearman_held_out", float("nan"))
         old = (_held_out_score(champion_model, test_p, test_fps, Y[held]) if len(test_p) >= MIN_HELD_OUT
                else float("nan"))
         if np.isnan(challenger) and not np.isnan(old):
-            status, note = "rejected", f"too few held-out samples to compare with {champion_version}"
+            status, note = ModelStatus.REJECTED, f"too few held-out samples to compare with {champion_version}"
         elif np.isnan(old) or challenger >= old - TOLERANCE:
             note = f"held-out Spearman {challenger:.3f} ≥ champion {champion_version} {old:.3f}"
         else:
-            status, note = "rejected", f"held-out Spearman {challenger:.3f} < champion {champion_version} {old:.3f}"
+            status, note = ModelStatus.REJECTED, f"held-out Spearman {challenger:.3f} < champion {champion_version} {old:.3f}"
     cand = registry.Candidate(
         model_name=STRATEGY, slot="", train_start=None, train_end=utcnow(), sample_count=len(train_p),
         metrics=metrics, config={"holdout_fraction": ctx.settings.ml_holdout_fraction}, artifact=model.to_bytes(),
@@ -141,7 +142,7 @@ def train_strategy(ctx: ServiceContext, strategies: StrategyService, job_id: str
     with ctx.sessions.begin() as s:
         registry.serving_in_slot(s, STRATEGY, "")  # lock the slot
         version = registry.record(s, cand, status, note).version
-    if status == "serving":
+    if status == ModelStatus.SERVING:
         strategies.refresh()
         notify.models_changed(ctx.settings)
     return [version]

@@ -27,6 +27,7 @@ from typing import Any, Callable, cast
 from sqlalchemy import CursorResult, and_, or_, select, update
 
 from edgeloop.core.errors import InvalidRequest, NotFound
+from edgeloop.core.statuses import TrainingStatus
 from edgeloop.mlservice import metrics, registry
 from edgeloop.mlservice.context import ServiceContext
 from edgeloop.schema.base import utcnow
@@ -60,7 +61,7 @@ class TrainingJobs:
 
     def submit(self, model_name: str, force: bool) -> TrainingJob:
         registry.check_model_name(model_name, allow_empty=True)
-        job = TrainingJob(job_id=uuid.uuid4().hex, model_name=model_name, force=int(force), status="queued",
+        job = TrainingJob(job_id=uuid.uuid4().hex, model_name=model_name, force=int(force), status=TrainingStatus.QUEUED,
                           reason="", model_versions=[], created_at=utcnow())
         with self.ctx.sessions.begin() as s:
             s.add(job)
@@ -88,8 +89,8 @@ class TrainingJobs:
 
     def _claimable(self, now):
         lapsed = now - timedelta(seconds=self.lease_s)
-        return or_(TrainingJob.status == "queued",
-                   and_(TrainingJob.status == "running",
+        return or_(TrainingJob.status == TrainingStatus.QUEUED,
+                   and_(TrainingJob.status == TrainingStatus.RUNNING,
                         or_(TrainingJob.heartbeat_at.is_(None), TrainingJob.heartbeat_at < lapsed)))
 
     def claim(self) -> str | None:
@@ -104,7 +105,7 @@ class TrainingJobs:
                 won = cast(CursorResult[Any], s.execute(
                     update(TrainingJob)
                     .where(TrainingJob.job_id == job_id, self._claimable(now))
-                    .values(status="running", owner=self.replica, heartbeat_at=now, started_at=now,
+                    .values(status=TrainingStatus.RUNNING, owner=self.replica, heartbeat_at=now, started_at=now,
                             attempts=TrainingJob.attempts + 1))).rowcount == 1
             if won:
                 return job_id
@@ -126,7 +127,7 @@ class TrainingJobs:
             try:
                 with self.ctx.sessions.begin() as s:
                     s.execute(update(TrainingJob)
-                              .where(TrainingJob.owner == self.replica, TrainingJob.status == "running")
+                              .where(TrainingJob.owner == self.replica, TrainingJob.status == TrainingStatus.RUNNING)
                               .values(heartbeat_at=utcnow()))
             except Exception:  # noqa: BLE001 - the database may be back at the next beat
                 log.exception("training leases could not be renewed")
@@ -155,7 +156,7 @@ class TrainingJobs:
             force, attempts = bool(job.force), job.attempts
         limit = self.ctx.settings.ml_training_max_attempts
         if attempts > limit:
-            self._update(job_id, status="failed", finished_at=utcnow(),
+            self._update(job_id, status=TrainingStatus.FAILED, finished_at=utcnow(),
                          reason=f"abandoned: started {attempts - 1} times without finishing (its replica stopped)")
             return
         if attempts > 1:
@@ -171,14 +172,14 @@ class TrainingJobs:
                 continue
             except Exception as exc:  # noqa: BLE001 - reported as the job's reason
                 log.exception("training job %s: %s failed", job_id, name)
-                metrics.TRAINING_JOBS.labels(name, "failed").inc()
-                self._update(job_id, status="failed", reason=f"{name}: {type(exc).__name__}: {exc}"[:2000],
+                metrics.TRAINING_JOBS.labels(name, TrainingStatus.FAILED).inc()
+                self._update(job_id, status=TrainingStatus.FAILED, reason=f"{name}: {type(exc).__name__}: {exc}"[:2000],
                              model_versions=versions, finished_at=utcnow())
                 return
             metrics.TRAINING_SECONDS.labels(name).observe(time.perf_counter() - started)
-            metrics.TRAINING_JOBS.labels(name, "succeeded").inc()
+            metrics.TRAINING_JOBS.labels(name, TrainingStatus.SUCCEEDED).inc()
             versions.extend(got)
             if not got:
                 notes.append(f"{name}: nothing new to train on")
-        self._update(job_id, status="succeeded", reason="; ".join(notes), model_versions=versions,
+        self._update(job_id, status=TrainingStatus.SUCCEEDED, reason="; ".join(notes), model_versions=versions,
                      finished_at=utcnow())

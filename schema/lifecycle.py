@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import DateTime, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from edgeloop.core.statuses import DiscoveryRunStatus, TrainingStatus
 from edgeloop.schema.base import Base, JsonType, utcnow
 
 
@@ -38,7 +39,7 @@ class StrategyRanking(Base):
     total_bets: Mapped[int] = mapped_column(Integer)
     backtest_id: Mapped[str] = mapped_column(String(128))
     model_version: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16))  # after this refresh's decision
+    status: Mapped[str] = mapped_column(String(16))  # StrategyStatus, after this refresh's decision
 
 
 class TrainingTrigger(Base):
@@ -49,19 +50,19 @@ class TrainingTrigger(Base):
     feedback_samples: Mapped[int] = mapped_column(Integer)
     model_name: Mapped[str] = mapped_column(String(32))
     reason: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued|running|succeeded|failed
+    status: Mapped[str] = mapped_column(String(16), default=TrainingStatus.QUEUED)
 
 
 class DiscoveryReport(Base):
     __tablename__ = "discovery_reports"
 
     run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    status: Mapped[str] = mapped_column(String(16), default="running", index=True)  # running|succeeded|failed
+    status: Mapped[str] = mapped_column(String(16), default=DiscoveryRunStatus.RUNNING, index=True)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     failed_step: Mapped[str | None] = mapped_column(String(32))
     error: Mapped[str | None] = mapped_column(Text)
-    # {"step": {"seconds": s, "status": ..., "details": {...}}} in pipeline order
+    # {"step": {"seconds": s, "status": DiscoveryStepStatus, "details": {...}}} in pipeline order
     steps: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
     counts: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
     top_strategies: Mapped[list[Any]] = mapped_column(JsonType, default=list)

@@ -21,11 +21,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from edgeloop.core.statuses import TrainingStatus
 from edgeloop.schema.base import BacktestRecord, Base, JsonType, utcnow
-
-MODEL_STATUSES = ("serving", "candidate", "rejected", "retired")
-JOB_STATUSES = ("queued", "running", "succeeded", "failed")
-
 
 class FeedbackSample(BacktestRecord, Base):
     """One finished backtest as a training sample for the strategy model; once per backtest id."""
@@ -49,7 +46,7 @@ class ModelVersion(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     model_name: Mapped[str] = mapped_column(String(32))
     version: Mapped[str] = mapped_column(String(64), unique=True)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))  # ModelStatus
     # Point-in-time slot: outcome versions serve events on or after train_end; the strategy
     # model has a single slot. Champion/challenger compares versions of the same slot.
     slot: Mapped[str] = mapped_column(String(32), default="")
@@ -77,7 +74,7 @@ class TrainingJob(Base):
     job_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     model_name: Mapped[str] = mapped_column(String(32))  # "outcome" | "strategy" | "" (both)
     force: Mapped[int] = mapped_column(Integer, default=0)
-    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    status: Mapped[str] = mapped_column(String(16), default=TrainingStatus.QUEUED, index=True)
     reason: Mapped[str] = mapped_column(Text, default="")
     model_versions: Mapped[list[str]] = mapped_column(JsonType, default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -89,4 +86,4 @@ class TrainingJob(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
-__all__ = ["FeedbackSample", "ModelVersion", "TrainingJob", "MODEL_STATUSES", "JOB_STATUSES"]
+__all__ = ["FeedbackSample", "ModelVersion", "TrainingJob"]

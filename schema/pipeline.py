@@ -19,11 +19,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from edgeloop.core.statuses import FeedbackBatchStatus, StrategyStatus
 from edgeloop.schema.base import BacktestRecord, Base, JsonType, utcnow
-
-STRATEGY_STATUSES = ("candidate", "active", "inactive")
-STRATEGY_SOURCES = ("manual", "generated")
-
 
 class Strategy(Base):
     __tablename__ = "strategies"
@@ -31,7 +28,7 @@ class Strategy(Base):
     strategy_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     name: Mapped[str] = mapped_column(String(256), default="")
     params: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
-    status: Mapped[str] = mapped_column(String(16), default="candidate", index=True)
+    status: Mapped[str] = mapped_column(String(16), default=StrategyStatus.CANDIDATE, index=True)
     source: Mapped[str] = mapped_column(String(16), default="manual")
     model_version: Mapped[str | None] = mapped_column(String(64))
     ml_confidence: Mapped[float | None] = mapped_column(Float)
@@ -49,7 +46,7 @@ class FeedbackBatch(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     batch_key: Mapped[str] = mapped_column(String(64), unique=True)
     size: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|submitted|failed
+    status: Mapped[str] = mapped_column(String(16), default=FeedbackBatchStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,4 +1,4 @@
-"""The queries the pipeline runs (the seed's repository, in SQLAlchemy 2)."""
+"""The queries the pipeline runs."""
 
 from __future__ import annotations
 

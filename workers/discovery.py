@@ -1,4 +1,4 @@
-"""The discovery pipeline: the seed's six steps as Celery work, reported step by step.
+"""The discovery pipeline as Celery work, reported step by step.
 
     1 submit_feedback    pending results → SubmitBacktestFeedback
     2 retrain            TrainModels if ≥ min_new_feedback samples are new (and wait for it)
@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from edgeloop.core.errors import EdgeloopError, ModelNotTrained, NotFound
 from edgeloop.core.settings import Settings
+from edgeloop.core.statuses import DiscoveryRunStatus, DiscoveryStepStatus, StrategyStatus
 from edgeloop.mlclient import get_ml_client
 from edgeloop.proto import ml_service_pb2 as pb
 from edgeloop.schema.base import utcnow
@@ -46,6 +47,7 @@ from edgeloop.schema.lifecycle import DiscoveryReport
 from edgeloop.schema.pipeline import BacktestResult, Strategy
 from edgeloop.schema.repository import ensure_strategies
 from edgeloop.workers.app import app
+from edgeloop.workers.locks import try_lease
 from edgeloop.workers.runtime import resources
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,7 @@ log = logging.getLogger(__name__)
 STEPS = ("submit_feedback", "retrain", "generate", "backtest_dispatch", "backtest", "evaluate_activate", "deactivate", "rank_report")
 RUN_TASK, FINISH_TASK = "edgeloop.discovery.run", "edgeloop.discovery.finish"
 POLL_S = 1.0
+RUN_LEASE_S = 900  # one task of a run at a time; a crashed holder's lease lapses after this
 TOP_SEEDS = 20  # as many as GenerateStrategy mutates when it picks its own
 
 
@@ -84,11 +87,11 @@ class Report:
         with self.sessions.begin() as s:
             row = s.get(DiscoveryReport, self.run_id, with_for_update=True)
             if row is None:
-                row = DiscoveryReport(run_id=self.run_id, status="running", started_at=utcnow(), steps={}, counts={},
-                                      top_strategies=[], state={})
+                row = DiscoveryReport(run_id=self.run_id, status=DiscoveryRunStatus.RUNNING, started_at=utcnow(),
+                                      steps={}, counts={}, top_strategies=[], state={})
                 s.add(row)
-            elif row.status == "failed":  # a re-run resumes after the last completed step
-                row.status, row.failed_step, row.error = "running", None, None
+            elif row.status == DiscoveryRunStatus.FAILED:  # a re-run resumes after the last completed step
+                row.status, row.failed_step, row.error = DiscoveryRunStatus.RUNNING, None, None
             s.flush()
             s.expunge(row)
             return row
@@ -106,7 +109,7 @@ class Report:
                 setattr(row, k, v)
 
     def done(self, step: str) -> bool:
-        return self.get().steps.get(step, {}).get("status") == "ok"
+        return self.get().steps.get(step, {}).get("status") == DiscoveryStepStatus.OK
 
     @contextmanager
     def step(self, name: str) -> Iterator[dict]:
@@ -118,14 +121,14 @@ class Report:
         except Exception as exc:  # noqa: BLE001 - every failure is reported with its step
             log.exception("discovery %s: step %s failed", self.run_id, name)
             RUNS.labels(outcome="failed").inc()
-            self.update(status="failed", failed_step=name, error=f"{type(exc).__name__}: {exc}"[:2000],
+            self.update(status=DiscoveryRunStatus.FAILED, failed_step=name, error=f"{type(exc).__name__}: {exc}"[:2000],
                         finished_at=utcnow(),
-                        steps={name: {"status": "failed", "seconds": round(time.perf_counter() - started, 3)}})
+                        steps={name: {"status": DiscoveryStepStatus.FAILED, "seconds": round(time.perf_counter() - started, 3)}})
             raise StepFailed(name, exc) from exc
         # A step that spans tasks (the backtests) reports its own wall time as "_seconds".
         seconds = details.pop("_seconds", time.perf_counter() - started)
         STEP_SECONDS.labels(step=name).observe(seconds)
-        self.update(steps={name: {"status": "ok", "seconds": round(seconds, 3), "details": details}})
+        self.update(steps={name: {"status": DiscoveryStepStatus.OK, "seconds": round(seconds, 3), "details": details}})
 
 
 # --- steps 1–3 ----------------------------------------------------------------------------
@@ -174,7 +177,7 @@ def generate(sessions, settings: Settings, client, run_id: str) -> list[dict[str
                    "expected_score": g.expected_score, "confidence": g.confidence} for g in found]
     with sessions.begin() as s:
         ensure_strategies(s, [{"strategy_id": c["strategy_id"], "name": c["name"], "params": c["params"],
-                               "status": "candidate", "source": "generated",
+                               "status": StrategyStatus.CANDIDATE, "source": "generated",
                                "model_version": c["model_version"] or None} for c in candidates])
     return candidates
 
@@ -237,19 +240,19 @@ def finish_run(report: Report, sessions, settings, client, redis) -> dict:
     counts: dict[str, Any] = {}
     if not report.done("evaluate_activate"):
         with report.step("evaluate_activate") as d:
-            outcome, bootstrap = evaluate_with_bootstrap(sessions, settings, client, redis, statuses=("candidate",),
+            outcome, bootstrap = evaluate_with_bootstrap(sessions, settings, client, redis, statuses=(StrategyStatus.CANDIDATE,),
                                                          allow=(ACTIVATE, DEACTIVATE), store_ranking=False)
-            d.update(evaluated=len(outcome.evaluations), activated=outcome.changed_to("active"),
-                     retired_candidates=outcome.changed_to("inactive"), unevaluable=len(outcome.unevaluable))
+            d.update(evaluated=len(outcome.evaluations), activated=outcome.changed_to(StrategyStatus.ACTIVE),
+                     retired_candidates=outcome.changed_to(StrategyStatus.INACTIVE), unevaluable=len(outcome.unevaluable))
             if bootstrap:
                 d["bootstrap_training"] = bootstrap
     if not report.done("deactivate"):
         with report.step("deactivate") as d:
             from edgeloop.workers.lifecycle import refresh
 
-            outcome = refresh(sessions, client, settings, statuses=("active",), allow=(DEACTIVATE,),
+            outcome = refresh(sessions, client, settings, statuses=(StrategyStatus.ACTIVE,), allow=(DEACTIVATE,),
                               store_ranking=False, lock_client=redis)
-            d.update(evaluated=len(outcome.evaluations), deactivated=outcome.changed_to("inactive"))
+            d.update(evaluated=len(outcome.evaluations), deactivated=outcome.changed_to(StrategyStatus.INACTIVE))
     with report.step("rank_report") as d:
         from edgeloop.workers.lifecycle import refresh
 
@@ -270,9 +273,9 @@ def finish_run(report: Report, sessions, settings, client, redis) -> dict:
             "deactivated": len(steps["deactivate"]["details"]["deactivated"]),
             "ranked": summary["evaluated"], "strategies_by_status": by_status,
         }
-    report.update(status="succeeded", finished_at=utcnow(), counts=counts, top_strategies=summary["top"])
+    report.update(status=DiscoveryRunStatus.SUCCEEDED, finished_at=utcnow(), counts=counts, top_strategies=summary["top"])
     RUNS.labels(outcome="succeeded").inc()
-    return {"run_id": report.run_id, "status": "succeeded", "counts": counts}
+    return {"run_id": report.run_id, "status": DiscoveryRunStatus.SUCCEEDED, "counts": counts}
 
 
 # --- the tasks ------------------------------------------------------------------------------
@@ -283,23 +286,8 @@ def running_run(sessions, settings: Settings) -> str | None:
 
     since = utcnow() - timedelta(seconds=settings.discovery_backtest_timeout_s + 600)
     with sessions() as s:
-        return s.scalars(select(DiscoveryReport.run_id).where(DiscoveryReport.status == "running",
+        return s.scalars(select(DiscoveryReport.run_id).where(DiscoveryReport.status == DiscoveryRunStatus.RUNNING,
                                                               DiscoveryReport.started_at >= since)).first()
-
-
-@contextmanager
-def run_lease(redis, run_id: str) -> Iterator[bool]:
-    """True while this process works on the run; False if another one does right now (a
-    redelivered or duplicated message): that one will finish it."""
-    from edgeloop.workers.locks import Lease
-
-    held = Lease(redis, f"edgeloop:lock:discovery:{run_id}", ttl_s=900)
-    got = held.acquire()
-    try:
-        yield got
-    finally:
-        if got:
-            held.release()
 
 
 @app.task(name=RUN_TASK)
@@ -311,8 +299,8 @@ def run_discovery(run_id: str | None = None) -> dict:
         if busy:
             return {"run_id": None, "status": "skipped", "reason": f"discovery run {busy} is still running"}
     run_id = run_id or new_run_id()
-    with run_lease(res.redis, run_id) as mine:
-        if not mine:
+    with try_lease(res.redis, f"discovery:{run_id}", RUN_LEASE_S) as mine:  # another process may finish it
+        if mine is None:
             return {"run_id": run_id, "status": "busy"}
         return _run_discovery(res, run_id)
 
@@ -320,8 +308,8 @@ def run_discovery(run_id: str | None = None) -> dict:
 def _run_discovery(res, run_id: str) -> dict:
     report = Report(res.sessions, run_id)
     row = report.open()
-    if row.status == "succeeded":
-        return {"run_id": run_id, "status": "succeeded"}
+    if row.status == DiscoveryRunStatus.SUCCEEDED:
+        return {"run_id": run_id, "status": DiscoveryRunStatus.SUCCEEDED}
     client, settings = get_ml_client(), res.settings
     try:
         if not report.done("submit_feedback"):
@@ -346,7 +334,7 @@ def _run_discovery(res, run_id: str) -> dict:
                 d["tasks"] = len(ids)
                 report.update(state={"backtest_task_ids": ids, "backtest_started": time.time()})
     except StepFailed as exc:
-        return {"run_id": run_id, "status": "failed", "failed_step": exc.step, "error": str(exc)}
+        return {"run_id": run_id, "status": DiscoveryRunStatus.FAILED, "failed_step": exc.step, "error": str(exc)}
     finish_discovery.apply_async((run_id,), countdown=POLL_S)
     return {"run_id": run_id, "status": "backtesting"}
 
@@ -355,8 +343,8 @@ def _run_discovery(res, run_id: str) -> dict:
 def finish_discovery(self, run_id: str) -> dict:
     """Wait (by re-scheduling itself) for the backtests and their stored results, then 5–7."""
     res = resources()
-    with run_lease(res.redis, run_id) as mine:
-        if not mine:
+    with try_lease(res.redis, f"discovery:{run_id}", RUN_LEASE_S) as mine:
+        if mine is None:
             raise self.retry(countdown=POLL_S)
         return _finish(self, res, run_id)
 
@@ -364,11 +352,11 @@ def finish_discovery(self, run_id: str) -> dict:
 def _finish(task, res, run_id: str) -> dict:
     report = Report(res.sessions, run_id)
     row = report.get()
-    if row is None or row.status != "running":
+    if row is None or row.status != DiscoveryRunStatus.RUNNING:
         return {"run_id": run_id, "status": row.status if row else "unknown"}
     settings, state = res.settings, row.state
     try:
-        if row.steps.get("backtest", {}).get("status") != "ok":  # the row just read: no second query per poll
+        if row.steps.get("backtest", {}).get("status") != DiscoveryStepStatus.OK:  # the row just read: no second query per poll
             waited = time.time() - state["backtest_started"]
             finished, published, errors = collect_backtests(state["backtest_task_ids"])
             have = stored(res.sessions, published)
@@ -383,4 +371,4 @@ def _finish(task, res, run_id: str) -> dict:
                 d.update(ok=len(published), failed=len(errors), errors=errors[:5], stored=have, _seconds=waited)
         return finish_run(report, res.sessions, settings, get_ml_client(), res.redis)
     except StepFailed as exc:
-        return {"run_id": run_id, "status": "failed", "failed_step": exc.step, "error": str(exc)}
+        return {"run_id": run_id, "status": DiscoveryRunStatus.FAILED, "failed_step": exc.step, "error": str(exc)}

@@ -32,18 +32,22 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from edgeloop.core import metrics
 from edgeloop.core.errors import EdgeloopError, FeedbackDeferred, MLMessageTooLarge
 from edgeloop.core.settings import Settings
+from edgeloop.core.statuses import FeedbackBatchStatus
 from edgeloop.proto import events_pb2
 from edgeloop.schema.base import as_utc
 from edgeloop.schema.pipeline import FeedbackBatch
 from edgeloop.schema.repository import mark_processed, recent_unprocessed
 from edgeloop.workers.feedback_state import Backoff, BackoffBoard
+
+if TYPE_CHECKING:  # the Protocol only: importing edgeloop.mlclient would load gRPC
+    from edgeloop.mlclient.protocol import MLServiceClient
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +108,7 @@ class FeedbackFlusher:
         *,
         sessions: sessionmaker[Session],
         settings: Settings,
-        client_factory: Callable[[], Any],
+        client_factory: Callable[[], MLServiceClient],
         on_submitted: Callable[[Iterable[str]], None] | None = None,
         board: BackoffBoard | None = None,
         name: str | None = None,
@@ -122,7 +126,7 @@ class FeedbackFlusher:
 
     @classmethod
     def clearing_cache(cls, *, sessions: sessionmaker[Session], settings: Settings,
-                       client_factory: Callable[[], Any], **kw) -> "FeedbackFlusher":
+                       client_factory: Callable[[], MLServiceClient], **kw) -> "FeedbackFlusher":
         """The flusher every process uses: confirmed feedback clears the strategies' cached answers."""
         return cls(sessions=sessions, settings=settings, client_factory=client_factory,
                    on_submitted=invalidate_strategy_cache, **kw)
@@ -132,8 +136,8 @@ class FeedbackFlusher:
 
         Raises ``FeedbackDeferred`` when the service did not take it for a reason that is not
         the data; what was confirmed before that stays confirmed, nothing is set aside. A
-        result set aside as *rejected* (a ``feedback_batches`` row with the error) no longer
-        blocks later batches; `edgeloop feedback status` counts them and
+        result set aside as *rejected* (a ``feedback_batches`` row with the error) does not
+        block later batches; `edgeloop feedback status` counts them and
         `edgeloop feedback retry-rejected` puts them back in line.
         """
         limit = limit or self.settings.feedback_batch_size
@@ -199,7 +203,7 @@ class FeedbackFlusher:
         metrics.FEEDBACK_SUBMIT_SECONDS.observe(time.perf_counter() - started)
         confirmed = set(response.stored_backtest_ids) & {r.backtest_id for r in rows}
         now = datetime.now(timezone.utc)
-        batch = FeedbackBatch(batch_key=batch_key, size=len(confirmed), status="submitted", attempts=1,
+        batch = FeedbackBatch(batch_key=batch_key, size=len(confirmed), status=FeedbackBatchStatus.SUBMITTED, attempts=1,
                               submitted_at=now)
         session.add(batch)
         session.flush()
@@ -212,7 +216,7 @@ class FeedbackFlusher:
         return confirmed
 
     def _reject(self, session: Session, row, error: Exception) -> None:
-        batch = FeedbackBatch(batch_key=uuid.uuid4().hex, size=1, status="rejected", attempts=1,
+        batch = FeedbackBatch(batch_key=uuid.uuid4().hex, size=1, status=FeedbackBatchStatus.REJECTED, attempts=1,
                               last_error=str(error)[:2000])
         session.add(batch)
         session.flush()

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from edgeloop.core.errors import MLServiceError, ModelNotTrained, PermanentError
 from edgeloop.core.scoring import composite_score
 from edgeloop.core.settings import Settings
+from edgeloop.core.statuses import StrategyStatus
 from edgeloop.schema.base import as_utc, utcnow
 from edgeloop.schema.lifecycle import StrategyRanking
 from edgeloop.schema.pipeline import BacktestResult, Strategy
@@ -67,7 +68,7 @@ class RefreshOutcome:
     def summary(self, top: int = 10) -> dict:
         ranked = sorted(self.evaluations, key=lambda e: -e.composite_score)
         return {"ranking_id": self.ranking_id, "evaluated": len(self.evaluations),
-                "activated": self.changed_to("active"), "deactivated": self.changed_to("inactive"),
+                "activated": self.changed_to(StrategyStatus.ACTIVE), "deactivated": self.changed_to(StrategyStatus.INACTIVE),
                 "unevaluable": len(self.unevaluable),
                 "top": [asdict(e) for e in ranked[:top]]}
 
@@ -77,11 +78,11 @@ def decide(status: str, composite: float, total_bets: int, in_state_s: float, s:
     """The next status of a strategy (pure: the whole policy is here)."""
     if in_state_s < s.min_state_s:
         return status
-    if (ACTIVATE in allow and status != "active" and composite >= s.activation_threshold
+    if (ACTIVATE in allow and status != StrategyStatus.ACTIVE and composite >= s.activation_threshold
             and total_bets >= s.min_bets_for_activation):
-        return "active"
-    if DEACTIVATE in allow and status != "inactive" and composite < s.deactivation_threshold:
-        return "inactive"
+        return StrategyStatus.ACTIVE
+    if DEACTIVATE in allow and status != StrategyStatus.INACTIVE and composite < s.deactivation_threshold:
+        return StrategyStatus.INACTIVE
     return status
 
 

@@ -17,11 +17,8 @@ import redis
 
 from edgeloop.core.errors import ServiceUnavailable, TransientError
 from edgeloop.core.redis_connect import is_transient
+from edgeloop.core.redis_scripts import COMPARE_AND_DELETE
 
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
-return 0
-"""
 
 
 class LockBusy(TransientError):
@@ -44,19 +41,30 @@ class Lease:
             raise
 
     def release(self) -> None:
-        self.client.eval(_RELEASE, 1, self.key, self.token)
+        self.client.eval(COMPARE_AND_DELETE, 1, self.key, self.token)
 
 
 @contextmanager
-def lease(client: redis.Redis, name: str, ttl_s: float, wait_s: float = 0.0) -> Iterator[Lease]:
-    """Hold ``edgeloop:lock:<name>`` for the block; ``LockBusy`` if it is not free within ``wait_s``."""
+def try_lease(client: redis.Redis, name: str, ttl_s: float, wait_s: float = 0.0) -> Iterator[Lease | None]:
+    """Hold ``edgeloop:lock:<name>`` for the block if it is free within ``wait_s``; None if not
+    (someone else works on it: a redelivered or duplicated message, say)."""
     held = Lease(client, f"edgeloop:lock:{name}", ttl_s)
     deadline = time.monotonic() + wait_s
     while not held.acquire():
         if time.monotonic() >= deadline:
-            raise LockBusy(f"{name} is locked by another process")
+            yield None
+            return
         time.sleep(0.05)
     try:
         yield held
     finally:
         held.release()
+
+
+@contextmanager
+def lease(client: redis.Redis, name: str, ttl_s: float, wait_s: float = 0.0) -> Iterator[Lease]:
+    """Hold ``edgeloop:lock:<name>`` for the block; ``LockBusy`` if it is not free within ``wait_s``."""
+    with try_lease(client, name, ttl_s, wait_s) as held:
+        if held is None:
+            raise LockBusy(f"{name} is locked by another process")
+        yield held

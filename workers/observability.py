@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 
 from edgeloop.core.settings import Settings
+from edgeloop.core.streams import stream_backlog
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +37,9 @@ class StreamCollector:
         dead = GaugeMetricFamily("edgeloop_dead_letters", "Entries in the dead-letter stream")
         try:
             for key in self.settings.stream_keys:
-                lag, pend = stream_backlog(self.client, key, self.settings.consumer_group)
-                backlog.add_metric([key], lag)
-                pending.add_metric([key], pend)
+                b = stream_backlog(self.client, key, self.settings.consumer_group)
+                backlog.add_metric([key], b.lag)
+                pending.add_metric([key], b.pending)
             dead.add_metric([], self.client.xlen(self.settings.dead_letter_stream))
         except redis.RedisError as exc:  # a scrape must not fail because Redis is away
             log.warning("stream metrics unavailable: %s", exc)
@@ -46,20 +47,6 @@ class StreamCollector:
         yield backlog
         yield pending
         yield dead
-
-
-def stream_backlog(client: redis.Redis, key: str, group: str) -> tuple[int, int]:
-    """(entries not yet delivered to ``group``, entries delivered and not acknowledged)."""
-    try:
-        groups = client.xinfo_groups(key)
-    except redis.ResponseError:  # no such stream yet
-        return 0, 0
-    for g in groups:
-        name = g["name"].decode() if isinstance(g["name"], bytes) else g["name"]
-        if name == group:
-            lag = g.get("lag")
-            return int(lag if lag is not None else client.xlen(key)), int(g["pending"])
-    return client.xlen(key), 0
 
 
 def serve_worker_metrics(settings: Settings, client: redis.Redis) -> None:

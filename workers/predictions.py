@@ -1,6 +1,5 @@
 """Live predictions: upcoming events × active strategies, stored with strategy and model
-version; accuracy per strategy and model version once results are known (the seed's
-GetAccuracyMetrics).
+version; accuracy per strategy and model version once results are known.
 
 Upcoming events are the market events dated in ``[as_of, as_of + predictions_horizon_days)``
 (``as_of`` defaults to today; tests and replays pass a past date, and the ML service still
@@ -27,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from edgeloop.backtester.strategy import Strategy as StrategyParams
 from edgeloop.core.errors import InvalidStrategy
 from edgeloop.core.settings import Settings
+from edgeloop.core.statuses import StrategyStatus
 from edgeloop.proto import ml_service_pb2 as pb
 from edgeloop.schema.base import utcnow
 from edgeloop.schema.lifecycle import LivePrediction
@@ -59,7 +59,7 @@ def refresh_predictions(sessions: sessionmaker[Session], client, settings: Setti
     with sessions() as s:
         events = list(s.execute(select(MarketEvent.event_id, MarketEvent.event_date)
                                 .where(MarketEvent.event_date >= as_of, MarketEvent.event_date < until)))
-        active = list(s.scalars(select(Strategy).where(Strategy.status == "active")))
+        active = list(s.scalars(select(Strategy).where(Strategy.status == StrategyStatus.ACTIVE)))
         prices: dict[tuple[str, str], tuple] = {}
         if events:
             for row in s.execute(select(MarketPrice).where(MarketPrice.event_id.in_([e[0] for e in events]))).scalars():

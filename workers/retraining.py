@@ -16,11 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from edgeloop.core.settings import Settings
+from edgeloop.core.statuses import TRAINING_FINISHED, TrainingStatus
 from edgeloop.schema.base import utcnow
 from edgeloop.schema.lifecycle import TrainingTrigger
-
-FINISHED = ("succeeded", "failed")
-
 
 @dataclass
 class RetrainDecision:
@@ -39,7 +37,7 @@ class RetrainDecision:
 
 def _refresh_statuses(session: Session, client) -> None:
     """Learn how unfinished triggers ended (a failed one does not count as the last training)."""
-    for trig in session.scalars(select(TrainingTrigger).where(TrainingTrigger.status.not_in(FINISHED))):
+    for trig in session.scalars(select(TrainingTrigger).where(TrainingTrigger.status.not_in(TRAINING_FINISHED))):
         try:
             trig.status = client.get_training_status(trig.job_id).status or trig.status
         except Exception:  # noqa: BLE001 - a job the service forgot (another database) stays unknown
@@ -48,7 +46,7 @@ def _refresh_statuses(session: Session, client) -> None:
 
 def baseline(session: Session) -> int:
     """Feedback samples at the last training that did not fail (0: never trained)."""
-    last = session.scalars(select(TrainingTrigger).where(TrainingTrigger.status != "failed")
+    last = session.scalars(select(TrainingTrigger).where(TrainingTrigger.status != TrainingStatus.FAILED)
                            .order_by(TrainingTrigger.triggered_at.desc()).limit(1)).first()
     return last.feedback_samples if last else 0
 
@@ -70,7 +68,7 @@ def maybe_retrain(sessions: sessionmaker[Session], client, settings: Settings, *
     job = client.train_models(model_name=settings.retrain_model_name, force=True)
     with sessions.begin() as session:
         session.add(TrainingTrigger(job_id=job.job_id, triggered_at=utcnow(), feedback_samples=total,
-                                    model_name=settings.retrain_model_name, reason=reason, status=job.status or "queued"))
+                                    model_name=settings.retrain_model_name, reason=reason, status=job.status or TrainingStatus.QUEUED))
     decision = RetrainDecision(True, total, new, need, "forced" if force and new < need else
                                f"{new} new feedback samples ≥ {need}", job.job_id, job.status)
     if wait_s > 0:
@@ -78,7 +76,7 @@ def maybe_retrain(sessions: sessionmaker[Session], client, settings: Settings, *
         with sessions.begin() as session:
             session.get_one(TrainingTrigger, job.job_id).status = status.status
         decision.job_status, decision.model_versions = status.status, list(status.model_versions)
-        if status.status == "failed":
+        if status.status == TrainingStatus.FAILED:
             decision.reason += f"; training failed: {status.reason}"
     return decision
 
@@ -89,6 +87,6 @@ def wait_for_job(client, job_id: str, wait_s: float, on_poll=None):
         status = client.get_training_status(job_id)
         if on_poll is not None:
             on_poll(status)
-        if status.status in FINISHED or time.monotonic() >= deadline:
+        if status.status in TRAINING_FINISHED or time.monotonic() >= deadline:
             return status
         time.sleep(0.2)

@@ -103,15 +103,15 @@ def _alias(prefix: list[str], prog_name: str) -> None:
 
 
 def strategy_discovery_alias() -> None:
-    """`strategy-discovery` = `edgeloop discover` (the seed's tool name)."""
+    """`strategy-discovery` = `edgeloop discover` (the same command under a name of its own)."""
     _alias(["discover"], "strategy-discovery")
 
 
 def ml_feedback_alias() -> None:
-    """`ml-feedback` = `edgeloop feedback` (the seed's tool name)."""
+    """`ml-feedback` = `edgeloop feedback` (the same command under a name of its own)."""
     _alias(["feedback"], "ml-feedback")
 
 
 def ml_status_alias() -> None:
-    """`ml-status` = `edgeloop ml status` (the seed's tool name)."""
+    """`ml-status` = `edgeloop ml status` (the same command under a name of its own)."""
     _alias(["ml", "status"], "ml-status")

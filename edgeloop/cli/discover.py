@@ -1,4 +1,4 @@
-"""`edgeloop discover` (the seed's `strategy-discovery`): run the discovery pipeline on the workers."""
+"""`edgeloop discover` (also installed as `strategy-discovery`): run the discovery pipeline on the workers."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import click
 
 from edgeloop.cli.ops import Progress, emit_json, poll, require_ml, require_redis, sessions
 from edgeloop.core.settings import get_settings
+from edgeloop.core.statuses import DiscoveryRunStatus, DiscoveryStepStatus
 
 
 def report_dict(row) -> dict:
@@ -63,17 +64,17 @@ def discover_cmd(wait: bool, timeout: float, run_id: str | None, as_json: bool) 
         with make_session() as s:
             row = s.get(DiscoveryReport, run_id)
         state["row"] = row
-        done = [n for n, st in row.steps.items() if st.get("status") == "ok"]
+        done = [n for n, st in row.steps.items() if st.get("status") == DiscoveryStepStatus.OK]
         progress = row.state.get("progress") if "backtest" not in row.steps else None
         text = f"{row.status}: steps done {', '.join(done) or '- (is a worker running?)'}"
         if progress:
             text += f" | backtests {progress['backtests_done']}/{progress['backtests']}, stored {progress['stored']}"
-        return row.status != "running", text
+        return row.status != DiscoveryRunStatus.RUNNING, text
 
     poll(check, timeout, Progress(), what=f"discovery run {run_id}")
     report = report_dict(state["row"])
     emit_json(report) if as_json else click.echo(format_report(report))
-    if report["status"] != "succeeded":
+    if report["status"] != DiscoveryRunStatus.SUCCEEDED:
         raise click.ClickException(f"discovery run {run_id} failed at step {report['failed_step']}: {report['error']}")
 
 

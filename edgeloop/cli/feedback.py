@@ -1,4 +1,4 @@
-"""`edgeloop feedback submit|retrain|status` (the seed's `ml-feedback`)."""
+"""`edgeloop feedback submit|retrain|status` (also installed as `ml-feedback`)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import click
 
 from edgeloop.cli.ops import Progress, emit_json, poll, require_ml, require_redis, sessions
 from edgeloop.core.settings import get_settings
+from edgeloop.core.statuses import TRAINING_FINISHED, TrainingStatus
 
 
 @click.group("feedback")
@@ -49,7 +50,7 @@ def submit_cmd(wait: bool, timeout: float, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def retrain_cmd(force: bool, wait: bool, timeout: float, as_json: bool) -> None:
     """Ask the ML service to retrain if enough new feedback arrived (or --force)."""
-    from edgeloop.workers.retraining import FINISHED, maybe_retrain
+    from edgeloop.workers.retraining import maybe_retrain
 
     settings = get_settings()
     client, _ = require_ml()
@@ -59,9 +60,9 @@ def retrain_cmd(force: bool, wait: bool, timeout: float, as_json: bool) -> None:
         def check() -> tuple[bool, str]:
             status = client.get_training_status(decision.job_id)
             decision.job_status, decision.model_versions = status.status, list(status.model_versions)
-            if status.status == "failed":
+            if status.status == TrainingStatus.FAILED:
                 decision.reason += f"; training failed: {status.reason}"
-            return status.status in FINISHED, f"training job {decision.job_id}: {status.status}"
+            return status.status in TRAINING_FINISHED, f"training job {decision.job_id}: {status.status}"
 
         poll(check, timeout, Progress(), what=f"training job {decision.job_id}")
     if as_json:
@@ -71,7 +72,7 @@ def retrain_cmd(force: bool, wait: bool, timeout: float, as_json: bool) -> None:
                    + (f"; versions {', '.join(decision.model_versions)}" if decision.model_versions else ""))
     else:
         click.echo(f"not retraining: {decision.reason} (use --force to train anyway)")
-    if decision.job_status == "failed":
+    if decision.job_status == TrainingStatus.FAILED:
         raise click.ClickException(decision.reason)
 
 

@@ -10,6 +10,7 @@ import click
 
 from edgeloop.cli import ops
 from edgeloop.core.settings import get_settings
+from edgeloop.core.statuses import ModelStatus, TrainingStatus
 
 
 @click.group("ml")
@@ -56,7 +57,7 @@ def models_cmd(model_name: str | None, show_all: bool) -> None:
     from edgeloop.mlservice import registry
 
     rows = registry.list_versions(ops.sessions(get_settings()), model_name or "")
-    rows = [r for r in rows if show_all or r.status == "serving"]
+    rows = [r for r in rows if show_all or r.status == ModelStatus.SERVING]
     if not rows:
         click.echo("no model versions" + ("" if show_all else " serving (try --all)"))
         return
@@ -87,7 +88,7 @@ def jobs_cmd(limit: int, as_json: bool) -> None:
         return None if t is None else round((now - as_utc(t)).total_seconds(), 1)
 
     jobs = [{"job_id": j.job_id, "model": j.model_name or "all", "status": j.status, "owner": j.owner,
-             "attempts": j.attempts, "heartbeat_age_s": age(j.heartbeat_at) if j.status == "running" else None,
+             "attempts": j.attempts, "heartbeat_age_s": age(j.heartbeat_at) if j.status == TrainingStatus.RUNNING else None,
              "created_at": j.created_at.isoformat(), "reason": j.reason} for j in rows]
     if as_json:
         ops.emit_json({"jobs": jobs})
@@ -139,7 +140,7 @@ def train_cmd(model_name: str, force: bool, wait: bool, timeout_s: float) -> Non
     versions = ", ".join(status.model_versions) or "none"
     click.echo(f"training job {job.job_id}: {status.status}; versions: {versions}"
                + (f"; {status.reason}" if status.reason else ""))
-    if status.status != "succeeded":
+    if status.status != TrainingStatus.SUCCEEDED:
         raise click.ClickException(f"training job {job.job_id} {status.status}: {status.reason or 'timed out'}")
 
 

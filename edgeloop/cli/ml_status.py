@@ -1,4 +1,4 @@
-"""`edgeloop ml status` (the seed's `ml-status`): one look at the loop's health.
+"""`edgeloop ml status` (also installed as `ml-status`): one look at the loop's health.
 
 Registered into the ML service's `ml` group (``edgeloop/cli/ml.py``) rather than defined there,
 so the two modules can change independently.
@@ -6,26 +6,23 @@ so the two modules can change independently.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 import click
 
 from edgeloop.cli.ops import emit_json, require_ml, require_redis, sessions
 from edgeloop.core.settings import get_settings
+from edgeloop.core.streams import stream_backlog
 
 CONFIG_FIELDS = ("ml_grpc_target", "ml_timeout_s", "cache_ttl_s", "feedback_batch_size", "min_new_feedback",
                  "retraining_interval_hours", "ranking_interval_s", "discovery_interval_s", "activation_threshold",
                  "deactivation_threshold", "min_bets_for_activation", "min_state_s", "discovery_candidates")
 
 
-def stream_backlog(client, settings) -> dict:
+def backlog_report(client, settings) -> dict:
     """Per stream partition: length, entries not yet delivered (lag) and delivered but unacknowledged."""
-    out = {}
-    for key in settings.stream_keys:
-        groups = {g["name"].decode() if isinstance(g["name"], bytes) else g["name"]: g
-                  for g in (client.xinfo_groups(key) if client.exists(key) else [])}
-        g = groups.get(settings.consumer_group)
-        out[key] = {"length": client.xlen(key), "lag": (g or {}).get("lag"), "pending": (g or {}).get("pending", 0)}
+    out: dict = {key: asdict(stream_backlog(client, key, settings.consumer_group)) for key in settings.stream_keys}
     out["dead_letters"] = client.xlen(settings.dead_letter_stream)
     return out
 
@@ -48,7 +45,7 @@ def status_cmd(as_json: bool) -> None:
                       "feedback_samples": health.feedback_samples, "serving": client.is_serving()},
            "serving_models": dict(health.serving_models), "cache": cache.as_dict(),
            "configuration": {k: getattr(settings, k) for k in CONFIG_FIELDS},
-           "stream": stream_backlog(redis_client, settings), "pending_feedback": pending}
+           "stream": backlog_report(redis_client, settings), "pending_feedback": pending}
     if as_json:
         emit_json(out)
         return

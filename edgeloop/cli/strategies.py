@@ -6,8 +6,9 @@ import click
 
 from edgeloop.cli.ops import emit_json, sessions
 from edgeloop.core.settings import get_settings
+from edgeloop.core.statuses import StrategyStatus
 
-STATUSES = ("candidate", "active", "inactive")
+STATUSES = [s.value for s in StrategyStatus]
 
 
 def strategy_dict(s) -> dict:
@@ -120,7 +121,7 @@ def _set_status(strategy_id: str, status: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def activate_cmd(strategy_id: str, as_json: bool) -> None:
     """Activate by hand (the lifecycle may revisit it after min_state_s)."""
-    _set_status(strategy_id, "active", as_json)
+    _set_status(strategy_id, StrategyStatus.ACTIVE, as_json)
 
 
 @strategies.command("deactivate")
@@ -128,7 +129,7 @@ def activate_cmd(strategy_id: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def deactivate_cmd(strategy_id: str, as_json: bool) -> None:
     """Deactivate by hand (the lifecycle may revisit it after min_state_s)."""
-    _set_status(strategy_id, "inactive", as_json)
+    _set_status(strategy_id, StrategyStatus.INACTIVE, as_json)
 
 
 def register(group: click.Group) -> None:

@@ -1,6 +1,6 @@
 """The one definition of the backtest score and the composite score.
 
-backtest score, each term clipped to [0, 1] before weighting (the seed's aggregator):
+backtest score, each term clipped to [0, 1] before weighting:
 
     0.30 * norm(sharpe,        -2.0, 3.0)
   + 0.20 * norm(roi,           -0.5, 1.0)

@@ -15,6 +15,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from edgeloop.core.statuses import ModelStatus
+
 HELD_OUT_END = date(2025, 6, 30)
 
 
@@ -248,7 +250,7 @@ def write_report(out: Path, var: Path, settings, progress: Callable[[str], None]
         hit_ratio = f"{stats.hit_ratio:.1%}"
     except Exception as exc:  # noqa: BLE001 - the report says what it could not read
         hit_ratio = f"n/a ({exc})"
-    serving = {m.model_name: m.version for m in client.list_models() if m.status == "serving"}
+    serving = {m.model_name: m.version for m in client.list_models() if m.status == ModelStatus.SERVING}
 
     def f(v, fmt="{:.3f}"):
         return "–" if v is None else fmt.format(v)

@@ -13,6 +13,7 @@ from edgeloop.demo.stack import Stack, free_port
 
 CACHE_COUNTERS = "cache-counters.jsonl"
 from edgeloop.core.errors import ServiceUnavailable
+from edgeloop.core.statuses import TRAINING_FINISHED, DiscoveryRunStatus, ModelStatus, TrainingStatus
 
 # Tuned for a 2-core laptop: small rounds, little waiting between steps.
 DEMO_SETTINGS = {
@@ -96,21 +97,21 @@ class Demo:
         from edgeloop.mlclient import get_ml_client
 
         client = get_ml_client()
-        if any(m.status == "serving" for m in client.list_models("outcome")):
+        if any(m.status == ModelStatus.SERVING for m in client.list_models("outcome")):
             self.progress("outcome models: already trained (continuing a previous run)")
             return
         self.progress("outcome models: training one version per season, walk-forward …")
         job = client.train_models(model_name="outcome")
         status = self._wait_job(client, job.job_id, 600)
-        served = [m for m in client.list_models("outcome") if m.status == "serving"]
+        served = [m for m in client.list_models("outcome") if m.status == ModelStatus.SERVING]
         self.progress(f"outcome models: {status.status}, {len(served)} serving versions")
 
     def _wait_job(self, client, job_id: str, timeout: float):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             status = client.get_training_status(job_id)
-            if status.status in ("succeeded", "failed"):
-                if status.status == "failed":
+            if status.status in TRAINING_FINISHED:
+                if status.status == TrainingStatus.FAILED:
                     raise ServiceUnavailable(f"training job {job_id} failed: {status.reason}")
                 return status
             time.sleep(1)
@@ -168,7 +169,7 @@ class Demo:
                         last_progress = str(p)
                         self.progress(f"  {run_id}: backtests {p.get('backtests_done')}/{p.get('backtests')}, "
                                       f"stored {p.get('stored')}")
-                    if row.status in ("succeeded", "failed"):
+                    if row.status in (DiscoveryRunStatus.SUCCEEDED, DiscoveryRunStatus.FAILED):
                         return {"run_id": run_id, "status": row.status, "failed_step": row.failed_step,
                                 "error": row.error, "counts": row.counts, "steps": row.steps,
                                 "top_strategies": row.top_strategies}

@@ -15,7 +15,8 @@ from edgeloop.processes import ROOT, free_port
 from edgeloop.core.settings import settings_with
 from edgeloop.schema.db import make_engine, make_sessionmaker
 from edgeloop.schema.repository import count_rejected, count_unsubmitted
-from tests.support.feedback import StandIn, store_results
+from tests.support.feedback import store_results
+from tests.support.ml import FakeMLClient
 from tests.support.pipeline import Store, publish_in_subprocess, scrape, with_ml
 from tests.support.processes import celery_worker, ml_server, wait_until
 from edgeloop.workers.feedback import FeedbackFlusher
@@ -95,7 +96,7 @@ def test_each_call_locks_only_the_rows_it_carries(pg_url):
     store_results(sessions, 30)
     seen: list[tuple[set[str], set[str]]] = []
 
-    class Probing(StandIn):
+    class Probing(FakeMLClient):
         def submit_backtest_feedback(self, results, batch_id):
             with psycopg.connect(pg_url) as other:
                 waiting = {r[0] for r in other.execute(

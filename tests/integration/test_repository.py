@@ -1,4 +1,4 @@
-"""The seed's repository queries, on PostgreSQL."""
+"""The pipeline's repository queries, on PostgreSQL."""
 
 from __future__ import annotations
 

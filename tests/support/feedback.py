@@ -1,47 +1,21 @@
-"""Doubles and data for tests of the feedback flusher: a stand-in ML client that fails the
-way the real client does (through ``edgeloop.mlclient.client.error_for``), and stored results."""
+"""Data for tests of the feedback flusher: stored results, and the errors the real client raises
+(the stand-in ML client is ``tests.support.ml.FakeMLClient``)."""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
 
-import grpc
-
 from edgeloop.core.events import parse_event
-from edgeloop.mlclient.client import error_for
-from edgeloop.proto import ml_service_pb2 as pb
 from edgeloop.schema.repository import insert_results
-from tests.support.events import valid_event
 from edgeloop.workers.ingest import result_row
+from tests.support.events import valid_event
+from tests.support.ml import rpc_error
 
 
-def fail(code: str, details: str = "no"):
+def fail(code: str, details: str = "no") -> Exception:
     """The error the real client raises for a SubmitBacktestFeedback that ended with ``code``."""
-    return error_for("SubmitBacktestFeedback", grpc.StatusCode[code], details)
-
-
-class StandIn:
-    """Confirms what it is sent, unless told to fail every call with a ``code``, to refuse some
-    backtest ids (INVALID_ARGUMENT for the whole request, as the service does), or to refuse
-    requests over ``max_bytes`` the way gRPC does."""
-
-    def __init__(self, refuse: set[str] = frozenset(), max_bytes: int | None = None) -> None:
-        self.refuse = set(refuse)
-        self.max_bytes = max_bytes
-        self.code: str | None = None
-        self.calls: list[int] = []
-
-    def submit_backtest_feedback(self, results, batch_id):
-        self.calls.append(len(results))
-        if self.code:
-            raise fail(self.code)
-        size = pb.BacktestFeedbackRequest(results=results, batch_id=batch_id).ByteSize()
-        if self.max_bytes is not None and size > self.max_bytes:
-            raise fail("RESOURCE_EXHAUSTED", f"Received message larger than max ({size} vs. {self.max_bytes})")
-        if any(r.backtest_id in self.refuse for r in results):
-            raise fail("INVALID_ARGUMENT", "refused")
-        return pb.BacktestFeedbackResponse(accepted=len(results), stored_backtest_ids=[r.backtest_id for r in results])
+    return rpc_error("SubmitBacktestFeedback", code, details)
 
 
 def store_results(sessions, n: int, big: set[int] = frozenset()) -> None:

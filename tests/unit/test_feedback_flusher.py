@@ -13,8 +13,9 @@ from edgeloop.core.errors import MLServiceUnavailable
 from edgeloop.core.settings import Settings
 from edgeloop.schema.db import make_engine, make_sessionmaker
 from edgeloop.schema.repository import count_rejected, count_unsubmitted, retry_rejected
-from tests.support.feedback import StandIn, fail, store_results
 from edgeloop.workers.feedback import FeedbackFlusher, Verdict, verdict
+from tests.support.feedback import fail, store_results
+from tests.support.ml import FakeMLClient
 
 TOO_LARGE = "Received message larger than max (70000 vs. 65536)"
 BACK_OFF_CODES = ["UNAUTHENTICATED", "PERMISSION_DENIED", "UNIMPLEMENTED", "INTERNAL", "UNKNOWN",
@@ -64,7 +65,7 @@ def counts(sessions) -> tuple[int, int]:
 
 def test_a_refused_result_is_set_aside_and_the_rest_go_through(sessions):
     store_results(sessions, 25)
-    client = StandIn(refuse={"bt-00000003"})
+    client = FakeMLClient(refuse={"bt-00000003"})
     flusher = FeedbackFlusher(sessions=sessions, settings=Settings(feedback_batch_size=10),
                               client_factory=lambda: client)
     # When everything is flushed
@@ -73,7 +74,7 @@ def test_a_refused_result_is_set_aside_and_the_rest_go_through(sessions):
     assert counts(sessions) == (0, 1)
     # And it was found by halving the batch (8 calls for the first 10 results, one by one would
     # take 11), then the next batches went through whole
-    assert client.calls == [10, 5, 2, 3, 1, 2, 1, 1, 5] + [10, 5]
+    assert client.feedback_calls == [10, 5, 2, 3, 1, 2, 1, 1, 5] + [10, 5]
     # And after the cause is fixed it can be submitted again
     client.refuse.clear()
     with sessions.begin() as s:
@@ -84,18 +85,18 @@ def test_a_refused_result_is_set_aside_and_the_rest_go_through(sessions):
 
 def test_a_batch_over_the_message_limit_is_halved_until_it_fits(sessions):
     store_results(sessions, 40)
-    client = StandIn(max_bytes=1_000)  # about 5 results
+    client = FakeMLClient(max_bytes=1_000)  # about 5 results
     flusher = FeedbackFlusher(sessions=sessions, settings=Settings(feedback_batch_size=20),
                               client_factory=lambda: client)
     assert flusher.flush_all() == 40
     assert counts(sessions) == (0, 0)
-    assert client.calls[:4] == [20, 10, 5, 5]  # depth first, oldest half first
-    assert max(n for n in client.calls if n <= 5) == 5
+    assert client.feedback_calls[:4] == [20, 10, 5, 5]  # depth first, oldest half first
+    assert max(n for n in client.feedback_calls if n <= 5) == 5
 
 
 def test_a_single_result_over_the_limit_is_refused_data_and_nothing_else_is(sessions):
     store_results(sessions, 12, big={4})
-    client = StandIn(max_bytes=4_000)
+    client = FakeMLClient(max_bytes=4_000)
     flusher = FeedbackFlusher(sessions=sessions, settings=Settings(feedback_batch_size=12),
                               client_factory=lambda: client)
     assert flusher.flush_all() == 11
@@ -105,8 +106,8 @@ def test_a_single_result_over_the_limit_is_refused_data_and_nothing_else_is(sess
 @pytest.mark.parametrize("code", BACK_OFF_CODES)
 def test_a_fault_that_is_not_the_data_rejects_nothing_and_is_retried(sessions, code, caplog):
     store_results(sessions, 30)
-    client = StandIn()
-    client.code = code
+    client = FakeMLClient()
+    client.fail_with("submit_backtest_feedback", fail(code))
     board = Board()
     flusher = FeedbackFlusher(sessions=sessions, settings=Settings(feedback_batch_size=10),
                               client_factory=lambda: client, board=board, name="w1:0")
@@ -117,13 +118,13 @@ def test_a_fault_that_is_not_the_data_rejects_nothing_and_is_retried(sessions, c
         assert flusher.flush_if_due() == 0
     # Then nothing was set aside or marked, one call per try (no one-by-one retry)
     assert counts(sessions) == (30, 0)
-    assert client.calls == [10] * 5
+    assert client.feedback_calls == [10] * 5
     # And the state is visible: published on every try, logged once
     assert [b.code for b in board.published] == [code] * 5
     assert len({b.since for b in board.published}) == 1
     assert [r.message.startswith("feedback: backing off: " + code) for r in caplog.records] == [True]
     # When the service takes feedback again
-    client.code = None
+    client.fail_with("submit_backtest_feedback", None)
     flusher._retry_at = 0
     assert flusher.flush_if_due() == 30
     # Then everything goes through, the state is cleared and that is one more line
@@ -134,11 +135,11 @@ def test_a_fault_that_is_not_the_data_rejects_nothing_and_is_retried(sessions, c
 
 def test_a_new_code_while_backing_off_is_a_change_of_state(sessions, caplog):
     store_results(sessions, 3)
-    client = StandIn()
+    client = FakeMLClient()
     flusher = FeedbackFlusher(sessions=sessions, settings=Settings(), client_factory=lambda: client)
     caplog.set_level(logging.INFO, logger="edgeloop.workers.feedback")
     for code in ["UNAUTHENTICATED", "UNAUTHENTICATED", "UNAVAILABLE", "UNAVAILABLE"]:
-        client.code = code
+        client.fail_with("submit_backtest_feedback", fail(code))
         flusher._retry_at = 0
         flusher.flush_if_due()
     assert [r.message.split(":")[2].split()[0] for r in caplog.records] == ["UNAUTHENTICATED", "UNAVAILABLE"]

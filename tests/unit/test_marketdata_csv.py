@@ -1,4 +1,4 @@
-"""football-data.co.uk CSV quirks: each test feeds the parser one quirk from SOURCES.md."""
+"""football-data.co.uk CSV quirks: each test feeds the parser one quirk of the real files."""
 
 from __future__ import annotations
 

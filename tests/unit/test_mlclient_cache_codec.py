@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgeloop.mlclient.cache import _decode_evaluations, _decode_predictions
+from edgeloop.mlclient.cache.codec import decode_evaluations, decode_predictions
 from edgeloop.proto import ml_service_pb2 as pb
 
 
@@ -14,16 +14,16 @@ def _prediction(i: int, recommendation: str = "back") -> pb.Prediction:
 def test_many_answers_parse_in_order_and_equal_their_one_by_one_parse():
     answers = [_prediction(i) for i in range(1000)]
     values = [a.SerializeToString() for a in answers]
-    assert _decode_predictions(values) == answers == [pb.Prediction.FromString(v) for v in values]
+    assert decode_predictions(values) == answers == [pb.Prediction.FromString(v) for v in values]
 
 
 def test_empty_large_and_single_answers():
     empty = pb.Prediction()  # serializes to b"": still one answer
     large = _prediction(1, recommendation="x" * 40_000)  # a length that needs a 3-byte varint
     for batch in ([empty, _prediction(2)], [_prediction(3), large, empty], [large], [empty], []):
-        assert _decode_predictions([a.SerializeToString() for a in batch]) == batch
+        assert decode_predictions([a.SerializeToString() for a in batch]) == batch
 
 
 def test_evaluations_parse_one_by_one():
     e = pb.EvaluateStrategyResponse(strategy_id="s1", confidence=0.7, model_version="v1")
-    assert _decode_evaluations([e.SerializeToString()]) == [e]
+    assert decode_evaluations([e.SerializeToString()]) == [e]

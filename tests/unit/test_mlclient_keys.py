@@ -1,4 +1,4 @@
-"""Key layout of the prediction cache (the seed's CacheKeyString, and more)."""
+"""Key layout of the prediction cache."""
 
 from __future__ import annotations
 

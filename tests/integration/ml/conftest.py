@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import grpc
 import pytest
 
 from edgeloop.core.settings import settings_with
+from edgeloop.core.statuses import TRAINING_FINISHED
 from edgeloop.mlservice.server import create_server
 from edgeloop.proto import ml_service_pb2 as pb, ml_service_pb2_grpc as pb_grpc
+from tests.support.processes import wait_until
 
 
 DATA_DIR = str(Path(__file__).resolve().parents[3] / "data" / "football-data")
@@ -23,13 +24,12 @@ def ml_settings(pg_url, redis_url):
 
 
 def wait_job(stub, job_id: str, timeout_s: float = 60.0):
-    """Poll GetTrainingStatus until the job finished."""
-    deadline = time.monotonic() + timeout_s
-    while True:
+    """Poll GetTrainingStatus until the job finished; its last status."""
+    def finished():
         status = stub.GetTrainingStatus(pb.TrainingStatusRequest(job_id=job_id), timeout=5)
-        if status.status in ("succeeded", "failed") or time.monotonic() > deadline:
-            return status
-        time.sleep(0.1)
+        return status if status.status in TRAINING_FINISHED else None
+
+    return wait_until(finished, timeout_s, 0.1, f"training job {job_id}")
 
 
 @pytest.fixture

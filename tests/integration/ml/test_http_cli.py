@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
 
@@ -14,10 +13,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from edgeloop.cli import cli
 from edgeloop.core.settings import get_settings, settings_with
+from edgeloop.core.statuses import TRAINING_FINISHED
 from edgeloop.mlservice.http_api import HttpApi
 from edgeloop.mlservice.server import create_server
 from edgeloop.proto import ml_service_pb2 as pb, ml_service_pb2_grpc as pb_grpc
 from tests.integration.ml.conftest import wait_job
+from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -52,12 +53,11 @@ def http_base(ml_server):
 def test_training_over_http(http_base):
     status, job = _http("POST", f"{http_base}/api/v1/models/train", json.dumps({"model_name": "outcome"}).encode())
     assert status == 200 and job["status"] == "queued" and job["job_id"]
-    deadline = time.monotonic() + 60
-    while True:
-        status, state = _http("GET", f"{http_base}/api/v1/models/training/{job['job_id']}")
-        if state["status"] in ("succeeded", "failed") or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+    def finished():
+        answer = _http("GET", f"{http_base}/api/v1/models/training/{job['job_id']}")
+        return answer if answer[1]["status"] in TRAINING_FINISHED else None
+
+    status, state = wait_until(finished, 60, 0.2, "training over HTTP")
     assert status == 200 and state["status"] == "succeeded" and len(state["model_versions"]) >= 15
     status, metrics = _http("GET", f"{http_base}/api/v1/models/outcome/metrics")
     assert status == 200 and metrics["model"]["status"] == "serving"
@@ -174,10 +174,8 @@ def test_cli_models_rollback_and_train(env, ml_server, stub, monkeypatch):
     rolled = runner.invoke(cli, ["ml", "rollback", first])
     assert rolled.exit_code == 0, rolled.output
     # Then predictions come from it again (the service polls the registry)
-    deadline = time.monotonic() + 10
-    while stub.GetPrediction(event, timeout=5).prediction.model_version != first:
-        assert time.monotonic() < deadline, "rollback not picked up"
-        time.sleep(0.2)
+    wait_until(lambda: stub.GetPrediction(event, timeout=5).prediction.model_version == first, 10, 0.2,
+               "the rollback to be picked up")
     everything = runner.invoke(cli, ["ml", "models", "--all"])
     assert "retired" in everything.output
 

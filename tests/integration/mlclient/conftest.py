@@ -7,7 +7,7 @@ import redis
 
 from edgeloop.core.settings import settings_with
 from edgeloop.mlclient.cache import CachedMLClient, make_redis
-from tests.integration.mlclient.support import FakeML
+from tests.support.ml import FakeMLClient
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def redis_client(redis_url):
 
 @pytest.fixture
 def fake_ml():
-    return FakeML()
+    return FakeMLClient()
 
 
 @pytest.fixture

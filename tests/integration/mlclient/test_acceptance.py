@@ -15,13 +15,14 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from edgeloop.core.settings import get_settings, settings_with
+from edgeloop.core.statuses import TRAINING_FINISHED
 from edgeloop.mlclient.cache import CachedMLClient, make_redis
 from edgeloop.mlclient.client import MLClient
 from edgeloop.proto import ml_service_pb2 as pb
 from tests.integration.ml.factories import finished
 from tests.integration.mlclient.support import FULL_REDIS, fill_to_maxmemory, metric, own_redis
 from tests.support import services
-from tests.support.processes import ROOT
+from tests.support.processes import ROOT, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -192,10 +193,12 @@ def test_a_cached_answer_always_equals_the_services_for_the_same_version(service
 
 def train(client: MLClient, model: str = "outcome") -> pb.TrainingStatusResponse:
     job = client.train_models(model, force=True)
-    deadline = time.monotonic() + 300
-    while (status := client.get_training_status(job.job_id)).status not in ("succeeded", "failed"):
-        assert time.monotonic() < deadline, "training did not finish"
-        time.sleep(0.2)
+
+    def done():
+        status = client.get_training_status(job.job_id)
+        return status if status.status in TRAINING_FINISHED else None
+
+    status = wait_until(done, 300, 0.2, "training")
     assert status.status == "succeeded", status.reason
     return status
 
@@ -210,10 +213,8 @@ def test_after_a_promotion_no_entry_of_the_old_version_is_served(service, cached
     old = {p.model_version for p in cached.batch_predict(job)} | {p.model_version for p in lazy.batch_predict(job)}
     # When a training job promotes new champions (same data, log-loss as good: they win)
     assert set(train(ml).model_versions).isdisjoint(old)
-    deadline = time.monotonic() + 10
-    while {p.model_version for p in ml.batch_predict(job)} & old:  # the service's own registry poll
-        assert time.monotonic() < deadline, "the service kept serving the old versions"
-        time.sleep(0.2)
+    wait_until(lambda: not {p.model_version for p in ml.batch_predict(job)} & old, 10, 0.2,
+               "the service to serve the new versions")  # its own registry poll
     # Then no answer of an old version comes out of either cache
     after = cached.batch_predict(job)
     assert not {p.model_version for p in after} & old

@@ -1,6 +1,6 @@
-"""The seed's cache tests (key format, get, set, expiry, invalidation, stats, size bound) and the
-cache's other Redis behaviour, against a real Redis. The ML service is a counting stand-in here;
-tests.integration.mlclient/test_acceptance.py uses the real one."""
+"""The prediction cache against a real Redis: key format, get, set, expiry, invalidation, stats,
+size bound and its other Redis behaviour. The ML service is the counting stand-in here
+(``tests.support.ml.FakeMLClient``); ``test_acceptance.py`` uses the real one."""
 
 from __future__ import annotations
 
@@ -256,11 +256,10 @@ def test_a_service_failure_during_a_redis_probe_does_not_leave_redis_skipped(fak
         cache.batch_predict(requests(2))  # Redis down: breaker open
     with own_redis(port=port):
         time.sleep(0.15)
-        real = fake_ml.batch_predict
-        fake_ml.batch_predict = lambda *a, **k: (_ for _ in ()).throw(MLServiceUnavailable("down"))
+        fake_ml.fail_with("batch_predict", MLServiceUnavailable("down"))
         with pytest.raises(MLServiceUnavailable):
             cache.batch_predict(requests(3, start=10))  # the Redis probe, ended by the service
-        fake_ml.batch_predict = real
+        fake_ml.fail_with("batch_predict", None)
         cache.batch_predict(requests(3, start=10))
         fake_ml.batch_calls.clear()
         cache.batch_predict(requests(3, start=10))

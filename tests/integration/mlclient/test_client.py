@@ -17,7 +17,8 @@ from edgeloop.mlclient.breaker import CLOSED, OPEN
 from edgeloop.mlclient.cache import get_cached_ml_client
 from edgeloop.mlclient.channel import service_config
 from edgeloop.proto import ml_service_pb2 as pb, ml_service_pb2_grpc as pb_grpc
-from tests.integration.mlclient.support import free_port, metric
+from edgeloop.processes import free_port
+from tests.integration.mlclient.support import metric
 
 pytestmark = pytest.mark.integration
 

@@ -1,9 +1,8 @@
-"""``lifecycle.refresh`` on SQLite with a stub ML client: composite from the one scoring
+"""``lifecycle.refresh`` on SQLite with the stand-in ML client: composite from the one scoring
 definition, status changes and ranking rows in one transaction, one ranking per id."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 
 import pytest
@@ -16,23 +15,7 @@ from edgeloop.schema.db import make_engine, make_sessionmaker, upgrade
 from edgeloop.schema.lifecycle import StrategyRanking
 from edgeloop.schema.pipeline import BacktestResult, Strategy
 from edgeloop.workers.lifecycle import refresh
-
-
-@dataclass
-class Reply:
-    confidence: float
-    model_version: str = "strategy-v1"
-
-
-class StubML:
-    def __init__(self, confidences: dict[str, float], error: Exception | None = None) -> None:
-        self.confidences, self.error, self.calls = confidences, error, 0
-
-    def evaluate_strategy(self, strategy_id, params):
-        self.calls += 1
-        if self.error:
-            raise self.error
-        return Reply(self.confidences[strategy_id])
+from tests.support.ml import FakeMLClient
 
 
 @pytest.fixture
@@ -59,7 +42,7 @@ def test_refresh_activates_retires_and_stores_one_ranking(sessions):
     add(sessions, "few-bets", "candidate", 0.9, 5)
     add(sessions, "bad", "active", 0.1, 100)
     add(sessions, "middling", "active", 0.45, 100)
-    ml = StubML({"good": 0.8, "few-bets": 0.9, "bad": 0.3, "middling": 0.5})
+    ml = FakeMLClient(confidences={"good": 0.8, "few-bets": 0.9, "bad": 0.3, "middling": 0.5})
 
     outcome = refresh(sessions, ml, s, ranking_id="r1")
 
@@ -79,7 +62,8 @@ def test_refresh_activates_retires_and_stores_one_ranking(sessions):
 
 def test_no_strategy_model_changes_nothing(sessions):
     add(sessions, "x", "active", 0.0, 100)
-    ml = StubML({}, ModelNotTrained("EvaluateStrategy: FAILED_PRECONDITION: the strategy model is not trained yet"))
+    ml = FakeMLClient()
+    ml.fail_with("evaluate_strategy", ModelNotTrained("EvaluateStrategy: the strategy model is not trained yet"))
     with pytest.raises(ModelNotTrained):
         refresh(sessions, ml, Settings(), ranking_id="r1")
     with sessions() as db:
@@ -91,7 +75,7 @@ def test_the_scheduled_refresh_stores_a_ranking_only_when_it_changed(sessions):
     s = Settings(activation_threshold=0.6, deactivation_threshold=0.4, min_bets_for_activation=10)
     add(sessions, "a", "candidate", 0.5, 100)
     add(sessions, "b", "candidate", 0.3, 100)
-    ml = StubML({"a": 0.5, "b": 0.5})
+    ml = FakeMLClient(confidences={"a": 0.5, "b": 0.5})
     assert refresh(sessions, ml, s, only_if_changed=True).ranking_id is not None
     assert refresh(sessions, ml, s, only_if_changed=True).ranking_id is None  # nothing changed
     ml.confidences["b"] = 0.9  # b now ranks first

@@ -1,4 +1,4 @@
-"""The shared Redis prediction cache in front of the ML client.
+"""The shared Redis prediction cache in front of the ML client: the orchestration of a lookup.
 
 ``CachedMLClient`` answers GetPrediction / BatchPredict and EvaluateStrategy from Redis when
 it can, and from the service (through ``MLClient``) when it cannot. What it guarantees:
@@ -10,8 +10,8 @@ it can, and from the service (through ``MLClient``) when it cannot. What it guar
   ``docs/cache.md``.
 * **One round trip per batch** to look up (one MGET of the model generation and the entries),
   **one backend call** for the misses (chunked at ``ml_max_batch_items``) under a single-flight
-  lock (one SET NX), **one command** to store them (a script: SET EX, strategy index SADD and
-  EXPIRE, and the lock's release). These commands are packed once and sent on a pooled
+  lock (one SET NX), **one command** to store them (``store.py``: SET EX, strategy index SADD
+  and EXPIRE, and the lock's release). These commands are packed once and sent on a pooled
   connection (``rawredis.py``), and a batch's answers are parsed in one protobuf call while
   Redis runs the store: the cache's own share of a 1,000-prediction batch is measured by
   ``bench/cache.py``.
@@ -26,18 +26,18 @@ it can, and from the service (through ``MLClient``) when it cannot. What it guar
   A cache is an optimisation: no Redis answer may turn into a failed prediction.
 * **Statistics**: Prometheus counters per process, and shared hit/miss counts in a Redis hash
   that ``stats()`` (``edgeloop ml status``, ``metrics.CacheStatsCollector``) reads with
-  entries and memory.
+  entries and memory (``stats.py``).
+
+The parts: ``codec.py`` parses stored answers, ``store.py`` stores fetched ones,
+``invalidation.py`` makes entries unreachable, ``stats.py`` counts.
 """
 
 from __future__ import annotations
 
 import logging
-import operator
-import threading
 import time
-from collections import Counter
-from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence, cast
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence, cast
 
 import redis
 from redis.backoff import NoBackoff
@@ -46,11 +46,17 @@ from redis.retry import Retry
 from edgeloop.core.errors import MLServiceError, MLServiceUnavailable
 from edgeloop.core.redis_connect import client_for
 from edgeloop.core.settings import Settings, get_settings
+from edgeloop.core.statuses import ModelStatus
 from edgeloop.mlclient import keys, metrics
 from edgeloop.mlclient.breaker import CircuitBreaker
+from edgeloop.mlclient.cache.codec import decode_evaluations, decode_predictions
+from edgeloop.mlclient.cache.invalidation import mark_models_changed
+from edgeloop.mlclient.cache.stats import CacheStats, SharedCounts, read_stats
+from edgeloop.mlclient.cache.store import EntryStore
 from edgeloop.mlclient.catalogue import ModelCatalogue
-from edgeloop.mlclient.client import MLClient, get_ml_client
+from edgeloop.mlclient.client import get_ml_client
 from edgeloop.mlclient.per_process import PerProcess
+from edgeloop.mlclient.protocol import MLServiceClient
 from edgeloop.mlclient.rawredis import RawRedis
 from edgeloop.mlclient.singleflight import Lock, SingleFlight
 from edgeloop.proto import ml_service_pb2 as pb
@@ -62,31 +68,7 @@ STRATEGY_MODEL = "strategy"
 PREDICTION = "prediction"
 EVALUATION = "evaluation"
 
-# Keys that are not entries still get a TTL (no key without one); these outlive any entry.
-_META_TTL_S = 30 * 24 * 3600
-_STATS_FLUSH_S = 1.0
 _REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
-# Store a batch as one command: SET … EX for each entry, SADD of strategy-scoped entries to
-# their strategy's index, EXPIRE of those indexes, and the release of the single-flight lock
-# the answers were fetched under (if its token is still ours). A pipeline of 100 SETs costs
-# 100 packed commands and 100 parsed replies (MSET cannot carry a TTL); this costs one.
-# KEYS = n entries, m indexes[, lock]; ARGV = ttl, n, m, lock token ("": none), n values,
-# and if m > 0 the index position of each entry (1..m; 0: none).
-_STORE = """
-local call, ttl, n, m, token = redis.call, ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-if m == 0 then
-  for i = 1, n do call('SET', KEYS[i], ARGV[4 + i], 'EX', ttl) end
-else
-  for i = 1, n do
-    call('SET', KEYS[i], ARGV[4 + i], 'EX', ttl)
-    local ix = tonumber(ARGV[4 + n + i])
-    if ix > 0 then call('SADD', KEYS[n + ix], KEYS[i]) end
-  end
-  for j = n + 1, n + m do call('EXPIRE', KEYS[j], ttl) end
-end
-if token ~= '' and call('GET', KEYS[n + m + 1]) == token then call('DEL', KEYS[n + m + 1]) end
-return n
-"""
 
 
 def _bypass_reason(exc: redis.exceptions.RedisError) -> str:
@@ -133,76 +115,10 @@ class _Query:
     decode: Callable[[list[bytes]], list[Any]]  # the answers from their serialized forms
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append(n & 0x7F | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-# The protobuf header of field 1 (length-delimited) for a payload of n bytes, n < 16,384.
-_FIELD_1 = [b"\n" + _varint(n) for n in range(1 << 14)]
-
-
-def _decode_predictions(values: list[bytes]) -> list[pb.Prediction]:
-    """Serialized ``Prediction``s parsed in one call rather than one each: each framed as
-    field 1, their concatenation is a serialized ``BatchPredictResponse`` (protobuf's wire
-    format: a repeated field is its elements' records one after the other)."""
-    if len(values) < 2:
-        return [pb.Prediction.FromString(v) for v in values]
-    parts = values * 2
-    try:
-        parts[::2] = operator.itemgetter(*map(len, values))(_FIELD_1)  # the headers, in one call
-    except IndexError:  # a value of 16 KiB or more
-        parts[::2] = [b"\n" + _varint(len(v)) for v in values]
-    parts[1::2] = values
-    return list(pb.BatchPredictResponse.FromString(b"".join(parts)).predictions)
-
-
-def _decode_evaluations(values: list[bytes]) -> list[pb.EvaluateStrategyResponse]:
-    return [pb.EvaluateStrategyResponse.FromString(v) for v in values]
-
-
-@dataclass
-class CacheStats:
-    hits: dict[str, int] = field(default_factory=dict)  # by kind, all processes
-    misses: dict[str, int] = field(default_factory=dict)
-    hit_ratio: float = 0.0
-    entries: int = 0
-    memory_bytes: int = 0  # estimated, entries only
-    redis_used_memory_bytes: int = 0
-    redis_maxmemory_bytes: int = 0
-    redis_maxmemory_policy: str = ""
-    ttl_s: int = 0
-    redis_ok: bool = True
-    error: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def lines(self) -> list[str]:
-        """Human-readable, for `edgeloop ml status`."""
-        if not self.redis_ok:
-            return [f"prediction cache: Redis unreachable ({self.error})"]
-        cap = f"{self.redis_maxmemory_bytes / 2**20:.0f} MiB" if self.redis_maxmemory_bytes else "no maxmemory"
-        advice = []
-        if not self.redis_maxmemory_bytes or not self.redis_maxmemory_policy.startswith("allkeys-"):
-            advice = ["  note: give the cache a Redis of its own (EDGELOOP_CACHE_REDIS_URL) with maxmemory and "
-                      "maxmemory-policy allkeys-lru (docs/cache.md, Redis memory policy)"]
-        return [
-            f"prediction cache: {self.entries} entries, ~{self.memory_bytes / 2**20:.1f} MiB, TTL {self.ttl_s} s",
-            f"  hits {sum(self.hits.values())}  misses {sum(self.misses.values())}  hit ratio {self.hit_ratio:.1%}",
-            f"  Redis: {self.redis_used_memory_bytes / 2**20:.1f} MiB used, {cap}, policy {self.redis_maxmemory_policy}",
-            *advice,
-        ]
-
-
 class CachedMLClient:
     def __init__(
         self,
-        client: MLClient | None = None,
+        client: MLServiceClient | None = None,
         redis_client: redis.Redis | None = None,
         settings: Settings | None = None,
     ) -> None:
@@ -215,12 +131,9 @@ class CachedMLClient:
         self.redis_breaker = CircuitBreaker(1, self.settings.cache_redis_retry_s)
         self.single_flight = SingleFlight(self.redis)
         self._raw = RawRedis(self.redis)
-        self._store_script = self.redis.register_script(_STORE)
+        self._entries = EntryStore(self.redis, self._raw, self.prefix, self.ttl_s)
         self._gen_key = keys.generation_key(self.prefix)
-        self._stats_key = keys.stats_key(self.prefix)
-        self._pending: Counter[str] = Counter()
-        self._pending_lock = threading.Lock()
-        self._last_flush = 0.0
+        self._counts = SharedCounts(self.prefix)
 
     # --- public API ----------------------------------------------------------------------
     def get_prediction(
@@ -250,7 +163,7 @@ class CachedMLClient:
             return _Item(key, r.strategy_id, r, not r.model_version)
 
         return self._get_many(
-            _Query(PREDICTION, build_keys, item, self._fetch_predictions, _decode_predictions)
+            _Query(PREDICTION, build_keys, item, self._fetch_predictions, decode_predictions)
         )
 
     def _prediction_keys(self, requests: Sequence[pb.PredictionRequest], hashes: str | Sequence[str]) -> list[str]:
@@ -265,7 +178,7 @@ class CachedMLClient:
             return _Item(key, strategy_id, (strategy_id, params), True)
 
         return self._get_many(
-            _Query(EVALUATION, build_keys, item, self._fetch_evaluations, _decode_evaluations)
+            _Query(EVALUATION, build_keys, item, self._fetch_evaluations, decode_evaluations)
         )[0]
 
     def warm_up(self) -> None:
@@ -276,9 +189,6 @@ class CachedMLClient:
             self.catalogue.token(OUTCOME_MODEL)
         except (redis.exceptions.RedisError, MLServiceUnavailable):
             pass
-
-    def invalidate_strategy(self, strategy_id: str) -> int:
-        return invalidate_strategies(self.redis, [strategy_id], self.prefix)
 
     def mark_models_changed(self) -> None:
         mark_models_changed(self.redis, self.prefix)
@@ -319,7 +229,7 @@ class CachedMLClient:
             self.catalogue.expire()
 
         positions = [i for i, v in enumerate(values) if v is None]
-        self._count(q.kind, len(values) - len(positions), len(positions))
+        self._counts.count(q.kind, len(values) - len(positions), len(positions))
         if not positions:
             return q.decode(cast(list[bytes], values))
         missing: dict[str, _Item] = {}
@@ -373,12 +283,12 @@ class CachedMLClient:
                     # bumping the generation. Do not file the answer under the old token.
                     stale_catalogue = True
                     continue
-                if status != "serving":
+                if status != ModelStatus.SERVING:
                     continue  # the service has not caught up with its registry yet: not cacheable
             store[item.key] = (value, item.strategy_id)
         try:
             if store:
-                self._store(store, lock, None if meanwhile is None else lambda: meanwhile(fetched))
+                self._entries.store(store, lock, None if meanwhile is None else lambda: meanwhile(fetched))
             if stale_catalogue:
                 mark_models_changed(self.redis, self.prefix)
         except redis.exceptions.RedisError:
@@ -389,27 +299,6 @@ class CachedMLClient:
         if stale_catalogue:
             self.catalogue.expire()
         return fetched
-
-    def _store(
-        self, store: dict[str, tuple[bytes, str]], lock: Lock | None = None, meanwhile: Callable[[], None] | None = None
-    ) -> None:
-        indexes: dict[str, int] = {}  # index key -> its 1-based position after the entries
-        positions = []
-        for value, strategy_id in store.values():
-            if strategy_id:
-                index = keys.strategy_index_key(self.prefix, strategy_id)
-                positions.append(indexes.setdefault(index, len(indexes) + 1))
-            else:
-                positions.append(0)
-        names = [*store, *indexes]
-        args = [self.ttl_s, len(store), len(indexes), lock.token if lock else "", *(v for v, _ in store.values())]
-        if indexes:
-            args.extend(positions)
-        if lock is not None:
-            names.append(lock.key)
-        self._raw.evalsha(self._store_script, names, args, meanwhile)
-        if lock is not None:
-            lock.released = True
 
     # --- without Redis -------------------------------------------------------------------
     def _direct(self, q: _Query, reason: str) -> list[Any]:
@@ -439,123 +328,19 @@ class CachedMLClient:
         return [self.client.evaluate_strategy(*i.request) for i in items]
 
     # --- statistics ----------------------------------------------------------------------
-    def _count(self, kind: str, hits: int, misses: int) -> None:
-        if hits:
-            metrics.CACHE_HITS.labels(kind=kind).inc(hits)
-        if misses:
-            metrics.CACHE_MISSES.labels(kind=kind).inc(misses)
-        with self._pending_lock:
-            self._pending[f"hits:{kind}"] += hits
-            self._pending[f"misses:{kind}"] += misses
-
     def _mget_with_stats(self, names: list[str]) -> list[bytes | None]:
         """MGET, with this process's pending statistics added in the same round trip when due."""
-        return self._raw.execute(*self._stats_flush(), ("MGET", *names))[-1]
-
-    def _stats_flush(self, force: bool = False) -> list[tuple[Any, ...]]:
-        """The commands adding this process's counts since the last flush to the shared hash:
-        at most once a second, to ride on a round trip that happens anyway (the lookup)."""
-        now = time.monotonic()
-        with self._pending_lock:
-            if not force and now - self._last_flush < _STATS_FLUSH_S:
-                return []
-            pending, self._pending = self._pending, Counter()
-            self._last_flush = now
-        commands: list[tuple[Any, ...]] = [
-            ("HINCRBY", self._stats_key, name, n) for name, n in pending.items() if n
-        ]
-        if commands:
-            commands.append(("EXPIRE", self._stats_key, _META_TTL_S))
-        return commands
+        return self._raw.execute(*self._counts.flush_commands(), ("MGET", *names))[-1]
 
     def stats(self, scan_limit: int = 1_000_000) -> CacheStats:
         """Shared statistics of the cache, read from Redis (``metrics.CacheStatsCollector`` exposes them)."""
-        result = CacheStats(ttl_s=self.ttl_s)
-        try:
-            pipe = self.redis.pipeline(transaction=False)
-            for command in self._stats_flush(force=True):
-                pipe.execute_command(*command)
-            pipe.hgetall(self._stats_key)
-            pipe.info("memory")
-            *_, counts, info = pipe.execute()
-            entries, sample = _count_entries(self.redis, self.prefix, scan_limit)
-            memory = _estimate_memory(self.redis, sample, entries)
-        except redis.exceptions.RedisError as exc:
-            return CacheStats(ttl_s=self.ttl_s, redis_ok=False, error=str(exc))
-        for raw_name, raw_n in counts.items():
-            what, _, kind = raw_name.decode().partition(":")
-            bucket = result.hits if what == "hits" else result.misses
-            bucket[kind] = int(raw_n)
-        hits, misses = sum(result.hits.values()), sum(result.misses.values())
-        result.hit_ratio = hits / (hits + misses) if hits + misses else 0.0
-        result.entries = entries
-        result.memory_bytes = memory
-        result.redis_used_memory_bytes = int(info.get("used_memory", 0))
-        result.redis_maxmemory_bytes = int(info.get("maxmemory", 0))
-        result.redis_maxmemory_policy = str(info.get("maxmemory_policy", ""))
-        return result
+        return read_stats(self.redis, self.prefix, self.ttl_s, self._counts, scan_limit)
 
     def reset_stats(self) -> None:
-        with self._pending_lock:
-            self._pending.clear()
-        self.redis.delete(self._stats_key)
+        self._counts.reset(self.redis)
 
     def close(self) -> None:
         self.redis.close()
-
-
-def _count_entries(client: redis.Redis, prefix: str, limit: int) -> tuple[int, list[bytes]]:
-    """Count entries with SCAN (never KEYS: it blocks Redis); keep the first keys as a sample."""
-    total = 0
-    sample: list[bytes] = []
-    for pattern in keys.entry_patterns(prefix):
-        for key in client.scan_iter(match=pattern, count=1000):
-            total += 1
-            if len(sample) < 64:
-                sample.append(key)
-            if total >= limit:
-                return total, sample
-    return total, sample
-
-
-def _estimate_memory(client: redis.Redis, sample: list[bytes], entries: int) -> int:
-    if not sample:
-        return 0
-    pipe = client.pipeline(transaction=False)
-    for key in sample:
-        pipe.memory_usage(key)
-    sizes = [s for s in pipe.execute() if s is not None]
-    return int(sum(sizes) / len(sizes) * entries) if sizes else 0
-
-
-# --- functions usable without a gRPC channel ------------------------------------------------
-def mark_models_changed(client: redis.Redis, prefix: str | None = None) -> None:
-    """Tell every process's cache that a model was promoted or rolled back (call it after)."""
-    # A fresh time-based value rather than INCR: if the key ever expired and restarted from 1,
-    # a process could mistake the new 1 for the old one it saw (ABA); nanoseconds never repeat.
-    client.set(keys.generation_key(prefix or get_settings().cache_prefix), time.time_ns(), ex=_META_TTL_S)
-
-
-def invalidate_strategies(client: redis.Redis, strategy_ids: Iterable[str], prefix: str | None = None) -> int:
-    """Delete every cached entry of these strategies (two round trips); returns how many.
-
-    The feedback flusher calls it once a strategy's feedback is stored by the service.
-    """
-    prefix = prefix or get_settings().cache_prefix
-    indexes = [keys.strategy_index_key(prefix, s) for s in dict.fromkeys(strategy_ids)]
-    if not indexes:
-        return 0
-    pipe = client.pipeline(transaction=False)
-    for index in indexes:
-        pipe.smembers(index)
-    members = {m for found in pipe.execute() for m in found}
-    pipe = client.pipeline(transaction=False)
-    if members:
-        pipe.delete(*members)
-    pipe.delete(*indexes)
-    deleted_entries = int(pipe.execute()[0]) if members else 0
-    metrics.CACHE_INVALIDATED.inc(deleted_entries)
-    return deleted_entries
 
 
 # --- one per process ----------------------------------------------------------------------

@@ -1,0 +1,39 @@
+"""Every Lua script edgeloop runs in Redis, in one place.
+
+Callers register them with ``redis.Redis.register_script`` (or send ``EVALSHA`` with the
+script's SHA, as ``edgeloop.mlclient.rawredis`` does) and pass the KEYS and ARGV described here.
+"""
+
+from __future__ import annotations
+
+# Delete a lock only if it still holds our token: after a TTL expiry it may belong to someone
+# else, and a plain DEL would release their lock. Used by worker leases
+# (``edgeloop.workers.locks``) and the prediction cache's single-flight locks.
+# KEYS = lock; ARGV = token. Returns 1 if deleted, else 0.
+COMPARE_AND_DELETE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# Store a batch of prediction-cache entries as one command: SET … EX for each entry, SADD of
+# strategy-scoped entries to their strategy's index, EXPIRE of those indexes, and the release of
+# the single-flight lock the answers were fetched under (if its token is still ours). A pipeline
+# of 100 SETs costs 100 packed commands and 100 parsed replies (MSET cannot carry a TTL); this
+# costs one. ``edgeloop.mlclient.cache.store`` builds the arguments.
+# KEYS = n entries, m indexes[, lock]; ARGV = ttl, n, m, lock token ("": none), n values,
+# and if m > 0 the index position of each entry (1..m; 0: none). Returns n.
+STORE_CACHE_ENTRIES = """
+local call, ttl, n, m, token = redis.call, ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+if m == 0 then
+  for i = 1, n do call('SET', KEYS[i], ARGV[4 + i], 'EX', ttl) end
+else
+  for i = 1, n do
+    call('SET', KEYS[i], ARGV[4 + i], 'EX', ttl)
+    local ix = tonumber(ARGV[4 + n + i])
+    if ix > 0 then call('SADD', KEYS[n + ix], KEYS[i]) end
+  end
+  for j = n + 1, n + m do call('EXPIRE', KEYS[j], ttl) end
+end
+if token ~= '' and call('GET', KEYS[n + m + 1]) == token then call('DEL', KEYS[n + m + 1]) end
+return n
+"""

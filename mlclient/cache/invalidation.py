@@ -1,0 +1,45 @@
+"""Making cached answers unreachable: after a model promotion (every entry of that model) or
+once a strategy's feedback is stored (that strategy's entries). Both need only a Redis client,
+no gRPC channel, so the ML service and the CLI call them too."""
+
+from __future__ import annotations
+
+import time
+from typing import Iterable
+
+import redis
+
+from edgeloop.core.settings import get_settings
+from edgeloop.mlclient import keys, metrics
+
+# Keys that are not entries still get a TTL (no key without one); these outlive any entry.
+META_TTL_S = 30 * 24 * 3600
+
+
+def mark_models_changed(client: redis.Redis, prefix: str | None = None) -> None:
+    """Tell every process's cache that a model was promoted or rolled back (call it after)."""
+    # A fresh time-based value rather than INCR: if the key ever expired and restarted from 1,
+    # a process could mistake the new 1 for the old one it saw (ABA); nanoseconds never repeat.
+    client.set(keys.generation_key(prefix or get_settings().cache_prefix), time.time_ns(), ex=META_TTL_S)
+
+
+def invalidate_strategies(client: redis.Redis, strategy_ids: Iterable[str], prefix: str | None = None) -> int:
+    """Delete every cached entry of these strategies (two round trips); returns how many.
+
+    The feedback flusher calls it once a strategy's feedback is stored by the service.
+    """
+    prefix = prefix or get_settings().cache_prefix
+    indexes = [keys.strategy_index_key(prefix, s) for s in dict.fromkeys(strategy_ids)]
+    if not indexes:
+        return 0
+    pipe = client.pipeline(transaction=False)
+    for index in indexes:
+        pipe.smembers(index)
+    members = {m for found in pipe.execute() for m in found}
+    pipe = client.pipeline(transaction=False)
+    if members:
+        pipe.delete(*members)
+    pipe.delete(*indexes)
+    deleted_entries = int(pipe.execute()[0]) if members else 0
+    metrics.CACHE_INVALIDATED.inc(deleted_entries)
+    return deleted_entries
