@@ -1,3 +1,0 @@
-from edgeloop.cli import main
-
-main()
