@@ -38,6 +38,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+import yaml
+
 from edgeloop.core.errors import InvalidStrategy
 
 SELECTION_NAMES = ("home", "draw", "away")
@@ -157,8 +159,6 @@ def load_strategy(path: str | Path) -> Strategy:
     text = path.read_text()
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
             data = yaml.safe_load(text)
         else:
             data = json.loads(text)

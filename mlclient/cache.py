@@ -37,7 +37,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 import redis
 from redis.backoff import NoBackoff
@@ -49,11 +49,12 @@ from edgeloop.core.settings import Settings, get_settings
 from edgeloop.mlclient import keys, metrics
 from edgeloop.mlclient.breaker import CircuitBreaker
 from edgeloop.mlclient.catalogue import ModelCatalogue
-from edgeloop.mlclient.client import MLClient, get_ml_client
-from edgeloop.mlclient.per_process import PerProcess
 from edgeloop.mlclient.rawredis import RawRedis
 from edgeloop.mlclient.singleflight import Lock, SingleFlight
 from edgeloop.proto import ml_service_pb2 as pb
+
+if TYPE_CHECKING:  # the cache calls the client it is given; only the type is needed here
+    from edgeloop.mlclient.client import MLClient
 
 log = logging.getLogger(__name__)
 
@@ -202,12 +203,12 @@ class CacheStats:
 class CachedMLClient:
     def __init__(
         self,
-        client: MLClient | None = None,
+        client: MLClient,
         redis_client: redis.Redis | None = None,
         settings: Settings | None = None,
     ) -> None:
         self.settings = settings or get_settings()
-        self.client = client or get_ml_client()
+        self.client = client
         self.redis = redis_client if redis_client is not None else make_redis(self.settings)
         self.prefix = self.settings.cache_prefix
         self.ttl_s = self.settings.cache_ttl_s
@@ -556,16 +557,3 @@ def invalidate_strategies(client: redis.Redis, strategy_ids: Iterable[str], pref
     metrics.CACHE_INVALIDATED.inc(deleted_entries)
     return deleted_entries
 
-
-# --- one per process ----------------------------------------------------------------------
-_cached: PerProcess[CachedMLClient] = PerProcess(CachedMLClient, close=CachedMLClient.close)
-
-
-def get_cached_ml_client() -> CachedMLClient:
-    """The process's cached client, created on first use (after any fork)."""
-    return _cached.get()
-
-
-def reset_cached_ml_client() -> None:
-    """Forget it (``reset_ml_client`` calls this after a fork); the next call makes a new one."""
-    _cached.reset()

@@ -13,10 +13,12 @@ import logging
 import os
 
 import redis
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry, multiprocess, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 
 from edgeloop.core.settings import Settings
+from edgeloop.mlclient import get_cached_ml_client
+from edgeloop.mlclient.metrics import CacheStatsCollector
 
 log = logging.getLogger(__name__)
 
@@ -67,16 +69,10 @@ def serve_worker_metrics(settings: Settings, client: redis.Redis) -> None:
         return
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
         multiprocess.MultiProcessCollector(registry)
     else:
-        from prometheus_client import REGISTRY
-
         registry = REGISTRY
     registry.register(StreamCollector(client, settings))
-    from edgeloop.mlclient.cache import get_cached_ml_client
-    from edgeloop.mlclient.metrics import CacheStatsCollector
 
     registry.register(CacheStatsCollector(lambda: get_cached_ml_client().stats()))
     try:

@@ -11,7 +11,7 @@ import click
 def _dead_letters():
     from edgeloop.core.redis_connect import client_for
     from edgeloop.core.settings import get_settings
-    from edgeloop.workers.dead_letters import DeadLetters
+    from edgeloop.services.dead_letters import DeadLetters
 
     s = get_settings()
     return DeadLetters(client_for(s, socket_connect_timeout=3), s.dead_letter_stream), s

@@ -9,7 +9,7 @@ from edgeloop.core.settings import get_settings
 
 
 def report_dict(row) -> dict:
-    from edgeloop.workers.discovery import STEPS
+    from edgeloop.services.discovery import STEPS
 
     # In pipeline order (a JSONB column does not keep the order keys were written in).
     steps = {name: row.steps[name] for name in sorted(row.steps, key=lambda n: STEPS.index(n) if n in STEPS else 99)}
@@ -43,7 +43,7 @@ def discover_cmd(wait: bool, timeout: float, run_id: str | None, as_json: bool) 
     """Generate, backtest, evaluate and activate strategies; retire underperformers; rank."""
     from edgeloop.schema.lifecycle import DiscoveryReport
     from edgeloop.workers.app import app
-    from edgeloop.workers.discovery import RUN_TASK, Report, new_run_id
+    from edgeloop.services.discovery import RUN_TASK, Report, new_run_id
 
     settings = get_settings()
     require_redis(settings)

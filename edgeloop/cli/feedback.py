@@ -22,7 +22,7 @@ def feedback() -> None:
 def submit_cmd(wait: bool, timeout: float, as_json: bool) -> None:
     """Submit pending results now (the workers also do this continuously)."""
     from edgeloop.schema.repository import count_unsubmitted
-    from edgeloop.workers.feedback import FeedbackFlusher
+    from edgeloop.services.feedback import FeedbackFlusher
 
     settings = get_settings()
     require_redis(settings)
@@ -49,7 +49,7 @@ def submit_cmd(wait: bool, timeout: float, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def retrain_cmd(force: bool, wait: bool, timeout: float, as_json: bool) -> None:
     """Ask the ML service to retrain if enough new feedback arrived (or --force)."""
-    from edgeloop.workers.retraining import FINISHED, maybe_retrain
+    from edgeloop.services.retraining import FINISHED, maybe_retrain
 
     settings = get_settings()
     client, _ = require_ml()
@@ -88,8 +88,8 @@ def status_cmd(as_json: bool) -> None:
     from edgeloop.core.errors import MLServiceError, MLServiceUnavailable
     from edgeloop.schema.lifecycle import TrainingTrigger
     from edgeloop.schema.repository import count_rejected, count_unsubmitted
-    from edgeloop.workers.feedback_state import BackoffBoard
-    from edgeloop.workers.retraining import new_feedback
+    from edgeloop.services.feedback_state import BackoffBoard
+    from edgeloop.services.retraining import new_feedback
 
     settings = get_settings()
     make_session = sessions(settings)

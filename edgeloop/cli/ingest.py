@@ -20,8 +20,8 @@ def run_cmd(consumers: int, name: str | None) -> None:
     """Consume `backtests.finished` and flush feedback until interrupted."""
     from edgeloop.schema.db import require_migrated
     from edgeloop.workers.bootsteps import IngestLoop
-    from edgeloop.workers.ingest import default_consumer_name
-    from edgeloop.workers.runtime import resources
+    from edgeloop.services.ingest import default_consumer_name
+    from edgeloop.services.runtime import resources
 
     require_migrated(resources().engine)
     stop = threading.Event()

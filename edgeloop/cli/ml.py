@@ -125,7 +125,7 @@ def rollback_cmd(version: str) -> None:
 def train_cmd(model_name: str, force: bool, wait: bool, timeout_s: float) -> None:
     """Start a training job on the running ML service (EDGELOOP_ML_GRPC_TARGET)."""
     from edgeloop.mlclient import MLClient
-    from edgeloop.workers.retraining import wait_for_job
+    from edgeloop.services.retraining import wait_for_job
 
     client = MLClient()
     try:

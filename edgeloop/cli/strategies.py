@@ -59,8 +59,8 @@ def show_cmd(strategy_id: str, as_json: bool) -> None:
     from edgeloop.core.errors import NotFound
     from edgeloop.schema.lifecycle import StrategyRanking
     from edgeloop.schema.pipeline import Strategy
-    from edgeloop.workers.lifecycle import latest_results
-    from edgeloop.workers.predictions import accuracy_metrics
+    from edgeloop.services.lifecycle import latest_results
+    from edgeloop.services.predictions import accuracy_metrics
 
     with sessions(get_settings())() as s:
         row = s.get(Strategy, strategy_id)
@@ -102,7 +102,7 @@ def show_cmd(strategy_id: str, as_json: bool) -> None:
 
 def _set_status(strategy_id: str, status: str, as_json: bool) -> None:
     from edgeloop.mlclient.cache import invalidate_strategies, make_redis
-    from edgeloop.workers.lifecycle import set_status
+    from edgeloop.services.lifecycle import set_status
 
     settings = get_settings()
     cache_redis = make_redis(settings)

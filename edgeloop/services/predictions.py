@@ -17,7 +17,8 @@ price (1 unit each).
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, time as dtime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
+from datetime import time as dtime
 from typing import Any
 
 from sqlalchemy import case, select
@@ -32,7 +33,6 @@ from edgeloop.schema.base import utcnow
 from edgeloop.schema.lifecycle import LivePrediction
 from edgeloop.schema.market import MarketEvent, MarketPrice, MarketResult
 from edgeloop.schema.pipeline import Strategy
-from edgeloop.workers.app import app
 
 SELECTIONS = ("home", "draw", "away")
 
@@ -124,16 +124,3 @@ def accuracy_metrics(session: Session, strategy_id: str | None = None) -> list[d
                     "hit_rate": g["hits"] / bets if bets else None, "roi": g["profit"] / bets if bets else None})
     return sorted(out, key=lambda g: (g["strategy_id"], g["model_version"]))
 
-
-@app.task(name="edgeloop.predictions.refresh")
-def refresh_predictions_task(as_of: str | None = None) -> dict:
-    from edgeloop.core.errors import MLServiceUnavailable
-    from edgeloop.mlclient.cache import get_cached_ml_client
-    from edgeloop.workers.runtime import resources
-
-    res = resources()
-    try:
-        return refresh_predictions(res.sessions, get_cached_ml_client(), res.settings,
-                                   date.fromisoformat(as_of) if as_of else None)
-    except MLServiceUnavailable as exc:
-        return {"stored": 0, "error": str(exc)}

@@ -18,7 +18,7 @@ from edgeloop.schema.repository import count_rejected, count_unsubmitted
 from tests.support.feedback import StandIn, store_results
 from tests.support.pipeline import Store, publish_in_subprocess, scrape, with_ml
 from tests.support.processes import celery_worker, ml_server, wait_until
-from edgeloop.workers.feedback import FeedbackFlusher
+from edgeloop.services.feedback import FeedbackFlusher
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

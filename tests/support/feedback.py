@@ -13,7 +13,7 @@ from edgeloop.mlclient.client import error_for
 from edgeloop.proto import ml_service_pb2 as pb
 from edgeloop.schema.repository import insert_results
 from tests.support.events import valid_event
-from edgeloop.workers.ingest import result_row
+from edgeloop.services.ingest import result_row
 
 
 def fail(code: str, details: str = "no"):
