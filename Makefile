@@ -22,8 +22,11 @@ proto: $(STAMP)
 docs: $(STAMP)
 	$(PY) -m edgeloop.settings_doc --write
 
+# ruff, then the layers (import-linter, on the package laid out as installed: tools/import_root.py).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(PY) tools/import_root.py var/import-root
+	cd var/import-root && $(abspath $(VENV))/bin/lint-imports
 
 test: $(STAMP) lint
 	$(PY) -m pytest

@@ -4,10 +4,12 @@ pyproject.toml maps the repository's folders under one import root (``package-di
 ``edgeloop.workers`` is ``workers/``, …). The editable install resolves that when importing,
 but import-linter's graph builder (grimp) walks the folder of the root package, ``edgeloop/``,
 and would not see the mapped subpackages. This script makes ``DEST/edgeloop/``: real folders
-holding symbolic links to the ``.py`` files, one folder per listed package, so that
-``PYTHONPATH=DEST lint-imports`` checks the whole package (``make lint``).
+holding symbolic links to the ``.py`` files, one folder per listed package, and a link to
+``pyproject.toml`` (import-linter's contract), so that ``lint-imports`` run in ``DEST`` checks
+the whole package: import-linter puts its working directory first on ``sys.path``, so there it
+finds the staged tree rather than the repository's ``edgeloop/`` (``make lint``).
 
-    python tools/import_root.py DEST
+    python tools/import_root.py DEST && cd DEST && lint-imports
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ def stage(dest: Path) -> Path:
     tree = dest / "edgeloop"
     if tree.exists():
         shutil.rmtree(tree)
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "pyproject.toml").unlink(missing_ok=True)
+    (dest / "pyproject.toml").symlink_to(ROOT / "pyproject.toml")
     for package, folder in package_folders(config).items():
         target = dest / Path(*package.split("."))
         target.mkdir(parents=True, exist_ok=True)
