@@ -130,7 +130,7 @@ def _hit_ratios(var: Path) -> dict[str, float]:
 def _calibration(settings, client, chart: Path) -> dict[str, float]:
     """Reliability of the outcome model beside the de-margined market average and Pinnacle
     closing prices, over the held-out seasons; returns each one's log-loss."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # write_report chose the backend
 
 
     start, end = held_out_window(settings)
@@ -166,6 +166,8 @@ def _calibration(settings, client, chart: Path) -> dict[str, float]:
 
 
 def write_report(out: Path, var: Path, settings, progress: Callable[[str], None]) -> Path:
+    # matplotlib here, not at the top: the file-only backend is chosen before pyplot loads, and
+    # only when a report is drawn (importing this module must not change a process's backend).
     import matplotlib
 
     matplotlib.use("Agg")
