@@ -33,7 +33,6 @@ class MLServiceProvider:
     @classmethod
     def from_settings(cls, settings=None) -> "MLServiceProvider":
         """Through the shared prediction cache (keyed by model version), as every worker does."""
-
         cached = get_cached_ml_client()
         return cls(cached, list_models=cached.client.list_models)
 

@@ -43,6 +43,5 @@ def backtest(strategy: Strategy | Mapping[str, Any], window: Window, *,
 
 def publish(results: Sequence[BacktestResult], publisher=None) -> list[str]:
     """Publish one BacktestFinished event per result; returns the stream entry ids."""
-
     publisher = publisher or Publisher()
     return [publisher.publish(to_event(r)) for r in results]

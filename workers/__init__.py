@@ -9,7 +9,6 @@ from edgeloop.core.settings import get_settings
 def _multiprocess_metrics() -> None:
     """prometheus_client picks its value store when first imported: export the directory
     before anything imports it, so prefork children count into shared files."""
-
     path = get_settings().prometheus_multiproc_dir
     if path and "PROMETHEUS_MULTIPROC_DIR" not in _os.environ:
         _os.makedirs(path, exist_ok=True)

@@ -17,7 +17,6 @@ from edgeloop.workers.app import app
 @app.task(name="edgeloop.ml.retrain")
 def retrain(force: bool = False, wait_s: float = 0.0) -> dict:
     """Ask the ML service to train the feedback model if ≥ ``min_new_feedback`` samples are new."""
-
     res = resources()
     try:
         return maybe_retrain(res.sessions, get_ml_client(), res.settings, force=force, wait_s=wait_s,
@@ -29,7 +28,6 @@ def retrain(force: bool = False, wait_s: float = 0.0) -> dict:
 @app.task(name="edgeloop.rankings.refresh")
 def refresh_rankings() -> dict:
     """Score every strategy, apply the activation rules, store a ranking."""
-
     res = resources()
     try:
         return refresh(res.sessions, get_ml_client(), res.settings, lock_client=res.redis,

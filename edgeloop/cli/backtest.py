@@ -36,7 +36,6 @@ def _date(_ctx, _param, value: str) -> date:
 def backtest_cmd(strategy_file: str, start: date, end: date, leagues: tuple[str, ...], source: str,
                  publish: bool, as_json: bool) -> None:
     """Backtest a strategy over the events of a window (walk-forward, per-season report)."""
-
     settings = get_settings()
     leagues = tuple(dict.fromkeys(code.strip() for arg in leagues for code in arg.split(",") if code.strip()))
     strategy = load_strategy(strategy_file)

@@ -22,7 +22,6 @@ def data() -> None:
 def import_cmd(paths: tuple[str, ...], quiet: bool) -> None:
     """Import CSV files, or every *.csv under folders. Importing a file twice changes nothing;
     a broken row is reported with file and line and skipped."""
-
     engine = make_engine(get_settings().database_url)
     try:
         require_migrated(engine)
@@ -40,8 +39,6 @@ def import_cmd(paths: tuple[str, ...], quiet: bool) -> None:
               help="The CSV files in data_dir, or the database's market tables.")
 def list_cmd(source: str) -> None:
     """Leagues and seasons available, with events, dates and price sources."""
-
-
     settings = get_settings()
     w = load_window(database_url=settings.database_url if source == "db" else None)
     click.echo(f"{'league':<7} {'season':<8} {'events':>6} {'results':>7}  {'first':<10} {'last':<10}  sources")

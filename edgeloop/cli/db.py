@@ -17,7 +17,6 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True)
 def upgrade_cmd(revision: str) -> None:
     """Apply migrations up to REVISION."""
-
     url = get_settings().database_url
     upgrade(url, revision)
     click.echo(f"database at {revision}")
@@ -26,7 +25,6 @@ def upgrade_cmd(revision: str) -> None:
 @db.command("status")
 def status_cmd() -> None:
     """Show the current and the required revision."""
-
     engine = make_engine(get_settings().database_url)
     current, heads = current_revisions(engine), head_revisions()
     click.echo(f"current: {', '.join(sorted(current)) or 'none'}; required: {', '.join(sorted(heads))}")

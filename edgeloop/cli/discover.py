@@ -42,7 +42,6 @@ def format_report(r: dict) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 def discover_cmd(wait: bool, timeout: float, run_id: str | None, as_json: bool) -> None:
     """Generate, backtest, evaluate and activate strategies; retire underperformers; rank."""
-
     settings = get_settings()
     require_redis(settings)
     require_ml()

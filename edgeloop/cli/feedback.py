@@ -28,7 +28,6 @@ def feedback() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def submit_cmd(wait: bool, timeout: float, as_json: bool) -> None:
     """Submit pending results now (the workers also do this continuously)."""
-
     settings = get_settings()
     require_redis(settings)
     client, _ = require_ml()
@@ -54,7 +53,6 @@ def submit_cmd(wait: bool, timeout: float, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def retrain_cmd(force: bool, wait: bool, timeout: float, as_json: bool) -> None:
     """Ask the ML service to retrain if enough new feedback arrived (or --force)."""
-
     settings = get_settings()
     client, _ = require_ml()
     make_session = sessions(settings)
@@ -87,8 +85,6 @@ def status_cmd(as_json: bool) -> None:
 
     Shows what it knows while the ML service is away or refuses us (that is when the backoff
     matters), then still ends with the ML service's error and a non-zero exit for scripts."""
-
-
     settings = get_settings()
     make_session = sessions(settings)
     with make_session() as s:
@@ -138,7 +134,6 @@ def _print_status(out: dict, backoffs: list, last, min_new_feedback: int) -> Non
 @feedback.command("retry-rejected")
 def retry_rejected_cmd() -> None:
     """Put results the ML service refused back in line (after fixing the cause)."""
-
     with sessions(get_settings()).begin() as s:
         n = retry_rejected(s)
     click.echo(f"{n} rejected results will be submitted again")

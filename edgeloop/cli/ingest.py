@@ -23,7 +23,6 @@ def ingest() -> None:
 @click.option("--name", default=None, help="Consumer name prefix (default: host-pid).")
 def run_cmd(consumers: int, name: str | None) -> None:
     """Consume `backtests.finished` and flush feedback until interrupted."""
-
     require_migrated(resources().engine)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

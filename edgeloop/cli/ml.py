@@ -62,7 +62,6 @@ def serve_cmd(grpc_port: int | None, http_port: int | None, host: str | None) ->
 @click.option("--all", "show_all", is_flag=True, help="also rejected and retired versions")
 def models_cmd(model_name: str | None, show_all: bool) -> None:
     """List model versions from the registry (serving ones unless --all)."""
-
     rows = registry.list_versions(ops.sessions(get_settings()), model_name or "")
     rows = [r for r in rows if show_all or r.status == "serving"]
     if not rows:
@@ -82,8 +81,6 @@ def models_cmd(model_name: str | None, show_all: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def jobs_cmd(limit: int, as_json: bool) -> None:
     """Recent training jobs, newest first: status, the replica running them, their lease."""
-
-
     with ops.sessions(get_settings())() as s:
         rows = s.scalars(select(TrainingJob).order_by(TrainingJob.created_at.desc()).limit(limit)).all()
     now = utcnow()
@@ -114,7 +111,6 @@ def rollback_cmd(version: str) -> None:
 
     Running services switch within a few seconds (they poll the registry); prediction caches
     are told at once."""
-
     row = registry.rollback(ops.sessions(get_settings()), version)
     notify.models_changed(get_settings())
     click.echo(f"{row.version} ({row.model_name}{', season ' + row.slot if row.slot else ''}) is serving")
@@ -128,7 +124,6 @@ def rollback_cmd(version: str) -> None:
 @click.option("--timeout", "timeout_s", type=float, default=600.0, show_default=True)
 def train_cmd(model_name: str, force: bool, wait: bool, timeout_s: float) -> None:
     """Start a training job on the running ML service (EDGELOOP_ML_GRPC_TARGET)."""
-
     client = MLClient()
     try:
         job = client.train_models(model_name, force)

@@ -34,7 +34,6 @@ def stream_backlog(client, settings) -> dict:
 @click.option("--json", "as_json", is_flag=True)
 def status_cmd(as_json: bool) -> None:
     """Health, serving models, cache statistics, configuration, stream backlog, pending feedback."""
-
     settings = get_settings()
     redis_client = require_redis(settings)
     client, health = require_ml()

@@ -19,8 +19,6 @@ from edgeloop.schema.db import make_engine, make_sessionmaker, require_migrated
 
 def require_redis(settings: Settings):
     """The Redis client, after a PING (Redis is the Celery broker and holds the stream)."""
-
-
     client = client_for(settings, socket_connect_timeout=3, socket_timeout=5)
     try:
         client.ping()
@@ -45,7 +43,6 @@ def require_ml(client=None):
 
 def sessions(settings: Settings):
     """A session factory on the database, after a check that it answers and is migrated."""
-
     engine = make_engine(settings.database_url)
     require_migrated(engine)
     return make_sessionmaker(engine)

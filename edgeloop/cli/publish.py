@@ -18,7 +18,6 @@ def publish(file) -> None:
 
     Each line is checked by the consumers' own rules first; invalid lines are reported and
     not sent (the exit status is then 1)."""
-
     publisher = Publisher()
     good: list[str] = []
     bad = 0

@@ -37,8 +37,6 @@ def strategies() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def list_cmd(status: str | None, limit: int, as_json: bool) -> None:
     """Strategies by composite score, best first."""
-
-
     with sessions(get_settings())() as s:
         q = select(Strategy).order_by(Strategy.composite_score.desc().nulls_last(), Strategy.strategy_id).limit(limit)
         if status:
@@ -58,8 +56,6 @@ def list_cmd(status: str | None, limit: int, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def show_cmd(strategy_id: str, as_json: bool) -> None:
     """One strategy: parameters, latest backtest, ranking history, live prediction accuracy."""
-
-
     with sessions(get_settings())() as s:
         row = s.get(Strategy, strategy_id)
         if row is None:

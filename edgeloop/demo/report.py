@@ -65,8 +65,6 @@ def _rounds(sessions) -> list[Any]:
 def _best_ranked(sessions, run_id: str, min_bets: int) -> dict | None:
     """The run's best-ranked strategy with at least ``min_bets`` bets: a composite over a
     handful of bets is luck, and such a strategy could not be activated anyway."""
-
-
     with sessions() as s:
         row = s.scalars(select(StrategyRanking).where(StrategyRanking.ranking_id == run_id,
                                                       StrategyRanking.total_bets >= min_bets)
@@ -83,7 +81,6 @@ def held_out_window(settings) -> tuple[date, date]:
 
 def _out_of_sample(strategy_id: str, settings, client, provider):
     """(composite, backtest result) of a strategy on the held-out seasons."""
-
     with resources().sessions() as s:
         row = s.get(Strategy, strategy_id)
     if row is None:
@@ -97,8 +94,6 @@ def _out_of_sample(strategy_id: str, settings, client, provider):
 def _lag_p99(sessions, start: datetime | None = None, end: datetime | None = None) -> float | None:
     """Feedback lag, a result's arrival in the store → the ML service's receipt: the p99 over
     the results that arrived between ``start`` and ``end`` (all when unset)."""
-
-
     stmt = (select(BacktestResult.received_at, FeedbackSample.received_at)
             .join(FeedbackSample, FeedbackSample.backtest_id == BacktestResult.backtest_id))
     if start is not None:
@@ -113,7 +108,6 @@ def _lag_p99(sessions, start: datetime | None = None, end: datetime | None = Non
 
 def _hit_ratios(var: Path) -> dict[str, float]:
     """Each round's prediction-cache hit ratio, from the cumulative counters the demo recorded."""
-
     path = var / CACHE_COUNTERS
     if not path.exists():
         return {}
@@ -131,7 +125,6 @@ def _calibration(settings, client, chart: Path) -> dict[str, float]:
     """Reliability of the outcome model beside the de-margined market average and Pinnacle
     closing prices, over the held-out seasons; returns each one's log-loss."""
     import matplotlib.pyplot as plt  # write_report chose the backend
-
 
     start, end = held_out_window(settings)
     data = load_window(tuple(settings.discovery_leagues), start, end)
@@ -172,7 +165,6 @@ def write_report(out: Path, var: Path, settings, progress: Callable[[str], None]
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
 
     out.mkdir(parents=True, exist_ok=True)
     sessions = resources().sessions

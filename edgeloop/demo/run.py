@@ -166,7 +166,6 @@ class Demo:
     def record_cache_counters(self, run_id: str) -> None:
         """The shared cache's cumulative hits and misses after a round (the report turns them
         into each round's hit ratio)."""
-
         stats = get_cached_ml_client().stats()
         with open(self.var / CACHE_COUNTERS, "a") as f:
             f.write(json.dumps({"run_id": run_id, "hits": sum(stats.hits.values()),

@@ -94,7 +94,6 @@ def _code(exc: Exception) -> str:
 
 def invalidate_strategy_cache(strategy_ids: Iterable[str]) -> None:
     """Feedback about a strategy makes its cached strategy-scoped answers stale."""
-
     invalidate_strategies(resources().cache_redis, list(strategy_ids))
 
 

@@ -117,7 +117,6 @@ def refresh(sessions: sessionmaker[Session], client, settings: Settings, *, stat
     ``only_if_changed`` (the scheduled refresh) skips a ranking identical to the last one stored
     (same order, statuses, backtests and model versions): a refresh every few minutes would
     otherwise store the same table again and again."""
-
     ranking_id = ranking_id or uuid.uuid4().hex
     outcome = RefreshOutcome(ranking_id if store_ranking else None)
     with sessions() as session:
@@ -206,7 +205,6 @@ def _store_ranking(session: Session, ranking_id: str, now: datetime, evaluations
 def set_status(sessions: sessionmaker[Session], strategy_id: str, status: str) -> tuple[str, str]:
     """An operator's decision (CLI): (old, new) status. The lifecycle may revisit it after
     ``min_state_s``."""
-
     with sessions.begin() as session:
         s = session.get(Strategy, strategy_id, with_for_update=True)
         if s is None:

@@ -40,7 +40,6 @@ class Resources:
     @cached_property
     def cache_redis(self) -> redis.Redis:
         """The prediction cache's Redis (``cache_redis_url``), which may evict; never for state."""
-
         return make_redis(self.settings)
 
     def close(self) -> None:
