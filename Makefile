@@ -22,10 +22,13 @@ proto: $(STAMP)
 docs: $(STAMP)
 	$(PY) -m edgeloop.settings_doc --write
 
-# ruff, then mypy (strict on the core and the domain services; see [tool.mypy] in pyproject.toml).
+# ruff, then mypy (strict on the core and the domain services; see [tool.mypy] in pyproject.toml),
+# then the layers (import-linter, on the package laid out as installed: tools/import_root.py).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) .ci/typecheck.py
+	$(PY) tools/import_root.py var/import-root
+	cd var/import-root && $(abspath $(VENV))/bin/lint-imports
 
 test: $(STAMP) lint
 	$(PY) -m pytest

@@ -14,7 +14,7 @@ Delivery settings are chosen on purpose:
 * JSON only: ``accept_content`` refuses pickle (and everything else) on the wire.
 
 Events themselves do not travel as Celery messages: they stay on the Redis stream and are
-read in batches by a consumer-group bootstep in every worker (see ``workers/ingest.py``).
+read in batches by a consumer-group bootstep in every worker (see ``edgeloop/services/ingest.py``).
 """
 
 from __future__ import annotations

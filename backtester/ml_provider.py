@@ -17,6 +17,8 @@ import numpy as np
 from edgeloop.backtester.probability import Predictions
 from edgeloop.marketdata.arrays import PreEventArrays
 from edgeloop.marketdata.csv import SELECTION_NAMES
+from edgeloop.mlclient import get_cached_ml_client
+from edgeloop.proto import ml_service_pb2 as pb
 
 
 class MLServiceProvider:
@@ -31,8 +33,6 @@ class MLServiceProvider:
     @classmethod
     def from_settings(cls, settings=None) -> "MLServiceProvider":
         """Through the shared prediction cache (keyed by model version), as every worker does."""
-        from edgeloop.mlclient.cache import get_cached_ml_client
-
         cached = get_cached_ml_client()
         return cls(cached, list_models=cached.client.list_models)
 
@@ -48,8 +48,6 @@ class MLServiceProvider:
         return out
 
     def predictions(self, window: PreEventArrays) -> Predictions:
-        from edgeloop.proto import ml_service_pb2 as pb
-
         requests = [pb.PredictionRequest(event_id=eid, selection=sel)
                     for eid in window.event_ids for sel in SELECTION_NAMES]
         answers = []

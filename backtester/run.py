@@ -10,9 +10,11 @@ from typing import Any, Mapping, Sequence
 from edgeloop.backtester.engine import BacktestResult, run_backtest
 from edgeloop.backtester.execution import ExecutionTerms
 from edgeloop.backtester.probability import Predictions, ProbabilityProvider
+from edgeloop.backtester.report import to_event
 from edgeloop.backtester.strategy import Strategy
 from edgeloop.core.errors import InvalidStrategy
 from edgeloop.marketdata.arrays import load_window
+from edgeloop.producers.publisher import Publisher
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +46,5 @@ def backtest(strategy: Strategy | Mapping[str, Any], window: Window, *,
 
 def publish(results: Sequence[BacktestResult], publisher=None) -> list[str]:
     """Publish one BacktestFinished event per result; returns the stream entry ids."""
-    from edgeloop.backtester.report import to_event
-    from edgeloop.producers.publisher import Publisher
-
     publisher = publisher or Publisher()
     return [publisher.publish(to_event(r)) for r in results]

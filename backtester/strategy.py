@@ -46,6 +46,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+import yaml
+
 from edgeloop.core.errors import InvalidStrategy
 from edgeloop.marketdata.sources import DEFAULT_BOOK, EXCHANGE_SOURCES
 
@@ -161,8 +163,6 @@ def load_strategy(path: str | Path) -> Strategy:
     text = path.read_text()
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
             data = yaml.safe_load(text)
         else:
             data = json.loads(text)

@@ -78,7 +78,7 @@ class Lab:
         from edgeloop.mlclient.client import MLClient
         from edgeloop.mlservice.server import create_server
         from edgeloop.schema.db import upgrade
-        from edgeloop.workers.retraining import wait_for_job
+        from edgeloop.services.retraining import wait_for_job
 
         self._tmp = tempfile.TemporaryDirectory(prefix="bench-discovery-")
         url = f"sqlite:///{self._tmp.name}/ml.db"

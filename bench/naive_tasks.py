@@ -9,8 +9,8 @@ from edgeloop.core.events import parse_event
 from edgeloop.mlclient import get_ml_client
 from edgeloop.schema.repository import insert_results, mark_processed
 from edgeloop.workers.app import app
-from edgeloop.workers.ingest import result_row
-from edgeloop.workers.runtime import resources
+from edgeloop.services.ingest import result_row
+from edgeloop.services.runtime import resources
 
 
 @app.task(name="bench.naive_ingest")

@@ -5,7 +5,7 @@ so a commit (after which the entries are acknowledged) survives a power loss. Th
 ``synchronous=NORMAL``, which syncs only at checkpoints: faster, but the last commits before a
 power loss can roll back after their entries were acknowledged.
 
-One ``StreamConsumer`` (``workers/ingest.py``, no Celery, no ML service) drains events
+One ``StreamConsumer`` (``edgeloop/services/ingest.py``, no Celery, no ML service) drains events
 published beforehand to a Redis db of its own (``EDGELOOP_BENCH_REDIS_URL``, default db 11 on
 127.0.0.1:6379, emptied before and after) into a fresh SQLite file under ``--dir`` (default
 ``var/bench``: a disk, as a tmpfs would make every sync free). Two batch sizes: the default
@@ -40,7 +40,7 @@ from edgeloop.producers import Publisher  # noqa: E402
 from edgeloop.schema.db import make_engine, make_sessionmaker, upgrade  # noqa: E402
 from edgeloop.schema.pipeline import BacktestResult  # noqa: E402
 from tests.support.events import valid_event  # noqa: E402
-from edgeloop.workers.ingest import StreamConsumer  # noqa: E402
+from edgeloop.services.ingest import StreamConsumer  # noqa: E402
 
 REDIS_URL = os.environ.get("EDGELOOP_BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")
 MODES = {"NORMAL": 1, "FULL": 2}  # PRAGMA synchronous reads back as a number

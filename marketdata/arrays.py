@@ -24,9 +24,15 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+from sqlalchemy import ColumnElement, select
 
+from edgeloop.core.settings import get_settings
 from edgeloop.marketdata.csv import SELECTIONS, Match, csv_files, league_of_file, parse_file
 from edgeloop.marketdata.sources import with_fallback_sources
+from edgeloop.schema.db import make_engine
+from edgeloop.schema.market import MarketEvent as E
+from edgeloop.schema.market import MarketPrice as P
+from edgeloop.schema.market import MarketResult as R
 
 RESULT_INDEX: dict[str | None, int] = {s: i for i, s in enumerate(SELECTIONS)}
 NO_RESULT = -1
@@ -174,8 +180,6 @@ def load_csv_window(leagues: Iterable[str] | None = None, start: date | None = N
                     data_dir: str | Path | None = None) -> MarketArrays:
     """Matches of ``leagues`` (all when None) with ``start <= date <= end`` from the CSV files."""
     if data_dir is None:
-        from edgeloop.core.settings import get_settings
-
         data_dir = get_settings().data_dir
     lg = tuple(sorted(set(leagues))) if leagues is not None else None
     files = _window_files(resolve_data_dir(data_dir), lg)
@@ -187,11 +191,6 @@ def load_csv_window(leagues: Iterable[str] | None = None, start: date | None = N
 
 @functools.lru_cache(maxsize=16)  # a full window of the shipped data is ~10 MB
 def _db_window(url: str, leagues: tuple[str, ...] | None, start: date | None, end: date | None) -> MarketArrays:
-    from sqlalchemy import ColumnElement, select
-
-    from edgeloop.schema.db import make_engine
-    from edgeloop.schema.market import MarketEvent as E, MarketPrice as P, MarketResult as R
-
     engine = make_engine(url)
     try:
         cond: list[ColumnElement[bool]] = []

@@ -36,7 +36,6 @@ from edgeloop.core.settings import Settings, get_settings
 from edgeloop.mlclient import metrics
 from edgeloop.mlclient.breaker import CLOSED, CircuitBreaker
 from edgeloop.mlclient.channel import call_metadata, make_channel
-from edgeloop.mlclient.per_process import PerProcess
 from edgeloop.proto import events_pb2, ml_service_pb2 as pb, ml_service_pb2_grpc as pb_grpc
 
 # Codes that mean "the service is not there right now": retrying later may succeed, and a run
@@ -203,21 +202,3 @@ def to_struct(params: Mapping[str, Any]) -> struct_pb2.Struct:
     struct.update(dict(params))
     return struct
 
-
-_client: PerProcess[MLClient] = PerProcess(MLClient, close=MLClient.close)
-
-
-def get_ml_client() -> MLClient:
-    """The process's client, created on first use (after any fork)."""
-    return _client.get()
-
-
-def reset_ml_client() -> None:
-    """Forget the client (after a fork, or when settings changed); the next call makes a new one.
-
-    Also forgets the process's cached client (``edgeloop.mlclient.cache``), which holds this one.
-    """
-    _client.reset()
-    from edgeloop.mlclient import cache  # late: cache imports this module
-
-    cache.reset_cached_ml_client()

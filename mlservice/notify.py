@@ -10,14 +10,13 @@ from __future__ import annotations
 import logging
 
 from edgeloop.core.settings import Settings
+from edgeloop.mlclient.cache import make_redis, mark_models_changed
 
 log = logging.getLogger("edgeloop.mlservice")
 
 
 def models_changed(settings: Settings) -> None:
     try:
-        from edgeloop.mlclient.cache import make_redis, mark_models_changed
-
         client = make_redis(settings)
         try:
             mark_models_changed(client, settings.cache_prefix)

@@ -131,6 +131,7 @@ def training_labels(scores: Sequence[float], metrics: Sequence[Mapping[str, floa
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
     """Rank correlation (average ranks for ties); NaN when either side is constant."""
+    # Here, not at the top: scipy.stats takes over a second to import and only training needs it.
     from scipy.stats import spearmanr
 
     if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
@@ -154,6 +155,8 @@ class TreeEnsemble:
     def fit(cls, X: np.ndarray, Y: np.ndarray, *, n_trees: int = 100, seed: int = 0,
             max_samples: int = 20_000) -> tuple["TreeEnsemble", np.ndarray]:
         """The trees, and which rows each tree was fitted on: (trees, n) booleans."""
+        # Here, not at the top: scikit-learn takes seconds to import; a service that only
+        # serves loads the fitted trees without it.
         from sklearn.ensemble import ExtraTreesRegressor
 
         n = len(X)

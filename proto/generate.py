@@ -19,6 +19,7 @@ PROTOS = ("events.proto", "ml_service.proto")
 
 def generate(out_dir: Path) -> list[Path]:
     """Write the generated files of PROTOS into ``out_dir``; returns their paths."""
+    # Here, not at the top: grpcio-tools is a development dependency (`make proto`).
     from grpc_tools import protoc
 
     with tempfile.TemporaryDirectory() as scratch:

@@ -41,6 +41,7 @@ def _is_json(column) -> bool:
 
 
 def _copy_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], key: str) -> list:
+    # Here, not at the top: the PostgreSQL driver is loaded only where PostgreSQL is used.
     from psycopg.types.json import Jsonb
 
     # COPY bypasses SQLAlchemy, so its Python-side defaults (``default=utcnow``) are applied

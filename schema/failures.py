@@ -3,7 +3,7 @@
 The consumer sets a row aside only when the database (or the driver, adapting one of its
 values) refused that row's data; a database that is down, restarting or locked is waited
 for, and anything else is neither: the batch is retried and, should it keep failing, the
-stream's delivery count settles it (see ``workers/ingest.py``).
+stream's delivery count settles it (see ``edgeloop/services/ingest.py``).
 """
 
 from __future__ import annotations

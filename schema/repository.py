@@ -83,7 +83,7 @@ def by_composite_score_range(session: Session, low: float, high: float, limit: i
 
 
 def count_rejected(session: Session) -> int:
-    """Results the ML service refused (set aside by the flusher, see workers/feedback.py)."""
+    """Results the ML service refused (set aside by the flusher, see edgeloop/services/feedback.py)."""
     return session.scalar(
         select(func.count()).select_from(BacktestResult)
         .where(BacktestResult.ml_feedback_submitted.is_(False), BacktestResult.feedback_batch_id.is_not(None))

@@ -1,18 +1,18 @@
 """Celery workers: stream ingest, feedback submission, backtests, lifecycle and discovery tasks."""
 
 import os as _os
+import sys
+
+from edgeloop.core.settings import get_settings
 
 
 def _multiprocess_metrics() -> None:
     """prometheus_client picks its value store when first imported: export the directory
     before anything imports it, so prefork children count into shared files."""
-    from edgeloop.core.settings import get_settings
-
     path = get_settings().prometheus_multiproc_dir
     if path and "PROMETHEUS_MULTIPROC_DIR" not in _os.environ:
         _os.makedirs(path, exist_ok=True)
         _os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
-        import sys
 
         if "prometheus_client.values" in sys.modules:
             # `celery` loads its command plugins first, and Flower's imports prometheus_client:

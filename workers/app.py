@@ -4,24 +4,18 @@ from __future__ import annotations
 
 from celery import Celery
 
+import edgeloop.workers.signals  # noqa: F401  (connects the signal handlers)
+from edgeloop.workers.bootsteps import StreamIngest
+
 # Task modules; each registers its tasks on ``app``.
 TASK_MODULES = [
     "edgeloop.workers.tasks",
     "edgeloop.workers.backtest_tasks",
     "edgeloop.workers.lifecycle_tasks",
-    "edgeloop.workers.discovery",
-    "edgeloop.workers.predictions",
+    "edgeloop.workers.discovery_tasks",
+    "edgeloop.workers.prediction_tasks",
 ]
 
 app = Celery("edgeloop", include=TASK_MODULES)
 app.config_from_object("edgeloop.celeryconfig")
-
-
-def _install_bootsteps() -> None:
-    from edgeloop.workers.bootsteps import StreamIngest
-
-    app.steps["worker"].add(StreamIngest)
-
-
-_install_bootsteps()
-import edgeloop.workers.signals  # noqa: E402,F401  (connects the signal handlers)
+app.steps["worker"].add(StreamIngest)

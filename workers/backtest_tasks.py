@@ -15,7 +15,12 @@ from typing import Any, Iterable, Mapping
 
 from celery import group
 
+from edgeloop.backtester.ml_provider import MLServiceProvider
+from edgeloop.backtester.report import backtest_id
+from edgeloop.backtester.run import Window, backtest
+from edgeloop.backtester.run import publish as publish_results
 from edgeloop.core.errors import PermanentError
+from edgeloop.services.runtime import resources
 from edgeloop.workers.app import app
 
 TASK_NAME = "edgeloop.backtest.run"
@@ -24,17 +29,11 @@ TASK_NAME = "edgeloop.backtest.run"
 @app.task(name=TASK_NAME)
 def run_backtest_task(strategy: Mapping[str, Any], start: str, end: str, leagues: list[str] | None = None,
                       publish: bool = True, source: str = "csv") -> dict[str, Any]:
-    from edgeloop.backtester.report import backtest_id
-    from edgeloop.backtester.run import Window, backtest, publish as publish_results
-    from edgeloop.workers.runtime import resources
-
     res = resources()
     try:
         window = Window(date.fromisoformat(start), date.fromisoformat(end), tuple(leagues or ("E0",)))
         predictions = None
         if strategy.get("probability_source") == "model":
-            from edgeloop.backtester.ml_provider import MLServiceProvider
-
             predictions = MLServiceProvider.from_settings(res.settings)
         result = backtest(strategy, window, predictions=predictions,
                           database_url=res.settings.database_url if source == "db" else None)

@@ -18,6 +18,7 @@ from typing import Any
 from celery.beat import PersistentScheduler
 
 from edgeloop.core.settings import Settings
+from edgeloop.services.runtime import resources
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,6 @@ def claim(client, name: str, period: float) -> bool:
 
 class OncePerPeriodScheduler(PersistentScheduler):
     def apply_entry(self, entry, producer=None):
-        from edgeloop.workers.runtime import resources
-
         try:
             claimed = claim(resources().redis, entry.name, period_s(entry))
         except Exception as exc:  # noqa: BLE001 - beat must outlive a Redis outage

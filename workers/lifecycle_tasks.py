@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from edgeloop.core.errors import MLServiceUnavailable, ModelNotTrained
 from edgeloop.mlclient import get_ml_client
+from edgeloop.services.lifecycle import refresh
+from edgeloop.services.retraining import maybe_retrain
+from edgeloop.services.runtime import resources
 from edgeloop.workers.app import app
-from edgeloop.workers.runtime import resources
 
 
 @app.task(name="edgeloop.ml.retrain")
 def retrain(force: bool = False, wait_s: float = 0.0) -> dict:
     """Ask the ML service to train the feedback model if ≥ ``min_new_feedback`` samples are new."""
-    from edgeloop.workers.retraining import maybe_retrain
-
     res = resources()
     try:
         return maybe_retrain(res.sessions, get_ml_client(), res.settings, force=force, wait_s=wait_s,
@@ -28,8 +28,6 @@ def retrain(force: bool = False, wait_s: float = 0.0) -> dict:
 @app.task(name="edgeloop.rankings.refresh")
 def refresh_rankings() -> dict:
     """Score every strategy, apply the activation rules, store a ranking."""
-    from edgeloop.workers.lifecycle import refresh
-
     res = resources()
     try:
         return refresh(res.sessions, get_ml_client(), res.settings, lock_client=res.redis,

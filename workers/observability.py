@@ -13,11 +13,13 @@ import logging
 import os
 
 import redis
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry, multiprocess, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 
 from edgeloop.core.settings import Settings
 from edgeloop.core.streams import stream_backlog
+from edgeloop.mlclient import get_cached_ml_client
+from edgeloop.mlclient.metrics import CacheStatsCollector
 
 log = logging.getLogger(__name__)
 
@@ -54,16 +56,10 @@ def serve_worker_metrics(settings: Settings, client: redis.Redis) -> None:
         return
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
         multiprocess.MultiProcessCollector(registry)
     else:
-        from prometheus_client import REGISTRY
-
         registry = REGISTRY
     registry.register(StreamCollector(client, settings))
-    from edgeloop.mlclient.cache import get_cached_ml_client
-    from edgeloop.mlclient.metrics import CacheStatsCollector
 
     registry.register(CacheStatsCollector(lambda: get_cached_ml_client().stats()))
     try:

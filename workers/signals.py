@@ -7,7 +7,7 @@ import logging
 from celery.signals import worker_process_init, worker_process_shutdown
 
 from edgeloop.mlclient import reset_ml_client
-from edgeloop.workers.runtime import reset_resources
+from edgeloop.services.runtime import reset_resources
 
 log = logging.getLogger(__name__)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from edgeloop.core.errors import FeedbackDeferred
 from edgeloop.mlclient import get_ml_client
+from edgeloop.services.feedback import FeedbackFlusher
+from edgeloop.services.runtime import resources
 from edgeloop.workers.app import app
-from edgeloop.workers.feedback import FeedbackFlusher
-from edgeloop.workers.runtime import resources
 
 
 @app.task(name="edgeloop.feedback.flush")

@@ -1,9 +1,12 @@
 """The `edgeloop` command.
 
-Each command group lives in its own module under ``edgeloop/cli/`` and exposes
-``register(group)``; add a module to ``COMMAND_MODULES`` to add commands. Every failure an
-operator can cause or meet (a bad argument, Redis or the database or the ML service not
-reachable, invalid input) ends as one line on stderr and a non-zero exit, never a traceback.
+Each command lives in its own module under ``edgeloop/cli/`` as the module's ``command``;
+``COMMANDS`` names the module of each, with the one line `edgeloop --help` shows for it. A
+module is imported only when its command runs, so a command pays for its own imports and no
+other's: `edgeloop strategies list` loads neither Celery nor gRPC, `edgeloop tasks run`
+loads Celery. Every failure an operator can cause or meet (a bad argument, Redis or the
+database or the ML service not reachable, invalid input) ends as one line on stderr and a
+non-zero exit, never a traceback.
 """
 
 from __future__ import annotations
@@ -14,38 +17,55 @@ import sys
 import click
 
 from edgeloop import __version__
+from edgeloop.core.errors import EdgeloopError, ServiceUnavailable
 
-COMMAND_MODULES = [
-    "edgeloop.cli.db",
-    "edgeloop.cli.publish",
-    "edgeloop.cli.data",
-    "edgeloop.cli.backtest",
-    "edgeloop.cli.ml",
-    "edgeloop.cli.ingest",
-    "edgeloop.cli.dead_letters",
-    "edgeloop.cli.discover",
-    "edgeloop.cli.feedback",
-    "edgeloop.cli.ml_status",
-    "edgeloop.cli.strategies",
-    "edgeloop.cli.tasks",
-    "edgeloop.cli.demo",
-]
+# name → (module, the line `edgeloop --help` shows; tests/unit/test_cli_layout.py checks it is
+# the command's own first help line).
+COMMANDS = {
+    "backtest": ("edgeloop.cli.backtest", "Backtest a strategy over the events of a window (fixed parameters, per-season breakdown)."),
+    "demo": ("edgeloop.cli.demo", "Run the whole loop on the shipped data (`edgeloop demo --help` for its options)."),
+    "data": ("edgeloop.cli.data", "Market data (events, prices, results)."),
+    "db": ("edgeloop.cli.db", "Database schema."),
+    "dead-letters": ("edgeloop.cli.dead_letters", "Events set aside because they could not be parsed, validated or stored."),
+    "discover": ("edgeloop.cli.discover", "Generate, backtest, evaluate and activate strategies; retire underperformers; rank."),
+    "feedback": ("edgeloop.cli.feedback", "Backtest feedback to the ML service, and retraining."),
+    "ingest": ("edgeloop.cli.ingest", "The event stream consumer."),
+    "ml": ("edgeloop.cli.ml", "The ML service."),
+    "publish": ("edgeloop.cli.publish", "Publish BacktestFinished events, one JSON object per line, from FILE (default: stdin)."),
+    "strategies": ("edgeloop.cli.strategies", "Strategies, their scores and status."),
+    "tasks": ("edgeloop.cli.tasks", "Registered Celery tasks."),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose commands are imported when one runs (``COMMANDS``)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        return importlib.import_module(COMMANDS[name][0]).command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The listing from ``COMMANDS``, importing no command module."""
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, short) for name, (_, short) in sorted(COMMANDS.items())])
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="edgeloop")
 def cli() -> None:
     """edgeloop: backtest events in, better strategies out."""
 
 
-for _name in COMMAND_MODULES:
-    importlib.import_module(_name).register(cli)
-
-
 def _describe(exc: BaseException) -> tuple[str, int] | None:
-    """Map an exception to (one-line message, exit code), or None if it is a bug."""
-    from edgeloop.core.errors import EdgeloopError, ServiceUnavailable
+    """Map an exception to (one-line message, exit code), or None if it is a bug.
 
+    Redis's, SQLAlchemy's and gRPC's errors are looked up in ``sys.modules``: a library this command did
+    not load cannot have raised, and importing it here would cost a read-only command the time
+    it saved by not loading it."""
     if isinstance(exc, click.exceptions.UsageError):
         return exc.format_message(), 2
     if isinstance(exc, click.ClickException):
@@ -54,22 +74,16 @@ def _describe(exc: BaseException) -> tuple[str, int] | None:
         return str(exc), 3
     if isinstance(exc, EdgeloopError):
         return str(exc), 1
-    try:
-        import redis
-
-        if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
-            return f"cannot reach Redis: {exc}", 3
-    except ImportError:  # pragma: no cover
-        pass
-    from sqlalchemy.exc import OperationalError, ProgrammingError
-
-    if isinstance(exc, OperationalError):
+    redis_exc = sys.modules.get("redis.exceptions")
+    if redis_exc is not None and isinstance(exc, (redis_exc.ConnectionError, redis_exc.TimeoutError)):
+        return f"cannot reach Redis: {exc}", 3
+    sqlalchemy_exc = sys.modules.get("sqlalchemy.exc")
+    if sqlalchemy_exc is not None and isinstance(exc, sqlalchemy_exc.OperationalError):
         return f"cannot reach the database: {str(exc.orig).strip().splitlines()[0]}", 3
-    if isinstance(exc, ProgrammingError):
+    if sqlalchemy_exc is not None and isinstance(exc, sqlalchemy_exc.ProgrammingError):
         return f"database error (is it migrated? run `edgeloop db upgrade`): {str(exc.orig).strip().splitlines()[0]}", 3
-    import grpc
-
-    if isinstance(exc, grpc.RpcError):
+    grpc = sys.modules.get("grpc")
+    if grpc is not None and isinstance(exc, grpc.RpcError):
         code = exc.code() if hasattr(exc, "code") else None
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
             return f"cannot reach the ML service: {exc.details()}", 3

@@ -7,6 +7,11 @@ from datetime import date
 
 import click
 
+from edgeloop.backtester.ml_provider import MLServiceProvider
+from edgeloop.backtester.report import backtest_id, format_table, result_dict
+from edgeloop.backtester.run import Window, backtest
+from edgeloop.backtester.run import publish as publish_results
+from edgeloop.backtester.strategy import load_strategy
 from edgeloop.core.settings import get_settings
 
 
@@ -31,17 +36,11 @@ def _date(_ctx, _param, value: str) -> date:
 def backtest_cmd(strategy_file: str, start: date, end: date, leagues: tuple[str, ...], source: str,
                  publish: bool, as_json: bool) -> None:
     """Backtest a strategy over the events of a window (fixed parameters, per-season breakdown)."""
-    from edgeloop.backtester.report import backtest_id, format_table, result_dict
-    from edgeloop.backtester.run import Window, backtest, publish as publish_results
-    from edgeloop.backtester.strategy import load_strategy
-
     settings = get_settings()
     leagues = tuple(dict.fromkeys(code.strip() for arg in leagues for code in arg.split(",") if code.strip()))
     strategy = load_strategy(strategy_file)
     predictions = None
     if strategy.probability_source == "model":
-        from edgeloop.backtester.ml_provider import MLServiceProvider
-
         predictions = MLServiceProvider.from_settings(settings)
     result = backtest(strategy, Window(start, end, tuple(leagues)), predictions=predictions,
                       database_url=settings.database_url if source == "db" else None)
@@ -57,5 +56,4 @@ def backtest_cmd(strategy_file: str, start: date, end: date, leagues: tuple[str,
             click.echo(f"published {backtest_id(result)} as stream entry {entry}")
 
 
-def register(group: click.Group) -> None:
-    group.add_command(backtest_cmd)
+command = backtest_cmd

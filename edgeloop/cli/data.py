@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import click
+import numpy as np
 
 from edgeloop.core.settings import get_settings
+from edgeloop.marketdata.arrays import load_window
+from edgeloop.marketdata.store import import_paths
+from edgeloop.schema.db import make_engine, require_migrated
 
 
 @click.group("data")
@@ -18,9 +22,6 @@ def data() -> None:
 def import_cmd(paths: tuple[str, ...], quiet: bool) -> None:
     """Import CSV files, or every *.csv under folders. Importing a file twice changes nothing;
     a broken row is reported with file and line and skipped."""
-    from edgeloop.marketdata.store import import_paths
-    from edgeloop.schema.db import make_engine, require_migrated
-
     engine = make_engine(get_settings().database_url)
     try:
         require_migrated(engine)
@@ -38,10 +39,6 @@ def import_cmd(paths: tuple[str, ...], quiet: bool) -> None:
               help="The CSV files in data_dir, or the database's market tables.")
 def list_cmd(source: str) -> None:
     """Leagues and seasons available, with events, dates and price sources."""
-    import numpy as np
-
-    from edgeloop.marketdata.arrays import load_window
-
     settings = get_settings()
     w = load_window(database_url=settings.database_url if source == "db" else None)
     click.echo(f"{'league':<7} {'season':<8} {'events':>6} {'results':>7}  {'first':<10} {'last':<10}  sources")
@@ -55,5 +52,4 @@ def list_cmd(source: str) -> None:
         click.echo("no events" + (" (run `edgeloop data import PATH`)" if source == "db" else ""))
 
 
-def register(group: click.Group) -> None:
-    group.add_command(data)
+command = data

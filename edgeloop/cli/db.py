@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from edgeloop.core.settings import get_settings
+from edgeloop.schema.db import current_revisions, head_revisions, make_engine, upgrade
 
 
 @click.group("db")
@@ -16,8 +17,6 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True)
 def upgrade_cmd(revision: str) -> None:
     """Apply migrations up to REVISION."""
-    from edgeloop.schema.db import upgrade
-
     url = get_settings().database_url
     upgrade(url, revision)
     click.echo(f"database at {revision}")
@@ -26,8 +25,6 @@ def upgrade_cmd(revision: str) -> None:
 @db.command("status")
 def status_cmd() -> None:
     """Show the current and the required revision."""
-    from edgeloop.schema.db import current_revisions, head_revisions, make_engine
-
     engine = make_engine(get_settings().database_url)
     current, heads = current_revisions(engine), head_revisions()
     click.echo(f"current: {', '.join(sorted(current)) or 'none'}; required: {', '.join(sorted(heads))}")
@@ -35,5 +32,4 @@ def status_cmd() -> None:
         raise click.ClickException("database is not migrated: run `edgeloop db upgrade`")
 
 
-def register(group: click.Group) -> None:
-    group.add_command(db)
+command = db

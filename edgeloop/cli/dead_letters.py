@@ -7,12 +7,12 @@ from datetime import datetime, timezone
 
 import click
 
+from edgeloop.core.redis_connect import client_for
+from edgeloop.core.settings import get_settings
+from edgeloop.services.dead_letters import DeadLetters
+
 
 def _dead_letters():
-    from edgeloop.core.redis_connect import client_for
-    from edgeloop.core.settings import get_settings
-    from edgeloop.workers.dead_letters import DeadLetters
-
     s = get_settings()
     return DeadLetters(client_for(s, socket_connect_timeout=3), s.dead_letter_stream), s
 
@@ -55,5 +55,4 @@ def replay_cmd(reason: str | None, limit: int | None) -> None:
     click.echo(f"replayed {moved} letters")
 
 
-def register(group: click.Group) -> None:
-    group.add_command(dead_letters)
+command = dead_letters

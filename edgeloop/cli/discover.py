@@ -7,15 +7,16 @@ import click
 from edgeloop.cli.ops import Progress, emit_json, poll, require_ml, require_redis, sessions
 from edgeloop.core.settings import get_settings
 from edgeloop.core.statuses import DiscoveryRunStatus, DiscoveryStepStatus
+from edgeloop.schema.lifecycle import DiscoveryReport
+from edgeloop.services.discovery import new_run_id
+from edgeloop.services.discovery_report import Report, in_pipeline_order
+from edgeloop.workers.app import app
+from edgeloop.workers.discovery_tasks import RUN_TASK
 
 
 def report_dict(row) -> dict:
-    from edgeloop.workers.discovery import STEPS
-
-    # In pipeline order (a JSONB column does not keep the order keys were written in).
-    steps = {name: row.steps[name] for name in sorted(row.steps, key=lambda n: STEPS.index(n) if n in STEPS else 99)}
     return {"run_id": row.run_id, "status": row.status, "started_at": row.started_at, "finished_at": row.finished_at,
-            "failed_step": row.failed_step, "error": row.error, "steps": steps, "counts": row.counts,
+            "failed_step": row.failed_step, "error": row.error, "steps": in_pipeline_order(row.steps), "counts": row.counts,
             "top_strategies": row.top_strategies}
 
 
@@ -42,10 +43,6 @@ def format_report(r: dict) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 def discover_cmd(wait: bool, timeout: float, run_id: str | None, as_json: bool) -> None:
     """Generate, backtest, evaluate and activate strategies; retire underperformers; rank."""
-    from edgeloop.schema.lifecycle import DiscoveryReport
-    from edgeloop.workers.app import app
-    from edgeloop.workers.discovery import RUN_TASK, Report, new_run_id
-
     settings = get_settings()
     require_redis(settings)
     require_ml()
@@ -78,5 +75,4 @@ def discover_cmd(wait: bool, timeout: float, run_id: str | None, as_json: bool) 
         raise click.ClickException(f"discovery run {run_id} failed at step {report['failed_step']}: {report['error']}")
 
 
-def register(group: click.Group) -> None:
-    group.add_command(discover_cmd)
+command = discover_cmd

@@ -5,10 +5,17 @@ from __future__ import annotations
 import dataclasses
 
 import click
+from sqlalchemy import select
 
 from edgeloop.cli.ops import Progress, emit_json, poll, require_ml, require_redis, sessions
+from edgeloop.core.errors import EdgeloopError
 from edgeloop.core.settings import get_settings
 from edgeloop.core.statuses import TRAINING_FINISHED, TrainingStatus
+from edgeloop.schema.lifecycle import TrainingTrigger
+from edgeloop.schema.repository import count_rejected, count_unsubmitted, retry_rejected
+from edgeloop.services.feedback import FeedbackFlusher
+from edgeloop.services.feedback_state import BackoffBoard
+from edgeloop.services.retraining import maybe_retrain, new_feedback
 
 
 @click.group("feedback")
@@ -22,9 +29,6 @@ def feedback() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def submit_cmd(wait: bool, timeout: float, as_json: bool) -> None:
     """Submit pending results now (the workers also do this continuously)."""
-    from edgeloop.schema.repository import count_unsubmitted
-    from edgeloop.workers.feedback import FeedbackFlusher
-
     settings = get_settings()
     require_redis(settings)
     client, _ = require_ml()
@@ -50,8 +54,6 @@ def submit_cmd(wait: bool, timeout: float, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def retrain_cmd(force: bool, wait: bool, timeout: float, as_json: bool) -> None:
     """Ask the ML service to retrain if enough new feedback arrived (or --force)."""
-    from edgeloop.workers.retraining import maybe_retrain
-
     settings = get_settings()
     client, _ = require_ml()
     make_session = sessions(settings)
@@ -84,14 +86,6 @@ def status_cmd(as_json: bool) -> None:
 
     Shows what it knows while the ML service is away or refuses us (that is when the backoff
     matters), then still ends with the ML service's error and a non-zero exit for scripts."""
-    from sqlalchemy import select
-
-    from edgeloop.core.errors import EdgeloopError
-    from edgeloop.schema.lifecycle import TrainingTrigger
-    from edgeloop.schema.repository import count_rejected, count_unsubmitted
-    from edgeloop.workers.feedback_state import BackoffBoard
-    from edgeloop.workers.retraining import new_feedback
-
     settings = get_settings()
     make_session = sessions(settings)
     with make_session() as s:
@@ -141,12 +135,9 @@ def _print_status(out: dict, backoffs: list, last, min_new_feedback: int) -> Non
 @feedback.command("retry-rejected")
 def retry_rejected_cmd() -> None:
     """Put results the ML service refused back in line (after fixing the cause)."""
-    from edgeloop.schema.repository import retry_rejected
-
     with sessions(get_settings()).begin() as s:
         n = retry_rejected(s)
     click.echo(f"{n} rejected results will be submitted again")
 
 
-def register(group: click.Group) -> None:
-    group.add_command(feedback)
+command = feedback

@@ -7,6 +7,11 @@ import threading
 
 import click
 
+from edgeloop.schema.db import require_migrated
+from edgeloop.services.ingest import default_consumer_name
+from edgeloop.services.ingest_loop import IngestLoop
+from edgeloop.services.runtime import resources
+
 
 @click.group("ingest")
 def ingest() -> None:
@@ -18,11 +23,6 @@ def ingest() -> None:
 @click.option("--name", default=None, help="Consumer name prefix (default: host-pid).")
 def run_cmd(consumers: int, name: str | None) -> None:
     """Consume `backtests.finished` and flush feedback until interrupted."""
-    from edgeloop.schema.db import require_migrated
-    from edgeloop.workers.bootsteps import IngestLoop
-    from edgeloop.workers.ingest import default_consumer_name
-    from edgeloop.workers.runtime import resources
-
     require_migrated(resources().engine)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -42,5 +42,4 @@ def run_cmd(consumers: int, name: str | None) -> None:
         t.join(timeout=10)
 
 
-def register(group: click.Group) -> None:
-    group.add_command(ingest)
+command = ingest

@@ -7,10 +7,17 @@ import signal
 import threading
 
 import click
+from sqlalchemy import select
 
 from edgeloop.cli import ops
+from edgeloop.cli.ml_status import status_cmd
 from edgeloop.core.settings import get_settings
 from edgeloop.core.statuses import ModelStatus, TrainingStatus
+from edgeloop.mlclient import MLClient
+from edgeloop.mlservice import notify, registry
+from edgeloop.schema.base import as_utc, utcnow
+from edgeloop.schema.mlstore import TrainingJob
+from edgeloop.services.retraining import wait_for_job
 
 
 @click.group("ml")
@@ -24,6 +31,8 @@ def ml() -> None:
 @click.option("--host", default=None, help="bind address; default: EDGELOOP_ML_BIND_HOST (127.0.0.1)")
 def serve_cmd(grpc_port: int | None, http_port: int | None, host: str | None) -> None:
     """Serve gRPC (MLService, grpc.health.v1, reflection) and the HTTP API until SIGTERM/SIGINT."""
+    # Here, not at the top: the server and its models load scikit-learn (seconds), which the
+    # other `ml` commands do not need.
     from edgeloop.mlservice.http_api import HttpApi
     from edgeloop.mlservice.server import create_server
 
@@ -54,8 +63,6 @@ def serve_cmd(grpc_port: int | None, http_port: int | None, host: str | None) ->
 @click.option("--all", "show_all", is_flag=True, help="also rejected and retired versions")
 def models_cmd(model_name: str | None, show_all: bool) -> None:
     """List model versions from the registry (serving ones unless --all)."""
-    from edgeloop.mlservice import registry
-
     rows = registry.list_versions(ops.sessions(get_settings()), model_name or "")
     rows = [r for r in rows if show_all or r.status == ModelStatus.SERVING]
     if not rows:
@@ -75,11 +82,6 @@ def models_cmd(model_name: str | None, show_all: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def jobs_cmd(limit: int, as_json: bool) -> None:
     """Recent training jobs, newest first: status, the replica running them, their lease."""
-    from sqlalchemy import select
-
-    from edgeloop.schema.base import as_utc, utcnow
-    from edgeloop.schema.mlstore import TrainingJob
-
     with ops.sessions(get_settings())() as s:
         rows = s.scalars(select(TrainingJob).order_by(TrainingJob.created_at.desc()).limit(limit)).all()
     now = utcnow()
@@ -110,8 +112,6 @@ def rollback_cmd(version: str) -> None:
 
     Running services switch within a few seconds (they poll the registry); prediction caches
     are told at once."""
-    from edgeloop.mlservice import notify, registry
-
     row = registry.rollback(ops.sessions(get_settings()), version)
     notify.models_changed(get_settings())
     click.echo(f"{row.version} ({row.model_name}{', season ' + row.slot if row.slot else ''}) is serving")
@@ -125,9 +125,6 @@ def rollback_cmd(version: str) -> None:
 @click.option("--timeout", "timeout_s", type=float, default=600.0, show_default=True)
 def train_cmd(model_name: str, force: bool, wait: bool, timeout_s: float) -> None:
     """Start a training job on the running ML service (EDGELOOP_ML_GRPC_TARGET)."""
-    from edgeloop.mlclient import MLClient
-    from edgeloop.workers.retraining import wait_for_job
-
     client = MLClient()
     try:
         job = client.train_models(model_name, force)
@@ -144,5 +141,5 @@ def train_cmd(model_name: str, force: bool, wait: bool, timeout_s: float) -> Non
         raise click.ClickException(f"training job {job.job_id} {status.status}: {status.reason or 'timed out'}")
 
 
-def register(group: click.Group) -> None:
-    group.add_command(ml)
+ml.add_command(status_cmd)
+command = ml

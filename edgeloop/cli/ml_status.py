@@ -1,7 +1,7 @@
 """`edgeloop ml status` (also installed as `ml-status`): one look at the loop's health.
 
-Registered into the ML service's `ml` group (``edgeloop/cli/ml.py``) rather than defined there,
-so the two modules can change independently.
+Added to the ML service's `ml` group by ``edgeloop/cli/ml.py`` rather than defined there, so
+the two modules can change independently.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import click
 from edgeloop.cli.ops import emit_json, require_ml, require_redis, sessions
 from edgeloop.core.settings import get_settings
 from edgeloop.core.streams import stream_backlog
+from edgeloop.mlclient.cache import CachedMLClient
+from edgeloop.schema.repository import count_unsubmitted
 
 CONFIG_FIELDS = ("ml_grpc_target", "ml_timeout_s", "cache_ttl_s", "feedback_batch_size", "min_new_feedback",
                  "retraining_interval_hours", "ranking_interval_s", "discovery_interval_s", "activation_threshold",
@@ -31,9 +33,6 @@ def backlog_report(client, settings) -> dict:
 @click.option("--json", "as_json", is_flag=True)
 def status_cmd(as_json: bool) -> None:
     """Health, serving models, cache statistics, configuration, stream backlog, pending feedback."""
-    from edgeloop.mlclient.cache import CachedMLClient
-    from edgeloop.schema.repository import count_unsubmitted
-
     settings = get_settings()
     redis_client = require_redis(settings)
     client, health = require_ml()
@@ -61,9 +60,3 @@ def status_cmd(as_json: bool) -> None:
                    f"stream {key}: {b['length']} entries, lag {b['lag']}, pending {b['pending']}")
     click.echo(f"pending feedback: {pending}")
     click.echo("configuration: " + ", ".join(f"{k}={v}" for k, v in out["configuration"].items()))
-
-
-def register(group: click.Group) -> None:
-    from edgeloop.cli.ml import ml
-
-    ml.add_command(status_cmd)

@@ -9,17 +9,16 @@ import time
 from typing import Any, Callable
 
 import click
+import redis
 
 from edgeloop.core.errors import MLServiceUnavailable, ServiceUnavailable
+from edgeloop.core.redis_connect import client_for
 from edgeloop.core.settings import Settings
+from edgeloop.schema.db import make_engine, make_sessionmaker, require_migrated
 
 
 def require_redis(settings: Settings):
     """The Redis client, after a PING (Redis is the Celery broker and holds the stream)."""
-    import redis
-
-    from edgeloop.core.redis_connect import client_for
-
     client = client_for(settings, socket_connect_timeout=3, socket_timeout=5)
     try:
         client.ping()
@@ -30,6 +29,8 @@ def require_redis(settings: Settings):
 
 def require_ml(client=None):
     """The ML client, after a HealthCheck (fails fast: the deadline is the client's)."""
+    # Here, not at the top: the ML client loads gRPC, and the read-only commands that import
+    # this module (`strategies list|show`) must not.
     from edgeloop.mlclient import get_ml_client
 
     client = client or get_ml_client()
@@ -42,8 +43,6 @@ def require_ml(client=None):
 
 def sessions(settings: Settings):
     """A session factory on the database, after a check that it answers and is migrated."""
-    from edgeloop.schema.db import make_engine, make_sessionmaker, require_migrated
-
     engine = make_engine(settings.database_url)
     require_migrated(engine)
     return make_sessionmaker(engine)

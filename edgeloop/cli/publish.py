@@ -6,6 +6,10 @@ import sys
 
 import click
 
+from edgeloop.core.errors import InvalidEvent
+from edgeloop.core.events import parse_event
+from edgeloop.producers import Publisher
+
 
 @click.command("publish")
 @click.argument("file", type=click.File("r"), default="-")
@@ -14,10 +18,6 @@ def publish(file) -> None:
 
     Each line is checked by the consumers' own rules first; invalid lines are reported and
     not sent (the exit status is then 1)."""
-    from edgeloop.core.errors import InvalidEvent
-    from edgeloop.core.events import parse_event
-    from edgeloop.producers import Publisher
-
     publisher = Publisher()
     good: list[str] = []
     bad = 0
@@ -38,5 +38,4 @@ def publish(file) -> None:
         sys.exit(1)
 
 
-def register(group: click.Group) -> None:
-    group.add_command(publish)
+command = publish

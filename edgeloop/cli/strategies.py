@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import click
+from sqlalchemy import select
 
 from edgeloop.cli.ops import emit_json, sessions
+from edgeloop.core.errors import NotFound
 from edgeloop.core.settings import get_settings
 from edgeloop.core.statuses import StrategyStatus
+from edgeloop.schema.lifecycle import StrategyRanking
+from edgeloop.schema.pipeline import Strategy
+from edgeloop.services.accuracy import accuracy_metrics
+from edgeloop.services.lifecycle import latest_results, set_status
 
 STATUSES = [s.value for s in StrategyStatus]
 
@@ -32,10 +38,6 @@ def strategies() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def list_cmd(status: str | None, limit: int, as_json: bool) -> None:
     """Strategies by composite score, best first."""
-    from sqlalchemy import select
-
-    from edgeloop.schema.pipeline import Strategy
-
     with sessions(get_settings())() as s:
         q = select(Strategy).order_by(Strategy.composite_score.desc().nulls_last(), Strategy.strategy_id).limit(limit)
         if status:
@@ -55,14 +57,6 @@ def list_cmd(status: str | None, limit: int, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def show_cmd(strategy_id: str, as_json: bool) -> None:
     """One strategy: parameters, latest backtest, ranking history, live prediction accuracy."""
-    from sqlalchemy import select
-
-    from edgeloop.core.errors import NotFound
-    from edgeloop.schema.lifecycle import StrategyRanking
-    from edgeloop.schema.pipeline import Strategy
-    from edgeloop.workers.lifecycle import latest_results
-    from edgeloop.workers.predictions import accuracy_metrics
-
     with sessions(get_settings())() as s:
         row = s.get(Strategy, strategy_id)
         if row is None:
@@ -102,8 +96,8 @@ def show_cmd(strategy_id: str, as_json: bool) -> None:
 
 
 def _set_status(strategy_id: str, status: str, as_json: bool) -> None:
+    # Here, not at the top: the mlclient package loads gRPC, and `strategies list|show` must not.
     from edgeloop.mlclient.cache import invalidate_strategies, make_redis
-    from edgeloop.workers.lifecycle import set_status
 
     settings = get_settings()
     cache_redis = make_redis(settings)
@@ -132,5 +126,4 @@ def deactivate_cmd(strategy_id: str, as_json: bool) -> None:
     _set_status(strategy_id, StrategyStatus.INACTIVE, as_json)
 
 
-def register(group: click.Group) -> None:
-    group.add_command(strategies)
+command = strategies

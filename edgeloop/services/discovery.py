@@ -1,4 +1,4 @@
-"""The discovery pipeline as Celery work, reported step by step.
+"""The discovery pipeline's steps, reported step by step (``discovery_report.Report``).
 
     1 submit_feedback    pending results → SubmitBacktestFeedback
     2 retrain            TrainModels if ≥ min_new_feedback samples are new (and wait for it)
@@ -9,11 +9,9 @@
     6 deactivate         active strategies below the deactivation threshold retired
     7 rank_report        every strategy ranked (ranking id = run id) and the report stored
 
-Two tasks, so no worker ever blocks waiting for others: ``edgeloop.discovery.run`` does steps
-1–3 and dispatches the group; ``edgeloop.discovery.finish`` polls the group by re-scheduling
-itself (``retry`` with a countdown, not ``result.get()`` inside a task, which would deadlock a
-worker whose pool is busy with the very backtests it waits for), waits until the results are
-stored, and does steps 5–7.
+Steps 1–3 are ``prepare``, 5–7 ``finish``. Step 4 runs on the Celery workers, so its dispatch and
+the wait for it are the tasks' (``edgeloop.workers.discovery_tasks``): no worker ever blocks
+waiting for others.
 
 Safety: every step's outcome is written to ``discovery_reports`` as it completes; a step that
 fails marks the run failed with the step's name and writes nothing else (the lifecycle's writes
@@ -25,117 +23,35 @@ a new run starts from whatever the previous runs left.
 from __future__ import annotations
 
 import hashlib
-import logging
-import time
 import uuid
-from contextlib import contextmanager
-from datetime import date
-from typing import Any, Iterator
+from typing import Any
 
-from celery.result import AsyncResult
-from prometheus_client import Counter, Histogram
+from google.protobuf import json_format
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from edgeloop.core.errors import EdgeloopError, ModelNotTrained, NotFound
+from edgeloop.core.errors import ModelNotTrained, NotFound
 from edgeloop.core.settings import Settings
-from edgeloop.core.statuses import DiscoveryRunStatus, DiscoveryStepStatus, StrategyStatus
-from edgeloop.mlclient import get_ml_client
+from edgeloop.core.statuses import StrategyStatus
 from edgeloop.proto import ml_service_pb2 as pb
 from edgeloop.schema.base import utcnow
-from edgeloop.schema.lifecycle import DiscoveryReport
 from edgeloop.schema.pipeline import BacktestResult, Strategy
 from edgeloop.schema.repository import ensure_strategies
-from edgeloop.workers.app import app
-from edgeloop.workers.locks import try_lease
-from edgeloop.workers.runtime import resources
+from edgeloop.services.discovery_report import Report
+from edgeloop.services.feedback import FeedbackFlusher
+from edgeloop.services.lifecycle import ACTIVATE, DEACTIVATE, refresh
+from edgeloop.services.retraining import maybe_retrain
 
-log = logging.getLogger(__name__)
-
-STEPS = ("submit_feedback", "retrain", "generate", "backtest_dispatch", "backtest", "evaluate_activate", "deactivate", "rank_report")
-RUN_TASK, FINISH_TASK = "edgeloop.discovery.run", "edgeloop.discovery.finish"
-POLL_S = 1.0
-RUN_LEASE_S = 900  # one task of a run at a time; a crashed holder's lease lapses after this
 TOP_SEEDS = 20  # as many as GenerateStrategy mutates when it picks its own
-
-
-RUNS = Counter("edgeloop_discovery_runs_total", "Discovery runs finished", ["outcome"])
-STEP_SECONDS = Histogram("edgeloop_discovery_step_seconds", "Duration of discovery steps", ["step"],
-                         buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 1800))
-
-
-class StepFailed(EdgeloopError):
-    def __init__(self, step: str, error: BaseException) -> None:
-        super().__init__(f"step {step} failed: {type(error).__name__}: {error}")
-        self.step = step
 
 
 def new_run_id() -> str:
     return f"d-{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
 
 
-# --- the report ----------------------------------------------------------------------------
-
-class Report:
-    """The ``discovery_reports`` row of one run, written after every step."""
-
-    def __init__(self, sessions: sessionmaker[Session], run_id: str) -> None:
-        self.sessions = sessions
-        self.run_id = run_id
-
-    def open(self) -> DiscoveryReport:
-        with self.sessions.begin() as s:
-            row = s.get(DiscoveryReport, self.run_id, with_for_update=True)
-            if row is None:
-                row = DiscoveryReport(run_id=self.run_id, status=DiscoveryRunStatus.RUNNING, started_at=utcnow(),
-                                      steps={}, counts={}, top_strategies=[], state={})
-                s.add(row)
-            elif row.status == DiscoveryRunStatus.FAILED:  # a re-run resumes after the last completed step
-                row.status, row.failed_step, row.error = DiscoveryRunStatus.RUNNING, None, None
-            s.flush()
-            s.expunge(row)
-            return row
-
-    def get(self) -> DiscoveryReport:
-        with self.sessions() as s:
-            return s.get_one(DiscoveryReport, self.run_id)
-
-    def update(self, **values: Any) -> None:
-        with self.sessions.begin() as s:
-            row = s.get(DiscoveryReport, self.run_id, with_for_update=True)
-            for k, v in values.items():
-                if k in ("state", "counts", "steps"):
-                    v = {**getattr(row, k), **v}  # merged: JSON columns are replaced, not mutated
-                setattr(row, k, v)
-
-    def done(self, step: str) -> bool:
-        return self.get().steps.get(step, {}).get("status") == DiscoveryStepStatus.OK
-
-    @contextmanager
-    def step(self, name: str) -> Iterator[dict]:
-        """Time a step and record it; on an exception record the run as failed at this step."""
-        details: dict[str, Any] = {}
-        started = time.perf_counter()
-        try:
-            yield details
-        except Exception as exc:  # noqa: BLE001 - every failure is reported with its step
-            log.exception("discovery %s: step %s failed", self.run_id, name)
-            RUNS.labels(outcome="failed").inc()
-            self.update(status=DiscoveryRunStatus.FAILED, failed_step=name, error=f"{type(exc).__name__}: {exc}"[:2000],
-                        finished_at=utcnow(),
-                        steps={name: {"status": DiscoveryStepStatus.FAILED, "seconds": round(time.perf_counter() - started, 3)}})
-            raise StepFailed(name, exc) from exc
-        # A step that spans tasks (the backtests) reports its own wall time as "_seconds".
-        seconds = details.pop("_seconds", time.perf_counter() - started)
-        STEP_SECONDS.labels(step=name).observe(seconds)
-        self.update(steps={name: {"status": DiscoveryStepStatus.OK, "seconds": round(seconds, 3), "details": details}})
-
-
 # --- steps 1–3 ----------------------------------------------------------------------------
 
 def submit_feedback(sessions, settings: Settings, client) -> int:
-    from edgeloop.workers.feedback import FeedbackFlusher
-
     flusher = FeedbackFlusher.clearing_cache(sessions=sessions, settings=settings, client_factory=lambda: client)
     return flusher.flush_all(budget_s=60.0)
 
@@ -160,8 +76,6 @@ def run_seed(run_id: str) -> int:
 
 
 def generate(sessions, settings: Settings, client, run_id: str) -> list[dict[str, Any]]:
-    from google.protobuf import json_format
-
     seeds = seed_strategy_ids(sessions)
     constraints = pb.StrategyConstraints(risk_level=settings.discovery_risk_level)
     try:
@@ -182,34 +96,27 @@ def generate(sessions, settings: Settings, client, run_id: str) -> list[dict[str
     return candidates
 
 
-def dispatch_backtests(settings: Settings, candidates: list[dict[str, Any]]) -> list[str]:
-    from edgeloop.workers.backtest_tasks import run_many
-
-    strategies = [{"name": c["name"], "strategy_id": c["strategy_id"], **c["params"]} for c in candidates]
-    result = run_many(strategies, date.fromisoformat(settings.discovery_window_start),
-                      date.fromisoformat(settings.discovery_window_end), settings.discovery_leagues).apply_async()
-    return [r.id for r in result.results]
-
-
-# --- step 4's end -------------------------------------------------------------------------
-
-def collect_backtests(task_ids: list[str]) -> tuple[bool, list[str], list[str]]:
-    """(all finished, backtest ids published, errors)."""
-    published, errors, finished = [], [], True
-    for tid in task_ids:
-        r = AsyncResult(tid, app=app)
-        if not r.ready():
-            finished = False
-            continue
-        if r.successful() and isinstance(r.result, dict) and r.result.get("ok"):
-            published.append(r.result["backtest_id"])
-        else:
-            value = r.result.get("error") if isinstance(r.result, dict) else repr(r.result)
-            errors.append(str(value)[:300])
-    return finished, published, errors
+def prepare(report: Report, sessions: sessionmaker[Session], settings: Settings, client) -> list[dict[str, Any]]:
+    """Steps 1–3, each skipped when an earlier attempt of the run completed it; the candidates."""
+    if not report.done("submit_feedback"):
+        with report.step("submit_feedback") as d:
+            d["submitted"] = submit_feedback(sessions, settings, client)
+    if not report.done("retrain"):
+        with report.step("retrain") as d:
+            d.update(maybe_retrain(sessions, client, settings, wait_s=settings.retrain_wait_s,
+                                   reason=f"discovery {report.run_id}").as_dict())
+    if not report.done("generate"):
+        with report.step("generate") as d:
+            candidates = generate(sessions, settings, client, report.run_id)
+            d.update(candidates=len(candidates), seeds=seed_strategy_ids(sessions),
+                     model_version=next((c["model_version"] for c in candidates if c["model_version"]), ""))
+            report.update(state={"candidates": candidates})
+    return report.get().state["candidates"]
 
 
-def stored(sessions, backtest_ids: list[str]) -> int:
+# --- step 4's results ---------------------------------------------------------------------
+
+def stored(sessions: sessionmaker[Session], backtest_ids: list[str]) -> int:
     if not backtest_ids:
         return 0
     with sessions() as s:
@@ -222,9 +129,6 @@ def stored(sessions, backtest_ids: list[str]) -> int:
 def evaluate_with_bootstrap(sessions, settings, client, redis, **kw):
     """``lifecycle.refresh``; when no strategy model serves yet (a fresh system), submit the
     feedback this run produced, train once and evaluate again."""
-    from edgeloop.workers.lifecycle import refresh
-    from edgeloop.workers.retraining import maybe_retrain
-
     try:
         return refresh(sessions, client, settings, lock_client=redis, **kw), None
     except ModelNotTrained:
@@ -234,9 +138,8 @@ def evaluate_with_bootstrap(sessions, settings, client, redis, **kw):
         return refresh(sessions, client, settings, lock_client=redis, **kw), decision.as_dict()
 
 
-def finish_run(report: Report, sessions, settings, client, redis) -> dict:
-    from edgeloop.workers.lifecycle import ACTIVATE, DEACTIVATE
-
+def finish(report: Report, sessions, settings, client, redis) -> dict:
+    """Steps 5–7 (each skipped when an earlier attempt completed it), then the run succeeds with its counts."""
     counts: dict[str, Any] = {}
     if not report.done("evaluate_activate"):
         with report.step("evaluate_activate") as d:
@@ -248,14 +151,10 @@ def finish_run(report: Report, sessions, settings, client, redis) -> dict:
                 d["bootstrap_training"] = bootstrap
     if not report.done("deactivate"):
         with report.step("deactivate") as d:
-            from edgeloop.workers.lifecycle import refresh
-
-            outcome = refresh(sessions, client, settings, statuses=(StrategyStatus.ACTIVE,), allow=(DEACTIVATE,),
+            outcome = refresh(sessions, client, settings, statuses=("active",), allow=(DEACTIVATE,),
                               store_ranking=False, lock_client=redis)
             d.update(evaluated=len(outcome.evaluations), deactivated=outcome.changed_to(StrategyStatus.INACTIVE))
     with report.step("rank_report") as d:
-        from edgeloop.workers.lifecycle import refresh
-
         outcome = refresh(sessions, client, settings, allow=(), ranking_id=report.run_id, lock_client=redis)
         summary = outcome.summary()
         d.update(ranked=summary["evaluated"], ranking_id=report.run_id)
@@ -273,102 +172,5 @@ def finish_run(report: Report, sessions, settings, client, redis) -> dict:
             "deactivated": len(steps["deactivate"]["details"]["deactivated"]),
             "ranked": summary["evaluated"], "strategies_by_status": by_status,
         }
-    report.update(status=DiscoveryRunStatus.SUCCEEDED, finished_at=utcnow(), counts=counts, top_strategies=summary["top"])
-    RUNS.labels(outcome="succeeded").inc()
-    return {"run_id": report.run_id, "status": DiscoveryRunStatus.SUCCEEDED, "counts": counts}
-
-
-# --- the tasks ------------------------------------------------------------------------------
-
-def running_run(sessions, settings: Settings) -> str | None:
-    """A run started recently that has not finished (a scheduled run does not overlap it)."""
-    from datetime import timedelta
-
-    since = utcnow() - timedelta(seconds=settings.discovery_backtest_timeout_s + 600)
-    with sessions() as s:
-        return s.scalars(select(DiscoveryReport.run_id).where(DiscoveryReport.status == DiscoveryRunStatus.RUNNING,
-                                                              DiscoveryReport.started_at >= since)).first()
-
-
-@app.task(name=RUN_TASK)
-def run_discovery(run_id: str | None = None) -> dict:
-    """Steps 1–4 (dispatch); ``finish`` does the rest. Returns the run id at once."""
-    res = resources()
-    if run_id is None:  # scheduled: do not start while a run is still going
-        busy = running_run(res.sessions, res.settings)
-        if busy:
-            return {"run_id": None, "status": "skipped", "reason": f"discovery run {busy} is still running"}
-    run_id = run_id or new_run_id()
-    with try_lease(res.redis, f"discovery:{run_id}", RUN_LEASE_S) as mine:  # another process may finish it
-        if mine is None:
-            return {"run_id": run_id, "status": "busy"}
-        return _run_discovery(res, run_id)
-
-
-def _run_discovery(res, run_id: str) -> dict:
-    report = Report(res.sessions, run_id)
-    row = report.open()
-    if row.status == DiscoveryRunStatus.SUCCEEDED:
-        return {"run_id": run_id, "status": DiscoveryRunStatus.SUCCEEDED}
-    client, settings = get_ml_client(), res.settings
-    try:
-        if not report.done("submit_feedback"):
-            with report.step("submit_feedback") as d:
-                d["submitted"] = submit_feedback(res.sessions, settings, client)
-        if not report.done("retrain"):
-            with report.step("retrain") as d:
-                from edgeloop.workers.retraining import maybe_retrain
-
-                d.update(maybe_retrain(res.sessions, client, settings, wait_s=settings.retrain_wait_s,
-                                       reason=f"discovery {run_id}").as_dict())
-        if not report.done("generate"):
-            with report.step("generate") as d:
-                candidates = generate(res.sessions, settings, client, run_id)
-                d.update(candidates=len(candidates), seeds=seed_strategy_ids(res.sessions),
-                         model_version=next((c["model_version"] for c in candidates if c["model_version"]), ""))
-                report.update(state={"candidates": candidates})
-        state = report.get().state
-        if "backtest_task_ids" not in state:
-            with report.step("backtest_dispatch") as d:
-                ids = dispatch_backtests(settings, state["candidates"])
-                d["tasks"] = len(ids)
-                report.update(state={"backtest_task_ids": ids, "backtest_started": time.time()})
-    except StepFailed as exc:
-        return {"run_id": run_id, "status": DiscoveryRunStatus.FAILED, "failed_step": exc.step, "error": str(exc)}
-    finish_discovery.apply_async((run_id,), countdown=POLL_S)
-    return {"run_id": run_id, "status": "backtesting"}
-
-
-@app.task(name=FINISH_TASK, bind=True, max_retries=None)
-def finish_discovery(self, run_id: str) -> dict:
-    """Wait (by re-scheduling itself) for the backtests and their stored results, then 5–7."""
-    res = resources()
-    with try_lease(res.redis, f"discovery:{run_id}", RUN_LEASE_S) as mine:
-        if mine is None:
-            raise self.retry(countdown=POLL_S)
-        return _finish(self, res, run_id)
-
-
-def _finish(task, res, run_id: str) -> dict:
-    report = Report(res.sessions, run_id)
-    row = report.get()
-    if row is None or row.status != DiscoveryRunStatus.RUNNING:
-        return {"run_id": run_id, "status": row.status if row else "unknown"}
-    settings, state = res.settings, row.state
-    try:
-        if row.steps.get("backtest", {}).get("status") != DiscoveryStepStatus.OK:  # the row just read: no second query per poll
-            waited = time.time() - state["backtest_started"]
-            finished, published, errors = collect_backtests(state["backtest_task_ids"])
-            have = stored(res.sessions, published)
-            if (not finished or have < len(published)) and waited < settings.discovery_backtest_timeout_s:
-                report.update(state={"progress": {"backtests_done": len(published) + len(errors),
-                                                  "backtests": len(state["backtest_task_ids"]), "stored": have}})
-                raise task.retry(countdown=POLL_S)
-            with report.step("backtest") as d:
-                if not finished or have < len(published):
-                    raise TimeoutError(f"backtests not finished and stored after {waited:.0f} s "
-                                       f"({have} of {len(published)} stored)")
-                d.update(ok=len(published), failed=len(errors), errors=errors[:5], stored=have, _seconds=waited)
-        return finish_run(report, res.sessions, settings, get_ml_client(), res.redis)
-    except StepFailed as exc:
-        return {"run_id": run_id, "status": DiscoveryRunStatus.FAILED, "failed_step": exc.step, "error": str(exc)}
+    report.succeed(counts, summary["top"])
+    return {"run_id": report.run_id, "status": "succeeded", "counts": counts}

@@ -17,7 +17,7 @@ A failed call is classified by what it means (``verdict``), before anything is s
 * anything else (UNAVAILABLE, DEADLINE_EXCEEDED, UNAUTHENTICATED, PERMISSION_DENIED,
   UNIMPLEMENTED, INTERNAL, UNKNOWN, …): not the data's fault. Nothing is set aside; the
   flusher backs off and retries, counting the failure by code, logging once per change of
-  state and publishing it for `edgeloop feedback status` (``workers/feedback_state.py``).
+  state and publishing it for `edgeloop feedback status` (``edgeloop/services/feedback_state.py``).
 """
 
 from __future__ import annotations
@@ -40,11 +40,13 @@ from edgeloop.core import metrics
 from edgeloop.core.errors import EdgeloopError, FeedbackDeferred, MLMessageTooLarge
 from edgeloop.core.settings import Settings
 from edgeloop.core.statuses import FeedbackBatchStatus
+from edgeloop.mlclient.cache import invalidate_strategies
 from edgeloop.proto import events_pb2
 from edgeloop.schema.base import as_utc
 from edgeloop.schema.pipeline import FeedbackBatch
 from edgeloop.schema.repository import mark_processed, recent_unprocessed
-from edgeloop.workers.feedback_state import Backoff, BackoffBoard
+from edgeloop.services.feedback_state import Backoff, BackoffBoard
+from edgeloop.services.runtime import resources
 
 if TYPE_CHECKING:  # the Protocol only: importing edgeloop.mlclient would load gRPC
     from edgeloop.mlclient.protocol import MLServiceClient
@@ -96,9 +98,6 @@ def _code(exc: Exception) -> str:
 
 def invalidate_strategy_cache(strategy_ids: Iterable[str]) -> None:
     """Feedback about a strategy makes its cached strategy-scoped answers stale."""
-    from edgeloop.mlclient.cache import invalidate_strategies
-    from edgeloop.workers.runtime import resources
-
     invalidate_strategies(resources().cache_redis, list(strategy_ids))
 
 

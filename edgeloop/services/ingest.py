@@ -48,7 +48,7 @@ from edgeloop.core.redis_connect import is_transient
 from edgeloop.core.settings import Settings
 from edgeloop.schema import failures
 from edgeloop.schema.repository import ensure_strategies, insert_results
-from edgeloop.workers.dead_letters import dead_letter_fields
+from edgeloop.services.dead_letters import dead_letter_fields
 
 log = logging.getLogger(__name__)
 

@@ -26,13 +26,14 @@ from prometheus_client import Counter
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from edgeloop.core.errors import MLServiceError, ModelNotTrained, PermanentError
+from edgeloop.core.errors import MLServiceError, ModelNotTrained, NotFound, PermanentError
 from edgeloop.core.scoring import composite_score
 from edgeloop.core.settings import Settings
 from edgeloop.core.statuses import StrategyStatus
 from edgeloop.schema.base import as_utc, utcnow
 from edgeloop.schema.lifecycle import StrategyRanking
 from edgeloop.schema.pipeline import BacktestResult, Strategy
+from edgeloop.services.locks import lease
 
 TRANSITIONS = Counter("edgeloop_strategy_transitions_total", "Strategy status changes by the lifecycle", ["to"])
 ACTIVATE, DEACTIVATE = "activate", "deactivate"
@@ -108,8 +109,6 @@ def refresh(sessions: sessionmaker[Session], client, settings: Settings, *, stat
     ``only_if_changed`` (the scheduled refresh) skips a ranking identical to the last one stored
     (same order, statuses, backtests and model versions): a refresh every few minutes would
     otherwise store the same table again and again."""
-    from edgeloop.workers.locks import lease
-
     ranking_id = ranking_id or uuid.uuid4().hex
     outcome = RefreshOutcome(ranking_id if store_ranking else None)
     with sessions() as session:
@@ -198,8 +197,6 @@ def _store_ranking(session: Session, ranking_id: str, now: datetime, evaluations
 def set_status(sessions: sessionmaker[Session], strategy_id: str, status: str) -> tuple[str, str]:
     """An operator's decision (CLI): (old, new) status. The lifecycle may revisit it after
     ``min_state_s``."""
-    from edgeloop.core.errors import NotFound
-
     with sessions.begin() as session:
         s = session.get(Strategy, strategy_id, with_for_update=True)
         if s is None:

@@ -1,5 +1,5 @@
 """Live predictions: upcoming events × active strategies, stored with strategy and model
-version; accuracy per strategy and model version once results are known.
+version (their accuracy, once results are known, is ``accuracy.py``).
 
 Upcoming events are the market events dated in ``[as_of, as_of + predictions_horizon_days)``
 (``as_of`` defaults to today; tests and replays pass a past date, and the ML service still
@@ -7,19 +7,16 @@ answers point in time: with the newest version trained before each event). Predi
 through the shared Redis cache (``edgeloop.mlclient.cache``), one BatchPredict for all misses: the
 probability of a selection does not depend on the strategy, the recommendation does (its
 selections, odds range, minimum edge and confidence, at its price source).
-
-Accuracy of the stored predictions whose events have results: Brier score and log-loss of
-the probabilities; for the recommended bets, the count, hit rate and profit at the stored
-price (1 unit each).
 """
 
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, time as dtime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
+from datetime import time as dtime
 from typing import Any
 
-from sqlalchemy import case, select
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -30,9 +27,8 @@ from edgeloop.core.statuses import StrategyStatus
 from edgeloop.proto import ml_service_pb2 as pb
 from edgeloop.schema.base import utcnow
 from edgeloop.schema.lifecycle import LivePrediction
-from edgeloop.schema.market import MarketEvent, MarketPrice, MarketResult
+from edgeloop.schema.market import MarketEvent, MarketPrice
 from edgeloop.schema.pipeline import Strategy
-from edgeloop.workers.app import app
 
 SELECTIONS = ("home", "draw", "away")
 
@@ -94,46 +90,3 @@ def refresh_predictions(sessions: sessionmaker[Session], client, settings: Setti
                 index_elements=["event_id", "selection", "strategy_id", "model_version"])
             s.connection().execute(stmt, rows)
     return {"events": len(events), "strategies": len(rules), "stored": len(rows)}
-
-
-def accuracy_metrics(session: Session, strategy_id: str | None = None) -> list[dict[str, Any]]:
-    """Per (strategy, model version): settled predictions, Brier, log-loss, recommended bets, hits, profit."""
-    won = case((MarketResult.result == case(
-        (LivePrediction.selection == "home", "H"), (LivePrediction.selection == "draw", "D"), else_="A"), 1), else_=0)
-    q = (select(LivePrediction.strategy_id, LivePrediction.model_version, LivePrediction.probability,
-                LivePrediction.recommendation, LivePrediction.price, won.label("won"))
-         .join(MarketResult, MarketResult.event_id == LivePrediction.event_id))
-    if strategy_id:
-        q = q.where(LivePrediction.strategy_id == strategy_id)
-    groups: dict[tuple[str, str], dict[str, Any]] = {}
-    for sid, version, p, rec, price, w in session.execute(q):
-        g = groups.setdefault((sid, version), {"strategy_id": sid, "model_version": version, "predictions": 0,
-                                               "brier": 0.0, "log_loss": 0.0, "bets": 0, "hits": 0, "profit": 0.0})
-        g["predictions"] += 1
-        g["brier"] += (p - w) ** 2
-        q_ = min(max(p if w else 1 - p, 1e-12), 1.0)
-        g["log_loss"] -= math.log(q_)
-        if rec == "back" and price:
-            g["bets"] += 1
-            g["hits"] += w
-            g["profit"] += (price - 1.0) if w else -1.0
-    out = []
-    for g in groups.values():
-        n, bets = g["predictions"], g["bets"]
-        out.append({**g, "brier": g["brier"] / n, "log_loss": g["log_loss"] / n,
-                    "hit_rate": g["hits"] / bets if bets else None, "roi": g["profit"] / bets if bets else None})
-    return sorted(out, key=lambda g: (g["strategy_id"], g["model_version"]))
-
-
-@app.task(name="edgeloop.predictions.refresh")
-def refresh_predictions_task(as_of: str | None = None) -> dict:
-    from edgeloop.core.errors import MLServiceUnavailable
-    from edgeloop.mlclient.cache import get_cached_ml_client
-    from edgeloop.workers.runtime import resources
-
-    res = resources()
-    try:
-        return refresh_predictions(res.sessions, get_cached_ml_client(), res.settings,
-                                   date.fromisoformat(as_of) if as_of else None)
-    except MLServiceUnavailable as exc:
-        return {"stored": 0, "error": str(exc)}

@@ -13,11 +13,11 @@ from functools import cached_property
 
 from redis import Redis
 from sqlalchemy import Engine
-
-from edgeloop.core.redis_connect import client_for
 from sqlalchemy.orm import Session, sessionmaker
 
+from edgeloop.core.redis_connect import client_for
 from edgeloop.core.settings import Settings, get_settings
+from edgeloop.mlclient.cache import make_redis
 from edgeloop.schema.db import make_engine, make_sessionmaker
 
 
@@ -40,8 +40,6 @@ class Resources:
     @cached_property
     def cache_redis(self) -> Redis:
         """The prediction cache's Redis (``cache_redis_url``), which may evict; never for state."""
-        from edgeloop.mlclient.cache import make_redis
-
         return make_redis(self.settings)
 
     def close(self) -> None:

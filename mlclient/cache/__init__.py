@@ -7,15 +7,12 @@ from edgeloop.mlclient.cache.client import (
     PREDICTION,
     STRATEGY_MODEL,
     CachedMLClient,
-    get_cached_ml_client,
     make_redis,
-    reset_cached_ml_client,
 )
 from edgeloop.mlclient.cache.invalidation import invalidate_strategies, mark_models_changed
 from edgeloop.mlclient.cache.stats import CacheStats
 
 __all__ = [
     "EVALUATION", "OUTCOME_MODEL", "PREDICTION", "STRATEGY_MODEL",
-    "CacheStats", "CachedMLClient", "get_cached_ml_client", "invalidate_strategies", "make_redis",
-    "mark_models_changed", "reset_cached_ml_client",
+    "CacheStats", "CachedMLClient", "invalidate_strategies", "make_redis", "mark_models_changed",
 ]

@@ -54,8 +54,6 @@ from edgeloop.mlclient.cache.invalidation import mark_models_changed
 from edgeloop.mlclient.cache.stats import CacheStats, SharedCounts, read_stats
 from edgeloop.mlclient.cache.store import EntryStore
 from edgeloop.mlclient.catalogue import ModelCatalogue
-from edgeloop.mlclient.client import get_ml_client
-from edgeloop.mlclient.per_process import PerProcess
 from edgeloop.mlclient.protocol import MLServiceClient
 from edgeloop.mlclient.rawredis import RawRedis
 from edgeloop.mlclient.singleflight import Lock, SingleFlight
@@ -118,12 +116,12 @@ class _Query:
 class CachedMLClient:
     def __init__(
         self,
-        client: MLServiceClient | None = None,
+        client: MLServiceClient,
         redis_client: redis.Redis | None = None,
         settings: Settings | None = None,
     ) -> None:
         self.settings = settings or get_settings()
-        self.client = client or get_ml_client()
+        self.client = client
         self.redis = redis_client if redis_client is not None else make_redis(self.settings)
         self.prefix = self.settings.cache_prefix
         self.ttl_s = self.settings.cache_ttl_s
@@ -343,15 +341,3 @@ class CachedMLClient:
         self.redis.close()
 
 
-# --- one per process ----------------------------------------------------------------------
-_cached: PerProcess[CachedMLClient] = PerProcess(CachedMLClient, close=CachedMLClient.close)
-
-
-def get_cached_ml_client() -> CachedMLClient:
-    """The process's cached client, created on first use (after any fork)."""
-    return _cached.get()
-
-
-def reset_cached_ml_client() -> None:
-    """Forget it (``reset_ml_client`` calls this after a fork); the next call makes a new one."""
-    _cached.reset()

@@ -19,7 +19,7 @@ from tests.support.feedback import store_results
 from tests.support.ml import FakeMLClient
 from tests.support.pipeline import Store, publish_in_subprocess, scrape, with_ml
 from tests.support.processes import celery_worker, ml_server, wait_until
-from edgeloop.workers.feedback import FeedbackFlusher
+from edgeloop.services.feedback import FeedbackFlusher
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -14,8 +14,8 @@ from edgeloop.producers import Publisher
 from edgeloop.schema.db import make_engine, make_sessionmaker
 from edgeloop.schema.pipeline import BacktestResult, Strategy
 from tests.support.events import malformed_payloads, valid_event
-from edgeloop.workers.dead_letters import DeadLetters
-from edgeloop.workers.ingest import StreamConsumer
+from edgeloop.services.dead_letters import DeadLetters
+from edgeloop.services.ingest import StreamConsumer
 
 pytestmark = pytest.mark.integration
 
@@ -245,7 +245,7 @@ def test_a_row_the_store_refuses_is_dead_lettered_and_the_rest_stored(setup, ref
 
 
 def test_an_unforeseen_error_on_one_entry_dead_letters_that_entry_only(setup, monkeypatch):
-    import edgeloop.workers.ingest as ingest
+    import edgeloop.services.ingest as ingest
 
     settings, client, sessions, consumer = setup
     real = ingest.result_row

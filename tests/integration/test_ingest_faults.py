@@ -22,8 +22,8 @@ from edgeloop.schema.repository import ensure_strategies, insert_results
 from tests.support.events import valid_event
 from tests.support.private_pg import private_postgres
 from tests.support.processes import ROOT, CeleryWorker, celery_worker, wait_until
-from edgeloop.workers.dead_letters import DeadLetters
-from edgeloop.workers.ingest import result_row
+from edgeloop.services.dead_letters import DeadLetters
+from edgeloop.services.ingest import result_row
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

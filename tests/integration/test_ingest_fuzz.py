@@ -21,9 +21,9 @@ from edgeloop.schema.db import make_engine, make_sessionmaker
 from edgeloop.schema.pipeline import BacktestResult
 from tests.support.events import valid_event
 from tests.support.processes import ml_server
-from edgeloop.workers.dead_letters import DeadLetters
-from edgeloop.workers.feedback import FeedbackFlusher
-from edgeloop.workers.ingest import StreamConsumer
+from edgeloop.services.dead_letters import DeadLetters
+from edgeloop.services.feedback import FeedbackFlusher
+from edgeloop.services.ingest import StreamConsumer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -32,7 +32,7 @@ def test_publish_from_stdin_rejects_bad_lines_and_publishes_the_rest(env):
 
 
 def test_dead_letters_list_and_replay(env):
-    from edgeloop.workers.ingest import StreamConsumer  # noqa: F401  (the consumer is what fills the dead letters)
+    from edgeloop.services.ingest import StreamConsumer  # noqa: F401  (the consumer is what fills the dead letters)
 
     r = redis.Redis.from_url(env["EDGELOOP_REDIS_URL"])
     r.xadd("backtests.dead", {"reason": "not_json", "detail": "Expecting value", "payload": "{oops",

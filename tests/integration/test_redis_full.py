@@ -19,8 +19,8 @@ from tests.support.events import valid_event
 from tests.support.processes import wait_until
 from tests.integration.mlclient.support import FULL_REDIS, fill_to_maxmemory, own_redis
 from edgeloop.workers.beat import claim
-from edgeloop.workers.ingest import StreamConsumer
-from edgeloop.workers.locks import lease
+from edgeloop.services.ingest import StreamConsumer
+from edgeloop.services.locks import lease
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,7 @@ import pytest
 import redis
 
 from edgeloop.core.streams import StreamBacklog, stream_backlog
-from edgeloop.workers.locks import LockBusy, lease, try_lease
+from edgeloop.services.locks import LockBusy, lease, try_lease
 
 pytestmark = pytest.mark.integration
 

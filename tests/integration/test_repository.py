@@ -12,7 +12,7 @@ from edgeloop.schema.db import make_engine, make_sessionmaker
 from edgeloop.schema.repository import (by_composite_score_range, insert_results, mark_processed, recent_unprocessed,
                                top_performing)
 from tests.support.events import valid_event
-from edgeloop.workers.ingest import result_row
+from edgeloop.services.ingest import result_row
 
 pytestmark = pytest.mark.integration
 

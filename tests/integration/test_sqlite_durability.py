@@ -11,7 +11,7 @@ import pytest
 
 from edgeloop.core.settings import get_settings
 from edgeloop.mlservice.context import ServiceContext
-from edgeloop.workers.runtime import Resources
+from edgeloop.services.runtime import Resources
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 from edgeloop.core.events import parse_event
 from edgeloop.schema.repository import insert_results
-from edgeloop.workers.ingest import result_row
+from edgeloop.services.ingest import result_row
 from tests.support.events import valid_event
 from tests.support.ml import rpc_error
 

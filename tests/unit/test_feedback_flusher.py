@@ -13,7 +13,7 @@ from edgeloop.core.errors import MLServiceUnavailable
 from edgeloop.core.settings import Settings
 from edgeloop.schema.db import make_engine, make_sessionmaker
 from edgeloop.schema.repository import count_rejected, count_unsubmitted, retry_rejected
-from edgeloop.workers.feedback import FeedbackFlusher, Verdict, verdict
+from edgeloop.services.feedback import FeedbackFlusher, Verdict, verdict
 from tests.support.feedback import fail, store_results
 from tests.support.ml import FakeMLClient
 
@@ -111,7 +111,7 @@ def test_a_fault_that_is_not_the_data_rejects_nothing_and_is_retried(sessions, c
     board = Board()
     flusher = FeedbackFlusher(sessions=sessions, settings=Settings(feedback_batch_size=10),
                               client_factory=lambda: client, board=board, name="w1:0")
-    caplog.set_level(logging.INFO, logger="edgeloop.workers.feedback")
+    caplog.set_level(logging.INFO, logger="edgeloop.services.feedback")
     # When the service fails five times in a row with this code
     for _ in range(5):
         flusher._retry_at = 0  # the backoff is not what is under test: retry now
@@ -137,7 +137,7 @@ def test_a_new_code_while_backing_off_is_a_change_of_state(sessions, caplog):
     store_results(sessions, 3)
     client = FakeMLClient()
     flusher = FeedbackFlusher(sessions=sessions, settings=Settings(), client_factory=lambda: client)
-    caplog.set_level(logging.INFO, logger="edgeloop.workers.feedback")
+    caplog.set_level(logging.INFO, logger="edgeloop.services.feedback")
     for code in ["UNAUTHENTICATED", "UNAUTHENTICATED", "UNAVAILABLE", "UNAVAILABLE"]:
         client.fail_with("submit_backtest_feedback", fail(code))
         flusher._retry_at = 0

@@ -16,7 +16,7 @@ from edgeloop.schema.db import make_engine, make_sessionmaker
 from edgeloop.schema.lifecycle import DiscoveryReport, StrategyRanking
 from edgeloop.schema.pipeline import Strategy
 from tests.support.processes import ROOT, celery_worker, wait_until
-from edgeloop.workers.retraining import wait_for_job
+from edgeloop.services.retraining import wait_for_job
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

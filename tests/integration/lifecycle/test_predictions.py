@@ -20,7 +20,7 @@ from edgeloop.schema.lifecycle import LivePrediction
 from edgeloop.schema.market import MarketEvent, MarketResult
 from edgeloop.schema.pipeline import Strategy
 from tests.support.processes import ROOT
-from edgeloop.workers.retraining import wait_for_job
+from edgeloop.services.retraining import wait_for_job
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -15,7 +15,7 @@ import sys
 
 from prometheus_client import REGISTRY
 
-from edgeloop.mlclient.cache import get_cached_ml_client
+from edgeloop.mlclient import get_cached_ml_client
 from edgeloop.proto import ml_service_pb2 as pb
 
 COUNTERS = {

@@ -227,10 +227,10 @@ def test_feedback_for_a_strategy_clears_its_entries_and_no_others(service, cache
     """The pipeline's real feedback path: event on the stream → stored → submitted → invalidated."""
     from edgeloop.producers import Publisher
     from tests.support.events import valid_event
-    from edgeloop.workers.feedback import invalidate_strategy_cache
-    from edgeloop.workers.feedback import FeedbackFlusher
-    from edgeloop.workers.ingest import StreamConsumer
-    from edgeloop.workers.runtime import reset_resources, resources
+    from edgeloop.services.feedback import invalidate_strategy_cache
+    from edgeloop.services.feedback import FeedbackFlusher
+    from edgeloop.services.ingest import StreamConsumer
+    from edgeloop.services.runtime import reset_resources, resources
 
     _, events = service
     for key, value in {"EDGELOOP_REDIS_URL": settings.redis_url, "EDGELOOP_DATABASE_URL": pg_url,
@@ -293,7 +293,7 @@ def test_a_full_cache_redis_costs_no_prediction_and_no_lock(service, ml):
     main Redis, still work."""
     from edgeloop.core.redis_connect import client_for
     from edgeloop.workers.beat import claim
-    from edgeloop.workers.locks import lease
+    from edgeloop.services.locks import lease
 
     _, events = service
     job = as_requests(selections(events, 100, start=3200))

@@ -278,8 +278,8 @@ def test_the_store_releases_the_single_flight_lock_and_survives_a_script_flush(c
 
 def test_feedback_invalidation_goes_to_the_caches_own_redis(fake_ml, redis_url, monkeypatch):
     from edgeloop.core.settings import get_settings
-    from edgeloop.workers.feedback import invalidate_strategy_cache
-    from edgeloop.workers.runtime import reset_resources
+    from edgeloop.services.feedback import invalidate_strategy_cache
+    from edgeloop.services.runtime import reset_resources
 
     with own_redis() as (cache_url, _):
         # Given a cache on a Redis of its own, apart from the main one, holding s1's answers

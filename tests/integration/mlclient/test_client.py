@@ -12,9 +12,8 @@ import pytest
 
 from edgeloop.core.errors import InvalidRequest, MLServiceError, MLServiceUnavailable
 from edgeloop.core.settings import settings_with
-from edgeloop.mlclient import MLClient, get_ml_client, reset_ml_client
+from edgeloop.mlclient import MLClient, get_cached_ml_client, get_ml_client, reset_ml_client
 from edgeloop.mlclient.breaker import CLOSED, OPEN
-from edgeloop.mlclient.cache import get_cached_ml_client
 from edgeloop.mlclient.channel import service_config
 from edgeloop.proto import ml_service_pb2 as pb, ml_service_pb2_grpc as pb_grpc
 from edgeloop.processes import free_port

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edgeloop.core.settings import Settings
-from edgeloop.workers.lifecycle import ACTIVATE, DEACTIVATE, decide
+from edgeloop.services.lifecycle import ACTIVATE, DEACTIVATE, decide
 
 S = Settings(activation_threshold=0.65, deactivation_threshold=0.50, min_bets_for_activation=30, min_state_s=3600)
 LONG = 10 * 3600

@@ -14,7 +14,7 @@ from edgeloop.core.settings import Settings
 from edgeloop.schema.db import make_engine, make_sessionmaker, upgrade
 from edgeloop.schema.lifecycle import StrategyRanking
 from edgeloop.schema.pipeline import BacktestResult, Strategy
-from edgeloop.workers.lifecycle import refresh
+from edgeloop.services.lifecycle import refresh
 from tests.support.ml import FakeMLClient
 
 

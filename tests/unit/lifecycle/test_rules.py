@@ -7,7 +7,7 @@ import pytest
 
 from edgeloop.backtester.strategy import Strategy
 from edgeloop.cli.tasks import parse_args
-from edgeloop.workers.predictions import recommend
+from edgeloop.services.predictions import recommend
 
 S = Strategy(name="t", selections=("home", "away"), min_edge=0.02, min_odds=1.5, max_odds=5.0, min_confidence=0.3)
 
