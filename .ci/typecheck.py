@@ -43,7 +43,7 @@ def link_tree(dirs: dict[str, Path]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    from mypy import api
+    from mypy import api  # a dev dependency: imported when the check runs, not when this is read
 
     dirs = package_dirs()
     link_tree(dirs)

@@ -26,6 +26,7 @@ import numpy as np
 
 from edgeloop.backtester.settlement import odds_to_milli
 from edgeloop.backtester.strategy import Strategy
+from edgeloop.core.settings import Settings, get_settings
 from edgeloop.marketdata.arrays import PreEventArrays
 from edgeloop.marketdata.sources import EXCHANGE_SOURCES, MAXIMUM_SOURCES, arbitrage_rows, ticks_up
 
@@ -37,11 +38,8 @@ class ExecutionTerms:
     keep_max_arbitrage: bool = False
 
     @classmethod
-    def from_settings(cls, settings: Any = None) -> "ExecutionTerms":
-        if settings is None:
-            from edgeloop.core.settings import get_settings
-
-            settings = get_settings()
+    def from_settings(cls, settings: Settings | None = None) -> "ExecutionTerms":
+        settings = settings or get_settings()
         return cls(exchange_commission=settings.exchange_commission,
                    lay_spread_ticks=settings.exchange_lay_spread_ticks,
                    keep_max_arbitrage=settings.backtest_keep_max_arbitrage)
