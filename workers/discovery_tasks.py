@@ -98,7 +98,7 @@ def finish_discovery(self, run_id: str) -> dict:
 
 def _finish(task, res: Resources, run_id: str) -> dict:
     report = Report(res.sessions, run_id)
-    row = report.get()
+    row = report.find()
     if row is None or row.status != "running":
         return {"run_id": run_id, "status": row.status if row else "unknown"}
     settings, state = res.settings, row.state

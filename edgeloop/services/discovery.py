@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf import json_format
+from redis import Redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -39,8 +40,11 @@ from edgeloop.schema.pipeline import BacktestResult, Strategy
 from edgeloop.schema.repository import ensure_strategies
 from edgeloop.services.discovery_report import Report
 from edgeloop.services.feedback import FeedbackFlusher
-from edgeloop.services.lifecycle import ACTIVATE, DEACTIVATE, refresh
+from edgeloop.services.lifecycle import ACTIVATE, DEACTIVATE, RefreshOutcome, refresh
 from edgeloop.services.retraining import maybe_retrain
+
+if TYPE_CHECKING:  # the Protocol only: importing edgeloop.mlclient would load gRPC
+    from edgeloop.mlclient.protocol import MLServiceClient
 
 TOP_SEEDS = 20  # as many as GenerateStrategy mutates when it picks its own
 
@@ -51,12 +55,12 @@ def new_run_id() -> str:
 
 # --- steps 1–3 ----------------------------------------------------------------------------
 
-def submit_feedback(sessions, settings: Settings, client) -> int:
+def submit_feedback(sessions: sessionmaker[Session], settings: Settings, client: MLServiceClient) -> int:
     flusher = FeedbackFlusher.clearing_cache(sessions=sessions, settings=settings, client_factory=lambda: client)
     return flusher.flush_all(budget_s=60.0)
 
 
-def seed_strategy_ids(sessions) -> list[str]:
+def seed_strategy_ids(sessions: sessionmaker[Session]) -> list[str]:
     """The strategies of the best backtest results so far, by backtest score.
 
     Not by composite score: the composite contains the strategy model's own confidence, and
@@ -75,7 +79,7 @@ def run_seed(run_id: str) -> int:
     return int.from_bytes(hashlib.sha256(run_id.encode()).digest()[:8], "big") or 1
 
 
-def generate(sessions, settings: Settings, client, run_id: str) -> list[dict[str, Any]]:
+def generate(sessions: sessionmaker[Session], settings: Settings, client: MLServiceClient, run_id: str) -> list[dict[str, Any]]:
     seeds = seed_strategy_ids(sessions)
     constraints = pb.StrategyConstraints(risk_level=settings.discovery_risk_level)
     try:
@@ -96,7 +100,7 @@ def generate(sessions, settings: Settings, client, run_id: str) -> list[dict[str
     return candidates
 
 
-def prepare(report: Report, sessions: sessionmaker[Session], settings: Settings, client) -> list[dict[str, Any]]:
+def prepare(report: Report, sessions: sessionmaker[Session], settings: Settings, client: MLServiceClient) -> list[dict[str, Any]]:
     """Steps 1–3, each skipped when an earlier attempt of the run completed it; the candidates."""
     if not report.done("submit_feedback"):
         with report.step("submit_feedback") as d:
@@ -111,7 +115,8 @@ def prepare(report: Report, sessions: sessionmaker[Session], settings: Settings,
             d.update(candidates=len(candidates), seeds=seed_strategy_ids(sessions),
                      model_version=next((c["model_version"] for c in candidates if c["model_version"]), ""))
             report.update(state={"candidates": candidates})
-    return report.get().state["candidates"]
+    stored_candidates: list[dict[str, Any]] = report.get().state["candidates"]
+    return stored_candidates
 
 
 # --- step 4's results ---------------------------------------------------------------------
@@ -126,7 +131,8 @@ def stored(sessions: sessionmaker[Session], backtest_ids: list[str]) -> int:
 
 # --- steps 5–7 ----------------------------------------------------------------------------
 
-def evaluate_with_bootstrap(sessions, settings, client, redis, **kw):
+def evaluate_with_bootstrap(sessions: sessionmaker[Session], settings: Settings, client: MLServiceClient,
+                            redis: Redis, **kw: Any) -> tuple[RefreshOutcome, dict[str, Any] | None]:
     """``lifecycle.refresh``; when no strategy model serves yet (a fresh system), submit the
     feedback this run produced, train once and evaluate again."""
     try:
@@ -138,7 +144,8 @@ def evaluate_with_bootstrap(sessions, settings, client, redis, **kw):
         return refresh(sessions, client, settings, lock_client=redis, **kw), decision.as_dict()
 
 
-def finish(report: Report, sessions, settings, client, redis) -> dict:
+def finish(report: Report, sessions: sessionmaker[Session], settings: Settings, client: MLServiceClient,
+           redis: Redis) -> dict[str, Any]:
     """Steps 5–7 (each skipped when an earlier attempt completed it), then the run succeeds with its counts."""
     counts: dict[str, Any] = {}
     if not report.done("evaluate_activate"):

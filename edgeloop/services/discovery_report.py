@@ -61,22 +61,29 @@ class Report:
             return row
 
     def get(self) -> DiscoveryReport:
+        """The row of a run that was opened (``NoResultFound`` if it was not)."""
+        with self.sessions() as s:
+            return s.get_one(DiscoveryReport, self.run_id)
+
+    def find(self) -> DiscoveryReport | None:
+        """The row, or None for a run id that was never opened."""
         with self.sessions() as s:
             return s.get(DiscoveryReport, self.run_id)
 
     def update(self, **values: Any) -> None:
         with self.sessions.begin() as s:
-            row = s.get(DiscoveryReport, self.run_id, with_for_update=True)
+            row = s.get_one(DiscoveryReport, self.run_id, with_for_update=True)
             for k, v in values.items():
                 if k in ("state", "counts", "steps"):
                     v = {**getattr(row, k), **v}  # merged: JSON columns are replaced, not mutated
                 setattr(row, k, v)
 
     def done(self, step: str) -> bool:
-        return self.get().steps.get(step, {}).get("status") == "ok"
+        status: object = self.get().steps.get(step, {}).get("status")
+        return status == "ok"
 
     @contextmanager
-    def step(self, name: str) -> Iterator[dict]:
+    def step(self, name: str) -> Iterator[dict[str, Any]]:
         """Time a step and record it; on an exception record the run as failed at this step."""
         details: dict[str, Any] = {}
         started = time.perf_counter()
@@ -94,7 +101,7 @@ class Report:
         STEP_SECONDS.labels(step=name).observe(seconds)
         self.update(steps={name: {"status": "ok", "seconds": round(seconds, 3), "details": details}})
 
-    def succeed(self, counts: dict[str, Any], top_strategies: list[dict]) -> None:
+    def succeed(self, counts: dict[str, Any], top_strategies: list[dict[str, Any]]) -> None:
         self.update(status="succeeded", finished_at=utcnow(), counts=counts, top_strategies=top_strategies)
         RUNS.labels(outcome="succeeded").inc()
 

@@ -43,7 +43,7 @@ from edgeloop.core.statuses import FeedbackBatchStatus
 from edgeloop.mlclient.cache import invalidate_strategies
 from edgeloop.proto import events_pb2
 from edgeloop.schema.base import as_utc
-from edgeloop.schema.pipeline import FeedbackBatch
+from edgeloop.schema.pipeline import BacktestResult, FeedbackBatch
 from edgeloop.schema.repository import mark_processed, recent_unprocessed
 from edgeloop.services.feedback_state import Backoff, BackoffBoard
 from edgeloop.services.runtime import resources
@@ -125,10 +125,11 @@ class FeedbackFlusher:
 
     @classmethod
     def clearing_cache(cls, *, sessions: sessionmaker[Session], settings: Settings,
-                       client_factory: Callable[[], MLServiceClient], **kw) -> "FeedbackFlusher":
+                       client_factory: Callable[[], MLServiceClient], board: BackoffBoard | None = None,
+                       name: str | None = None) -> "FeedbackFlusher":
         """The flusher every process uses: confirmed feedback clears the strategies' cached answers."""
         return cls(sessions=sessions, settings=settings, client_factory=client_factory,
-                   on_submitted=invalidate_strategy_cache, **kw)
+                   on_submitted=invalidate_strategy_cache, board=board, name=name)
 
     def flush_once(self, limit: int | None = None) -> FlushResult:
         """Submit the oldest batch of unconfirmed results (see the module's docstring).
@@ -171,7 +172,7 @@ class FeedbackFlusher:
                 log.exception("after-submit hook failed")
         return []
 
-    def _failed(self, session: Session, rows: list, exc: Exception, tally: _Tally) -> list[list[int]]:
+    def _failed(self, session: Session, rows: list[BacktestResult], exc: Exception, tally: _Tally) -> list[list[int]]:
         meaning = verdict(exc)
         code = _code(exc)
         if meaning is Verdict.BACK_OFF:
@@ -192,7 +193,7 @@ class FeedbackFlusher:
         mid = len(rows) // 2
         return [[r.id for r in rows[:mid]], [r.id for r in rows[mid:]]]
 
-    def _submit(self, session: Session, rows: list) -> set[str]:
+    def _submit(self, session: Session, rows: list[BacktestResult]) -> set[str]:
         """One SubmitBacktestFeedback call; marks what the service confirmed. Nothing is written
         before the call: on SQLite a write would take the database lock, and an ML service
         storing into the same file would wait on us."""
@@ -214,7 +215,7 @@ class FeedbackFlusher:
             log.warning("ML service did not confirm %d results of batch %s", len(rows) - len(confirmed), batch_key)
         return confirmed
 
-    def _reject(self, session: Session, row, error: Exception) -> None:
+    def _reject(self, session: Session, row: BacktestResult, error: Exception) -> None:
         batch = FeedbackBatch(batch_key=uuid.uuid4().hex, size=1, status=FeedbackBatchStatus.REJECTED, attempts=1,
                               last_error=str(error)[:2000])
         session.add(batch)

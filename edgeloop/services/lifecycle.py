@@ -20,9 +20,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Collection, Iterable
+from typing import TYPE_CHECKING, Any, Collection, Iterable
 
 from prometheus_client import Counter
+from redis import Redis
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -34,6 +35,9 @@ from edgeloop.schema.base import as_utc, utcnow
 from edgeloop.schema.lifecycle import StrategyRanking
 from edgeloop.schema.pipeline import BacktestResult, Strategy
 from edgeloop.services.locks import lease
+
+if TYPE_CHECKING:  # the Protocol only: importing edgeloop.mlclient would load gRPC
+    from edgeloop.mlclient.protocol import Predicting
 
 TRANSITIONS = Counter("edgeloop_strategy_transitions_total", "Strategy status changes by the lifecycle", ["to"])
 ACTIVATE, DEACTIVATE = "activate", "deactivate"
@@ -66,7 +70,7 @@ class RefreshOutcome:
     def changed_to(self, status: str) -> list[str]:
         return [e.strategy_id for e in self.evaluations if e.changed and e.new_status == status]
 
-    def summary(self, top: int = 10) -> dict:
+    def summary(self, top: int = 10) -> dict[str, Any]:
         ranked = sorted(self.evaluations, key=lambda e: -e.composite_score)
         return {"ranking_id": self.ranking_id, "evaluated": len(self.evaluations),
                 "activated": self.changed_to(StrategyStatus.ACTIVE), "deactivated": self.changed_to(StrategyStatus.INACTIVE),
@@ -95,14 +99,14 @@ def latest_results(session: Session, strategy_ids: Iterable[str] | None = None) 
     return {r.strategy_id: r for r in session.scalars(select(BacktestResult).where(BacktestResult.id.in_(newest)))}
 
 
-def _evaluate_one(client, result: BacktestResult) -> tuple[float, str]:
+def _evaluate_one(client: Predicting, result: BacktestResult) -> tuple[float, str]:
     reply = client.evaluate_strategy(result.strategy_id, result.params or {})
     return float(reply.confidence), reply.model_version
 
 
-def refresh(sessions: sessionmaker[Session], client, settings: Settings, *, statuses: Collection[str] | None = None,
+def refresh(sessions: sessionmaker[Session], client: Predicting, settings: Settings, *, statuses: Collection[str] | None = None,
             strategy_ids: Collection[str] | None = None, allow: Collection[str] = (ACTIVATE, DEACTIVATE),
-            store_ranking: bool = True, ranking_id: str | None = None, lock_client=None,
+            store_ranking: bool = True, ranking_id: str | None = None, lock_client: Redis | None = None,
             only_if_changed: bool = False) -> RefreshOutcome:
     """Evaluate the chosen strategies (default: all with a stored result), apply ``decide``, and
     (``store_ranking``) store every evaluation as one ranking. Idempotent per ``ranking_id``.

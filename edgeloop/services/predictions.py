@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from datetime import date, datetime, timedelta, timezone
 from datetime import time as dtime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -30,10 +30,13 @@ from edgeloop.schema.lifecycle import LivePrediction
 from edgeloop.schema.market import MarketEvent, MarketPrice
 from edgeloop.schema.pipeline import Strategy
 
+if TYPE_CHECKING:  # the Protocol only: importing edgeloop.mlclient would load gRPC
+    from edgeloop.mlclient.protocol import Predicting
+
 SELECTIONS = ("home", "draw", "away")
 
 
-def _insert(session: Session):
+def _insert(session: Session) -> postgresql.Insert | sqlite.Insert:
     return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(
         LivePrediction.__table__)
 
@@ -49,14 +52,15 @@ def recommend(strategy: StrategyParams, selection: str, p: float, confidence: fl
     return ("back" if ok else "none"), edge
 
 
-def refresh_predictions(sessions: sessionmaker[Session], client, settings: Settings, as_of: date | None = None) -> dict:
+def refresh_predictions(sessions: sessionmaker[Session], client: Predicting, settings: Settings,
+                        as_of: date | None = None) -> dict[str, int]:
     as_of = as_of or utcnow().date()
     until = as_of + timedelta(days=settings.predictions_horizon_days)
     with sessions() as s:
         events = list(s.execute(select(MarketEvent.event_id, MarketEvent.event_date)
                                 .where(MarketEvent.event_date >= as_of, MarketEvent.event_date < until)))
         active = list(s.scalars(select(Strategy).where(Strategy.status == StrategyStatus.ACTIVE)))
-        prices: dict[tuple[str, str], tuple] = {}
+        prices: dict[tuple[str, str], tuple[float | None, float | None, float | None]] = {}
         if events:
             for row in s.execute(select(MarketPrice).where(MarketPrice.event_id.in_([e[0] for e in events]))).scalars():
                 prices[(row.event_id, row.source)] = (row.home, row.draw, row.away)

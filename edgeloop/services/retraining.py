@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Callable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,6 +20,11 @@ from edgeloop.core.settings import Settings
 from edgeloop.core.statuses import TRAINING_FINISHED, TrainingStatus
 from edgeloop.schema.base import utcnow
 from edgeloop.schema.lifecycle import TrainingTrigger
+
+if TYPE_CHECKING:  # types only: importing edgeloop.mlclient would load gRPC
+    from edgeloop.mlclient.protocol import MLServiceClient
+    from edgeloop.proto.ml_service_pb2 import TrainingStatusResponse
+
 
 @dataclass
 class RetrainDecision:
@@ -31,11 +37,11 @@ class RetrainDecision:
     job_status: str | None = None
     model_versions: list[str] | None = None
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _refresh_statuses(session: Session, client) -> None:
+def _refresh_statuses(session: Session, client: MLServiceClient) -> None:
     """Learn how unfinished triggers ended (a failed one does not count as the last training)."""
     for trig in session.scalars(select(TrainingTrigger).where(TrainingTrigger.status.not_in(TRAINING_FINISHED))):
         try:
@@ -51,7 +57,7 @@ def baseline(session: Session) -> int:
     return last.feedback_samples if last else 0
 
 
-def new_feedback(sessions: sessionmaker[Session], client) -> tuple[int, int]:
+def new_feedback(sessions: sessionmaker[Session], client: MLServiceClient) -> tuple[int, int]:
     """(samples the service holds, samples since the last training)."""
     total = int(client.health().feedback_samples)
     with sessions.begin() as session:
@@ -59,7 +65,7 @@ def new_feedback(sessions: sessionmaker[Session], client) -> tuple[int, int]:
         return total, max(0, total - baseline(session))
 
 
-def maybe_retrain(sessions: sessionmaker[Session], client, settings: Settings, *, force: bool = False,
+def maybe_retrain(sessions: sessionmaker[Session], client: MLServiceClient, settings: Settings, *, force: bool = False,
                   wait_s: float = 0.0, reason: str = "schedule") -> RetrainDecision:
     total, new = new_feedback(sessions, client)
     need = settings.min_new_feedback
@@ -81,7 +87,8 @@ def maybe_retrain(sessions: sessionmaker[Session], client, settings: Settings, *
     return decision
 
 
-def wait_for_job(client, job_id: str, wait_s: float, on_poll=None):
+def wait_for_job(client: MLServiceClient, job_id: str, wait_s: float,
+                 on_poll: Callable[[TrainingStatusResponse], None] | None = None) -> TrainingStatusResponse:
     deadline = time.monotonic() + wait_s
     while True:
         status = client.get_training_status(job_id)
