@@ -23,7 +23,7 @@ docs: $(STAMP)
 	$(PY) -m edgeloop.settings_doc --write
 
 # ruff, then mypy (strict on the core and the domain services; see [tool.mypy] in pyproject.toml),
-# then the layers (import-linter, on the package laid out as installed: tools/import_root.py).
+# then the layers (import-linter); both read the package laid out as installed (tools/import_root.py).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) .ci/typecheck.py

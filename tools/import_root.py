@@ -3,18 +3,18 @@
 pyproject.toml maps the repository's folders under one import root (``package-dir``:
 ``edgeloop.workers`` is ``workers/``, …). The editable install resolves that when importing,
 but import-linter's graph builder (grimp) walks the folder of the root package, ``edgeloop/``,
-and would not see the mapped subpackages. This script makes ``DEST/edgeloop/``: real folders
-holding symbolic links to the ``.py`` files, one folder per listed package, and a link to
-``pyproject.toml`` (import-linter's contract), so that ``lint-imports`` run in ``DEST`` checks
-the whole package: import-linter puts its working directory first on ``sys.path``, so there it
+and would not see the mapped subpackages, and mypy finds modules by their place on disk. This
+script makes ``DEST/edgeloop/``: real folders holding symbolic links to the ``.py`` and ``.pyi``
+files, one folder per listed package (only what installs), and a link to ``pyproject.toml``
+(import-linter's contract), so that ``lint-imports`` run in ``DEST`` checks the whole package: import-linter puts its working directory first on ``sys.path``, so there it
 finds the staged tree rather than the repository's ``edgeloop/`` (``make lint``).
+``.ci/typecheck.py`` stages ``var/import-root`` the same way and puts it on mypy's search path.
 
     python tools/import_root.py DEST && cd DEST && lint-imports
 """
 
 from __future__ import annotations
 
-import shutil
 import sys
 import tomllib
 from pathlib import Path
@@ -39,20 +39,44 @@ def package_folders(config: dict) -> dict[str, Path]:
     return folders
 
 
-def stage(dest: Path) -> Path:
-    """Make ``dest/edgeloop`` afresh; returns it."""
-    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    tree = dest / "edgeloop"
-    if tree.exists():
-        shutil.rmtree(tree)
-    dest.mkdir(parents=True, exist_ok=True)
-    (dest / "pyproject.toml").unlink(missing_ok=True)
-    (dest / "pyproject.toml").symlink_to(ROOT / "pyproject.toml")
+def setuptools_config() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+
+
+def layout(config: dict) -> tuple[set[Path], dict[Path, Path]]:
+    """The staged tree, relative to its destination: its folders, and each link with its file."""
+    folders, links = {Path("edgeloop")}, {Path("pyproject.toml"): ROOT / "pyproject.toml"}
     for package, folder in package_folders(config).items():
-        target = dest / Path(*package.split("."))
-        target.mkdir(parents=True, exist_ok=True)
-        for source in folder.glob("*.py"):
-            (target / source.name).symlink_to(source.resolve())
+        target = Path(*package.split("."))
+        folders.add(target)
+        for source in [*folder.glob("*.py"), *folder.glob("*.pyi")]:  # the stubs, for mypy
+            links[target / source.name] = source.resolve()
+    return folders, links
+
+
+def stage(dest: Path) -> Path:
+    """Bring ``dest/edgeloop`` in line with pyproject.toml and the folders; returns it.
+
+    Only what differs is changed: `make lint` stages the tree twice (mypy, then import-linter),
+    and the second time finds nothing to do."""
+    folders, links = layout(setuptools_config())
+    tree = dest / "edgeloop"
+    # Children before their folders: a file since removed, a package no longer listed, a cache.
+    for path in sorted(tree.rglob("*"), reverse=True):
+        relative = path.relative_to(dest)
+        if path.is_symlink() or not path.is_dir():
+            if relative not in links:
+                path.unlink()
+        elif relative not in folders:
+            path.rmdir()
+    for folder in sorted(folders):
+        (dest / folder).mkdir(parents=True, exist_ok=True)
+    for relative, source in links.items():
+        link = dest / relative
+        if link.is_symlink() and link.readlink() == source:
+            continue
+        link.unlink(missing_ok=True)
+        link.symlink_to(source)
     return tree
 
 
