@@ -193,12 +193,12 @@ def _bankroll_chart(lines: list[tuple[str, Evidence]], market: Evidence, nothing
         if result is None:
             continue
         days, bankroll = bankroll_by_date(result)
-        style = {"lw": 1.2, "ls": "--" if nothing_active else "-", "drawstyle": "steps-post"}
+        ls = "--" if nothing_active else "-"
         if i < MAX_LABELLED:
-            ax.plot(days, bankroll, label=f"{label} ({ev.bets('final')} bets, yield {100 * (ev.yield_('final') or 0):+.1f}%)",
-                    **style)
+            ax.plot(days, bankroll, lw=1.2, ls=ls, drawstyle="steps-post",
+                    label=f"{label} ({ev.bets('final')} bets, yield {100 * (ev.yield_('final') or 0):+.1f}%)")
         else:
-            ax.plot(days, bankroll, color="lightgrey", **style)
+            ax.plot(days, bankroll, lw=0.8, ls=ls, drawstyle="steps-post", color="lightgrey")
     result = market.results["final"]
     if result is not None:
         days, bankroll = bankroll_by_date(result)
