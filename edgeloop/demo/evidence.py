@@ -34,7 +34,7 @@ WINDOW_NAMES = ("selection", "validation", "final")
 
 # One bet per match, at Pinnacle's price, on the selection with the largest edge against the
 # forecast below; every edge is above −1, so every match with Pinnacle prices gets its bet.
-FAVOURITE = Strategy(name="market: back every Pinnacle favourite", price_source="PS", probability_source="model",
+FAVOURITE = Strategy(name="back every Pinnacle favourite", price_source="PS", probability_source="model",
                      one_bet_per_event=True, min_edge=-1.0, staking="flat", flat_stake=1.0, initial_bankroll=100.0)
 
 

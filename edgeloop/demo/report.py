@@ -171,6 +171,7 @@ def _yield_chart(rows: list[RoundRow], path: Path) -> None:
                 label=f"{window} window")
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xticks(xs)
+    ax.set_xlim(0.5, len(rows) + 0.5)
     ax.set_xlabel("round")
     ax.set_ylabel("yield of the round's best strategy (%)")
     ax.set_title("Chosen on the selection window, judged on later ones", fontsize=10)
@@ -301,13 +302,13 @@ def write_report(out: Path, var: Path, settings, progress: Callable[[str], None]
     lines_md += [
         "", "## Active strategies", "",
         f"{len(active)} active now." + ("" if active else " The loop activated nothing: on these efficient "
-                                         "leagues that is often the honest verdict."), "",
+                                         "leagues that is often the honest verdict."),
     ]
     if active:
-        lines_md += ["| strategy | composite " + evidence_header, "|---|---|---|---|---|---|---|---|"]
+        lines_md += ["", "| strategy | composite " + evidence_header, "|---|---|---|---|---|---|---|---|"]
         lines_md += [f"| {a.evidence.strategy_id} | {f(a.composite)} | {evidence_cells(a.evidence)} |" for a in active]
     lines_md += [
-        "", f"The market's own result, {FAVOURITE.name} (flat stakes): " + "; ".join(
+        "", f"The market's own result, to {FAVOURITE.name} at Pinnacle's price with flat stakes: " + "; ".join(
             f"{w} {market.bets(w)} bets, yield {f(market.yield_(w), '{:+.2%}')}" for w in WINDOW_NAMES) + ".", "",
         "## The loop", "",
         "| round | run | status | seconds | activated | retired | strategy model | feedback lag p99 | cache hits |",
