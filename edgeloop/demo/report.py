@@ -188,7 +188,7 @@ def _bankroll_chart(lines: list[tuple[str, Evidence]], market: Evidence, nothing
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = plt.subplots(figsize=(11, 4.5))
     for i, (label, ev) in enumerate(lines):
         result = ev.results.get("final")
         if result is None:
@@ -196,10 +196,11 @@ def _bankroll_chart(lines: list[tuple[str, Evidence]], market: Evidence, nothing
         days, bankroll = bankroll_by_date(result)
         ls = "--" if nothing_active else "-"
         if i < MAX_LABELLED:
-            ax.plot(days, bankroll, lw=1.2, ls=ls, drawstyle="steps-post",
+            ax.plot(days, bankroll, lw=1.2, ls=ls, drawstyle="steps-post", zorder=2,
                     label=f"{label} ({ev.bets('final')} bets, yield {100 * (ev.yield_('final') or 0):+.1f}%)")
         else:
-            ax.plot(days, bankroll, lw=0.8, ls=ls, drawstyle="steps-post", color="lightgrey")
+            ax.plot(days, bankroll, lw=0.8, ls=ls, drawstyle="steps-post", color="lightgrey", zorder=1,
+                    label=f"{len(lines) - MAX_LABELLED} more (grey)" if i == MAX_LABELLED else None)
     result = market.results["final"]
     if result is not None:
         days, bankroll = bankroll_by_date(result)
@@ -214,7 +215,8 @@ def _bankroll_chart(lines: list[tuple[str, Evidence]], market: Evidence, nothing
     what = ("nothing was activated: each round's best strategy shown (dashed)" if nothing_active
             else f"the {len(lines)} active strategies")
     ax.set_title(f"Final window {windows.final.start} … {windows.final.end}: {what}", fontsize=9)
-    ax.legend(fontsize=7, loc="best")
+    # Beside the axes: identical curves (strategies that place the same bets) still get their entry.
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.autofmt_xdate()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -299,10 +301,13 @@ def write_report(out: Path, var: Path, settings, progress: Callable[[str], None]
     for i, r in enumerate(rows, 1):
         sid = r.headline.strategy_id if r.headline is not None else f"none with ≥ {min_bets} bets"
         lines_md.append(f"| {i} | {r.run_id} | {sid} | {f(r.composite)} | {evidence_cells(r.headline)} |")
+    thin = sum(a.evidence.bets("selection") < min_bets for a in active)
     lines_md += [
         "", "## Active strategies", "",
-        f"{len(active)} active now." + ("" if active else " The loop activated nothing: on these efficient "
-                                         "leagues that is often the honest verdict."),
+        f"{len(active)} active now" + (f", {thin} of them on fewer than {min_bets} bets on the selection window "
+                                        "(luck more than evidence)." if thin else ".")
+        + ("" if active else " The loop activated nothing: on these efficient leagues that is often the honest "
+                             "verdict."),
     ]
     if active:
         lines_md += ["", "| strategy | composite " + evidence_header, "|---|---|---|---|---|---|---|---|"]
