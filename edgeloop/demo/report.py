@@ -161,7 +161,7 @@ def _calibration(windows: Windows, client, chart: Path) -> dict[str, float]:
 
 def _yield_chart(rows: list[RoundRow], path: Path) -> None:
     """Each round's headline strategy: its yield on the selection, validation and final windows."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # write_report chose the backend
 
     fig, ax = plt.subplots(figsize=(7, 4))
     xs = np.arange(1, len(rows) + 1)
@@ -185,8 +185,8 @@ def _bankroll_chart(lines: list[tuple[str, Evidence]], market: Evidence, nothing
                     path: Path) -> None:
     """Bankroll (× initial) by date on the final window: the strategies of ``lines`` (the first
     ``MAX_LABELLED`` labelled) and the market's own result."""
-    import matplotlib.dates as mdates
-    import matplotlib.pyplot as plt
+    import matplotlib.dates as mdates  # with pyplot: write_report chose the backend
+    import matplotlib.pyplot as plt  # write_report chose the backend
 
     fig, ax = plt.subplots(figsize=(11, 4.5))
     for i, (label, ev) in enumerate(lines):
