@@ -3,7 +3,10 @@
 1. Walk-forward training of every outcome version on the shipped data (one TrainModels job,
    wall time from the request to ``succeeded``), then the quality table: per season, held-out
    log-loss and Brier score of the model beside the de-margined market average and Pinnacle's
-   de-margined closing prices (on the events that have them).
+   de-margined closing prices (on the events that have them). A season counts only if no
+   choice that shaped its version looked at it: its regularisation was chosen on earlier
+   seasons (``mlservice/outcome_selection.py``). The first season with a version has no
+   earlier season to choose on; it is printed apart and left out of the figures.
 2. BatchPredict of 1,000 selections (334 matches × home/draw/away): p50 and p99 of 200 calls.
 3. GenerateStrategy of 10 candidates, after the strategy model learnt from 1,000 real
    backtests (the backtester with de-margined market probabilities): median of 20 calls.
@@ -15,7 +18,9 @@
 
 ``--json`` ends the output with one line, a JSON object with ``batch_predict_1000_p50_ms``,
 ``batch_predict_1000_p99_ms``, ``generate_10_ms``, ``retrain_100k_s``, ``walk_forward_s`` and
-``logloss`` (season → model / market_avg / pinnacle_close).
+``logloss`` (held-out season → model / market_avg / pinnacle_close), ``logloss_vs_market_pct``
+(the model's log-loss over all held-out events, relative to the market average's) and
+``seasons_not_held_out``.
 """
 
 from __future__ import annotations
@@ -63,6 +68,8 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def _quality(stub, pb) -> dict[str, dict[str, float | None]]:
+    """Per season, the serving version's held-out figures and whether a choice was made on
+    earlier seasons (``choice_seasons``: how many it looked at)."""
     rows = {}
     for m in stub.ListModels(pb.ListModelsRequest(model_name="outcome"), timeout=10).models:
         if m.status != "serving":
@@ -76,6 +83,7 @@ def _quality(stub, pb) -> dict[str, dict[str, float | None]]:
             "model_on_pinnacle_events": x.get("logloss_on_pinnacle_events"),
             "brier_model": x.get("brier"), "brier_market_avg": x.get("brier_market_avg"),
             "brier_pinnacle_close": x.get("brier_pinnacle_close"),
+            "held_out": x.get("choice_seasons", 0) > 0,
         }
     return dict(sorted(rows.items()))
 
@@ -153,17 +161,29 @@ def main() -> None:
             walk_s, job = _train(stub, pb, "outcome")
             figures["walk_forward_s"] = round(walk_s, 2)
             quality = _quality(stub, pb)
+            held = {k: r for k, r in quality.items() if r["held_out"]}
             print(f"walk-forward training, {len(job.model_versions)} outcome versions: {walk_s:.1f} s (target < 120 s)")
-            print("held-out log-loss and Brier score per season; the Pinnacle closing column covers only the events "
-                  "with its closing prices, 'model (P)' is the model on those same events")
+            print("held-out log-loss and Brier score per season (each season's version chosen on earlier seasons "
+                  "only); the Pinnacle closing column covers only the events with its closing prices, "
+                  "'model (P)' is the model on those same events")
             print(f"{'season':<8} {'events':>6}  {'log-loss model':>14} {'market avg':>10} {'Pinnacle cl.':>12}"
                   f" {'model (P)':>9}  {'Brier model':>11} {'market avg':>10} {'Pinnacle cl.':>12}")
             fmt = lambda v: f"{v:.4f}" if v is not None else "–"  # noqa: E731
-            for season, r in quality.items():
+            for season, r in held.items():
                 print(f"{season:<8} {r['events']:>6}  {fmt(r['model']):>14} {fmt(r['market_avg']):>10} "
                       f"{fmt(r['pinnacle_close']):>12} {fmt(r['model_on_pinnacle_events']):>9}  {fmt(r['brier_model']):>11} {fmt(r['brier_market_avg']):>10} "
                       f"{fmt(r['brier_pinnacle_close']):>12}")
-            figures["logloss"] = {s: {k: r[k] for k in ("model", "market_avg", "pinnacle_close")} for s, r in quality.items()}
+            events = sum(r["events"] for r in held.values())
+            model_ll = sum(r["model"] * r["events"] for r in held.values()) / events
+            market_ll = sum(r["market_avg"] * r["events"] for r in held.values()) / events
+            per_season = [100 * (r["model"] / r["market_avg"] - 1) for r in held.values()]
+            figures["logloss_vs_market_pct"] = round(100 * (model_ll / market_ll - 1), 3)
+            print(f"{len(held)} held-out seasons, {events:,} events: model {model_ll:.4f} vs market average "
+                  f"{market_ll:.4f} ({figures['logloss_vs_market_pct']:+.3f}%; per season {min(per_season):+.2f}% "
+                  f"… {max(per_season):+.2f}%)")
+            figures["seasons_not_held_out"] = [k for k in quality if k not in held]
+            print(f"not held out (no earlier season to choose on): {', '.join(figures['seasons_not_held_out'])}")
+            figures["logloss"] = {s: {k: r[k] for k in ("model", "market_avg", "pinnacle_close")} for s, r in held.items()}
 
             w = load_window(["E0"], date(2023, 8, 1), date(2024, 6, 30), data_dir=settings.data_dir)
             requests = [pb.PredictionRequest(event_id=e, selection=s) for e in w.event_ids[:334]

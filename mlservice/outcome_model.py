@@ -7,11 +7,13 @@ disagreement, shrunk towards "no correction" by an L2 penalty. A softmax fitted 
 is calibrated on its training distribution; the per-season held-out scores check it.
 
 Walk-forward: for each season S, one version trained on every played event dated before S's
-first match (``train_end``) and evaluated on S, which it never saw. A prediction for an event
-uses the newest version whose ``train_end`` is strictly before the event's date (point in
-time): the training data ends at least a day before the event, so whoever checks the version's
-``train_end`` against the kick-off (the backtester does) agrees even when the kick-off time is
-unknown. Matches on a season's opening day are therefore served by the previous version.
+first match (``train_end``) and evaluated on S, which it never saw; which version serves S
+(its regularisation, champion or challenger) is chosen on the seasons before S only
+(``outcome_selection``). A prediction for an event uses the newest version whose ``train_end``
+is strictly before the event's date (point in time): the training data ends at least a day
+before the event, so whoever checks the version's ``train_end`` against the kick-off (the
+backtester does) agrees even when the kick-off time is unknown. Matches on a season's opening
+day are therefore served by the previous version.
 
 Per-selection outputs (documented in docs/ml-service.md):
 
@@ -39,10 +41,9 @@ from edgeloop.mlservice.features import FEATURE_NAMES, OFFSET_COLUMNS, FeatureSe
 
 MODEL_NAME = "outcome"
 SELECTIONS = ("home", "draw", "away")
-# Inverse L2 strength on the corrections (per summed log-loss). Chosen on the walk-forward of the
-# seasons up to 2014-15 only (grid 0.001…10: 0.001 was best, mean −0.03% log-loss against the
-# market average there); the later seasons were not looked at to choose it. An inner
-# walk-forward choice per version was tried: noisier and 20× slower.
+# Inverse L2 strength on the corrections (per summed log-loss) where no choice can be made:
+# a season with no earlier season to judge on (``outcome_selection`` tunes C walk-forward for
+# every other season, and the held-out table leaves such a season out).
 DEFAULT_C = 0.001
 MIN_TRAIN_EVENTS = 300  # fewer played events than this before a season: no version for it
 EPS = 1e-12

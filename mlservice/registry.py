@@ -4,9 +4,10 @@ A version is recorded whatever becomes of it, with its training window, sample c
 held-out metrics and time. Versions compete per *slot*: an outcome version's slot is the
 season it was held out on (it serves events from its ``train_end`` on); the strategy model
 has one slot. A challenger replaces the serving champion of its slot only if it is at least
-as good on held-out data both can be judged on (the caller computes both numbers on the same
-data); otherwise it is kept as ``rejected``. A replaced champion becomes ``retired`` and can
-be put back with ``rollback``.
+as good on held-out data both can be judged on, and that data is not the slot's own (the
+trainers compute both numbers on the same data; for an outcome season, the seasons before
+it); otherwise it is kept as ``rejected``. A replaced champion becomes ``retired`` and can be
+put back with ``rollback``.
 """
 
 from __future__ import annotations
@@ -79,6 +80,13 @@ def serving_in_slot(session: Session, model_name: str, slot: str) -> ModelVersio
         select(ModelVersion).where(ModelVersion.model_name == model_name, ModelVersion.slot == slot,
                                    ModelVersion.status == ModelStatus.SERVING).with_for_update()
     ).first()
+
+
+def serving_rows(session: Session, model_name: str) -> list[ModelVersion]:
+    """Every serving version of ``model_name``, locked until the session's transaction ends."""
+    return list(session.scalars(
+        select(ModelVersion).where(ModelVersion.model_name == model_name, ModelVersion.status == ModelStatus.SERVING)
+        .order_by(ModelVersion.id).with_for_update()))
 
 
 def load_artifact(sessions: sessionmaker[Session], version: str) -> bytes:

@@ -2,10 +2,10 @@
 
 Champion/challenger, per slot, on held-out data neither version was fitted on:
 
-* outcome, slot = season S: both versions were trained on events before S; they are compared
-  by log-loss on S's played events (re-computed for the champion now, since S may have more
-  results than when the champion was trained). The challenger serves if its log-loss is
-  ≤ the champion's; a challenger fitted on exactly the champion's data is not recorded.
+* outcome, slot = season S: the challenger (its regularisation tuned walk-forward) and the
+  champion are judged on the seasons *before* S, by the log-loss of their lineages there
+  (``outcome_selection``): nothing of S decides which version serves S. A challenger fitted on
+  exactly the champion's data is not recorded.
 * strategy, one slot: both are scored on the held-out samples (a fixed hash-chosen share of
   backtest ids that no strategy version ever trains on) by Spearman rank correlation between
   predicted and true score; the challenger serves if it is ≥ the champion's.
@@ -27,7 +27,8 @@ from edgeloop.mlservice import notify, registry
 from edgeloop.mlservice.context import ServiceContext
 from edgeloop.mlservice.features import build_features
 from edgeloop.mlservice.market import load_market
-from edgeloop.mlservice.outcome_model import MODEL_NAME as OUTCOME, OutcomeModel, evaluate, walk_forward
+from edgeloop.mlservice.outcome_model import MODEL_NAME as OUTCOME, OutcomeModel
+from edgeloop.mlservice.outcome_selection import TOLERANCE, Lineages, decide
 from edgeloop.mlservice.predictor import OutcomePredictor
 from edgeloop.mlservice.training import Skipped
 from edgeloop.mlservice.strategy_model import MODEL_NAME as STRATEGY, StrategyModel, canonical_params, spearman, training_labels
@@ -36,38 +37,28 @@ from edgeloop.schema.base import utcnow
 from edgeloop.schema.mlstore import FeedbackSample
 
 log = logging.getLogger("edgeloop.mlservice.training")
-TOLERANCE = 1e-9  # "at least as good": equal scores keep the newer version
 MIN_HELD_OUT = 5  # fewer held-out strategy samples than this cannot rank anything
 MIN_TRAIN_SAMPLES = 10
 
 
 def train_outcome(ctx: ServiceContext, predictor: OutcomePredictor, job_id: str, force: bool) -> list[str]:
     fs = build_features(load_market(ctx, fresh=True))
-    trained = walk_forward(fs)
+    lineages = Lineages.fit(fs)  # all fitting before the transaction
     recorded: list[str] = []
     with ctx.sessions.begin() as s:
-        for v in trained:
-            champion = registry.serving_in_slot(s, OUTCOME, v.season)
+        rows = {row.slot: row for row in registry.serving_rows(s, OUTCOME)}  # locked until commit
+        champions = {slot: OutcomeModel.from_bytes(row.artifact) for slot, row in rows.items()}
+        for d in decide(lineages, fs, champions):
+            v, champion = d.version, rows.get(d.season)
             if champion is not None and (champion.config or {}).get("data_hash") == v.data_hash and not force:
-                continue  # same data, same fit: nothing to record
+                continue  # same data, same C, same fit: nothing to record
             cand = registry.Candidate(
                 model_name=OUTCOME, slot=v.season, train_start=v.train_start, train_end=v.train_end,
-                sample_count=v.sample_count, metrics=v.metrics,
-                config={"data_hash": v.data_hash, "held_out_season": v.season}, artifact=v.model.to_bytes(),
-                job_id=job_id)
-            status, note = ModelStatus.SERVING, "first version of its season"
-            if champion is not None:
-                held_out = fs.seasons == v.season
-                champ_score = evaluate(OutcomeModel.from_bytes(champion.artifact), fs, held_out).get("logloss")
-                new_score = v.metrics.get("logloss")
-                if champ_score is None or new_score is None:
-                    status, note = ModelStatus.REJECTED, f"no held-out events of {v.season} to compare with {champion.version}"
-                elif new_score <= champ_score + TOLERANCE:
-                    note = f"log-loss {new_score:.5f} ≤ champion {champion.version} {champ_score:.5f} on {v.season}"
-                else:
-                    status, note = ModelStatus.REJECTED, (f"log-loss {new_score:.5f} > champion {champion.version} "
-                                                f"{champ_score:.5f} on {v.season}")
-            recorded.append(registry.record(s, cand, status, note).version)
+                sample_count=v.sample_count, metrics={**v.metrics, "choice_seasons": float(len(d.judged_on))},
+                config={"data_hash": v.data_hash, "held_out_season": v.season, "chosen_on": list(d.judged_on)},
+                artifact=v.model.to_bytes(), job_id=job_id)
+            status = ModelStatus.SERVING if d.serve else ModelStatus.REJECTED
+            recorded.append(registry.record(s, cand, status, d.note).version)
     predictor.refresh(fs)
     if recorded:
         notify.models_changed(ctx.settings)

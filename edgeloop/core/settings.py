@@ -144,6 +144,8 @@ class Settings(BaseSettings):
     deactivation_threshold: float = Field(default=0.50, ge=0, le=1)
     # Fewer bets in its backtest and a strategy is not activated, whatever its score.
     min_bets_for_activation: int = Field(default=30, ge=0)
+    # Bets a strategy's evidence must rest on before a report headlines it (the demo's report).
+    activation_min_bets: int = Field(default=100, ge=0)
     min_state_s: float = Field(default=0.0, ge=0)  # a strategy keeps a status at least this long (no flapping)
     # --- schedules, discovery and live predictions (workers/beat.py, edgeloop/services/discovery.py) ---
     feedback_flush_beat_s: float = Field(default=60.0, gt=0)  # safety net; consumers flush continuously

@@ -1,15 +1,17 @@
-"""The demo's report: Markdown plus three PNG charts, from what the loop stored.
+"""The demo's report: Markdown, a JSON file of the evidence and three PNG charts, from what
+the loop stored.
 
-Out of sample means: the discovery rounds backtest candidates on the discovery window
-(``discovery_window_start`` … ``discovery_window_end``); the report judges each round's best
-strategy on the seasons after it (up to ``HELD_OUT_END``), which no round has seen.
+Each figure says which window it comes from (``edgeloop.demo.evidence``): candidates are
+chosen on the selection window; validation and final yields are on later seasons no round
+has seen. A headline strategy, a round's best, has at least ``activation_min_bets`` bets on
+the selection window: a ranking over fewer bets is mostly luck.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
@@ -18,8 +20,9 @@ from sqlalchemy import select
 
 from edgeloop.backtester.ml_provider import MLServiceProvider
 from edgeloop.backtester.probability import demargin
-from edgeloop.backtester.run import Window, backtest
-from edgeloop.core.scoring import composite_score
+from edgeloop.core.statuses import ModelStatus, StrategyStatus
+from edgeloop.demo.evidence import (
+    FAVOURITE, WINDOW_NAMES, Evidence, PinnacleFavourite, Windows, bankroll_by_date, demo_windows, gather)
 from edgeloop.marketdata.arrays import load_window
 from edgeloop.mlclient import get_cached_ml_client, get_ml_client
 from edgeloop.schema.lifecycle import DiscoveryReport, StrategyRanking
@@ -27,10 +30,8 @@ from edgeloop.schema.mlstore import FeedbackSample
 from edgeloop.schema.pipeline import BacktestResult, Strategy
 from edgeloop.services.runtime import resources
 
-from edgeloop.core.statuses import ModelStatus
-
-HELD_OUT_END = date(2025, 6, 30)
 CACHE_COUNTERS = "cache-counters.jsonl"  # in the state folder: the cache's counters after each round
+MAX_LABELLED = 8  # active strategies drawn with a legend entry; any more are thin grey lines
 
 
 @dataclass
@@ -38,16 +39,19 @@ class RoundRow:
     run_id: str
     status: str
     seconds: float
-    in_sample_best: float | None
-    out_of_sample_best: float | None
-    best_strategy: str
-    out_of_sample_roi: float | None
-    out_of_sample_bets: int
+    headline: Evidence | None  # the round's best-ranked strategy with enough bets, if any
+    composite: float | None  # its composite score in the round's ranking (selection window)
     activated: int
     retired: int
     model_version: str  # the strategy model that generated the round's candidates
     lag_p99_s: float | None
     cache_hit_ratio: float | None
+
+
+@dataclass
+class Active:
+    evidence: Evidence
+    composite: float | None
 
 
 class _CachedPredictions:
@@ -64,33 +68,28 @@ def _rounds(sessions) -> list[Any]:
                               .order_by(DiscoveryReport.started_at)))
 
 
-def _best_ranked(sessions, run_id: str, min_bets: int) -> dict | None:
-    """The run's best-ranked strategy with at least ``min_bets`` bets: a composite over a
-    handful of bets is luck, and such a strategy could not be activated anyway."""
+def _best_ranked(sessions, run_id: str, min_bets: int) -> tuple[str, float] | None:
+    """(strategy id, composite) of the run's best-ranked strategy with at least ``min_bets``
+    bets; None when no strategy of the run has that many."""
     with sessions() as s:
         row = s.scalars(select(StrategyRanking).where(StrategyRanking.ranking_id == run_id,
                                                       StrategyRanking.total_bets >= min_bets)
                         .order_by(StrategyRanking.composite_score.desc()).limit(1)).first()
-    if row is None:
-        return None
-    return {"strategy_id": row.strategy_id, "composite_score": row.composite_score, "model_version": row.model_version,
-            "total_bets": row.total_bets}
+    return (row.strategy_id, row.composite_score) if row is not None else None
 
 
-def held_out_window(settings) -> tuple[date, date]:
-    return date.fromisoformat(settings.discovery_window_end) + timedelta(days=1), HELD_OUT_END
-
-
-def _out_of_sample(strategy_id: str, settings, client, provider):
-    """(composite, backtest result) of a strategy on the held-out seasons."""
-    with resources().sessions() as s:
+def _params(sessions, strategy_id: str) -> dict | None:
+    with sessions() as s:
         row = s.get(Strategy, strategy_id)
-    if row is None:
-        return None, None
-    start, end = held_out_window(settings)
-    result = backtest(row.params, Window(start, end, tuple(settings.discovery_leagues)), predictions=provider)
-    confidence = client.evaluate_strategy(strategy_id, row.params).confidence
-    return composite_score(confidence, result.metrics.backtest_score), result
+    return row.params if row is not None else None
+
+
+def _active(sessions) -> list[tuple[str, dict, float | None]]:
+    """(id, params, composite) of every active strategy, best composite first."""
+    with sessions() as s:
+        rows = s.scalars(select(Strategy).where(Strategy.status == StrategyStatus.ACTIVE)
+                         .order_by(Strategy.composite_score.desc())).all()
+    return [(r.strategy_id, r.params, r.composite_score) for r in rows]
 
 
 def _lag_p99(sessions, start: datetime | None = None, end: datetime | None = None) -> float | None:
@@ -123,13 +122,13 @@ def _hit_ratios(var: Path) -> dict[str, float]:
     return ratios
 
 
-def _calibration(settings, client, chart: Path) -> dict[str, float]:
+def _calibration(windows: Windows, client, chart: Path) -> dict[str, float]:
     """Reliability of the outcome model beside the de-margined market average and Pinnacle
-    closing prices, over the held-out seasons; returns each one's log-loss."""
+    closing prices, over the validation and final windows; returns each one's log-loss."""
     import matplotlib.pyplot as plt  # write_report chose the backend
 
-    start, end = held_out_window(settings)
-    data = load_window(tuple(settings.discovery_leagues), start, end)
+    start, end = windows.validation.start, windows.final.end
+    data = load_window(windows.final.leagues, start, end)
     y = np.asarray(data.results)
     model = MLServiceProvider(_CachedPredictions(get_cached_ml_client(), client)).predictions(
         data.pre_event()).probabilities
@@ -152,12 +151,76 @@ def _calibration(settings, client, chart: Path) -> dict[str, float]:
         ax.plot(xs, ys, marker="o", label=f"{name} (log-loss {losses[name]:.4f})")
     ax.set_xlabel("forecast probability")
     ax.set_ylabel("observed frequency")
-    ax.set_title(f"Calibration, {start.year}–{end.year} (held out)")
+    ax.set_title(f"Calibration, {start.year}–{end.year} (after the selection window)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(chart, dpi=110)
     plt.close(fig)
     return losses
+
+
+def _yield_chart(rows: list[RoundRow], path: Path) -> None:
+    """Each round's headline strategy: its yield on the selection, validation and final windows."""
+    import matplotlib.pyplot as plt  # write_report chose the backend
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    xs = np.arange(1, len(rows) + 1)
+    for offset, window, marker in zip((-0.15, 0.0, 0.15), WINDOW_NAMES, ("o", "s", "D")):
+        ys = [(r.headline.yield_(window) if r.headline is not None else None) for r in rows]
+        ax.plot(xs + offset, [np.nan if y is None else 100 * y for y in ys], marker=marker, ls="none",
+                label=f"{window} window")
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xticks(xs)
+    ax.set_xlim(0.5, len(rows) + 0.5)
+    ax.set_xlabel("round")
+    ax.set_ylabel("yield of the round's best strategy (%)")
+    ax.set_title("Chosen on the selection window, judged on later ones", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _bankroll_chart(lines: list[tuple[str, Evidence]], market: Evidence, nothing_active: bool, windows: Windows,
+                    path: Path) -> None:
+    """Bankroll (× initial) by date on the final window: the strategies of ``lines`` (the first
+    ``MAX_LABELLED`` labelled) and the market's own result."""
+    import matplotlib.dates as mdates  # with pyplot: write_report chose the backend
+    import matplotlib.pyplot as plt  # write_report chose the backend
+
+    fig, ax = plt.subplots(figsize=(11, 4.5))
+    for i, (label, ev) in enumerate(lines):
+        result = ev.results.get("final")
+        if result is None:
+            continue
+        days, bankroll = bankroll_by_date(result)
+        ls = "--" if nothing_active else "-"
+        if i < MAX_LABELLED:
+            ax.plot(days, bankroll, lw=1.2, ls=ls, drawstyle="steps-post", zorder=2,
+                    label=f"{label} ({ev.bets('final')} bets, yield {100 * (ev.yield_('final') or 0):+.1f}%)")
+        else:
+            ax.plot(days, bankroll, lw=0.8, ls=ls, drawstyle="steps-post", color="lightgrey", zorder=1,
+                    label=f"{len(lines) - MAX_LABELLED} more (grey)" if i == MAX_LABELLED else None)
+    result = market.results["final"]
+    if result is not None:
+        days, bankroll = bankroll_by_date(result)
+        ax.plot(days, bankroll, color="black", lw=2, drawstyle="steps-post",
+                label=f"market: back every Pinnacle favourite ({market.bets('final')} bets, "
+                      f"yield {100 * (market.yield_('final') or 0):+.1f}%)")
+    ax.axhline(1.0, color="grey", lw=0.8)
+    ax.xaxis.set_major_locator(mdates.MonthLocator(bymonth=(1, 7)))
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m"))
+    ax.set_xlabel("date")
+    ax.set_ylabel("bankroll (× initial)")
+    what = ("nothing was activated: each round's best strategy shown (dashed)" if nothing_active
+            else f"the {len(lines)} active strategies")
+    ax.set_title(f"Final window {windows.final.start} … {windows.final.end}: {what}", fontsize=9)
+    # Beside the axes: identical curves (strategies that place the same bets) still get their entry.
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def write_report(out: Path, var: Path, settings, progress: Callable[[str], None]) -> Path:
@@ -166,68 +229,42 @@ def write_report(out: Path, var: Path, settings, progress: Callable[[str], None]
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     out.mkdir(parents=True, exist_ok=True)
     sessions = resources().sessions
     client = get_ml_client()
     provider = MLServiceProvider(_CachedPredictions(get_cached_ml_client(), client))
+    windows = demo_windows(settings)
+    min_bets = settings.activation_min_bets
     rows: list[RoundRow] = []
     hit_ratios = _hit_ratios(var)
-    best_result, best_id = None, ""
-    best_oos = -1.0
     for r in _rounds(sessions):
-        top = _best_ranked(sessions, r.run_id, settings.min_bets_for_activation) or (r.top_strategies or [{}])[0]
-        oos, result = (None, None)
-        if top.get("strategy_id"):
-            progress(f"report: judging {r.run_id}'s best strategy on the held-out seasons")
-            oos, result = _out_of_sample(top["strategy_id"], settings, client, provider)
-        if oos is not None and oos > best_oos:
-            best_oos, best_result, best_id = oos, result, top["strategy_id"]
+        best = _best_ranked(sessions, r.run_id, min_bets)
+        headline = None
+        if best is not None and (params := _params(sessions, best[0])) is not None:
+            progress(f"report: backtesting {r.run_id}'s best strategy on the three windows")
+            headline = gather(best[0], params, windows, provider)
         counts = r.counts or {}
         seconds = (r.finished_at - r.started_at).total_seconds() if r.finished_at else 0.0
         rows.append(RoundRow(
-            run_id=r.run_id, status=r.status, seconds=seconds,
-            in_sample_best=top.get("composite_score"), out_of_sample_best=oos,
-            best_strategy=top.get("strategy_id", ""),
-            out_of_sample_roi=result.metrics.roi if result is not None else None,
-            out_of_sample_bets=result.metrics.total_bets if result is not None else 0,
+            run_id=r.run_id, status=r.status, seconds=seconds, headline=headline,
+            composite=best[1] if best is not None else None,
             activated=int(counts.get("activated", 0)),
             retired=int(counts.get("candidates_retired", 0)) + int(counts.get("deactivated", 0)),
             model_version=(r.steps or {}).get("generate", {}).get("details", {}).get("model_version") or "–",
             lag_p99_s=_lag_p99(sessions, r.started_at, r.finished_at), cache_hit_ratio=hit_ratios.get(r.run_id)))
 
-    # Chart 1: best composite score by round.
-    fig, ax = plt.subplots(figsize=(6, 4))
-    xs = list(range(1, len(rows) + 1))
-    ax.plot(xs, [r.in_sample_best or np.nan for r in rows], marker="o", label="in sample (discovery window)")
-    ax.plot(xs, [r.out_of_sample_best if r.out_of_sample_best is not None else np.nan for r in rows], marker="s",
-            label="out of sample (held-out seasons)")
-    ax.axhline(settings.activation_threshold, color="green", lw=0.8, ls="--", label="activation threshold")
-    ax.set_xlabel("round")
-    ax.set_ylabel("best composite score")
-    ax.set_ylim(0, 1)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "best_score_by_round.png", dpi=110)
-    plt.close(fig)
+    progress("report: backtesting the active strategies and the market on the three windows")
+    active = [Active(gather(sid, params, windows, provider), composite) for sid, params, composite in _active(sessions)]
+    market = gather("market", FAVOURITE, windows, PinnacleFavourite())
 
-    # Chart 2: the best strategy's bankroll over the held-out seasons.
-    if best_result is not None:
-        st = best_result.settlement
-        pnl = np.cumsum(np.asarray(st.market_pnl, dtype=np.float64)) / 1e6
-        fig, ax = plt.subplots(figsize=(6, 4))
-        ax.plot(np.arange(1, len(pnl) + 1), pnl)
-        ax.axhline(0, color="grey", lw=0.8)
-        ax.set_xlabel("bet (market) number, in kick-off order")
-        ax.set_ylabel("cumulative profit (stake units)")
-        ax.set_title(f"best out-of-sample strategy {best_id}: held-out seasons", fontsize=10)
-        fig.tight_layout()
-        fig.savefig(out / "top_strategy_bankroll.png", dpi=110)
-        plt.close(fig)
-
-    # Chart 3: calibration.
-    losses = _calibration(settings, client, out / "calibration.png")
+    _yield_chart(rows, out / "headline_yield_by_round.png")
+    if active:
+        lines = [(a.evidence.strategy_id, a.evidence) for a in active]
+    else:
+        lines = [(f"{r.run_id} {r.headline.strategy_id}", r.headline) for r in rows if r.headline is not None]
+    _bankroll_chart(lines, market, not active, windows, out / "bankroll_final_window.png")
+    losses = _calibration(windows, client, out / "calibration.png")
 
     lag99 = _lag_p99(sessions)
     try:
@@ -240,36 +277,73 @@ def write_report(out: Path, var: Path, settings, progress: Callable[[str], None]
     def f(v, fmt="{:.3f}"):
         return "–" if v is None else fmt.format(v)
 
-    lines = [
+    def evidence_cells(ev: Evidence | None) -> str:
+        if ev is None:
+            return " | ".join(["–"] * 6)
+        return " | ".join(f"{ev.bets(w)} | {f(ev.yield_(w), '{:+.2%}')}" for w in WINDOW_NAMES)
+
+    named = windows.named()
+    span = {w: f"{named[w].start} … {named[w].end}" for w in WINDOW_NAMES}
+    evidence_header = ("| selection bets | selection yield | validation bets | validation yield | "
+                       "final bets | final yield |")
+    lines_md = [
         "# edgeloop demo report", "",
-        "Data: football-data.co.uk. Discovery backtests candidates on "
-        f"{settings.discovery_window_start} … {settings.discovery_window_end}; out-of-sample scores "
-        f"come from {held_out_window(settings)[0]} … {held_out_window(settings)[1]}, which no round has seen.", "",
-        "Each round's best strategy is the highest composite score among those with at least "
-        f"{settings.min_bets_for_activation} bets in sample.", "",
-        "| round | run | status | seconds | best strategy | composite in sample | composite out of sample | "
-        "its ROI out of sample | its bets out of sample | activated | retired | strategy model | feedback lag p99 | cache hits |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"Data: football-data.co.uk, {', '.join(windows.final.leagues)}. Three windows, none overlapping: "
+        f"**selection** {span['selection']} (discovery generates, backtests and ranks candidates there), "
+        f"**validation** {span['validation']} and **final** {span['final']}; no round has seen the last two. "
+        "Yield = profit / turnover.", "",
+        "## Each round's best strategy", "",
+        f"The round's highest composite score among strategies with at least {min_bets} bets on the selection "
+        "window (`activation_min_bets`); – when no strategy of the round had that many.", "",
+        "| round | run | best strategy | composite (selection) " + evidence_header,
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for i, r in enumerate(rows, 1):
-        lines.append(f"| {i} | {r.run_id} | {r.status} | {r.seconds:.0f} | {r.best_strategy} | {f(r.in_sample_best)} | "
-                     f"{f(r.out_of_sample_best)} | {f(r.out_of_sample_roi, '{:+.2%}')} | {r.out_of_sample_bets} | "
-                     f"{r.activated} | {r.retired} | {r.model_version} | {f(r.lag_p99_s, '{:.2f} s')} | "
-                     f"{f(r.cache_hit_ratio, '{:.0%}')} |")
-    lines += [
+        sid = r.headline.strategy_id if r.headline is not None else f"none with ≥ {min_bets} bets"
+        lines_md.append(f"| {i} | {r.run_id} | {sid} | {f(r.composite)} | {evidence_cells(r.headline)} |")
+    thin = sum(a.evidence.bets("selection") < min_bets for a in active)
+    lines_md += [
+        "", "## Active strategies", "",
+        f"{len(active)} active now" + (f", {thin} of them on fewer than {min_bets} bets on the selection window "
+                                        "(luck more than evidence)." if thin else ".")
+        + ("" if active else " The loop activated nothing: on these efficient leagues that is often the honest "
+                             "verdict."),
+    ]
+    if active:
+        lines_md += ["", "| strategy | composite " + evidence_header, "|---|---|---|---|---|---|---|---|"]
+        lines_md += [f"| {a.evidence.strategy_id} | {f(a.composite)} | {evidence_cells(a.evidence)} |" for a in active]
+    lines_md += [
+        "", f"The market's own result, to {FAVOURITE.name} at Pinnacle's price with flat stakes: " + "; ".join(
+            f"{w} {market.bets(w)} bets, yield {f(market.yield_(w), '{:+.2%}')}" for w in WINDOW_NAMES) + ".", "",
+        "## The loop", "",
+        "| round | run | status | seconds | activated | retired | strategy model | feedback lag p99 | cache hits |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for i, r in enumerate(rows, 1):
+        lines_md.append(f"| {i} | {r.run_id} | {r.status} | {r.seconds:.0f} | {r.activated} | {r.retired} | "
+                        f"{r.model_version} | {f(r.lag_p99_s, '{:.2f} s')} | {f(r.cache_hit_ratio, '{:.0%}')} |")
+    lines_md += [
         "", "Strategy model: the version that generated the round's candidates (– : none yet, the first "
         "round explores). Cache hits: the shared prediction cache's hit ratio during the round "
         "(– : the round asked for no predictions).",
         "", f"- serving models: {', '.join(f'{k} {v}' for k, v in sorted(serving.items())) or 'none'}",
         f"- feedback lag (stored → ML service), all rounds: p99 {f(lag99, '{:.2f} s')}",
         f"- prediction cache hit ratio: {hit_ratio}",
-        "- outcome model log-loss on the held-out seasons: "
+        "- outcome model log-loss on the validation and final windows: "
         + ", ".join(f"{k} {v:.4f}" for k, v in losses.items()), "",
-        "![best score by round](best_score_by_round.png)",
-        "![top strategy bankroll](top_strategy_bankroll.png)" if best_result is not None else "",
+        "![headline yield by round](headline_yield_by_round.png)",
+        "![bankroll on the final window](bankroll_final_window.png)",
         "![calibration](calibration.png)", "",
         "These leagues are efficient markets: expect most strategies to lose money out of sample.", "",
     ]
+    (out / "report.json").write_text(json.dumps({
+        "windows": {w: [str(named[w].start), str(named[w].end)] for w in WINDOW_NAMES},
+        "activation_min_bets": min_bets,
+        "rounds": [{"run_id": r.run_id, "composite": r.composite,
+                    "headline": r.headline.as_dict() if r.headline is not None else None} for r in rows],
+        "active": [{**a.evidence.as_dict(), "composite": a.composite} for a in active],
+        "market": market.as_dict(),
+    }, indent=2))
     path = out / "report.md"
-    path.write_text("\n".join(lines))
+    path.write_text("\n".join(lines_md))
     return path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -28,8 +29,17 @@ def test_demo_round_writes_report_and_charts(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = (tmp_path / "report" / "report.md").read_text()
     assert "| 1 | demo-001 | succeeded |" in report
-    for png in ("best_score_by_round.png", "calibration.png"):
+    for png in ("headline_yield_by_round.png", "bankroll_final_window.png", "calibration.png"):
         assert (tmp_path / "report" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Every headline strategy rests on enough bets where it was chosen, and is judged on later windows
+    evidence = json.loads((tmp_path / "report" / "report.json").read_text())
+    windows = evidence["windows"]
+    assert windows["selection"][1] < windows["validation"][0] <= windows["validation"][1] < windows["final"][0]
+    headlines = [r["headline"] for r in evidence["rounds"] if r["headline"]]
+    assert all(h["selection_bets"] >= evidence["activation_min_bets"] for h in headlines)
+    for row in headlines + evidence["active"]:
+        assert set(row) >= {"selection_yield", "validation_yield", "final_yield"}
+    assert evidence["market"]["final_bets"] > 1000
 
 
 def test_interrupting_the_demo_leaves_no_process_running(tmp_path):
