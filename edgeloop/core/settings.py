@@ -138,6 +138,8 @@ class Settings(BaseSettings):
     # Beat refreshes strategy rankings (composite scores, activation) this often.
     ranking_interval_s: float = Field(default=300.0, gt=0)
     discovery_interval_s: float = Field(default=3600.0, gt=0)  # beat runs the discovery pipeline this often
+    # Beat re-checks active strategies on seasons newer than their last verdict this often.
+    recheck_interval_s: float = Field(default=3600.0, gt=0)
     # A strategy with a composite score at or above this is activated.
     activation_threshold: float = Field(default=0.65, ge=0, le=1)
     # An active strategy whose composite score falls below this is deactivated.
