@@ -105,7 +105,9 @@ class Evidence:
     def of(cls, metrics: Mapping[str, Any]) -> "Evidence":
         """From a mapping of the event's metric names; a result without the per-bet statistics
         (a producer that does not send them) has an unknown error: no evidence of an edge."""
-        get = lambda k, d: float(metrics[k]) if metrics.get(k) is not None else d  # noqa: E731
+        def get(k: str, default: float) -> float:
+            return float(metrics[k]) if metrics.get(k) is not None else default
+
         bets = int(metrics.get("total_bets", 0))
         return cls(total_bets=bets, markets=int(get("markets", bets)), roi=get("roi", 0.0),
                    yield_se=get("yield_se", math.inf), bet_sharpe=get("bet_sharpe", 0.0),

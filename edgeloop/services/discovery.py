@@ -126,8 +126,12 @@ def prepare(report: Report, sessions: sessionmaker[Session], settings: Settings,
 def run_windows(report: Report) -> Windows:
     """The windows fixed when the run generated its candidates."""
     w = report.get().state["windows"]
-    span = lambda k: Span(k, *w[k]["seasons"].split(" … ")) if w.get(k) else None  # noqa: E731
-    return Windows(span(SELECTION), span(VALIDATION), span(FINAL))
+
+    def span(kind: str) -> Span:
+        first, last = w[kind]["seasons"].split(" … ")
+        return Span(kind, first, last)
+
+    return Windows(span(SELECTION), span(VALIDATION), span(FINAL) if w.get(FINAL) else None)
 
 
 # --- step 5 -------------------------------------------------------------------------------

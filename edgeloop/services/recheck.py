@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from redis import Redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from edgeloop.core.settings import Settings
 from edgeloop.core.statuses import EvidenceKind, StrategyStatus
+from edgeloop.mlclient.protocol import MLServiceClient
 from edgeloop.schema.lifecycle import StrategyEvidence
 from edgeloop.schema.pipeline import BacktestResult, Strategy
 from edgeloop.services.discovery import UNTRAINED_CONFIDENCE
@@ -71,8 +73,8 @@ def stored(sessions: sessionmaker[Session], backtest_ids: list[str]) -> dict[str
                                                     .where(BacktestResult.backtest_id.in_(backtest_ids)))}
 
 
-def judge(sessions: sessionmaker[Session], client, settings: Settings, results: dict[str, BacktestResult],
-          run_id: str, lock_client=None) -> RefreshOutcome:
+def judge(sessions: sessionmaker[Session], client: MLServiceClient, settings: Settings,
+          results: dict[str, BacktestResult], run_id: str, lock_client: Redis | None = None) -> RefreshOutcome:
     """Judge each active strategy on its new-data result alone (live evidence); retire the poor."""
     return refresh(sessions, client, settings, statuses=(StrategyStatus.ACTIVE,), strategy_ids=list(results),
                    results=results, kind=EvidenceKind.LIVE, run_id=run_id, allow=(DEACTIVATE,),
