@@ -27,6 +27,13 @@
   de-margined Pinnacle closing price (or, without it, the price source's own closing price):
   back ``o·p_close − 1``, lay ``(1 − o·p_close)/(o − 1)``. Positive = beating the close.
 * ``backtest_score``: ``edgeloop.core.scoring.backtest_score`` (the one definition).
+* Per-bet statistics, what ``edgeloop.core.evidence`` judges how much a backtest proves by. A
+  market's return is its P&L after commission over what its bets risked; ``markets`` counts
+  the markets bet. ``yield_se``: standard error of the yield as a ratio estimator,
+  √(Σ (pnlⱼ − yield·riskⱼ)² · m/(m−1)) / Σ riskⱼ over the m markets (any staking);
+  ``bet_sharpe``: mean / standard deviation (ddof 1) of the market returns, not annualised;
+  ``return_skew``, ``return_kurtosis``: their skewness and (non-excess) kurtosis. With fewer
+  than two markets the error is infinite and the Sharpe ratio 0.
 """
 
 from __future__ import annotations
@@ -62,6 +69,32 @@ def _annualised(returns: np.ndarray, days: np.ndarray) -> tuple[float, float]:
     return sharpe, sortino
 
 
+@dataclass(frozen=True, slots=True)
+class PerBet:
+    markets: int
+    yield_se: float
+    bet_sharpe: float
+    return_skew: float
+    return_kurtosis: float
+
+
+def per_bet(s: Settlement) -> PerBet:
+    m = len(s.market_pnl)
+    if m < 2:
+        return PerBet(m, math.inf, 0.0, 0.0, 3.0)
+    starts = np.flatnonzero(np.r_[True, s.event[1:] != s.event[:-1]])  # bets are sorted by event
+    risk = np.add.reduceat(s.risk, starts).astype(float)
+    pnl = s.market_pnl.astype(float)
+    y = pnl.sum() / risk.sum()
+    se = math.sqrt(float(((pnl - y * risk) ** 2).sum()) * m / (m - 1)) / float(risk.sum())
+    r = pnl / risk
+    sd = float(r.std(ddof=1))
+    if sd <= 0:
+        return PerBet(m, se, 0.0, 0.0, 3.0)
+    z = (r - r.mean()) / float(r.std())
+    return PerBet(m, se, float(r.mean()) / sd, float((z ** 3).mean()), float((z ** 4).mean()))
+
+
 def max_drawdown(initial: int, day_pnl: np.ndarray) -> float:
     path = initial + np.cumsum(day_pnl)
     peak = np.maximum.accumulate(np.r_[initial, path])[1:]
@@ -95,6 +128,11 @@ class Metrics:
     skipped_max_arbitrage: int
     skipped_bankroll: int
     ruined: bool
+    markets: int
+    yield_se: float
+    bet_sharpe: float
+    return_skew: float
+    return_kurtosis: float
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -114,6 +152,7 @@ def compute_metrics(s: Settlement, *, clv: np.ndarray | None, events: int, skipp
     mdd = max_drawdown(s.initial_bankroll, s.day_pnl)
     clv_ok = clv[np.isfinite(clv)] if clv is not None else np.zeros(0)
     win_rate = _ratio(int(s.won.sum()), n)
+    bets = per_bet(s)
     roi = _ratio(profit_micro, turnover_micro)
     return Metrics(
         total_bets=n,
@@ -132,13 +171,18 @@ def compute_metrics(s: Settlement, *, clv: np.ndarray | None, events: int, skipp
         commission=int(s.market_commission.sum()) / MICRO,
         final_bankroll=(s.initial_bankroll + profit_micro) / MICRO,
         backtest_score=backtest_score(sharpe_ratio=sharpe, roi=roi, profit_factor=min(pf, PROFIT_FACTOR_CAP),
-                                      max_drawdown=mdd, win_rate=win_rate),
+                                      max_drawdown=mdd, win_rate=win_rate, total_bets=n),
         events=events,
         skipped_no_price=skipped_no_price,
         skipped_no_prediction=skipped_no_prediction,
         skipped_max_arbitrage=skipped_max_arbitrage,
         skipped_bankroll=s.skipped_bankroll,
         ruined=s.ruined,
+        markets=bets.markets,
+        yield_se=bets.yield_se,
+        bet_sharpe=bets.bet_sharpe,
+        return_skew=bets.return_skew,
+        return_kurtosis=bets.return_kurtosis,
     )
 
 

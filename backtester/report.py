@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from datetime import datetime, timezone
 from typing import Any
 
@@ -18,7 +19,8 @@ from edgeloop.core.events import SCHEMA_VERSION, event_from_dict
 from edgeloop.proto import events_pb2
 
 EVENT_METRICS = ("total_bets", "roi", "profit", "win_rate", "profit_factor", "sharpe_ratio", "max_drawdown",
-                 "sortino_ratio", "turnover", "average_odds", "closing_line_value", "backtest_score")
+                 "sortino_ratio", "turnover", "average_odds", "closing_line_value", "backtest_score",
+                 "markets", "yield_se", "bet_sharpe", "return_skew", "return_kurtosis")
 
 
 def backtest_id(result: BacktestResult) -> str:
@@ -30,7 +32,9 @@ def backtest_id(result: BacktestResult) -> str:
 
 def event_dict(result: BacktestResult, backtest_id_: str | None = None) -> dict[str, Any]:
     m = result.metrics
-    metrics = {name: getattr(m, name) for name in EVENT_METRICS if getattr(m, name) is not None}
+    # None and infinity (the yield error of fewer than two markets) are left out: absent.
+    metrics = {name: getattr(m, name) for name in EVENT_METRICS
+               if getattr(m, name) is not None and math.isfinite(getattr(m, name))}
     metrics["skipped_events"] = m.skipped_no_price + m.skipped_no_prediction + m.skipped_max_arbitrage
     params = result.strategy.params() | {"leagues": list(result.leagues)}
     # A window over several seasons is predicted by one model version per season: the event's

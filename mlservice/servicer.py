@@ -11,7 +11,7 @@ import logging
 
 from edgeloop import __version__
 from edgeloop.core.errors import InvalidRequest, NotFound
-from edgeloop.mlservice import feedback_store, metrics, registry, trainers
+from edgeloop.mlservice import feedback_store, metrics, registry, strategy_training, trainers
 from edgeloop.mlservice.context import ServiceContext
 from edgeloop.mlservice.predictor import OutcomePredictor
 from edgeloop.mlservice.rpc import rpc
@@ -32,7 +32,7 @@ class MLServicer(pb_grpc.MLServiceServicer):
         self.strategies = StrategyService(ctx)
         self.training = TrainingJobs(ctx, {
             "outcome": functools.partial(trainers.train_outcome, ctx, self.predictor),
-            "strategy": functools.partial(trainers.train_strategy, ctx, self.strategies),
+            "strategy": functools.partial(strategy_training.train_strategy, ctx, self.strategies),
         })
 
     def warm_up(self) -> None:

@@ -10,8 +10,7 @@ shrunk toward the typical score by the number of bets it rests on,
 
     shrunk = (n·score + k·m) / (n + k),   n = total bets, k = ``SHRINK_BETS``, m = median score
 
-(the posterior mean of a strategy's score when each bet is one noisy observation and the
-population of strategies is the prior). A strategy with 3 lucky winning bets scores near 1.0
+(``edgeloop.core.evidence.shrink``). A strategy with 3 lucky winning bets scores near 1.0
 and proves nothing; shrunk it is a typical strategy. A search that chases raw scores collapses
 onto such strategies, too small to ever be activated (``min_bets_for_activation``).
 EvaluateStrategy's confidence stays on the raw ``backtest_score`` label.
@@ -44,13 +43,10 @@ from scipy.special import ndtr
 
 from edgeloop.backtester.strategy import Strategy, is_closing
 from edgeloop.core.errors import InvalidRequest, InvalidStrategy
+from edgeloop.core.evidence import SHRINK_BETS, shrink
 
 MODEL_NAME = "strategy"
 TARGETS = ("backtest_score", "roi", "max_drawdown", "win_rate", "shrunk_score")
-# k: a score resting on k bets weighs as much as the prior. Between-strategy score variance
-# ≈ τ² + σ²/n on 1,500 random in-sample backtests puts σ²/τ² at ~40 (≥ 10 bets) to ~80
-# (≥ 30 bets).
-SHRINK_BETS = 50.0
 PRICE_SOURCES = ("MAX", "AVG", "PS", "B365", "BFE")  # one-hot; anything else is "other"
 PARAM_FIELDS = tuple(f for f in Strategy.__dataclass_fields__ if f not in ("name", "strategy_id"))
 FEATURE_NAMES = (
@@ -115,8 +111,7 @@ def shrunk_scores(scores: np.ndarray, bets: np.ndarray, k: float = SHRINK_BETS) 
     scores, bets = np.asarray(scores, dtype=float), np.maximum(np.asarray(bets, dtype=float), 0.0)
     if len(scores) == 0:
         return scores
-    m = float(np.median(scores))
-    return (bets * scores + k * m) / (bets + k)
+    return shrink(scores, bets, float(np.median(scores)), k)
 
 
 def training_labels(scores: Sequence[float], metrics: Sequence[Mapping[str, float]]) -> np.ndarray:

@@ -12,13 +12,14 @@ import numpy as np
 from google.protobuf import json_format
 from sqlalchemy import select
 
-from edgeloop.core.errors import InvalidRequest, ModelNotTrained, NotFound
+from edgeloop.core.errors import ConfigurationError, InvalidRequest, ModelNotTrained, NotFound
 from edgeloop.mlservice import feedback_store, registry
 from edgeloop.mlservice.context import ServiceContext
 from edgeloop.mlservice.strategy_generation import Constraints, candidate_id, generate, seed_from
 from edgeloop.mlservice.strategy_model import FEATURE_NAMES, MODEL_NAME, StrategyModel, canonical_params, encode
 from edgeloop.proto import ml_service_pb2 as pb
 from edgeloop.schema.mlstore import FeedbackSample
+from edgeloop.services.windows import current_windows
 
 REGISTRY_POLL_S = 2.0
 SEED_TOP_K = 20  # best backtested strategies that GenerateStrategy mutates when no seeds are named
@@ -81,7 +82,14 @@ class StrategyService:
             if seed_ids:
                 q = q.where(FeedbackSample.strategy_id.in_(seed_ids))
             else:
-                q = q.order_by(FeedbackSample.backtest_score.desc()).limit(SEED_TOP_K)
+                # Its own pick reads only results from before the validation window: seeds
+                # chosen on that window's results would let it choose what it then judges.
+                try:
+                    cutoff = current_windows(self.ctx.settings).label_cutoff
+                except ConfigurationError:
+                    return []
+                q = (q.where(FeedbackSample.window_end < cutoff)
+                     .order_by(FeedbackSample.backtest_score.desc()).limit(SEED_TOP_K))
             raw = list(s.scalars(q))
         seeds: list[Mapping[str, Any]] = []
         for p in raw:

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class BacktestMetrics(_message.Message):
-    __slots__ = ("total_bets", "roi", "profit", "win_rate", "profit_factor", "sharpe_ratio", "max_drawdown", "sortino_ratio", "turnover", "average_odds", "closing_line_value", "backtest_score", "skipped_events")
+    __slots__ = ("total_bets", "roi", "profit", "win_rate", "profit_factor", "sharpe_ratio", "max_drawdown", "sortino_ratio", "turnover", "average_odds", "closing_line_value", "backtest_score", "skipped_events", "markets", "yield_se", "bet_sharpe", "return_skew", "return_kurtosis")
     TOTAL_BETS_FIELD_NUMBER: _ClassVar[int]
     ROI_FIELD_NUMBER: _ClassVar[int]
     PROFIT_FIELD_NUMBER: _ClassVar[int]
@@ -21,6 +21,11 @@ class BacktestMetrics(_message.Message):
     CLOSING_LINE_VALUE_FIELD_NUMBER: _ClassVar[int]
     BACKTEST_SCORE_FIELD_NUMBER: _ClassVar[int]
     SKIPPED_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    MARKETS_FIELD_NUMBER: _ClassVar[int]
+    YIELD_SE_FIELD_NUMBER: _ClassVar[int]
+    BET_SHARPE_FIELD_NUMBER: _ClassVar[int]
+    RETURN_SKEW_FIELD_NUMBER: _ClassVar[int]
+    RETURN_KURTOSIS_FIELD_NUMBER: _ClassVar[int]
     total_bets: int
     roi: float
     profit: float
@@ -34,7 +39,12 @@ class BacktestMetrics(_message.Message):
     closing_line_value: float
     backtest_score: float
     skipped_events: int
-    def __init__(self, total_bets: _Optional[int] = ..., roi: _Optional[float] = ..., profit: _Optional[float] = ..., win_rate: _Optional[float] = ..., profit_factor: _Optional[float] = ..., sharpe_ratio: _Optional[float] = ..., max_drawdown: _Optional[float] = ..., sortino_ratio: _Optional[float] = ..., turnover: _Optional[float] = ..., average_odds: _Optional[float] = ..., closing_line_value: _Optional[float] = ..., backtest_score: _Optional[float] = ..., skipped_events: _Optional[int] = ...) -> None: ...
+    markets: int
+    yield_se: float
+    bet_sharpe: float
+    return_skew: float
+    return_kurtosis: float
+    def __init__(self, total_bets: _Optional[int] = ..., roi: _Optional[float] = ..., profit: _Optional[float] = ..., win_rate: _Optional[float] = ..., profit_factor: _Optional[float] = ..., sharpe_ratio: _Optional[float] = ..., max_drawdown: _Optional[float] = ..., sortino_ratio: _Optional[float] = ..., turnover: _Optional[float] = ..., average_odds: _Optional[float] = ..., closing_line_value: _Optional[float] = ..., backtest_score: _Optional[float] = ..., skipped_events: _Optional[int] = ..., markets: _Optional[int] = ..., yield_se: _Optional[float] = ..., bet_sharpe: _Optional[float] = ..., return_skew: _Optional[float] = ..., return_kurtosis: _Optional[float] = ...) -> None: ...
 
 class BacktestFinished(_message.Message):
     __slots__ = ("schema_version", "backtest_id", "strategy_id", "strategy_name", "params", "window_start", "window_end", "method", "metrics", "finished_at", "model_version")

@@ -8,6 +8,10 @@
   training" is the difference to the last trigger that did not fail.
 * ``discovery_reports``: one row per discovery run, written step by step, so a failed run
   shows the step that failed and a running one shows its progress.
+* ``strategy_evidence``: what each verdict about a strategy rested on, one row per strategy,
+  kind and window: its *selection* evidence (the window it was chosen on), its *validation*
+  evidence (the later window its activation was decided on) and its *live* evidence (the
+  newest data it was re-checked on while active). A verdict reads one row, never a mix.
 * ``predictions``: live predictions for upcoming events × active strategies, unique per
   (event, selection, strategy, model version): refreshing again stores nothing twice.
 """
@@ -17,7 +21,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Float, Index, Integer, String, Text, UniqueConstraint
+from datetime import date
+
+from sqlalchemy import Boolean, Date, DateTime, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from edgeloop.core.statuses import DiscoveryRunStatus, TrainingStatus
@@ -68,6 +74,32 @@ class DiscoveryReport(Base):
     top_strategies: Mapped[list[Any]] = mapped_column(JsonType, default=list)
     # What the run needs between its tasks: candidates and the backtest task ids.
     state: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+
+
+class StrategyEvidence(Base):
+    __tablename__ = "strategy_evidence"
+    __table_args__ = (UniqueConstraint("strategy_id", "kind", "window_start", "window_end",
+                                       name="uq_strategy_evidence_window"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    strategy_id: Mapped[str] = mapped_column(String(128), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # EvidenceKind
+    run_id: Mapped[str] = mapped_column(String(64))  # the discovery run or re-check that judged it
+    backtest_id: Mapped[str] = mapped_column(String(128))
+    window_start: Mapped[date] = mapped_column(Date)
+    window_end: Mapped[date] = mapped_column(Date)
+    total_bets: Mapped[int] = mapped_column(Integer)
+    roi: Mapped[float] = mapped_column(Float)
+    yield_lcb: Mapped[float] = mapped_column(Float)
+    deflated_sharpe: Mapped[float] = mapped_column(Float)
+    trials: Mapped[int] = mapped_column(Integer)  # strategies tried on this window when it was judged
+    backtest_score: Mapped[float] = mapped_column(Float)
+    ml_confidence: Mapped[float | None] = mapped_column(Float)  # None: selection is judged without it
+    composite_score: Mapped[float | None] = mapped_column(Float)
+    model_version: Mapped[str] = mapped_column(String(64), default="")
+    passed: Mapped[bool] = mapped_column(Boolean)
+    reasons: Mapped[list[str]] = mapped_column(JsonType, default=list)
+    judged_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
 
 
 class LivePrediction(Base):

@@ -34,6 +34,8 @@ def build_schedule(s: Settings) -> dict[str, dict[str, Any]]:
                     "schedule": timedelta(hours=s.retraining_interval_hours)},
         "rankings-refresh": {"task": "edgeloop.rankings.refresh", "schedule": timedelta(seconds=s.ranking_interval_s)},
         "discovery": {"task": "edgeloop.discovery.run", "schedule": timedelta(seconds=s.discovery_interval_s)},
+        "strategies-recheck": {"task": "edgeloop.strategies.recheck",
+                               "schedule": timedelta(seconds=s.recheck_interval_s)},
         "predictions-refresh": {"task": "edgeloop.predictions.refresh",
                                 "schedule": timedelta(seconds=s.predictions_interval_s)},
     }

@@ -1,16 +1,17 @@
 """The discovery pipeline as Celery work (the steps are ``edgeloop.services.discovery``).
 
 Two tasks, so no worker ever blocks waiting for others: ``edgeloop.discovery.run`` does steps
-1–3 and dispatches step 4, a group of backtest tasks; ``edgeloop.discovery.finish`` polls the
-group by re-scheduling itself (``retry`` with a countdown, not ``result.get()`` inside a task,
-which would deadlock a worker whose pool is busy with the very backtests it waits for), waits
-until the results are stored, and does steps 5–7.
+1–3 and dispatches step 4, a group of backtest tasks on the selection window;
+``edgeloop.discovery.finish`` polls the group by re-scheduling itself (``retry`` with a
+countdown, not ``result.get()`` inside a task, which would deadlock a worker whose pool is busy
+with the very backtests it waits for), waits until the results are stored, does step 5 (the
+selection gate), dispatches and waits for step 6 (the validation backtests) the same way, and
+does steps 7–8.
 """
 
 from __future__ import annotations
 
 import time
-from datetime import date
 from typing import Any
 
 from celery.result import AsyncResult
@@ -22,6 +23,7 @@ from edgeloop.services import discovery
 from edgeloop.services.discovery_report import Report, StepFailed, running_run
 from edgeloop.services.locks import try_lease
 from edgeloop.services.runtime import Resources, resources
+from edgeloop.services.windows import Span
 from edgeloop.workers.app import app
 from edgeloop.workers.backtest_tasks import run_many
 
@@ -30,11 +32,49 @@ POLL_S = 1.0
 RUN_LEASE_S = 900  # one task of a run at a time; a crashed holder's lease lapses after this
 
 
-def dispatch_backtests(settings: Settings, candidates: list[dict[str, Any]]) -> list[str]:
+# (dispatch step, wait step, state key) of the two backtest phases
+SELECTION_PHASE = ("backtest_dispatch", "backtest", "backtest")
+VALIDATION_PHASE = ("validation_dispatch", "validation", "validation")
+
+
+def dispatch_backtests(settings: Settings, candidates: list[dict[str, Any]], window: Span) -> list[str]:
+    if not candidates:
+        return []
     strategies = [{"name": c["name"], "strategy_id": c["strategy_id"], **c["params"]} for c in candidates]
-    result = run_many(strategies, date.fromisoformat(settings.discovery_window_start),
-                      date.fromisoformat(settings.discovery_window_end), settings.discovery_leagues).apply_async()
+    result = run_many(strategies, window.start, window.end, settings.discovery_leagues).apply_async()
     return [r.id for r in result.results]
+
+
+def dispatch_phase(report: Report, settings: Settings, candidates: list[dict[str, Any]], window: Span,
+                   phase: tuple[str, str, str]) -> None:
+    dispatch_step, _, key = phase
+    if f"{key}_task_ids" not in report.get().state:
+        with report.step(dispatch_step) as d:
+            ids = dispatch_backtests(settings, candidates, window)
+            d["tasks"] = len(ids)
+            report.update(state={f"{key}_task_ids": ids, f"{key}_started": time.time()})
+
+
+def wait_phase(task, report: Report, res: Resources, phase: tuple[str, str, str]) -> None:
+    """Return once the phase's backtests finished and are stored (its step recorded); else
+    re-schedule the task (``task.retry`` raises)."""
+    _, step, key = phase
+    row = report.get()
+    if row.steps.get(step, {}).get("status") == "ok":  # the row just read: no second query per poll
+        return
+    state = row.state
+    waited = time.time() - state[f"{key}_started"]
+    finished, published, errors = collect_backtests(state[f"{key}_task_ids"])
+    have = discovery.stored(res.sessions, published)
+    if (not finished or have < len(published)) and waited < res.settings.discovery_backtest_timeout_s:
+        report.update(state={"progress": {"phase": step, "backtests_done": len(published) + len(errors),
+                                          "backtests": len(state[f"{key}_task_ids"]), "stored": have}})
+        raise task.retry(countdown=POLL_S)
+    with report.step(step) as d:
+        if not finished or have < len(published):
+            raise TimeoutError(f"backtests not finished and stored after {waited:.0f} s "
+                               f"({have} of {len(published)} stored)")
+        d.update(ok=len(published), failed=len(errors), errors=errors[:5], stored=have, _seconds=waited)
 
 
 def collect_backtests(task_ids: list[str]) -> tuple[bool, list[str], list[str]]:
@@ -75,11 +115,7 @@ def _run_discovery(res: Resources, run_id: str) -> dict:
         return {"run_id": run_id, "status": DiscoveryRunStatus.SUCCEEDED}
     try:
         candidates = discovery.prepare(report, res.sessions, res.settings, get_ml_client())
-        if "backtest_task_ids" not in report.get().state:
-            with report.step("backtest_dispatch") as d:
-                ids = dispatch_backtests(res.settings, candidates)
-                d["tasks"] = len(ids)
-                report.update(state={"backtest_task_ids": ids, "backtest_started": time.time()})
+        dispatch_phase(report, res.settings, candidates, discovery.run_windows(report).selection, SELECTION_PHASE)
     except StepFailed as exc:
         return {"run_id": run_id, "status": "failed", "failed_step": exc.step, "error": str(exc)}
     finish_discovery.apply_async((run_id,), countdown=POLL_S)
@@ -88,7 +124,7 @@ def _run_discovery(res: Resources, run_id: str) -> dict:
 
 @app.task(name=FINISH_TASK, bind=True, max_retries=None)
 def finish_discovery(self, run_id: str) -> dict:
-    """Wait (by re-scheduling itself) for the backtests and their stored results, then 5–7."""
+    """Wait (by re-scheduling itself) for each phase of backtests and their stored results; steps 5–8."""
     res = resources()
     with try_lease(res.redis, f"discovery:{run_id}", RUN_LEASE_S) as mine:
         if mine is None:
@@ -101,21 +137,11 @@ def _finish(task, res: Resources, run_id: str) -> dict:
     row = report.find()
     if row is None or row.status != "running":
         return {"run_id": run_id, "status": row.status if row else "unknown"}
-    settings, state = res.settings, row.state
     try:
-        if row.steps.get("backtest", {}).get("status") != "ok":  # the row just read: no second query per poll
-            waited = time.time() - state["backtest_started"]
-            finished, published, errors = collect_backtests(state["backtest_task_ids"])
-            have = discovery.stored(res.sessions, published)
-            if (not finished or have < len(published)) and waited < settings.discovery_backtest_timeout_s:
-                report.update(state={"progress": {"backtests_done": len(published) + len(errors),
-                                                  "backtests": len(state["backtest_task_ids"]), "stored": have}})
-                raise task.retry(countdown=POLL_S)
-            with report.step("backtest") as d:
-                if not finished or have < len(published):
-                    raise TimeoutError(f"backtests not finished and stored after {waited:.0f} s "
-                                       f"({have} of {len(published)} stored)")
-                d.update(ok=len(published), failed=len(errors), errors=errors[:5], stored=have, _seconds=waited)
-        return discovery.finish(report, res.sessions, settings, get_ml_client(), res.redis)
+        wait_phase(task, report, res, SELECTION_PHASE)
+        validate = discovery.select_candidates(report, res.sessions, res.settings)
+        dispatch_phase(report, res.settings, validate, discovery.run_windows(report).validation, VALIDATION_PHASE)
+        wait_phase(task, report, res, VALIDATION_PHASE)
+        return discovery.finish(report, res.sessions, res.settings, get_ml_client(), res.redis)
     except StepFailed as exc:
         return {"run_id": run_id, "status": "failed", "failed_step": exc.step, "error": str(exc)}

@@ -8,11 +8,12 @@ from sqlalchemy import select
 from edgeloop.cli.ops import emit_json, sessions
 from edgeloop.core.errors import NotFound
 from edgeloop.core.settings import get_settings
-from edgeloop.core.statuses import StrategyStatus
+from edgeloop.core.statuses import EvidenceKind, StrategyStatus
 from edgeloop.schema.lifecycle import StrategyRanking
 from edgeloop.schema.pipeline import Strategy
 from edgeloop.services.accuracy import accuracy_metrics
-from edgeloop.services.lifecycle import latest_results, set_status
+from edgeloop.services.evidence import evidence_of
+from edgeloop.services.lifecycle import set_status
 
 STATUSES = [s.value for s in StrategyStatus]
 
@@ -56,21 +57,18 @@ def list_cmd(status: str | None, limit: int, as_json: bool) -> None:
 @click.argument("strategy_id")
 @click.option("--json", "as_json", is_flag=True)
 def show_cmd(strategy_id: str, as_json: bool) -> None:
-    """One strategy: parameters, latest backtest, ranking history, live prediction accuracy."""
+    """One strategy: parameters, its selection, validation and live evidence, ranking history,
+    live prediction accuracy."""
     with sessions(get_settings())() as s:
         row = s.get(Strategy, strategy_id)
         if row is None:
             raise NotFound(f"no strategy {strategy_id!r}")
-        result = latest_results(s, [strategy_id]).get(strategy_id)
+        found = evidence_of(s, strategy_id)
         rankings = list(s.scalars(select(StrategyRanking).where(StrategyRanking.strategy_id == strategy_id)
                                   .order_by(StrategyRanking.ranked_at.desc()).limit(10)))
         accuracy = accuracy_metrics(s, strategy_id)
     out = strategy_dict(row)
-    out["latest_backtest"] = None if result is None else {
-        "backtest_id": result.backtest_id, "window": [result.window_start, result.window_end],
-        "total_bets": result.total_bets, "roi": result.roi, "profit": result.profit, "win_rate": result.win_rate,
-        "sharpe_ratio": result.sharpe_ratio, "max_drawdown": result.max_drawdown,
-        "backtest_score": result.backtest_score}
+    out["evidence"] = {kind.value: found.get(kind.value) for kind in EvidenceKind}
     out["rankings"] = [{"ranked_at": r.ranked_at, "rank": r.rank, "composite_score": r.composite_score,
                         "model_version": r.model_version, "status": r.status} for r in rankings]
     out["accuracy"] = accuracy
@@ -82,10 +80,15 @@ def show_cmd(strategy_id: str, as_json: bool) -> None:
     click.echo(f"  composite {_fmt(out['composite_score'])} = (ML confidence {_fmt(out['ml_confidence'])} + "
                f"backtest score {_fmt(out['backtest_score'])}) / 2")
     click.echo("  params: " + ", ".join(f"{k}={v}" for k, v in sorted((out["params"] or {}).items())))
-    if out["latest_backtest"]:
-        b = out["latest_backtest"]
-        click.echo(f"  latest backtest {b['backtest_id']} {b['window'][0]}..{b['window'][1]}: {b['total_bets']} bets, "
-                   f"ROI {b['roi']:.2%}, Sharpe {b['sharpe_ratio']:.2f}, max drawdown {b['max_drawdown']:.1%}")
+    for kind, e in out["evidence"].items():
+        if e is None:
+            click.echo(f"  {kind + ' evidence':<20} none yet")
+            continue
+        click.echo(f"  {kind + ' evidence':<20} {e['window']}: {e['bets']} bets, yield {e['yield']:+.2%} "
+                   f"(lower bound {e['yield_lcb']:+.2%}), deflated Sharpe {e['deflated_sharpe']:.3f} "
+                   f"({e['trials']} trials), backtest score {e['backtest_score']:.3f}"
+                   + (f", composite {e['composite_score']:.3f}" if e["composite_score"] is not None else "")
+                   + (" — passed" if e["passed"] else " — failed: " + "; ".join(e["reasons"])))
     for r in out["rankings"]:
         click.echo(f"  ranked #{r['rank']} at {r['ranked_at']:%Y-%m-%d %H:%M:%S}: {r['composite_score']:.3f} "
                    f"with {r['model_version']} → {r['status']}")

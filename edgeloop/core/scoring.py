@@ -10,6 +10,9 @@ backtest score, each term clipped to [0, 1] before weighting:
 
     norm(x, lo, hi) = min(1, max(0, (x - lo) / (hi - lo)))
 
+A backtest with no bets scores 0, the bottom: it is no evidence of anything, and its neutral
+metrics (Sharpe 0, ROI 0, no drawdown) would otherwise score 0.34, above most losing strategies.
+
 composite score = (ML confidence + backtest score) / 2, both in [0, 1], so the composite
 is in [0, 1]. A non-finite input scores as the worst value of its term, never NaN.
 """
@@ -30,8 +33,10 @@ def _norm(x: float, lo: float, hi: float) -> float:
 
 
 def backtest_score(
-    *, sharpe_ratio: float, roi: float, profit_factor: float, max_drawdown: float, win_rate: float
+    *, sharpe_ratio: float, roi: float, profit_factor: float, max_drawdown: float, win_rate: float, total_bets: int
 ) -> float:
+    if total_bets <= 0:
+        return 0.0
     score = (
         WEIGHTS["sharpe"] * _norm(sharpe_ratio, -2.0, 3.0)
         + WEIGHTS["roi"] * _norm(roi, -0.5, 1.0)
@@ -50,6 +55,7 @@ def backtest_score_of(metrics: Mapping[str, float]) -> float:
         profit_factor=float(metrics["profit_factor"]),
         max_drawdown=float(metrics["max_drawdown"]),
         win_rate=float(metrics["win_rate"]),
+        total_bets=int(metrics["total_bets"]),
     )
 
 

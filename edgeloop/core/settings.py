@@ -138,14 +138,14 @@ class Settings(BaseSettings):
     # Beat refreshes strategy rankings (composite scores, activation) this often.
     ranking_interval_s: float = Field(default=300.0, gt=0)
     discovery_interval_s: float = Field(default=3600.0, gt=0)  # beat runs the discovery pipeline this often
+    # Beat re-checks active strategies on seasons newer than their last verdict this often.
+    recheck_interval_s: float = Field(default=3600.0, gt=0)
     # A strategy with a composite score at or above this is activated.
     activation_threshold: float = Field(default=0.65, ge=0, le=1)
     # An active strategy whose composite score falls below this is deactivated.
     deactivation_threshold: float = Field(default=0.50, ge=0, le=1)
     # Fewer bets in its backtest and a strategy is not activated, whatever its score.
     min_bets_for_activation: int = Field(default=30, ge=0)
-    # Bets a strategy's evidence must rest on before a report headlines it (the demo's report).
-    activation_min_bets: int = Field(default=100, ge=0)
     min_state_s: float = Field(default=0.0, ge=0)  # a strategy keeps a status at least this long (no flapping)
     # --- schedules, discovery and live predictions (workers/beat.py, edgeloop/services/discovery.py) ---
     feedback_flush_beat_s: float = Field(default=60.0, gt=0)  # safety net; consumers flush continuously
@@ -160,11 +160,30 @@ class Settings(BaseSettings):
     # Risk level passed to GenerateStrategy.
     discovery_risk_level: str = Field(default="medium", pattern="^(low|medium|high)$")
     discovery_leagues: list[str] = ["E0"]  # leagues candidates are backtested on
-    # Candidates are backtested (and scored) on this window; the demo and bench/discovery.py
-    # judge the winners on later seasons. Three seasons: one gives too few bets to tell luck
-    # from skill.
-    discovery_window_start: str = "2016-08-01"
-    discovery_window_end: str = "2019-06-30"  # end of the discovery window (inclusive)
+    # Three windows per discovery run, in whole seasons (July–June), ending with the newest
+    # season (edgeloop/services/windows.py): candidates are chosen on the *selection* window,
+    # those passing the selection gate are judged on the later *validation* window, and the
+    # *final* window after it is never used for a decision (benchmarks report on it). As
+    # seasons are imported the windows roll forward. The defaults suit the shipped seasons
+    # (2005-06 … 2025-26): selection 2018-19 … 2021-22, validation 2022-23 … 2023-24, final
+    # 2024-25 … 2025-26. Seasons in the selection window:
+    discovery_selection_seasons: int = Field(default=4, ge=1, le=30)
+    discovery_validation_seasons: int = Field(default=2, ge=1, le=30)  # seasons in the validation window
+    discovery_final_seasons: int = Field(default=2, ge=0, le=30)  # seasons in the final window (0: none)
+    # The newest season the windows end with, e.g. "2025-26"; empty: the newest season of the
+    # discovery leagues in data_dir.
+    discovery_through_season: str = Field(default="", pattern=r"^(|\d{4}-\d{2})$")
+    # The activation gate (edgeloop/core/evidence.py), on the validation window: enough bets
+    # (min_bets_for_activation), a yield whose lower confidence bound (yield − z × its standard
+    # error) is above gate_min_yield_lcb, and a deflated Sharpe ratio (Bailey & López de Prado
+    # 2014, for the number of strategies tried on that window) of at least gate_min_dsr.
+    # z of the yield's lower confidence bound (1.645: one-sided 95%).
+    gate_yield_z: float = Field(default=1.645, ge=0)
+    gate_min_yield_lcb: float = Field(default=0.0, ge=-1, le=1)  # the yield's lower bound must exceed this
+    gate_min_dsr: float = Field(default=0.95, ge=0, le=1)  # least deflated Sharpe ratio that activates
+    # The selection gate, on the selection window: at least min_bets_for_activation bets and an
+    # in-sample yield above this; only candidates passing it are backtested on validation.
+    selection_min_yield: float = Field(default=0.0, ge=-1, le=1)
     # A discovery run waits this long for its backtests.
     discovery_backtest_timeout_s: float = Field(default=1800.0, gt=0)
     # football-data.co.uk CSV files; a relative path is looked up from the working directory,

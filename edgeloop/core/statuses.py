@@ -18,6 +18,14 @@ class StrategyStatus(StrEnum):
     INACTIVE = "inactive"  # retired; an operator or a later ranking may activate it again
 
 
+class EvidenceKind(StrEnum):
+    """``strategy_evidence.kind``: which window a verdict about a strategy rested on."""
+
+    SELECTION = "selection"  # the window it was generated and chosen on
+    VALIDATION = "validation"  # the later window its activation was decided on
+    LIVE = "live"  # newer data it was re-checked on while active
+
+
 class TrainingStatus(StrEnum):
     """``ml_training_jobs.status``, ``training_triggers.status`` and ``TrainingStatusResponse.status``."""
 

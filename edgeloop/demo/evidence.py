@@ -3,10 +3,12 @@ the market's own result beside it.
 
 Windows, in order, none overlapping:
 
-* **selection**: the discovery window (``discovery_window_start`` … ``discovery_window_end``),
-  where candidates are generated, backtested and ranked;
-* **validation**: the ``VALIDATION_SEASONS`` seasons after it;
-* **final**: the seasons after that up to ``FINAL_END``, which nothing in the demo chooses on.
+* **selection**: where discovery generates, backtests and gates its candidates;
+* **validation**: the seasons after it, on which discovery's verdicts are made;
+* **final**: the seasons after that, which nothing chooses on.
+
+They are discovery's own windows (``edgeloop.services.windows.current_windows``), so the demo
+shows each strategy on the evidence the product judged it by, and on the data it never saw.
 
 The market's own result is backing the favourite of every match, the selection Pinnacle's
 pre-match prices make likeliest, at Pinnacle's price with flat stakes: what a bettor with no
@@ -16,7 +18,6 @@ model gets, the bookmaker's margin on the likeliest outcomes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
 from typing import Any, Mapping
 
 import numpy as np
@@ -25,11 +26,11 @@ from edgeloop.backtester.engine import BacktestResult
 from edgeloop.backtester.probability import Predictions, ProbabilityProvider, demargin
 from edgeloop.backtester.run import Window, backtest
 from edgeloop.backtester.strategy import Strategy
-from edgeloop.core.errors import InvalidStrategy
+from edgeloop.core.errors import ConfigurationError, InvalidStrategy
+from edgeloop.core.settings import Settings
 from edgeloop.marketdata.arrays import PreEventArrays
+from edgeloop.services.windows import current_windows
 
-VALIDATION_SEASONS = 3
-FINAL_END = date(2025, 6, 30)
 WINDOW_NAMES = ("selection", "validation", "final")
 
 # One bet per match, at Pinnacle's price, on the selection with the largest edge against the
@@ -62,13 +63,12 @@ class Windows:
         return {name: getattr(self, name) for name in WINDOW_NAMES}
 
 
-def demo_windows(settings) -> Windows:
+def demo_windows(settings: Settings) -> Windows:
     leagues = tuple(settings.discovery_leagues)
-    start, end = date.fromisoformat(settings.discovery_window_start), date.fromisoformat(settings.discovery_window_end)
-    validation_end = end.replace(year=end.year + VALIDATION_SEASONS)
-    day = timedelta(days=1)
-    return Windows(Window(start, end, leagues), Window(end + day, validation_end, leagues),
-                   Window(validation_end + day, FINAL_END, leagues))
+    spans = current_windows(settings)
+    if spans.final is None:
+        raise ConfigurationError("the demo shows the final window: set discovery_final_seasons above 0")
+    return Windows(*(Window(span.start, span.end, leagues) for span in (spans.selection, spans.validation, spans.final)))
 
 
 @dataclass(frozen=True)

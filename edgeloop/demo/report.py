@@ -3,7 +3,7 @@ the loop stored.
 
 Each figure says which window it comes from (``edgeloop.demo.evidence``): candidates are
 chosen on the selection window; validation and final yields are on later seasons no round
-has seen. A headline strategy, a round's best, has at least ``activation_min_bets`` bets on
+has seen. A headline strategy, a round's best, has at least ``min_bets_for_activation`` bets on
 the selection window: a ranking over fewer bets is mostly luck.
 """
 
@@ -235,7 +235,7 @@ def write_report(out: Path, var: Path, settings, progress: Callable[[str], None]
     client = get_ml_client()
     provider = MLServiceProvider(_CachedPredictions(get_cached_ml_client(), client))
     windows = demo_windows(settings)
-    min_bets = settings.activation_min_bets
+    min_bets = settings.min_bets_for_activation
     rows: list[RoundRow] = []
     hit_ratios = _hit_ratios(var)
     for r in _rounds(sessions):
@@ -294,7 +294,7 @@ def write_report(out: Path, var: Path, settings, progress: Callable[[str], None]
         "Yield = profit / turnover.", "",
         "## Each round's best strategy", "",
         f"The round's highest composite score among strategies with at least {min_bets} bets on the selection "
-        "window (`activation_min_bets`); – when no strategy of the round had that many.", "",
+        "window (`min_bets_for_activation`); – when no strategy of the round had that many.", "",
         "| round | run | best strategy | composite (selection) " + evidence_header,
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -338,7 +338,7 @@ def write_report(out: Path, var: Path, settings, progress: Callable[[str], None]
     ]
     (out / "report.json").write_text(json.dumps({
         "windows": {w: [str(named[w].start), str(named[w].end)] for w in WINDOW_NAMES},
-        "activation_min_bets": min_bets,
+        "min_bets_for_activation": min_bets,
         "rounds": [{"run_id": r.run_id, "composite": r.composite,
                     "headline": r.headline.as_dict() if r.headline is not None else None} for r in rows],
         "active": [{**a.evidence.as_dict(), "composite": a.composite} for a in active],

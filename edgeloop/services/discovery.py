@@ -1,17 +1,26 @@
 """The discovery pipeline's steps, reported step by step (``discovery_report.Report``).
 
+Three windows per run (``edgeloop.services.windows``, fixed when the run generates its
+candidates): selection, validation, and the final window no step ever reads.
+
     1 submit_feedback    pending results → SubmitBacktestFeedback
     2 retrain            TrainModels if ≥ min_new_feedback samples are new (and wait for it)
-    3 generate           GenerateStrategy seeded with the top results; candidates stored
-    4 backtest           one ``edgeloop.backtest.run`` per candidate, a group on the workers;
-                         their events travel the stream like any other result
-    5 evaluate_activate  EvaluateStrategy → composite score; candidates activated or retired
-    6 deactivate         active strategies below the deactivation threshold retired
-    7 rank_report        every strategy ranked (ranking id = run id) and the report stored
+    3 generate           GenerateStrategy seeded with the best shrunk scores on the selection
+                         window; candidates stored, the run's windows fixed
+    4 backtest           one ``edgeloop.backtest.run`` per candidate on the selection window, a
+                         group on the workers; their events travel the stream like any other result
+    5 select             the selection gate on each candidate's selection result alone; every
+                         verdict recorded as selection evidence, the failed candidates retired
+    6 validation         the passing candidates backtested again on the validation window
+    7 evaluate_activate  EvaluateStrategy → composite of the *validation* score; the gate
+                         (bets, yield lower bound, deflated Sharpe for the window's trials);
+                         recorded as validation evidence; candidates activated or retired
+    8 rank_report        every strategy ranked on its newest verdict (ranking id = run id)
 
-Steps 1–3 are ``prepare``, 5–7 ``finish``. Step 4 runs on the Celery workers, so its dispatch and
-the wait for it are the tasks' (``edgeloop.workers.discovery_tasks``): no worker ever blocks
-waiting for others.
+Steps 1–3 are ``prepare``, 5 ``select``, 7–8 ``finish``. Steps 4 and 6 run on the Celery
+workers, so their dispatch and the wait for them are the tasks' (``edgeloop.workers.discovery_tasks``):
+no worker ever blocks waiting for others. Active strategies are re-checked on newer data by
+beat (``edgeloop.services.recheck``), not here.
 
 Safety: every step's outcome is written to ``discovery_reports`` as it completes; a step that
 fails marks the run failed with the step's name and writes nothing else (the lifecycle's writes
@@ -33,15 +42,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from edgeloop.core.errors import ModelNotTrained, NotFound
 from edgeloop.core.settings import Settings
-from edgeloop.core.statuses import StrategyStatus
+from edgeloop.core.statuses import EvidenceKind, StrategyStatus
 from edgeloop.proto import ml_service_pb2 as pb
 from edgeloop.schema.base import utcnow
 from edgeloop.schema.pipeline import BacktestResult, Strategy
 from edgeloop.schema.repository import ensure_strategies
+from edgeloop.services import evidence
 from edgeloop.services.discovery_report import Report
 from edgeloop.services.feedback import FeedbackFlusher
 from edgeloop.services.lifecycle import ACTIVATE, DEACTIVATE, RefreshOutcome, refresh
 from edgeloop.services.retraining import maybe_retrain
+from edgeloop.services.windows import FINAL, SELECTION, VALIDATION, Span, Windows, current_windows
 
 if TYPE_CHECKING:  # the Protocol only: importing edgeloop.mlclient would load gRPC
     from edgeloop.mlclient.protocol import MLServiceClient
@@ -60,18 +71,15 @@ def submit_feedback(sessions: sessionmaker[Session], settings: Settings, client:
     return flusher.flush_all(budget_s=60.0)
 
 
-def seed_strategy_ids(sessions: sessionmaker[Session]) -> list[str]:
-    """The strategies of the best backtest results so far, by backtest score.
-
-    Not by composite score: the composite contains the strategy model's own confidence, and
-    seeding with what the model already likes would have it mutate its own opinion; the
-    backtest score is the evidence. (bench/discovery.py: seeding by composite among strategies
-    with enough bets reached a lower out-of-sample score at 100 and 200 backtests.)"""
-    best = (select(BacktestResult.strategy_id, func.max(BacktestResult.backtest_score).label("score"))
-            .group_by(BacktestResult.strategy_id).subquery())
+def seed_strategy_ids(sessions: sessionmaker[Session], windows: Windows) -> list[str]:
+    """The strategies with the best backtest scores on the selection window, shrunk by their
+    bets (``evidence.shrunk_best``): a score resting on a handful of lucky bets is a typical
+    score, so the search does not start from flukes. Not by composite score: the composite
+    contains the strategy model's own confidence, and seeding with what the model already
+    likes would have it mutate its own opinion. Only the selection window: seeds chosen on
+    validation results would let that window choose the candidates judged on it."""
     with sessions() as s:
-        return list(s.scalars(select(best.c.strategy_id).order_by(best.c.score.desc(), best.c.strategy_id)
-                              .limit(TOP_SEEDS)))
+        return evidence.shrunk_best(s, windows.selection.start, windows.selection.end, TOP_SEEDS)
 
 
 def run_seed(run_id: str) -> int:
@@ -79,8 +87,9 @@ def run_seed(run_id: str) -> int:
     return int.from_bytes(hashlib.sha256(run_id.encode()).digest()[:8], "big") or 1
 
 
-def generate(sessions: sessionmaker[Session], settings: Settings, client: MLServiceClient, run_id: str) -> list[dict[str, Any]]:
-    seeds = seed_strategy_ids(sessions)
+def generate(sessions: sessionmaker[Session], settings: Settings, client: MLServiceClient, run_id: str,
+             windows: Windows) -> list[dict[str, Any]]:
+    seeds = seed_strategy_ids(sessions, windows)
     constraints = pb.StrategyConstraints(risk_level=settings.discovery_risk_level)
     try:
         found = client.generate_strategy(settings.discovery_candidates, constraints, seeds, run_seed(run_id),
@@ -111,12 +120,57 @@ def prepare(report: Report, sessions: sessionmaker[Session], settings: Settings,
                                    reason=f"discovery {report.run_id}").as_dict())
     if not report.done("generate"):
         with report.step("generate") as d:
-            candidates = generate(sessions, settings, client, report.run_id)
-            d.update(candidates=len(candidates), seeds=seed_strategy_ids(sessions),
+            windows = current_windows(settings)
+            candidates = generate(sessions, settings, client, report.run_id, windows)
+            d.update(candidates=len(candidates), seeds=seed_strategy_ids(sessions, windows), windows=windows.as_dict(),
                      model_version=next((c["model_version"] for c in candidates if c["model_version"]), ""))
-            report.update(state={"candidates": candidates})
+            report.update(state={"candidates": candidates, "windows": windows.as_dict()})
     stored_candidates: list[dict[str, Any]] = report.get().state["candidates"]
     return stored_candidates
+
+
+def run_windows(report: Report) -> Windows:
+    """The windows fixed when the run generated its candidates."""
+    w = report.get().state["windows"]
+
+    def span(kind: str) -> Span:
+        first, last = w[kind]["seasons"].split(" … ")
+        return Span(kind, first, last)
+
+    return Windows(span(SELECTION), span(VALIDATION), span(FINAL) if w.get(FINAL) else None)
+
+
+# --- step 5 -------------------------------------------------------------------------------
+
+def select_candidates(report: Report, sessions: sessionmaker[Session], settings: Settings) -> list[dict[str, Any]]:
+    """The selection gate on each candidate's selection-window result (nothing else is read);
+    the candidates that pass, to be backtested on the validation window."""
+    if not report.done("select"):
+        with report.step("select") as d:
+            windows = run_windows(report)
+            candidates = report.get().state["candidates"]
+            ids = [c["strategy_id"] for c in candidates]
+            passing: list[str] = []
+            with sessions.begin() as s:
+                results = evidence.results_on(s, ids, windows.selection.start, windows.selection.end)
+                trials = evidence.Trials(s)
+                for sid in ids:
+                    result = results.get(sid)
+                    ok, reasons = evidence.selection_gate(result, settings)
+                    if result is not None:
+                        evidence.record(s, EvidenceKind.SELECTION, report.run_id, result,
+                                        trials.judge(result, settings), passed=ok, reasons=reasons)
+                    if ok:
+                        passing.append(sid)
+                    else:
+                        strategy = s.get(Strategy, sid, with_for_update=True)
+                        if strategy is not None and strategy.status == StrategyStatus.CANDIDATE:
+                            strategy.status, strategy.status_changed_at = StrategyStatus.INACTIVE, utcnow()
+            d.update(passed=passing, failed=len(ids) - len(passing),
+                     trials=trials.on(windows.selection.start, windows.selection.end)[0])
+            report.update(state={"validate": passing})
+    validate = set(report.get().state["validate"])
+    return [c for c in report.get().state["candidates"] if c["strategy_id"] in validate]
 
 
 # --- step 4's results ---------------------------------------------------------------------
@@ -129,40 +183,49 @@ def stored(sessions: sessionmaker[Session], backtest_ids: list[str]) -> int:
                         .where(BacktestResult.backtest_id.in_(backtest_ids))) or 0
 
 
-# --- steps 5–7 ----------------------------------------------------------------------------
+# --- steps 7–8 ----------------------------------------------------------------------------
+
+UNTRAINED_CONFIDENCE = 0.5  # no strategy model with labels before the validation window: the prior
+
 
 def evaluate_with_bootstrap(sessions: sessionmaker[Session], settings: Settings, client: MLServiceClient,
                             redis: Redis, **kw: Any) -> tuple[RefreshOutcome, dict[str, Any] | None]:
     """``lifecycle.refresh``; when no strategy model serves yet (a fresh system), submit the
-    feedback this run produced, train once and evaluate again."""
+    feedback this run produced and train once. A model needs later-window labels from before
+    the validation window (``windows.label_cutoff``); until there are any, the confidence is
+    ``UNTRAINED_CONFIDENCE``, what a model that knows nothing would say."""
     try:
         return refresh(sessions, client, settings, lock_client=redis, **kw), None
     except ModelNotTrained:
         submit_feedback(sessions, settings, client)
         decision = maybe_retrain(sessions, client, settings, force=True, wait_s=settings.retrain_wait_s,
                                  reason="discovery bootstrap: no strategy model yet")
-        return refresh(sessions, client, settings, lock_client=redis, **kw), decision.as_dict()
+        return refresh(sessions, client, settings, lock_client=redis, untrained_confidence=UNTRAINED_CONFIDENCE,
+                       **kw), decision.as_dict()
 
 
 def finish(report: Report, sessions: sessionmaker[Session], settings: Settings, client: MLServiceClient,
            redis: Redis) -> dict[str, Any]:
-    """Steps 5–7 (each skipped when an earlier attempt completed it), then the run succeeds with its counts."""
+    """Steps 7–8 (each skipped when an earlier attempt completed it), then the run succeeds with its counts."""
     counts: dict[str, Any] = {}
     if not report.done("evaluate_activate"):
         with report.step("evaluate_activate") as d:
-            outcome, bootstrap = evaluate_with_bootstrap(sessions, settings, client, redis, statuses=(StrategyStatus.CANDIDATE,),
-                                                         allow=(ACTIVATE, DEACTIVATE), store_ranking=False)
+            windows = run_windows(report)
+            validate = report.get().state["validate"]
+            with sessions() as s:
+                results = evidence.results_on(s, validate, windows.validation.start, windows.validation.end)
+            outcome, bootstrap = evaluate_with_bootstrap(
+                sessions, settings, client, redis, statuses=(StrategyStatus.CANDIDATE,), strategy_ids=validate,
+                results=results, kind=EvidenceKind.VALIDATION, run_id=report.run_id, allow=(ACTIVATE, DEACTIVATE),
+                store_ranking=False)
             d.update(evaluated=len(outcome.evaluations), activated=outcome.changed_to(StrategyStatus.ACTIVE),
-                     retired_candidates=outcome.changed_to(StrategyStatus.INACTIVE), unevaluable=len(outcome.unevaluable))
+                     retired_candidates=outcome.changed_to(StrategyStatus.INACTIVE), unevaluable=len(outcome.unevaluable),
+                     gate_passed=[e.strategy_id for e in outcome.evaluations if e.gate_passed])
             if bootstrap:
                 d["bootstrap_training"] = bootstrap
-    if not report.done("deactivate"):
-        with report.step("deactivate") as d:
-            outcome = refresh(sessions, client, settings, statuses=("active",), allow=(DEACTIVATE,),
-                              store_ranking=False, lock_client=redis)
-            d.update(evaluated=len(outcome.evaluations), deactivated=outcome.changed_to(StrategyStatus.INACTIVE))
     with report.step("rank_report") as d:
-        outcome = refresh(sessions, client, settings, allow=(), ranking_id=report.run_id, lock_client=redis)
+        outcome = refresh(sessions, client, settings, allow=(), ranking_id=report.run_id, lock_client=redis,
+                          untrained_confidence=UNTRAINED_CONFIDENCE)
         summary = outcome.summary()
         d.update(ranked=summary["evaluated"], ranking_id=report.run_id)
         steps = report.get().steps
@@ -174,9 +237,11 @@ def finish(report: Report, sessions: sessionmaker[Session], settings: Settings, 
             "candidates": steps["generate"]["details"]["candidates"],
             "backtests_ok": steps["backtest"]["details"]["ok"],
             "backtests_failed": steps["backtest"]["details"]["failed"],
+            "passed_selection": len(steps["select"]["details"]["passed"]),
+            "validated": steps["validation"]["details"]["ok"],
             "activated": len(steps["evaluate_activate"]["details"]["activated"]),
-            "candidates_retired": len(steps["evaluate_activate"]["details"]["retired_candidates"]),
-            "deactivated": len(steps["deactivate"]["details"]["deactivated"]),
+            "candidates_retired": (steps["select"]["details"]["failed"]
+                                   + len(steps["evaluate_activate"]["details"]["retired_candidates"])),
             "ranked": summary["evaluated"], "strategies_by_status": by_status,
         }
     report.succeed(counts, summary["top"])

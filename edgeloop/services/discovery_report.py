@@ -27,7 +27,8 @@ from edgeloop.schema.lifecycle import DiscoveryReport
 log = logging.getLogger(__name__)
 
 # In pipeline order; the report's JSON column does not keep the order the steps were written in.
-STEPS = ("submit_feedback", "retrain", "generate", "backtest_dispatch", "backtest", "evaluate_activate", "deactivate", "rank_report")
+STEPS = ("submit_feedback", "retrain", "generate", "backtest_dispatch", "backtest", "select", "validation_dispatch",
+         "validation", "evaluate_activate", "rank_report")
 
 RUNS = Counter("edgeloop_discovery_runs_total", "Discovery runs finished", ["outcome"])
 STEP_SECONDS = Histogram("edgeloop_discovery_step_seconds", "Duration of discovery steps", ["step"],

@@ -1,18 +1,25 @@
-"""The strategy lifecycle: score every strategy, activate the good, retire the poor, rank them.
+"""The strategy lifecycle: judge strategies on one window's evidence, activate the good, retire
+the poor, rank them.
 
-A strategy's evidence is its most recent stored backtest result (``backtest_results``); its
-composite score is ``edgeloop.core.scoring.composite_score(ML confidence, backtest score)`` with the
+A verdict reads one stored backtest result of one window, never "the latest result of any
+window": discovery judges candidates on the validation window (``results`` given by the
+caller, ``kind`` = validation), the re-check judges active strategies on the newest data they
+were not judged on (``kind`` = live), and a ranking reads each strategy's newest verdict
+(``edgeloop.services.evidence.verdict_results``). The composite score is
+``edgeloop.core.scoring.composite_score(ML confidence, backtest score)`` of that result, with the
 confidence from the ML service's EvaluateStrategy. Transitions (``decide``):
 
-* candidate/inactive → active: composite ≥ ``activation_threshold`` and at least
-  ``min_bets_for_activation`` bets in that backtest (a handful of lucky bets proves nothing);
+* candidate/inactive → active: the result passes the gate (``edgeloop.core.evidence.gate``:
+  at least ``min_bets_for_activation`` bets, a yield lower confidence bound above
+  ``gate_min_yield_lcb``, a deflated Sharpe ratio for the window's trials of at least
+  ``gate_min_dsr``) and its composite ≥ ``activation_threshold``;
 * candidate/active → inactive: composite < ``deactivation_threshold``;
 * nothing changes while a strategy has been in its state less than ``min_state_s``.
 
 The gap between the two thresholds is the hysteresis that keeps a strategy scoring around one
-threshold from flapping; ``min_state_s`` bounds how often it can change at all. Status changes
-and the ranking rows of one refresh are written in one transaction, under a Redis lease so a
-beat refresh and a discovery run do not decide about the same strategies at once.
+threshold from flapping; ``min_state_s`` bounds how often it can change at all. Status changes,
+the evidence rows and the ranking rows of one refresh are written in one transaction, under a
+Redis lease so a beat refresh and a discovery run do not decide about the same strategies at once.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Collection, Iterable
+from typing import TYPE_CHECKING, Any, Collection, Iterable, Mapping
 
 from prometheus_client import Counter
 from redis import Redis
@@ -34,6 +41,7 @@ from edgeloop.core.statuses import StrategyStatus
 from edgeloop.schema.base import as_utc, utcnow
 from edgeloop.schema.lifecycle import StrategyRanking
 from edgeloop.schema.pipeline import BacktestResult, Strategy
+from edgeloop.services import evidence
 from edgeloop.services.locks import lease
 
 if TYPE_CHECKING:  # the Protocol only: importing edgeloop.mlclient would load gRPC
@@ -55,6 +63,10 @@ class Evaluation:
     total_bets: int
     backtest_id: str
     model_version: str
+    yield_lcb: float = -1.0
+    deflated_sharpe: float = 0.0
+    trials: int = 0
+    gate_passed: bool = False
 
     @property
     def changed(self) -> bool:
@@ -78,41 +90,44 @@ class RefreshOutcome:
                 "top": [asdict(e) for e in ranked[:top]]}
 
 
-def decide(status: str, composite: float, total_bets: int, in_state_s: float, s: Settings,
+def decide(status: str, composite: float, gate_passed: bool, in_state_s: float, s: Settings,
            allow: Collection[str] = (ACTIVATE, DEACTIVATE)) -> str:
-    """The next status of a strategy (pure: the whole policy is here)."""
+    """The next status of a strategy (pure: the whole policy is here and in the gate)."""
     if in_state_s < s.min_state_s:
         return status
     if (ACTIVATE in allow and status != StrategyStatus.ACTIVE and composite >= s.activation_threshold
-            and total_bets >= s.min_bets_for_activation):
+            and gate_passed):
         return StrategyStatus.ACTIVE
     if DEACTIVATE in allow and status != StrategyStatus.INACTIVE and composite < s.deactivation_threshold:
         return StrategyStatus.INACTIVE
     return status
 
 
-def latest_results(session: Session, strategy_ids: Iterable[str] | None = None) -> dict[str, BacktestResult]:
-    """Each strategy's most recent stored backtest result."""
-    newest = select(func.max(BacktestResult.id)).group_by(BacktestResult.strategy_id)
-    if strategy_ids is not None:
-        newest = newest.where(BacktestResult.strategy_id.in_(list(strategy_ids)))
-    return {r.strategy_id: r for r in session.scalars(select(BacktestResult).where(BacktestResult.id.in_(newest)))}
-
-
-def _evaluate_one(client: Predicting, result: BacktestResult) -> tuple[float, str]:
-    reply = client.evaluate_strategy(result.strategy_id, result.params or {})
+def _evaluate_one(client: Predicting, result: BacktestResult, untrained_confidence: float | None) -> tuple[float, str]:
+    try:
+        reply = client.evaluate_strategy(result.strategy_id, result.params or {})
+    except ModelNotTrained:
+        if untrained_confidence is None:
+            raise
+        return untrained_confidence, ""
     return float(reply.confidence), reply.model_version
 
 
 def refresh(sessions: sessionmaker[Session], client: Predicting, settings: Settings, *, statuses: Collection[str] | None = None,
             strategy_ids: Collection[str] | None = None, allow: Collection[str] = (ACTIVATE, DEACTIVATE),
+            results: Mapping[str, BacktestResult] | None = None, kind: str | None = None, run_id: str = "",
+            untrained_confidence: float | None = None,
             store_ranking: bool = True, ranking_id: str | None = None, lock_client: Redis | None = None,
             only_if_changed: bool = False) -> RefreshOutcome:
-    """Evaluate the chosen strategies (default: all with a stored result), apply ``decide``, and
-    (``store_ranking``) store every evaluation as one ranking. Idempotent per ``ranking_id``.
-    ``only_if_changed`` (the scheduled refresh) skips a ranking identical to the last one stored
-    (same order, statuses, backtests and model versions): a refresh every few minutes would
-    otherwise store the same table again and again."""
+    """Evaluate the chosen strategies, apply ``decide``, and (``store_ranking``) store every
+    evaluation as one ranking. Idempotent per ``ranking_id``.
+
+    ``results``: the result to judge each strategy on (one window); default: the one its newest
+    verdict read. ``kind``: record each judgement as the strategy's evidence of that kind (run
+    ``run_id``). ``untrained_confidence``: the confidence to use while no strategy model serves
+    (else ``ModelNotTrained`` is raised). ``only_if_changed`` (the scheduled refresh) skips a
+    ranking identical to the last one stored (same order, statuses, backtests and model
+    versions): a refresh every few minutes would otherwise store the same table again and again."""
     ranking_id = ranking_id or uuid.uuid4().hex
     outcome = RefreshOutcome(ranking_id if store_ranking else None)
     with sessions() as session:
@@ -122,16 +137,19 @@ def refresh(sessions: sessionmaker[Session], client: Predicting, settings: Setti
         if strategy_ids is not None:
             q = q.where(Strategy.strategy_id.in_(list(strategy_ids)))
         strategies = {s.strategy_id: s for s in session.scalars(q)}
-        results = latest_results(session, strategies)
+        if results is None:
+            results = evidence.verdict_results(session, strategies)
+        trials = evidence.Trials(session)
+        verdicts = {sid: trials.judge(r, settings) for sid, r in results.items() if sid in strategies}
     # The ML calls happen outside any transaction and any lock: they are the slow part.
     scored: list[tuple[Strategy, BacktestResult, float, str]] = []
     for sid, strategy in strategies.items():
         result = results.get(sid)
         if result is None:
-            outcome.unevaluable[sid] = "no stored backtest result"
+            outcome.unevaluable[sid] = "no verdict evidence (validation or live)"
             continue
         try:
-            confidence, version = _evaluate_one(client, result)
+            confidence, version = _evaluate_one(client, result, untrained_confidence)
         except ModelNotTrained:
             raise
         except (PermanentError, MLServiceError) as exc:  # e.g. parameters in a producer's own language
@@ -146,9 +164,18 @@ def refresh(sessions: sessionmaker[Session], client: Predicting, settings: Setti
                 current = session.get_one(Strategy, strategy.strategy_id, with_for_update=True)
                 composite = composite_score(confidence, result.backtest_score)
                 in_state = (now - as_utc(current.status_changed_at)).total_seconds()
-                new = decide(current.status, composite, result.total_bets, in_state, settings, allow)
+                verdict = verdicts[current.strategy_id]
+                new = decide(current.status, composite, verdict.passed, in_state, settings, allow)
                 ev = Evaluation(current.strategy_id, current.status, new, confidence, result.backtest_score,
-                                composite, result.total_bets, result.backtest_id, version)
+                                composite, result.total_bets, result.backtest_id, version, verdict.yield_lcb,
+                                verdict.deflated_sharpe, verdict.trials, verdict.passed)
+                if kind is not None:
+                    reasons = [*verdict.reasons, *([f"composite {composite:.3f} < {settings.activation_threshold}"]
+                                                   if composite < settings.activation_threshold else [])]
+                    evidence.record(session, kind, run_id, result, verdict,
+                                    passed=verdict.passed and composite >= settings.activation_threshold,
+                                    ml_confidence=confidence, composite=composite, model_version=version,
+                                    reasons=reasons)
                 outcome.evaluations.append(ev)
                 current.ml_confidence, current.backtest_score, current.composite_score = (
                     confidence, result.backtest_score, composite)

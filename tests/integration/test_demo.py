@@ -36,7 +36,7 @@ def test_demo_round_writes_report_and_charts(tmp_path):
     windows = evidence["windows"]
     assert windows["selection"][1] < windows["validation"][0] <= windows["validation"][1] < windows["final"][0]
     headlines = [r["headline"] for r in evidence["rounds"] if r["headline"]]
-    assert all(h["selection_bets"] >= evidence["activation_min_bets"] for h in headlines)
+    assert all(h["selection_bets"] >= evidence["min_bets_for_activation"] for h in headlines)
     for row in headlines + evidence["active"]:
         assert set(row) >= {"selection_yield", "validation_yield", "final_yield"}
     assert evidence["market"]["final_bets"] > 1000

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from edgeloop.backtester.metrics import PROFIT_FACTOR_CAP, compute_metrics, max_drawdown
-from edgeloop.backtester.settlement import MICRO, Settlement
+from edgeloop.backtester.metrics import PROFIT_FACTOR_CAP, compute_metrics, max_drawdown, per_bet
+from edgeloop.backtester.settlement import MICRO, Settlement, odds_to_milli, settle
 
 
 def settlement(day_pnl_units, days=None):
@@ -49,3 +49,22 @@ def test_no_losses_and_no_bets_stay_finite():
     assert won.profit_factor == PROFIT_FACTOR_CAP and math.isfinite(won.sortino_ratio)
     none = compute_metrics(settlement([]), clv=None, events=0, skipped_no_price=0, skipped_no_prediction=0)
     assert (none.total_bets, none.roi, none.sharpe_ratio, none.max_drawdown, none.closing_line_value) == (0, 0, 0, 0, None)
+
+
+def test_per_bet_statistics_match_an_independent_computation():
+    rng = np.random.default_rng(7)
+    n = 300
+    odds = np.round(rng.uniform(1.5, 4.0, n), 2)
+    won_sel = rng.random(n) < 1 / odds
+    s = settle(event=np.arange(n), selection=np.zeros(n, dtype=np.int64), odds_milli=odds_to_milli(odds),
+               kelly=np.zeros(n), result=np.where(won_sel, 0, 1), day=np.arange(n).astype("datetime64[D]"),
+               lay=False, staking="flat", flat_stake=1.0, kelly_fraction=0.0, max_stake_fraction=0.0,
+               commission=0.0, initial_bankroll=1e6)
+    r = np.where(won_sel, odds - 1, -1.0)  # flat stakes of 1: a bet's return is its P&L
+    stats = per_bet(s)
+    assert stats.markets == n
+    assert stats.yield_se == pytest.approx(r.std(ddof=1) / np.sqrt(n), rel=1e-6)
+    assert stats.bet_sharpe == pytest.approx(r.mean() / r.std(ddof=1), rel=1e-6)
+    z = (r - r.mean()) / r.std()
+    assert stats.return_skew == pytest.approx((z ** 3).mean(), rel=1e-6)
+    assert stats.return_kurtosis == pytest.approx((z ** 4).mean(), rel=1e-6)

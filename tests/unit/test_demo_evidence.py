@@ -12,9 +12,10 @@ from edgeloop.marketdata.arrays import load_window
 
 
 def test_windows_follow_each_other_without_overlap():
-    w = demo_windows(Settings(discovery_window_start="2016-08-01", discovery_window_end="2019-06-30"))
-    assert (w.selection.end, w.validation.start, w.validation.end, w.final.start) == (
-        date(2019, 6, 30), date(2019, 7, 1), date(2022, 6, 30), date(2022, 7, 1))
+    w = demo_windows(Settings(discovery_through_season="2025-26"))
+    assert w.selection.end < w.validation.start <= w.validation.end < w.final.start
+    assert (w.validation.start - w.selection.end).days < 60 and (w.final.start - w.validation.end).days < 60
+    assert w.final.end >= date(2026, 5, 1)
 
 
 def test_the_market_baseline_backs_every_pinnacle_favourite_at_pinnacle_prices():

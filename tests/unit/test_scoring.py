@@ -6,7 +6,7 @@ from edgeloop.core.scoring import backtest_score, composite_score
 
 
 def score(**kw):
-    base = dict(sharpe_ratio=0.0, roi=0.0, profit_factor=1.0, max_drawdown=0.0, win_rate=0.5)
+    base = dict(sharpe_ratio=0.0, roi=0.0, profit_factor=1.0, max_drawdown=0.0, win_rate=0.5, total_bets=100)
     return backtest_score(**{**base, **kw})
 
 
@@ -20,6 +20,14 @@ def test_bounds_hold_for_extremes_and_non_finite_inputs():
     worst = score(sharpe_ratio=-math.inf, roi=math.nan, profit_factor=0, max_drawdown=1, win_rate=0)
     assert best == pytest.approx(1.0)
     assert worst == 0.0
+
+
+def test_a_strategy_that_never_bets_scores_at_the_bottom():
+    never = score(sharpe_ratio=0.0, roi=0.0, profit_factor=0.0, max_drawdown=0.0, win_rate=0.0, total_bets=0)
+    # The Kaunitz E0 loser's metrics (yield −5%, ruined): a strategy with bets, losing them.
+    loser = score(sharpe_ratio=-0.9, roi=-0.05, profit_factor=0.9, max_drawdown=1.0, win_rate=0.3)
+    assert never == 0.0
+    assert loser > never
 
 
 @pytest.mark.parametrize("conf,bt,expected", [(1, 1, 1), (0, 0, 0), (0.8, 0.5, 0.65), (2, -1, 0.5), (math.nan, 1, 0.5)])

@@ -27,11 +27,22 @@ def js(env, *args) -> dict:
     return json.loads(run(env, *args, "--json").stdout.strip().splitlines()[-1])
 
 
+WINDOWS = (("2016-08-01", "2019-06-30"), ("2019-08-01", "2020-05-31"), ("2020-08-01", "2021-05-31"))
+
+
+def later_windows(i: int) -> dict:
+    event = valid_event(i, strategy=f"strat-{i % 10:02d}")
+    event["params"] = {"min_edge": 0.01 * (i % 10), "staking": "flat"}
+    event["window_start"], event["window_end"] = WINDOWS[i // 10]
+    return event
+
+
 def test_operator_commands_on_a_running_system(ml, tmp_path):
     env = {**ml, "EDGELOOP_MIN_NEW_FEEDBACK": "20"}
     with celery_worker(env, "w1", tmp_path):
-        # Given 30 backtests (10 strategies) published and submitted by the worker
-        Publisher().publish_many(valid_event(i, strategy=f"strat-{i % 10:02d}") for i in range(30))
+        # Given 30 backtests (10 strategies, each on three successive windows) published and
+        # submitted by the worker: the strategy model learns from the later windows' results
+        Publisher().publish_many(later_windows(i) for i in range(30))
         wait_until(lambda: js(env, "feedback", "status")["service_feedback_samples"] == 30, 60, 0.5, "30 samples")
 
         status = js(env, "ml", "status")
@@ -51,14 +62,17 @@ def test_operator_commands_on_a_running_system(ml, tmp_path):
         assert not again["triggered"] and "0 new feedback samples < 20" in again["reason"]
         assert js(env, "feedback", "submit", "--wait") == {"submitted": 0, "pending": 0}
 
-        # When the ranking refresh runs once on the worker
+        # When the ranking refresh runs once on the worker: a ranking reads verdicts, and no
+        # discovery run has judged any of these strategies on a validation window
         ranked = js(env, "tasks", "run", "edgeloop.rankings.refresh", "--wait")
-        assert ranked["state"] == "SUCCESS" and ranked["result"]["evaluated"] == 10
+        assert ranked["state"] == "SUCCESS" and ranked["result"]["evaluated"] == 0
+        assert ranked["result"]["unevaluable"] == 10
         listed = js(env, "strategies", "list")
-        assert len(listed) == 10 and all(s["composite_score"] is not None for s in listed)
-        scores = [s["composite_score"] for s in listed]
-        assert scores == sorted(scores, reverse=True)
+        assert len(listed) == 10
         shown = js(env, "strategies", "show", listed[0]["strategy_id"])
-        assert shown["rankings"][0]["rank"] == 1 and shown["rankings"][0]["model_version"] == trained["model_versions"][0]
+        assert shown["evidence"] == {"selection": None, "validation": None, "live": None} and shown["rankings"] == []
+        text = run(env, "strategies", "show", listed[0]["strategy_id"]).stdout
+        assert [line.split() for line in text.splitlines() if "evidence" in line] == [
+            [kind, "evidence", "none", "yet"] for kind in ("selection", "validation", "live")]
         assert js(env, "strategies", "deactivate", listed[0]["strategy_id"])["status"] == "inactive"
         assert "edgeloop.discovery.run" in js(env, "tasks", "list")

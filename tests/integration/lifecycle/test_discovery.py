@@ -1,5 +1,6 @@
-"""Discovery acceptance: on the shipped data, a run generates, backtests (on a real worker),
-activates and deactivates strategies and stores its report; a second run builds on the first.
+"""Discovery acceptance: on the shipped data, a run generates, backtests on the selection window
+(on a real worker), validates the candidates that pass selection on the validation window,
+judges them on that evidence alone and stores its report; a second run builds on the first.
 Real PostgreSQL, Redis, Celery worker, ML gRPC server; the CLI as a subprocess."""
 
 from __future__ import annotations
@@ -13,17 +14,14 @@ from sqlalchemy import func, select
 
 from edgeloop.mlclient.client import MLClient
 from edgeloop.schema.db import make_engine, make_sessionmaker
-from edgeloop.schema.lifecycle import DiscoveryReport, StrategyRanking
+from edgeloop.core.settings import get_settings
+from edgeloop.schema.lifecycle import DiscoveryReport, StrategyEvidence, StrategyRanking
 from edgeloop.schema.pipeline import Strategy
-from tests.support.processes import ROOT, celery_worker, wait_until
+from tests.support.processes import ROOT, celery_worker
 from edgeloop.services.retraining import wait_for_job
+from edgeloop.services.windows import current_windows
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-# Backs every outsider at the average price: the bookmakers' margin on long shots makes it lose.
-POOR = {"name": "long-shots-at-average", "price_source": "AVG", "probability_source": "market",
-        "min_edge": -1.0, "min_odds": 6.0, "staking": "flat", "flat_stake": 1.0}
-
 
 def edgeloop(env, *args, timeout=600):
     return subprocess.run([sys.executable, "-m", "edgeloop", *args], env=env, capture_output=True, text=True,
@@ -50,55 +48,56 @@ def test_discovery_runs_twice_building_on_the_first(discovery_env, tmp_path):
     client = MLClient(target=env["EDGELOOP_ML_GRPC_TARGET"])
     job = client.train_models("outcome")
     assert wait_for_job(client, job.job_id, 240).status == "succeeded"
+    windows = current_windows(get_settings())  # the fixture's data dir: the shipped seasons
 
     with celery_worker(env, "w1", tmp_path, concurrency=2) as worker:
-        # Given a poor strategy that an operator activated by hand
-        ran = last_json(edgeloop(env, "tasks", "run", "edgeloop.backtest.run", "--arg", f"strategy={json.dumps(POOR)}",
-                                 "--arg", "start=2018-08-20", "--arg", "end=2019-06-30", "--wait", "--json"))
-        poor_id = ran["result"]["strategy_id"]
-        def stored() -> bool:
-            with sessions() as s:
-                return s.get(Strategy, poor_id) is not None
-
-        wait_until(stored, 60, 0.2, "poor strategy stored")
-        assert last_json(edgeloop(env, "strategies", "activate", poor_id, "--json"))["status"] == "active"
-
         # When discovery runs
         first = last_json(edgeloop(env, "discover", "--run-id", "d-first", "--wait", "--json"))
 
-        # Then it generated, backtested on the worker, activated and deactivated, and reported it
+        # Then it generated, backtested on the selection window, validated the candidates that
+        # passed selection on the validation window, judged them on that evidence, and reported it
         print(json.dumps(first, indent=1, default=str)[:6000])
         assert first["status"] == "succeeded"
         c = first["counts"]
         assert c["candidates"] == 40 and c["backtests_ok"] + c["backtests_failed"] == 40 and c["backtests_ok"] >= 30
-        assert set(first["steps"]) >= {"submit_feedback", "retrain", "generate", "backtest", "evaluate_activate",
-                                       "deactivate", "rank_report"}
+        assert set(first["steps"]) >= {"submit_feedback", "retrain", "generate", "backtest", "select", "validation",
+                                       "evaluate_activate", "rank_report"}
         assert all(s["status"] == "ok" and s["seconds"] >= 0 for s in first["steps"].values())
-        assert poor_id in first["steps"]["deactivate"]["details"]["deactivated"]
-        assert c["activated"] >= 1
+        passed = first["steps"]["select"]["details"]["passed"]
+        assert c["validated"] == len(passed) == c["passed_selection"]
         with sessions() as s:
-            assert s.get(Strategy, poor_id).status == "inactive"
+            evidence = list(s.scalars(select(StrategyEvidence)))
+            selection = {e.strategy_id: e for e in evidence if e.kind == "selection"}
+            validation = {e.strategy_id: e for e in evidence if e.kind == "validation"}
+            assert len(selection) == c["backtests_ok"] and set(validation) == set(passed)
+            assert all(e.window_start == windows.selection.start for e in selection.values())
+            assert all(e.window_start == windows.validation.start and e.trials >= len(passed)
+                       for e in validation.values())
+            # Every activation rests on validation evidence that passed the gate
             active = list(s.scalars(select(Strategy).where(Strategy.status == "active")))
-            assert active and all(a.composite_score >= 0.50 for a in active)
+            assert len(active) == c["activated"]
+            assert all(validation[a.strategy_id].passed and validation[a.strategy_id].total_bets >= 30
+                       and a.composite_score >= 0.50 for a in active)
+            assert all(not selection[sid].passed for sid in selection if sid not in validation)
             ranking = list(s.scalars(select(StrategyRanking).where(StrategyRanking.ranking_id == first["run_id"])))
-            assert len(ranking) == c["ranked"] and all(r.model_version for r in ranking)
+            assert len(ranking) == c["ranked"] == len(validation)
+            assert {r.backtest_id for r in ranking} == {e.backtest_id for e in validation.values()}
         top = first["top_strategies"]
         assert [t["composite_score"] for t in top] == sorted((t["composite_score"] for t in top), reverse=True)
+        shown = edgeloop(env, "strategies", "show", passed[0])
+        assert shown.returncode == 0 and "selection evidence" in shown.stdout and "validation evidence" in shown.stdout
 
         # When a second run follows
         second = last_json(edgeloop(env, "discover", "--run-id", "d-second", "--wait", "--json"))
 
-        # Then it starts from the first: seeded by its best strategies, a trained model, new candidates
+        # Then it starts from the first: seeded by its best shrunk selection-window scores
         assert second["status"] == "succeeded", second
         gen = second["steps"]["generate"]["details"]
         with sessions() as s:
-            first_ranking = list(s.scalars(select(StrategyRanking).where(StrategyRanking.ranking_id == first["run_id"])))
-            first_ids = {r.strategy_id for r in first_ranking}
-            best_backtest = max(first_ranking, key=lambda r: r.backtest_score).strategy_id
-            assert gen["model_version"] and best_backtest in gen["seeds"] and set(gen["seeds"]) <= first_ids
-            second_ids = set(s.scalars(select(StrategyRanking.strategy_id)
-                                       .where(StrategyRanking.ranking_id == second["run_id"])))
-            assert first_ids < second_ids  # everything ranked before, plus the new candidates
+            first_ids = set(selection)
+            assert gen["seeds"] and set(gen["seeds"]) <= first_ids
+            second_ids = set(s.scalars(select(StrategyEvidence.strategy_id).where(StrategyEvidence.run_id == "d-second")))
+            assert second_ids and not second_ids & first_ids  # new candidates
             assert s.get(DiscoveryReport, second["run_id"]).finished_at is not None
             rankings = s.scalar(select(func.count()).select_from(StrategyRanking))
 
@@ -106,7 +105,8 @@ def test_discovery_runs_twice_building_on_the_first(discovery_env, tmp_path):
         again = edgeloop(env, "discover", "--run-id", "d-second", "--wait")
         assert again.returncode == 0 and "discovery run d-second: succeeded" in again.stdout
         order = [again.stdout.index(f"  {step} ") for step in ("submit_feedback", "retrain", "generate", "backtest",
-                                                               "evaluate_activate", "deactivate", "rank_report")]
+                                                               "select", "validation", "evaluate_activate",
+                                                               "rank_report")]
         assert order == sorted(order)
         with sessions() as s:
             assert s.scalar(select(func.count()).select_from(StrategyRanking)) == rankings
