@@ -29,7 +29,7 @@ def test_the_market_baseline_backs_every_pinnacle_favourite_at_pinnacle_prices()
     # When the backtester runs the baseline strategy
     result = gather("market", FAVOURITE, w, PinnacleFavourite()).results["final"]
     # Then it placed the same bets and made the same profit
-    assert result.metrics.total_bets == played.sum() > 1000
+    assert result.metrics.total_bets == played.sum() > 500
     assert abs(result.metrics.profit - pnl.sum()) < 1e-6
     assert abs(result.metrics.roi - pnl.mean()) < 1e-9
 
@@ -41,4 +41,4 @@ def test_bankroll_by_date_starts_at_one_and_ends_at_the_final_bankroll():
     assert days[0] == np.datetime64(w.validation.start) and (np.diff(days) > np.timedelta64(0, "D")).all()
     assert bankroll[0] == 1.0
     assert abs(bankroll[-1] - result.metrics.final_bankroll / FAVOURITE.initial_bankroll) < 1e-9
-    assert days[-1] <= np.datetime64(w.validation.end) and len(days) > 300  # one point per betting day
+    assert days[-1] <= np.datetime64(w.validation.end) and len(days) > 150  # one point per betting day

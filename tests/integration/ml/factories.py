@@ -6,10 +6,11 @@ from edgeloop.proto import events_pb2
 
 
 def finished(backtest_id: str, *, params: dict | None = None, roi: float = 0.01, sharpe: float = 0.3,
-             strategy_id: str = "s-1", win_rate: float = 0.4) -> events_pb2.BacktestFinished:
+             strategy_id: str = "s-1", win_rate: float = 0.4, window: tuple[str, str] = ("2019-08-01", "2020-05-31"),
+             ) -> events_pb2.BacktestFinished:
     msg = events_pb2.BacktestFinished(
-        schema_version=1, backtest_id=backtest_id, strategy_id=strategy_id, method="walk_forward",
-        window_start="2019-08-01", window_end="2020-05-31",
+        schema_version=1, backtest_id=backtest_id, strategy_id=strategy_id, method="market_baseline",
+        window_start=window[0], window_end=window[1],
     )
     msg.params.update(params or {"min_edge": 0.02, "staking": "flat"})
     m = msg.metrics

@@ -64,10 +64,13 @@ def service(trained_db):
     target = f"127.0.0.1:{port}"
     client = MLClient(settings_with(ml_timeout_s=30), target=target)
     train(client)
-    # The strategy model learns from feedback: 60 backtests of varied parameters.
-    client.submit_backtest_feedback(
-        [finished(f"seed-{i}", params={"min_edge": i / 1000, "staking": "flat"}, roi=(i % 7 - 3) / 100,
-                  strategy_id=f"seed-{i}") for i in range(60)], batch_id="seed")
+    # The strategy model learns a strategy's score on a window after the one it was chosen on:
+    # 60 strategies of varied parameters, each backtested on two consecutive seasons before the
+    # validation window.
+    for window, tag in ((("2018-08-01", "2019-05-31"), "chosen"), (("2019-08-01", "2020-05-31"), "later")):
+        client.submit_backtest_feedback(
+            [finished(f"seed-{tag}-{i}", params={"min_edge": i / 1000, "staking": "flat"}, roi=(i % 7 - 3) / 100,
+                      strategy_id=f"seed-{i}", window=window) for i in range(60)], batch_id=f"seed-{tag}")
     train(client, "strategy")
     # Early seasons have no version (not enough before them): keep the events after the
     # oldest serving version's training window.
