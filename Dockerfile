@@ -13,8 +13,12 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
       > /tmp/requirements.txt \
  && pip install --upgrade pip && pip install -r /tmp/requirements.txt
 
-COPY . .
-RUN pip install --no-deps . && useradd --create-home --uid 10001 edgeloop \
+# Installed from /src, which is then removed: the working directory is on sys.path for
+# `celery -A`, and a source tree there would shadow the installed package (its folders are
+# mapped under edgeloop/ only by the install). The migrate service imports /app/data.
+COPY . /src
+RUN pip install --no-deps /src && cp -r /src/data /app/data && rm -rf /src \
+ && useradd --create-home --uid 10001 edgeloop \
  && mkdir -p /app/var && chown -R edgeloop /app/var
 USER edgeloop
 

@@ -246,19 +246,31 @@ class Stack:
     def containers(self, service: str) -> list[str]:
         return sorted(self("ps", "-q", service).stdout.split())
 
-    def health(self, container: str) -> str:
-        return run(["docker", "inspect", "--format",
-                    "{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}", container]).stdout.strip()
+    def states(self) -> dict[str, tuple[str, str, int]]:
+        """Container name -> (state, health, exit code)."""
+        ids = self("ps", "-q").stdout.split()
+        out = run(["docker", "inspect", "--format", "{{.Name}} {{.State.Status}} "
+                   "{{if .State.Health}}{{.State.Health.Status}}{{else}}-{{end}} {{.State.ExitCode}}", *ids]).stdout
+        return {name.lstrip("/"): (state, health, int(code))
+                for name, state, health, code in (line.split() for line in out.splitlines())}
 
-    def wait_healthy(self, timeout: float = 300) -> None:
+    def wait_healthy(self, timeout: float = 300) -> int:
+        """Every container running and healthy, or exited 0 (migrate); the number of containers."""
         def all_healthy():
-            states = {c: self.health(c) for c in self("ps", "-q").stdout.split()}
-            bad = {c[:12]: s for c, s in states.items() if s.split()[0] != "running" and s != "exited "
-                   or s.split()[-1] in ("starting", "unhealthy")}
-            if bad:
-                raise CheckFailed(f"not healthy yet: {bad}")
-            return bool(states)
-        wait_for("every container running and healthy", all_healthy, timeout, 3)
+            states = self.states()
+            failed = {n: s for n, s in states.items() if s[0] == "exited" and s[2] != 0}
+            if failed:
+                raise CheckFailed(f"exited: {failed}")
+            waiting = {n: s[:2] for n, s in states.items()
+                       if not (s[0] == "exited" or s[0] == "running" and s[1] in ("healthy", "-"))}
+            if waiting:
+                raise CheckFailed(f"not healthy yet: {waiting}")
+            return len(states)
+        try:
+            return wait_for("every container running and healthy", all_healthy, timeout, 3)
+        except CheckFailed as exc:
+            logs = self("logs", "--tail", "15", check=False).stdout[-3000:]
+            raise CheckFailed(f"{exc}\n{logs}") from None
 
     def sql(self, query: str) -> str:
         return self("exec", "-T", "postgres", "psql", "-U", "edgeloop", "-d", DB, "-At", "-c", query).stdout.strip()
@@ -464,9 +476,11 @@ def check_restart(stack: Stack, run_id: str) -> str:
 
 
 def check_promtool() -> str:
-    mount = f"{PROMETHEUS_DIR}:/etc/prometheus:ro"
-    for args in (["check", "config", "/etc/prometheus/prometheus.yml"], ["check", "rules", "/etc/prometheus/alerts.yml"]):
-        run(["docker", "run", "--rm", "-v", mount, "--entrypoint", "promtool", "edgeloop-prometheus:bookworm", *args])
+    # The token file the compose entrypoint writes must exist for `check config`.
+    script = ("printf token > /prometheus/ml_token && promtool check config /etc/prometheus/prometheus.yml"
+              " && promtool check rules /etc/prometheus/alerts.yml")
+    run(["docker", "run", "--rm", "-v", f"{PROMETHEUS_DIR}:/etc/prometheus:ro", "--entrypoint", "/bin/sh",
+         "edgeloop-prometheus:bookworm", "-c", script])
     return "check config and check rules pass"
 
 
@@ -511,8 +525,7 @@ def main(argv: list[str] | None = None) -> int:
             stack("down", "-v", "--remove-orphans", check=False)  # leftovers of an interrupted run
             with report.step("up (worker=1), all healthy") as n:
                 stack("up", "-d", "--no-build", timeout=900)
-                stack.wait_healthy()
-                n["detail"] = f"{len(stack('ps', '-q').stdout.split())} containers ({' '.join(stack.compose)})"
+                n["detail"] = f"{stack.wait_healthy()} containers ({' '.join(stack.compose)})"
             with report.step("XADD -> PostgreSQL -> ML service") as n:
                 n["detail"] = check_ingest(stack, run_id)
             with report.step("edgeloop CLI in the worker") as n:
@@ -531,8 +544,8 @@ def main(argv: list[str] | None = None) -> int:
                 n["detail"] = check_kill(stack, run_id)
             with report.step("down/up keeps data and pending") as n:
                 n["detail"] = check_restart(stack, run_id)
-        except Exception:  # noqa: BLE001 - reported by the step; the teardown below still runs
-            if stack is None or report.failed == 0:
+        except Exception:  # noqa: BLE001 - reported by its step; the teardown below still runs
+            if report.failed == 0:
                 raise
         finally:
             if stack is not None and not args.keep:
