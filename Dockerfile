@@ -15,9 +15,11 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 
 # Installed from /src, which is then removed: the working directory is on sys.path for
 # `celery -A`, and a source tree there would shadow the installed package (its folders are
-# mapped under edgeloop/ only by the install). The migrate service imports /app/data.
+# mapped under edgeloop/ only by the install). Kept in /app: the data the migrate service
+# imports, and flowerconfig.py (Flower reads it from its working directory; without it Flower
+# would run without basic auth).
 COPY . /src
-RUN pip install --no-deps /src && cp -r /src/data /app/data && rm -rf /src \
+RUN pip install --no-deps /src && cp -r /src/data /src/flowerconfig.py /app/ && rm -rf /src \
  && useradd --create-home --uid 10001 edgeloop \
  && mkdir -p /app/var && chown -R edgeloop /app/var
 USER edgeloop
