@@ -480,12 +480,15 @@ def check_restart(stack: Stack, run_id: str) -> str:
         raise CheckFailed(f"only {before} entries pending before down")
     time.sleep(1.5)  # appendfsync everysec
     stack("down", timeout=300)
-    stack("up", "-d", "--no-build", "--scale", "worker=2", timeout=600)
+    # Redis and PostgreSQL alone first: what they kept is measured before any worker claims it.
+    stack("up", "-d", "--no-build", "redis", "postgres", timeout=300)
     stack.wait_healthy()
     after = pending(stack).get("compose-check", 0)
     rows_after = stack.sql("SELECT count(*) FROM backtest_results")
     if after != before or rows_after != rows_before:
         raise CheckFailed(f"pending {before} -> {after}, rows {rows_before} -> {rows_after}")
+    stack("up", "-d", "--no-build", "--scale", "worker=2", timeout=600)
+    stack.wait_healthy()
     wait_for("the entries pending across the restart to be claimed and stored",
              lambda: stored_and_confirmed(stack, prefix, 10), 180, 2)
     return f"{rows_after} rows and {after} pending entries kept across down/up; then claimed and stored"
