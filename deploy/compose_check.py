@@ -210,6 +210,8 @@ def build_images() -> str:
                 context = Path(tmp)
             run([*cmd, str(context)], timeout=1800)
         done.append(f"{image.split(':')[0]} built")
+        # The version this build replaced, untagged now.
+        run(["docker", "image", "prune", "-f", "--filter", "dangling=true", "--filter", INPUTS_LABEL], check=False)
     return ", ".join(done)
 
 
