@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv proto docs test unit floors demo bench lint clean
+.PHONY: venv proto docs test unit floors demo bench lint clean compose-check
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ bench: $(STAMP)
 	$(PY) bench/backtest.py --json
 	$(PY) bench/ml.py --json
 	$(PY) -m bench.discovery --json
+
+# The production docker-compose.yml brought up and checked end to end (needs dockerd, run as
+# root; images from deploy/compose.local.yml, cached). Not part of `make test`.
+compose-check: $(STAMP)
+	$(PY) deploy/compose_check.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache build dist

@@ -128,8 +128,10 @@ def train_strategy(ctx: ServiceContext, strategies: StrategyService, job_id: str
             status, note = ModelStatus.REJECTED, f"held-out Spearman {challenger:.3f} < champion {champion_version} {old:.3f}"
     cand = registry.Candidate(
         model_name=STRATEGY, slot="", train_start=None, train_end=utcnow(), sample_count=len(train_p),
-        metrics=metrics, config={"holdout_fraction": ctx.settings.ml_holdout_fraction,
-                                 "label_cutoff": label_cutoff(ctx).isoformat(), "labels": "later-window scores"},
+        # A NaN Spearman (constant scores) is "not measured": JSON, and so PostgreSQL's jsonb, has no NaN.
+        metrics={k: v for k, v in metrics.items() if np.isfinite(v)},
+        config={"holdout_fraction": ctx.settings.ml_holdout_fraction,
+                "label_cutoff": label_cutoff(ctx).isoformat(), "labels": "later-window scores"},
         artifact=model.to_bytes(), job_id=job_id)
     with ctx.sessions.begin() as s:
         registry.serving_in_slot(s, STRATEGY, "")  # lock the slot

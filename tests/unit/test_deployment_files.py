@@ -46,10 +46,29 @@ def test_the_prediction_cache_has_a_redis_of_its_own_that_may_evict_anything():
     assert "redis://redis:6379" in env["EDGELOOP_REDIS_URL"]
 
 
+def prometheus_config() -> dict:
+    return yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+
+
 def test_prometheus_scrapes_the_ports_the_services_listen_on():
-    prom = yaml.safe_load((ROOT / "deploy/prometheus.yml").read_text())
-    targets = {t for job in prom["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
-    assert targets == {"worker:9808", "ml-service:8000", "flower:5555"}
+    targets = {t for job in prometheus_config()["scrape_configs"] for sc in job.get("static_configs", [])
+               for t in sc["targets"]}
+    found = {f"{name}:{sd['port']}" for job in prometheus_config()["scrape_configs"]
+             for sd in job.get("dns_sd_configs", []) for name in sd["names"]}
+    assert targets | found == {"worker:9808", "ml-service:8000", "flower:5555"}
+
+
+def test_every_worker_replica_is_a_target_of_its_own():
+    [worker] = [job for job in prometheus_config()["scrape_configs"] if job["job_name"] == "edgeloop-worker"]
+    assert "static_configs" not in worker
+    assert worker["dns_sd_configs"] == [{"names": ["worker"], "type": "A", "port": 9808, "refresh_interval": "10s"}]
+
+
+def test_the_compose_prometheus_loads_the_alert_rules():
+    [volume] = services()["prometheus"]["volumes"]
+    host, container = volume.split(":")[:2]
+    assert (ROOT / host).resolve() == (ROOT / "deploy/prometheus").resolve()
+    assert prometheus_config()["rule_files"] == [f"{container}/alerts.yml"]
 
 
 def compose_command() -> list[str] | None:
@@ -81,9 +100,24 @@ def test_compose_sets_no_flower_password_of_its_own():
 
 
 def test_prometheus_sends_the_ml_services_token_from_the_file_compose_writes():
-    prom = yaml.safe_load((ROOT / "deploy/prometheus.yml").read_text())
+    prom = prometheus_config()
     [ml] = [job for job in prom["scrape_configs"] if job["job_name"] == "edgeloop-ml-service"]
     token_file = ml["authorization"]["credentials_file"]
     prometheus = services()["prometheus"]
     assert f"> {token_file} " in prometheus["entrypoint"][-1] and "$$EDGELOOP_ML_AUTH_TOKEN" in prometheus["entrypoint"][-1]
     assert prometheus["environment"]["EDGELOOP_ML_AUTH_TOKEN"] == "${EDGELOOP_ML_AUTH_TOKEN:-}"
+
+
+def test_every_edgeloop_service_reads_the_optional_env_file():
+    example = (ROOT / ".env.example").read_text()
+    assert "EDGELOOP_ENV_FILE=.env\n" in example.splitlines(keepends=True)
+    for name, svc in services().items():
+        if svc.get("image", "").startswith("edgeloop"):
+            assert svc["env_file"] == ["${EDGELOOP_ENV_FILE:-.env.example}"], name
+    # Without a .env the example itself is the env_file: it must set nothing but that.
+    assigned = [line for line in example.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    assert assigned == ["EDGELOOP_ENV_FILE=.env"]
+
+
+def test_the_env_file_stays_out_of_the_image():
+    assert ".env" in (ROOT / ".dockerignore").read_text().split()

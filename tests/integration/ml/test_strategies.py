@@ -196,3 +196,22 @@ def test_bad_generate_requests(stub, request_, text):
     with pytest.raises(grpc.RpcError) as err:
         stub.GenerateStrategy(request_, timeout=5)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and text in err.value.details()
+
+
+def test_feedback_with_one_score_for_every_strategy_still_trains(stub, backtests):
+    """Every held-out score equal: the held-out Spearman is not defined, and the version is
+    stored without it (PostgreSQL's jsonb has no NaN)."""
+    events = []
+    for i, event in enumerate(backtests[:60]):
+        for window, tag in ((EARLIER, "chosen"), (WINDOW, "later")):
+            same = type(event)()
+            same.CopyFrom(event)
+            same.backtest_id = f"same-score-{tag}-{i}"
+            same.window_start, same.window_end = window.start.isoformat(), window.end.isoformat()
+            same.metrics.CopyFrom(backtests[0].metrics)
+            events.append(same)
+    _submit(stub, events)
+    status = wait_job(stub, stub.TrainModels(pb.TrainModelsRequest(model_name="strategy"), timeout=5).job_id)
+    assert status.status == "succeeded", status.reason
+    model = stub.GetModelMetrics(pb.ModelMetricsRequest(model_name="strategy"), timeout=5).model
+    assert "spearman_held_out" not in model.metrics and model.metrics["n_held_out"] >= 1
