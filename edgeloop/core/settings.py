@@ -101,6 +101,13 @@ class Settings(BaseSettings):
     cache_redis_retry_s: float = Field(default=1.0, gt=0)  # after a Redis failure the cache is bypassed this long
     # Longest a process may key predictions by a model catalogue nobody told it changed.
     cache_catalogue_ttl_s: float = Field(default=5.0, gt=0)
+    # Level 1: each process's own cache in front of Redis (docs/cache.md). 0 entries turns it off.
+    cache_local_max_entries: int = Field(default=100_000, ge=0)
+    cache_local_max_bytes: int = Field(default=64 * 1024 * 1024, ge=0)  # keys + values + per-entry overhead
+    cache_local_ttl_s: float = Field(default=60.0, gt=0)  # an entry's lifetime in level 1 (below cache_ttl_s)
+    # Coherence bound: level 1 serves only while its invalidation channel answered a ping sent
+    # less than this long ago, so every invalidation published earlier has been applied.
+    cache_local_bound_s: float = Field(default=0.1, gt=0)
     ml_tls_client_cert_file: str | None = None  # client certificate for mutual TLS
     ml_tls_client_key_file: str | None = None  # client private key for mutual TLS
 
@@ -130,6 +137,12 @@ class Settings(BaseSettings):
     # whose lease lapsed (its replica died) is taken over by another replica sharing the database.
     ml_training_lease_s: float = Field(default=60.0, gt=0)
     ml_training_max_attempts: int = Field(default=3, ge=1)  # a job started this often without finishing fails
+    # TrainModels with the same model and force flag as a queued or running job returns that job.
+    ml_training_dedup: bool = True
+    # Per-client token bucket of the gRPC service: calls per second, 0 = no limit (docker-compose
+    # turns it on); a client over it gets RESOURCE_EXHAUSTED with retry-after-ms in the trailers.
+    ml_rate_limit_per_s: float = Field(default=0.0, ge=0)
+    ml_rate_limit_burst: int = Field(default=200, ge=1)  # calls a client may make at once before the rate applies
 
     # --- training and lifecycle ---------------------------------------------------------
     retraining_interval_hours: float = Field(default=24.0, gt=0)  # beat considers retraining this often
