@@ -26,7 +26,8 @@ ML_REQUEST_SECONDS = Histogram(
     buckets=_LATENCY_BUCKETS,
 )
 # outcome: ok | unavailable (transient, counts against the breaker) | error (the service
-# answered with a permanent error) | rejected (refused by the open circuit breaker, not sent)
+# answered with a permanent error) | rejected (refused by the open circuit breaker, not sent) |
+# rate_limited (refused by the service's rate limit; retried after its retry-after while the deadline allows)
 ML_REQUESTS = Counter(
     "edgeloop_ml_client_requests_total",
     "ML service calls by RPC and outcome.",
