@@ -216,6 +216,8 @@ class CachedMLClient:
     def mark_models_changed(self) -> None:
         mark_models_changed(self.redis, self.prefix)
         self.catalogue.expire()
+        if self.local is not None:
+            self.local.clear()  # this process at once; the others within the bound
 
     # --- the cached path -----------------------------------------------------------------
     def _get_many(self, q: _Query) -> list[Any]:
