@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     # The prediction cache's Redis, the one Redis that may evict (allkeys-lru); unset or empty:
     # redis_url (docs/cache.md, Redis memory policy).
     cache_redis_url: str | None = None
+    # cache_redis_url is a node of a Redis Cluster: the cache's keys share one hash tag (the
+    # prefix in braces), so its multi-key reads and scripts stay on one slot (docs/cache.md).
+    cache_redis_cluster: bool = False
     # A cache must not block: Redis calls give up after this, and after a failure Redis is
     # left alone (answers come from the ML service) for cache_redis_retry_s.
     cache_redis_timeout_s: float = Field(default=0.25, gt=0)
@@ -213,6 +216,13 @@ class Settings(BaseSettings):
             except ConfigurationError as exc:
                 raise ValueError(str(exc)) from None
         return v
+
+    @model_validator(mode="after")
+    def _cache_hash_tag(self) -> Settings:
+        # On a cluster every cache key must hash to one slot: "{prefix}:p:…" hashes "prefix" only.
+        if self.cache_redis_cluster and "{" not in self.cache_prefix:
+            object.__setattr__(self, "cache_prefix", "{" + self.cache_prefix + "}")  # still being built: frozen after
+        return self
 
     @property
     def broker(self) -> str:

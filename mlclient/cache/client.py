@@ -44,7 +44,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from edgeloop.core.errors import MLServiceError, MLServiceUnavailable
-from edgeloop.core.redis_connect import client_for
+from edgeloop.core.redis_connect import client_for, slot_owner
 from edgeloop.core.settings import Settings, get_settings
 from edgeloop.core.statuses import ModelStatus
 from edgeloop.mlclient import keys, metrics
@@ -84,14 +84,13 @@ def make_redis(settings: Settings) -> redis.Redis:
     """A Redis client for the cache: short timeouts and no client-side retries, because a
     cache that blocks is worse than no cache (a miss costs one backend call, ~1 ms)."""
     timeout = settings.cache_redis_timeout_s
-    return client_for(
-        settings,
-        settings.cache_redis_url,
-        socket_connect_timeout=timeout,
-        socket_timeout=timeout,
-        retry=Retry(NoBackoff(), 0),
-        health_check_interval=30,
-    )
+    options: dict[str, Any] = {"socket_connect_timeout": timeout, "socket_timeout": timeout,
+                               "retry": Retry(NoBackoff(), 0), "health_check_interval": 30}
+    if settings.cache_redis_cluster:
+        # Every key carries the prefix's hash tag: one slot, one node (docs/cache.md, Cluster).
+        return slot_owner(settings.cache_redis_url or settings.redis_url, keys.generation_key(settings.cache_prefix),
+                          **options)
+    return client_for(settings, settings.cache_redis_url, **options)
 
 
 @dataclass(slots=True)
