@@ -98,7 +98,7 @@ def slot_owner(url: str, key: str, **options: Any) -> redis.Redis:
     seed = urlsplit(url)
     cluster = RedisCluster.from_url(url, socket_connect_timeout=options.get("socket_connect_timeout"))
     try:
-        node = cluster.get_node_from_key(key)
+        node = cluster.get_node_from_key(key)  # type: ignore[no-untyped-call]  # unannotated in redis-py
         host, port = node.host, int(node.port)
     finally:
         cluster.close()

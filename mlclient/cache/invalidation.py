@@ -50,7 +50,9 @@ def invalidate_strategies(client: redis.Redis, strategy_ids: Iterable[str], pref
     if members:
         pipe.delete(*members)
     pipe.delete(*indexes)
+    # Published even when Redis lists no entry: a process's level 1 may hold some that Redis evicted.
     pipe.publish(channel(prefix), strategies_message(dict.fromkeys(strategy_ids)))
-    deleted_entries = int(pipe.execute()[0]) if members else 0
+    replies = pipe.execute()
+    deleted_entries = int(replies[0]) if members else 0
     metrics.CACHE_INVALIDATED.inc(deleted_entries)
     return deleted_entries

@@ -300,3 +300,14 @@ def test_feedback_invalidation_goes_to_the_caches_own_redis(fake_ml, redis_url, 
             assert fake_ml.batch_calls == [3]
         finally:
             reset_resources()
+
+
+def test_strategy_invalidation_is_published_even_when_redis_lists_no_entry(cache, redis_client):
+    # A process's level 1 may hold entries whose Redis index was evicted: it must hear of it anyway.
+    subscriber = redis_client.pubsub()
+    subscriber.subscribe("t:pred:inval")
+    assert subscriber.get_message(timeout=1)["type"] == "subscribe"
+    assert invalidate_strategies(redis_client, ["never-cached"], "t:pred") == 0
+    message = subscriber.get_message(timeout=2)
+    subscriber.close()
+    assert message is not None and message["data"].endswith(b'["never-cached"]')
