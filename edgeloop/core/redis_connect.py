@@ -93,6 +93,7 @@ def slot_owner(url: str, key: str, **options: Any) -> redis.Redis:
     """A client of the Redis Cluster node (reached through ``url``, any node) that serves ``key``'s
     slot: commands on keys of that slot, multi-key ones and scripts included, work on it as on a
     single Redis. Resolved once; a slot moved by a failover or resharding is not followed."""
+    # Only a cluster-configured cache needs redis-py's cluster client, which is heavy to import.
     from redis.cluster import RedisCluster
 
     seed = urlsplit(url)
