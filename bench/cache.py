@@ -166,15 +166,24 @@ def measure(ml: MLClient, cached: CachedMLClient, keys: list[tuple[str, str]], r
         single_uncached.append((time.perf_counter() - t) * 1000)
 
     # 900 keys stored once; each round asks them plus 100 never-seen ones through the cache,
-    # and the same 1,000 (and the 100 alone) through the uncached client, in turn.
+    # and the same 1,000 (and the 100 alone) through the uncached client, in turn; then the
+    # same with level 1 emptied first (level 2 warm), with another 100 never-seen ones.
+    assert cached.coherence is None or cached.coherence.wait_serving(5), "invalidation channel not up"
     batch = requests(keys[:1000])
     hot = keys[:900]
     cached.batch_predict(requests(hot))
     cold = keys[900:]
-    if len(cold) < 100 * repeat:
-        raise SystemExit(f"need {900 + 100 * repeat} selections, have {len(keys)}: use more --seasons")
+    if len(cold) < 200 * repeat:
+        raise SystemExit(f"need {900 + 200 * repeat} selections, have {len(keys)}: use more --seasons or less --repeat")
     uncached, uncached_100, batch_ms, share_ms, in_batch_backend_ms, calls = [], [], [], [], [], []
+    l1_cold_ms: list[float] = []
     for r in range(repeat):
+        if cached.local is not None:
+            cached.local.clear()
+            other = requests(hot + cold[(repeat + r) * 100:(repeat + r + 1) * 100])
+            t = time.perf_counter()
+            cached.batch_predict(other)  # level 1 cold, level 2 warm; refills level 1
+            l1_cold_ms.append((time.perf_counter() - t) * 1000)
         t = time.perf_counter()
         batch_predict(batch)
         uncached.append((time.perf_counter() - t) * 1000)
@@ -224,17 +233,92 @@ def measure(ml: MLClient, cached: CachedMLClient, keys: list[tuple[str, str]], r
         "batch_1000_overhead_max_ms": round(max(share_ms), 3),
         "uncached_batch_1000_ms": round(statistics.median(uncached), 3),
         "speedup": round(statistics.median(uncached) / statistics.median(batch_ms), 2),
+        "batch_1000_l1_cold_ms": round(statistics.median(l1_cold_ms), 3) if l1_cold_ms else None,
         "single_speedup": round(_percentile(single_uncached, 0.5) / _percentile(hits, 0.5), 2),
         "repeat": repeat,
         "singles": singles,
     }
 
 
+def tracking_vs_pubsub(redis_url: str, cached: CachedMLClient, n: int = 300) -> dict:
+    """The two candidates for level-1 coherence, on the same Redis: RESP3 client tracking
+    (redis-py's ``CacheConfig``: a tracked GET hit, and how long until a reader polling the key
+    sees another client's write) and the cache's pub/sub channel (a publication until this
+    process's level 1 applied it)."""
+    from redis.cache import CacheConfig
+
+    out: dict = {}
+    writer = redis.Redis.from_url(redis_url)
+    reader = redis.Redis.from_url(redis_url, protocol=3, cache_config=CacheConfig())
+    writer.set("bench:tracked", b"x" * 120)
+    try:
+        reader.get("bench:tracked")
+    except redis.exceptions.ConnectionError as exc:  # redis-py requires Redis >= 7.4 for it
+        out["tracking"] = f"not measured: {exc}"
+    else:
+        out |= _tracking(reader, writer, n)
+    reader.close()
+    published = []
+    coherence = cached.coherence
+    if coherence is not None:
+        from edgeloop.mlclient.cache import invalidate_strategies
+
+        for _ in range(n):
+            seen = len(coherence.delays)
+            t = time.perf_counter()
+            invalidate_strategies(writer, ["bench-strategy"], cached.prefix)
+            while len(coherence.delays) == seen:
+                time.sleep(0.0001)
+            published.append((time.perf_counter() - t) * 1000)
+    writer.close()
+    if published:
+        out |= {"pubsub_invalidation_p50_ms": round(_percentile(published, 0.5), 3),
+                "pubsub_invalidation_p99_ms": round(_percentile(published, 0.99), 3)}
+    return out
+
+
+def _tracking(reader: redis.Redis, writer: redis.Redis, n: int) -> dict:
+    hits = []
+    for _ in range(4000):
+        t = time.perf_counter()
+        reader.get("bench:tracked")
+        hits.append((time.perf_counter() - t) * 1000)
+    tracked = []
+    for i in range(n):
+        value = str(i).encode()
+        writer.set("bench:tracked", value)
+        t = time.perf_counter()
+        while reader.get("bench:tracked") != value:
+            pass
+        tracked.append((time.perf_counter() - t) * 1000)
+    return {"tracking_hit_p50_ms": round(_percentile(hits, 0.5), 4), "tracking_hit_p99_ms": round(_percentile(hits, 0.99), 4),
+            "tracking_invalidation_p50_ms": round(_percentile(tracked, 0.5), 3),
+            "tracking_invalidation_p99_ms": round(_percentile(tracked, 0.99), 3)}
+
+
+def level_1_memory(entries: int = 1_000_000) -> dict:
+    """Level 1 under a workload of ``entries`` distinct keys (prediction-sized values), with the
+    default bounds: its entries and bytes, and the process's resident memory."""
+    from edgeloop.mlclient.cache.local import LocalCache
+
+    settings = Settings()
+    local = LocalCache(settings.cache_local_max_entries, settings.cache_local_max_bytes, settings.cache_local_ttl_s)
+    value = b"v" * 110  # a serialized Prediction is ~100-130 bytes
+    for start in range(0, entries, 1000):
+        local.put_many([(f"edgeloop:pred:p:g0123456789ab:-:E0-2019-08-09-Team{i}-Other:home:-", value, "")
+                        for i in range(start, start + 1000)], local.epoch)
+    rss_kb = next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
+                  if line.startswith("VmRSS:"))
+    return {"l1_keys_written": entries, "l1_entries": len(local), "l1_bytes": local.bytes,
+            "l1_max_entries": settings.cache_local_max_entries, "l1_max_bytes": settings.cache_local_max_bytes,
+            "rss_mib": round(rss_kb / 1024, 1)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="end with one line of JSON")
     parser.add_argument("--seasons", type=int, default=5, help="E0 seasons to load (default 5)")
-    parser.add_argument("--repeat", type=int, default=35, help="timed batches per variant (at most 36 with 5 seasons)")
+    parser.add_argument("--repeat", type=int, default=18, help="timed batches per variant (at most 18 with 5 seasons)")
     parser.add_argument("--singles", type=int, default=4000, help="timed single hits")
     args = parser.parse_args()
 
@@ -255,16 +339,32 @@ def main() -> None:
             first = min(m.train_end for m in ml.list_models("outcome") if m.status == "serving")[:10]
             keys = [(e, s) for e, day in events if day > first for s in SELECTIONS]
             result = measure(ml, cached, keys, args.repeat, args.singles)
+            result |= tracking_vs_pubsub(redis_url, cached)
             result["setup_s"] = round(setup_s, 1)
+            cached.close()
+    result |= level_1_memory()
 
     print(f"prediction cache vs uncached ML client ({len(keys)} selections, {args.repeat} rounds)")
-    print(f"  single hit             p50 {result['hit_p50_ms']:.3f} ms   p99 {result['hit_p99_ms']:.3f} ms   (target p99 < 0.5 ms)")
+    print(f"  single hit (level 1)   p50 {result['hit_p50_ms']:.4f} ms   p99 {result['hit_p99_ms']:.4f} ms   (target p99 < 0.02 ms)")
     print(f"  single, uncached       p50 {result['uncached_single_p50_ms']:.3f} ms   p99 {result['uncached_single_p99_ms']:.3f} ms")
     print(f"  batch 1000, 90% hits   {result['batch_1000_ms']:.2f} ms, {result['batch_1000_backend_calls']:.0f} backend call(s)"
-          "   (target < 3 ms + one backend call)")
+          "   (target: 3x faster than uncached)")
     print(f"    of which the cache   {result['batch_1000_overhead_ms']:.2f} ms (target < 3 ms), the backend call "
           f"{result['batch_1000_backend_ms']:.2f} ms (the 100 alone, uncached: {result['uncached_batch_100_ms']:.2f} ms)")
     print(f"  batch 1000, all hits   {result['batch_1000_all_hits_ms']:.2f} ms")
+    if result["batch_1000_l1_cold_ms"] is not None:
+        print(f"  batch 1000, 90% hits, level 1 cold, level 2 warm   {result['batch_1000_l1_cold_ms']:.2f} ms")
+    print(f"  coherence: pub/sub invalidation p50 {result.get('pubsub_invalidation_p50_ms')} ms "
+          f"p99 {result.get('pubsub_invalidation_p99_ms')} ms")
+    if "tracking" in result:
+        print(f"  RESP3 tracking: {result['tracking']}")
+    else:
+        print(f"  RESP3 tracking: invalidation p50 {result['tracking_invalidation_p50_ms']} ms p99 "
+              f"{result['tracking_invalidation_p99_ms']} ms, tracked hit p50 {result['tracking_hit_p50_ms']} ms "
+              f"p99 {result['tracking_hit_p99_ms']} ms")
+    print(f"  level 1 after {result['l1_keys_written']:,} keys: {result['l1_entries']:,} entries, "
+          f"{result['l1_bytes'] / 2**20:.1f} MiB (bounds {result['l1_max_entries']:,}, "
+          f"{result['l1_max_bytes'] / 2**20:.0f} MiB); process RSS {result['rss_mib']} MiB")
     print(f"  batch 1000, uncached   {result['uncached_batch_1000_ms']:.2f} ms")
     print(f"  speed-up               x{result['speedup']} (batch), x{result['single_speedup']} (single)")
     if args.json:

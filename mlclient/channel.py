@@ -9,10 +9,13 @@ INVALID_ARGUMENT…) may have had an effect or will fail again, so it is not rep
 from __future__ import annotations
 
 import json
+import os
+import socket
 from pathlib import Path
 
 import grpc
 
+from edgeloop.core.error_codes import CLIENT_KEY
 from edgeloop.core.errors import ConfigurationError
 from edgeloop.core.settings import Settings
 
@@ -77,7 +80,9 @@ def make_channel(target: str, settings: Settings) -> grpc.Channel:
 
 
 def call_metadata(settings: Settings) -> tuple[tuple[str, str], ...]:
-    """Metadata sent with every call: the bearer token, when one is configured."""
+    """Metadata sent with every call: this process's name (the unit of the service's rate
+    limits) and the bearer token, when one is configured."""
+    name = ((CLIENT_KEY, f"{socket.gethostname()}:{os.getpid()}"),)
     if settings.ml_auth_token:
-        return (("authorization", f"Bearer {settings.ml_auth_token}"),)
-    return ()
+        return (*name, ("authorization", f"Bearer {settings.ml_auth_token}"))
+    return name

@@ -31,7 +31,13 @@ from google.protobuf import struct_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from edgeloop.core import error_codes
-from edgeloop.core.errors import EdgeloopError, MLMessageTooLarge, MLServiceError, MLServiceUnavailable
+from edgeloop.core.errors import (
+    EdgeloopError,
+    MLMessageTooLarge,
+    MLRateLimited,
+    MLServiceError,
+    MLServiceUnavailable,
+)
 from edgeloop.core.settings import Settings, get_settings
 from edgeloop.mlclient import metrics
 from edgeloop.mlclient.breaker import CLOSED, CircuitBreaker
@@ -47,14 +53,18 @@ _TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, gr
 _TOO_LARGE = "larger than max"
 
 
-def error_for(rpc: str, code: grpc.StatusCode, details: str | None, reason: str | None = None) -> EdgeloopError:
+def error_for(rpc: str, code: grpc.StatusCode, details: str | None, reason: str | None = None,
+              retry_after_s: float | None = None) -> EdgeloopError:
     """The edgeloop error for a failed call (pure: the one place a status becomes an error).
 
     Every transient status is ``MLServiceUnavailable``, whatever its reason, so the breaker and
-    the callers that wait for the service see one class."""
+    the callers that wait for the service see one class; a rate limit's refusal (with a
+    retry-after) is its subclass ``MLRateLimited``."""
     message = f"{rpc}: {code.name}: {details}"
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED and _TOO_LARGE in (details or ""):
         return MLMessageTooLarge(message, code.name)
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and retry_after_s is not None:
+        return MLRateLimited(message, retry_after_s, code.name)
     if code in _TRANSIENT:
         return MLServiceUnavailable(message, code.name)
     row = error_codes.row_for_status(code.name, reason)
@@ -91,6 +101,7 @@ class MLClient:
                 # After a fork the inherited channel is unusable; do not close it (that would
                 # touch the parent's state), just drop it.
                 self._channel = make_channel(self.target, self.settings)
+                self._metadata = call_metadata(self.settings)  # names this process
                 self._stub = pb_grpc.MLServiceStub(self._channel)
                 self._health_stub = health_pb2_grpc.HealthStub(self._channel)
                 self._pid = os.getpid()
@@ -105,7 +116,22 @@ class MLClient:
 
     # --- one call ------------------------------------------------------------------------
     def _call(self, rpc: str, request: Any, timeout: float | None = None) -> Any:
-        """Call ``rpc`` (a method of MLService, or ``health.Check`` of grpc.health.v1)."""
+        """Call ``rpc`` (a method of MLService, or ``health.Check`` of grpc.health.v1).
+
+        Refused by the service's rate limit, the call waits the retry-after it was given and is
+        made again, as long as that fits in its deadline; otherwise ``MLRateLimited`` is raised."""
+        budget = timeout or self.settings.ml_timeout_s
+        deadline = time.monotonic() + budget
+        while True:
+            try:
+                return self._call_once(rpc, request, budget)
+            except MLRateLimited as limited:
+                budget = deadline - time.monotonic() - limited.retry_after_s
+                if budget < 0.05:  # too little left for a call after the wait
+                    raise
+                time.sleep(limited.retry_after_s)
+
+    def _call_once(self, rpc: str, request: Any, timeout: float) -> Any:
         if not self.breaker.allow():
             metrics.ML_REQUESTS.labels(rpc=rpc, outcome="rejected").inc()
             raise MLServiceUnavailable(
@@ -117,10 +143,15 @@ class MLClient:
         started = time.perf_counter()
         outcome = "ok"
         try:
-            return method(request, timeout=timeout or self.settings.ml_timeout_s, metadata=self._metadata)
+            return method(request, timeout=timeout, metadata=self._metadata)
         except grpc.RpcError as exc:
-            error = error_for(rpc, exc.code(), exc.details(), error_codes.reason_in(exc.trailing_metadata()))
-            outcome = "unavailable" if isinstance(error, MLServiceUnavailable) else "error"
+            trailers = exc.trailing_metadata()
+            error = error_for(rpc, exc.code(), exc.details(), error_codes.reason_in(trailers),
+                              error_codes.retry_after_in(trailers))
+            if isinstance(error, MLRateLimited):
+                outcome = "rate_limited"  # the service is up and answering: not a breaker failure
+            else:
+                outcome = "unavailable" if isinstance(error, MLServiceUnavailable) else "error"
             raise error from exc
         except BaseException:
             outcome = "error"

@@ -26,7 +26,8 @@ ML_REQUEST_SECONDS = Histogram(
     buckets=_LATENCY_BUCKETS,
 )
 # outcome: ok | unavailable (transient, counts against the breaker) | error (the service
-# answered with a permanent error) | rejected (refused by the open circuit breaker, not sent)
+# answered with a permanent error) | rejected (refused by the open circuit breaker, not sent) |
+# rate_limited (refused by the service's rate limit; retried after its retry-after while the deadline allows)
 ML_REQUESTS = Counter(
     "edgeloop_ml_client_requests_total",
     "ML service calls by RPC and outcome.",
@@ -46,6 +47,15 @@ ML_BREAKER_OPEN = Gauge(
 # --- prediction cache --------------------------------------------------------------------
 # kind: prediction (GetPrediction/BatchPredict) | evaluation (EvaluateStrategy)
 CACHE_HITS = Counter("edgeloop_prediction_cache_hits_total", "Answers served from Redis.", ["kind"])
+# Of the hits, those answered by the process's own level 1 (no Redis round trip).
+CACHE_LOCAL_HITS = Counter(
+    "edgeloop_prediction_cache_local_hits_total", "Answers served from the process's level-1 cache.", ["kind"]
+)
+CACHE_INVALIDATION_DELAY = Histogram(
+    "edgeloop_prediction_cache_invalidation_delay_seconds",
+    "From the publication of an invalidation to its application to this process's level 1.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+)
 CACHE_MISSES = Counter(
     "edgeloop_prediction_cache_misses_total", "Answers not in Redis (fetched from the service).", ["kind"]
 )

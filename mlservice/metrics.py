@@ -21,6 +21,13 @@ TRAINING_SECONDS = Histogram(
     "edgeloop_ml_training_seconds", "Duration of training jobs", ["model"],
     buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
 )
+RATE_LIMITED = Counter(
+    "edgeloop_ml_rate_limited_total", "Calls refused by a client's rate limit (RESOURCE_EXHAUSTED)", ["method"]
+)
+TRAINING_DEDUPLICATED = Counter(
+    "edgeloop_ml_training_deduplicated_total",
+    "TrainModels requests answered with the job already queued or running for the same model and force flag",
+)
 HTTP_CONNECTIONS_REFUSED = Counter(
     "edgeloop_ml_http_connections_refused_total",
     "HTTP API connections closed unserved because every handler thread was busy and the queue full",

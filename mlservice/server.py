@@ -18,7 +18,7 @@ from grpc_reflection.v1alpha import reflection
 
 from edgeloop.core.errors import ConfigurationError
 from edgeloop.core.settings import Settings, get_settings
-from edgeloop.mlservice import security
+from edgeloop.mlservice import rate_limit, security
 from edgeloop.mlservice.context import ServiceContext
 from edgeloop.mlservice.servicer import MLServicer
 from edgeloop.proto import ml_service_pb2 as pb, ml_service_pb2_grpc as pb_grpc
@@ -87,7 +87,8 @@ def create_server(address: str, settings: Settings | None = None) -> tuple[MLSer
         ]
         raw = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.ml_server_threads, thread_name_prefix="ml-rpc"),
-            interceptors=security.interceptors(settings),
+            # Authentication first: a caller without the token does not spend anyone's bucket.
+            interceptors=[*security.interceptors(settings), *rate_limit.interceptors(settings)],
             options=options,
         )
         servicer = MLServicer(ctx)

@@ -15,6 +15,7 @@ of a 2-core machine.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
@@ -24,7 +25,7 @@ import uuid
 from datetime import timedelta
 from typing import Any, Callable, cast
 
-from sqlalchemy import CursorResult, and_, or_, select, update
+from sqlalchemy import CursorResult, and_, or_, select, text, update
 
 from edgeloop.core.errors import InvalidRequest, NotFound
 from edgeloop.core.statuses import TrainingStatus
@@ -37,6 +38,12 @@ log = logging.getLogger("edgeloop.mlservice.training")
 
 # A trainer gets (job_id, force) and returns the versions it recorded (serving or rejected).
 Trainer = Callable[[str, bool], list[str]]
+
+
+def _dedup_lock_id(model_name: str, force: bool) -> int:
+    """A stable signed 64-bit key for PostgreSQL's advisory lock of one (model, force) pair."""
+    digest = hashlib.sha256(f"edgeloop-training:{model_name}:{int(force)}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 class Skipped(Exception):
@@ -52,6 +59,7 @@ class TrainingJobs:
         self.replica = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease_s = ctx.settings.ml_training_lease_s
         self._wake = threading.Event()
+        self._submitting = threading.Lock()  # within a replica; across replicas, an advisory lock
         self._wake.set()  # at start, look for jobs left queued or lapsed by replicas gone before
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ml-training", daemon=True)
@@ -60,10 +68,24 @@ class TrainingJobs:
         self._heartbeat.start()
 
     def submit(self, model_name: str, force: bool) -> TrainingJob:
+        """Queue a job; with ``ml_training_dedup``, a job of the same model and force flag that is
+        queued or running is returned instead (it will train on the same data, or is already)."""
         registry.check_model_name(model_name, allow_empty=True)
         job = TrainingJob(job_id=uuid.uuid4().hex, model_name=model_name, force=int(force), status=TrainingStatus.QUEUED,
                           reason="", model_versions=[], created_at=utcnow())
-        with self.ctx.sessions.begin() as s:
+        with self._submitting, self.ctx.sessions.begin() as s:
+            if self.ctx.settings.ml_training_dedup:
+                if s.get_bind().dialect.name == "postgresql":
+                    # Replicas sharing the database take turns to look and insert, per model and flag.
+                    s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _dedup_lock_id(model_name, force)})
+                same = s.scalars(select(TrainingJob).where(
+                    TrainingJob.model_name == model_name, TrainingJob.force == int(force),
+                    TrainingJob.status.in_((TrainingStatus.QUEUED, TrainingStatus.RUNNING)))
+                    .order_by(TrainingJob.created_at).limit(1)).first()
+                if same is not None:
+                    metrics.TRAINING_DEDUPLICATED.inc()
+                    s.expunge(same)
+                    return same
             s.add(job)
         self._wake.set()
         return job

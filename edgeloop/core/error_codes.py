@@ -29,6 +29,10 @@ from edgeloop.core.errors import (
 )
 
 REASON_KEY = "edgeloop-reason"  # trailing metadata keys are lower case ASCII
+# Beside RESOURCE_EXHAUSTED from a rate limit: milliseconds until the client may call again.
+RETRY_AFTER_KEY = "retry-after-ms"
+# Request metadata naming the calling process, the unit of the service's rate limits.
+CLIENT_KEY = "edgeloop-client"
 
 
 @dataclass(frozen=True)
@@ -73,9 +77,21 @@ def row_for_status(status: str, reason: str | None) -> WireError | None:
     return _BY_STATUS.get(status)
 
 
-def reason_in(metadata: Iterable[tuple[str, str | bytes]] | None) -> str | None:
-    """The reason in a call's trailing metadata (pairs of key and value), if any."""
+def _value(metadata: Iterable[tuple[str, str | bytes]] | None, wanted: str) -> str | None:
     for key, value in metadata or ():
-        if key == REASON_KEY:
+        if key == wanted:
             return value if isinstance(value, str) else value.decode("ascii", "replace")
     return None
+
+
+def reason_in(metadata: Iterable[tuple[str, str | bytes]] | None) -> str | None:
+    """The reason in a call's trailing metadata (pairs of key and value), if any."""
+    return _value(metadata, REASON_KEY)
+
+
+def retry_after_in(metadata: Iterable[tuple[str, str | bytes]] | None) -> float | None:
+    """Seconds a rate-limited call asks the client to wait (``retry-after-ms``), if it says."""
+    text = _value(metadata, RETRY_AFTER_KEY)
+    if text is None or not text.isdigit():
+        return None
+    return int(text) / 1000

@@ -81,6 +81,16 @@ class MLServiceUnavailable(ServiceUnavailable):
         self.code = code
 
 
+class MLRateLimited(MLServiceUnavailable):
+    """The ML service refused the call under this client's rate limit (RESOURCE_EXHAUSTED with
+    ``retry-after-ms``); ``retry_after_s`` says when to try again. The client has already waited
+    and retried as long as its deadline allowed. Proves the service is up: never opens a breaker."""
+
+    def __init__(self, message: str, retry_after_s: float, code: str = "RESOURCE_EXHAUSTED") -> None:
+        super().__init__(message, code)
+        self.retry_after_s = retry_after_s
+
+
 class FeedbackDeferred(TransientError):
     """The ML service did not take feedback for a reason that is not the data (down, a token
     mismatch, a deployment, a server fault): nothing was set aside, retry later. ``code`` is

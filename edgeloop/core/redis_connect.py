@@ -89,6 +89,25 @@ def connect(url: str, master: str = "mymaster", **options: Any) -> redis.Redis:
     return client
 
 
+def slot_owner(url: str, key: str, **options: Any) -> redis.Redis:
+    """A client of the Redis Cluster node (reached through ``url``, any node) that serves ``key``'s
+    slot: commands on keys of that slot, multi-key ones and scripts included, work on it as on a
+    single Redis. Resolved once; a slot moved by a failover or resharding is not followed."""
+    # Only a cluster-configured cache needs redis-py's cluster client, which is heavy to import.
+    from redis.cluster import RedisCluster
+
+    seed = urlsplit(url)
+    cluster = RedisCluster.from_url(url, socket_connect_timeout=options.get("socket_connect_timeout"))
+    try:
+        node = cluster.get_node_from_key(key)  # type: ignore[no-untyped-call]  # unannotated in redis-py
+        host, port = node.host, int(node.port)
+    finally:
+        cluster.close()
+    return redis.Redis(host=host, port=port, ssl=seed.scheme == "rediss",
+                       username=unquote(seed.username) if seed.username else None,
+                       password=unquote(seed.password) if seed.password else None, **options)
+
+
 def client_for(settings: Settings, url: str | None = None, **options: Any) -> redis.Redis:
     """``connect`` with the settings' Redis URL (or ``url``) and Sentinel group name."""
     return connect(url or settings.redis_url, settings.redis_sentinel_master, **options)

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -95,12 +95,22 @@ class Settings(BaseSettings):
     # The prediction cache's Redis, the one Redis that may evict (allkeys-lru); unset or empty:
     # redis_url (docs/cache.md, Redis memory policy).
     cache_redis_url: str | None = None
+    # cache_redis_url is a node of a Redis Cluster: the cache's keys share one hash tag (the
+    # prefix in braces), so its multi-key reads and scripts stay on one slot (docs/cache.md).
+    cache_redis_cluster: bool = False
     # A cache must not block: Redis calls give up after this, and after a failure Redis is
     # left alone (answers come from the ML service) for cache_redis_retry_s.
     cache_redis_timeout_s: float = Field(default=0.25, gt=0)
     cache_redis_retry_s: float = Field(default=1.0, gt=0)  # after a Redis failure the cache is bypassed this long
     # Longest a process may key predictions by a model catalogue nobody told it changed.
     cache_catalogue_ttl_s: float = Field(default=5.0, gt=0)
+    # Level 1: each process's own cache in front of Redis (docs/cache.md). 0 entries turns it off.
+    cache_local_max_entries: int = Field(default=100_000, ge=0)
+    cache_local_max_bytes: int = Field(default=64 * 1024 * 1024, ge=0)  # keys + values + per-entry overhead
+    cache_local_ttl_s: float = Field(default=60.0, gt=0)  # an entry's lifetime in level 1 (below cache_ttl_s)
+    # Coherence bound: level 1 serves only while its invalidation channel answered a ping sent
+    # less than this long ago, so every invalidation published earlier has been applied.
+    cache_local_bound_s: float = Field(default=0.1, gt=0)
     ml_tls_client_cert_file: str | None = None  # client certificate for mutual TLS
     ml_tls_client_key_file: str | None = None  # client private key for mutual TLS
 
@@ -130,6 +140,12 @@ class Settings(BaseSettings):
     # whose lease lapsed (its replica died) is taken over by another replica sharing the database.
     ml_training_lease_s: float = Field(default=60.0, gt=0)
     ml_training_max_attempts: int = Field(default=3, ge=1)  # a job started this often without finishing fails
+    # TrainModels with the same model and force flag as a queued or running job returns that job.
+    ml_training_dedup: bool = True
+    # Per-client token bucket of the gRPC service: calls per second, 0 = no limit (docker-compose
+    # turns it on); a client over it gets RESOURCE_EXHAUSTED with retry-after-ms in the trailers.
+    ml_rate_limit_per_s: float = Field(default=0.0, ge=0)
+    ml_rate_limit_burst: int = Field(default=200, ge=1)  # calls a client may make at once before the rate applies
 
     # --- training and lifecycle ---------------------------------------------------------
     retraining_interval_hours: float = Field(default=24.0, gt=0)  # beat considers retraining this often
@@ -221,6 +237,13 @@ class Settings(BaseSettings):
             except ConfigurationError as exc:
                 raise ValueError(str(exc)) from None
         return v
+
+    @model_validator(mode="after")
+    def _cache_hash_tag(self) -> Settings:
+        # On a cluster every cache key must hash to one slot: "{prefix}:p:…" hashes "prefix" only.
+        if self.cache_redis_cluster and "{" not in self.cache_prefix:
+            object.__setattr__(self, "cache_prefix", "{" + self.cache_prefix + "}")  # still being built: frozen after
+        return self
 
     @property
     def broker(self) -> str:

@@ -44,13 +44,15 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from edgeloop.core.errors import MLServiceError, MLServiceUnavailable
-from edgeloop.core.redis_connect import client_for
+from edgeloop.core.redis_connect import client_for, slot_owner
 from edgeloop.core.settings import Settings, get_settings
 from edgeloop.core.statuses import ModelStatus
 from edgeloop.mlclient import keys, metrics
 from edgeloop.mlclient.breaker import CircuitBreaker
 from edgeloop.mlclient.cache.codec import decode_evaluations, decode_predictions
+from edgeloop.mlclient.cache.coherence import Coherence
 from edgeloop.mlclient.cache.invalidation import mark_models_changed
+from edgeloop.mlclient.cache.local import LocalCache
 from edgeloop.mlclient.cache.stats import CacheStats, SharedCounts, read_stats
 from edgeloop.mlclient.cache.store import EntryStore
 from edgeloop.mlclient.catalogue import ModelCatalogue
@@ -82,14 +84,13 @@ def make_redis(settings: Settings) -> redis.Redis:
     """A Redis client for the cache: short timeouts and no client-side retries, because a
     cache that blocks is worse than no cache (a miss costs one backend call, ~1 ms)."""
     timeout = settings.cache_redis_timeout_s
-    return client_for(
-        settings,
-        settings.cache_redis_url,
-        socket_connect_timeout=timeout,
-        socket_timeout=timeout,
-        retry=Retry(NoBackoff(), 0),
-        health_check_interval=30,
-    )
+    options: dict[str, Any] = {"socket_connect_timeout": timeout, "socket_timeout": timeout,
+                               "retry": Retry(NoBackoff(), 0), "health_check_interval": 30}
+    if settings.cache_redis_cluster:
+        # Every key carries the prefix's hash tag: one slot, one node (docs/cache.md, Cluster).
+        return slot_owner(settings.cache_redis_url or settings.redis_url, keys.generation_key(settings.cache_prefix),
+                          **options)
+    return client_for(settings, settings.cache_redis_url, **options)
 
 
 @dataclass(slots=True)
@@ -102,6 +103,17 @@ class _Item:
     model_token_from_catalogue: bool  # False when the request named its model version
 
 
+@dataclass(slots=True)
+class _Local:
+    """What level 1 answered for a lookup that must go on to Redis: the keys, its values (None
+    where it had none) and its epoch before the lookup."""
+
+    local: LocalCache
+    epoch: int
+    keys: list[str]
+    values: list[bytes | None]
+
+
 @dataclass
 class _Query:
     """One call of the cached client: what it asks and how to ask the service on a miss."""
@@ -109,6 +121,7 @@ class _Query:
     kind: str  # PREDICTION | EVALUATION
     build_keys: Callable[[], list[str]]  # the keys, in order (uses the catalogue: may be rebuilt)
     item: Callable[[int, str], _Item]  # the i-th question; only called for misses, to keep hits cheap
+    strategy: Callable[[int], str]  # the strategy of the i-th question ("" if none), for level 1
     fetch: Callable[[list[_Item]], list[Any]]  # the service's answers, one per item
     decode: Callable[[list[bytes]], list[Any]]  # the answers from their serialized forms
 
@@ -132,6 +145,16 @@ class CachedMLClient:
         self._entries = EntryStore(self.redis, self._raw, self.prefix, self.ttl_s)
         self._gen_key = keys.generation_key(self.prefix)
         self._counts = SharedCounts(self.prefix)
+        self.local: LocalCache | None = None
+        self.coherence: Coherence | None = None
+        if self.settings.cache_local_max_entries and self.settings.cache_local_max_bytes:
+            self.local = LocalCache(self.settings.cache_local_max_entries, self.settings.cache_local_max_bytes,
+                                    min(self.settings.cache_local_ttl_s, self.ttl_s))
+            self.coherence = Coherence(self.redis, self.prefix, self.local, self.catalogue,
+                                       self.settings.cache_local_bound_s)
+            self.coherence.start()
+        self._local_hits = {kind: metrics.CACHE_LOCAL_HITS.labels(kind=kind) for kind in (PREDICTION, EVALUATION)}
+        self._lookup_seconds = {kind: metrics.CACHE_LOOKUP_SECONDS.labels(kind=kind) for kind in (PREDICTION, EVALUATION)}
 
     # --- public API ----------------------------------------------------------------------
     def get_prediction(
@@ -161,7 +184,8 @@ class CachedMLClient:
             return _Item(key, r.strategy_id, r, not r.model_version)
 
         return self._get_many(
-            _Query(PREDICTION, build_keys, item, self._fetch_predictions, decode_predictions)
+            _Query(PREDICTION, build_keys, item, lambda i: requests[i].strategy_id, self._fetch_predictions,
+                   decode_predictions)
         )
 
     def _prediction_keys(self, requests: Sequence[pb.PredictionRequest], hashes: str | Sequence[str]) -> list[str]:
@@ -176,7 +200,7 @@ class CachedMLClient:
             return _Item(key, strategy_id, (strategy_id, params), True)
 
         return self._get_many(
-            _Query(EVALUATION, build_keys, item, self._fetch_evaluations, decode_evaluations)
+            _Query(EVALUATION, build_keys, item, lambda i: strategy_id, self._fetch_evaluations, decode_evaluations)
         )[0]
 
     def warm_up(self) -> None:
@@ -191,17 +215,30 @@ class CachedMLClient:
     def mark_models_changed(self) -> None:
         mark_models_changed(self.redis, self.prefix)
         self.catalogue.expire()
+        if self.local is not None:
+            self.local.clear()  # this process at once; the others within the bound
 
     # --- the cached path -----------------------------------------------------------------
     def _get_many(self, q: _Query) -> list[Any]:
-        """Answers for ``q``'s keys, in order: from Redis, else from the service."""
+        """Answers for ``q``'s keys, in order: from level 1, else Redis, else the service."""
         started = time.perf_counter()
         try:
+            seen: _Local | None = None
+            local = self.local
+            if local is not None and self.coherence is not None and self.coherence.serving():
+                epoch = local.epoch  # before any read: answers read after an invalidation are not kept
+                wanted = q.build_keys()
+                values = local.get_many(wanted)
+                if None not in values:
+                    self._local_hits[q.kind].inc(len(values))
+                    self._counts.count(q.kind, len(values), 0)
+                    return q.decode(cast(list[bytes], values))
+                seen = _Local(local, epoch, wanted, values)
             if not self.redis_breaker.allow():
                 return self._direct(q, "redis_skipped")
             redis_down = False
             try:
-                return self._get_many_cached(q)
+                return self._get_many_cached(q, seen)
             except redis.exceptions.RedisError as exc:
                 redis_down = True
                 return self._direct(q, _bypass_reason(exc))
@@ -213,21 +250,41 @@ class CachedMLClient:
                 else:
                     self.redis_breaker.record_success()
         finally:
-            metrics.CACHE_LOOKUP_SECONDS.labels(kind=q.kind).observe(time.perf_counter() - started)
+            self._lookup_seconds[q.kind].observe(time.perf_counter() - started)
 
-    def _get_many_cached(self, q: _Query) -> list[Any]:
-        # Look up; if the model generation moved since our catalogue was fetched, the keys
-        # may name a superseded version: rebuild them with a fresh catalogue, once.
+    def _get_many_cached(self, q: _Query, seen: _Local | None) -> list[Any]:
+        # Look up what level 1 did not have; if the model generation moved since our catalogue
+        # was fetched, the keys may name a superseded version: rebuild them with a fresh
+        # catalogue, once.
         for attempt in range(2):
-            wanted = q.build_keys()
+            if seen is None:
+                wanted: list[str] = q.build_keys()
+                values: list[bytes | None] = [None] * len(wanted)
+                asked: Sequence[int] = range(len(wanted))
+            else:
+                wanted, values = seen.keys, seen.values
+                asked = [i for i, v in enumerate(values) if v is None]
             # The generation rides in the same MGET as the entries: one command, one round trip.
-            generation, *values = self._mget_with_stats([self._gen_key, *wanted])
+            generation, *found = self._mget_with_stats([self._gen_key, *(wanted[i] for i in asked)])
             if self.catalogue.observe_generation(int(generation or 0)) or attempt:
                 break
             self.catalogue.expire()
+            if seen is not None:
+                seen.local.clear()  # its entries name the superseded catalogue
+                fresh = q.build_keys()
+                seen = _Local(seen.local, seen.local.epoch, fresh, [None] * len(fresh))
+        for i, v in zip(asked, found):
+            values[i] = v
 
         positions = [i for i, v in enumerate(values) if v is None]
+        local_hits = len(values) - len(asked)
+        if local_hits:
+            self._local_hits[q.kind].inc(local_hits)
         self._counts.count(q.kind, len(values) - len(positions), len(positions))
+        if seen is not None:
+            # What Redis had goes to level 1 too (unless an invalidation came meanwhile).
+            seen.local.put_many(
+                [(wanted[i], v, q.strategy(i)) for i, v in zip(asked, found) if v is not None], seen.epoch)
         if not positions:
             return q.decode(cast(list[bytes], values))
         missing: dict[str, _Item] = {}
@@ -247,11 +304,17 @@ class CachedMLClient:
                     values[i] = filled[wanted[i]]
                 answers.extend(q.decode(cast(list[bytes], values)))  # every position filled
 
+        uncacheable: set[str] = set()
+
         def fetch_and_store(subset: Sequence[str], held: Lock | None) -> dict[str, bytes]:
             meanwhile = complete if len(subset) == len(missing) else None
-            return self._fetch_and_store(q, [missing[k] for k in subset], held, meanwhile)
+            return self._fetch_and_store(q, [missing[k] for k in subset], held, meanwhile, uncacheable)
 
-        complete(self.single_flight.run(lock, list(missing), fetch_and_store, lock_ttl_s))
+        filled = self.single_flight.run(lock, list(missing), fetch_and_store, lock_ttl_s)
+        complete(filled)
+        if seen is not None:
+            seen.local.put_many([(k, v, missing[k].strategy_id) for k, v in filled.items() if k not in uncacheable],
+                                seen.epoch)
         return answers
 
     def _fetch_and_store(
@@ -260,9 +323,11 @@ class CachedMLClient:
         items: list[_Item],
         lock: Lock | None,
         meanwhile: Callable[[dict[str, bytes]], None] | None = None,
+        uncacheable: set[str] | None = None,
     ) -> dict[str, bytes]:
         """Ask the service for ``items``, store the answers and release ``lock``, in one round
-        trip; the answers, serialized. ``meanwhile`` gets them while Redis stores them."""
+        trip; the answers, serialized. ``meanwhile`` gets them while Redis stores them; the keys
+        of answers that must not be cached are added to ``uncacheable``."""
         metrics.CACHE_BACKEND_CALLS.labels(kind=q.kind).inc()
         answers = q.fetch(items)
         fetched: dict[str, bytes] = {}
@@ -284,6 +349,8 @@ class CachedMLClient:
                 if status != ModelStatus.SERVING:
                     continue  # the service has not caught up with its registry yet: not cacheable
             store[item.key] = (value, item.strategy_id)
+        if uncacheable is not None and len(store) < len(fetched):
+            uncacheable.update(k for k in fetched if k not in store)
         try:
             if store:
                 self._entries.store(store, lock, None if meanwhile is None else lambda: meanwhile(fetched))
@@ -338,6 +405,8 @@ class CachedMLClient:
         self._counts.reset(self.redis)
 
     def close(self) -> None:
+        if self.coherence is not None:
+            self.coherence.close()
         self.redis.close()
 
 

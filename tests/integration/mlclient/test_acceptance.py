@@ -12,88 +12,23 @@ import time
 
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import select
 
 from edgeloop.core.settings import get_settings, settings_with
-from edgeloop.core.statuses import TRAINING_FINISHED
 from edgeloop.mlclient.cache import CachedMLClient, make_redis
-from edgeloop.mlclient.client import MLClient
 from edgeloop.proto import ml_service_pb2 as pb
-from tests.integration.ml.factories import finished
-from tests.integration.mlclient.support import FULL_REDIS, fill_to_maxmemory, metric, own_redis
-from tests.support import services
+from tests.integration.mlclient.support import (
+    FULL_REDIS,
+    PREFIX,
+    as_requests,
+    fill_to_maxmemory,
+    metric,
+    own_redis,
+    selections,
+    train,
+)
 from tests.support.processes import ROOT, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-SEASONS = ("E0_2021-22.csv", "E0_2022-23.csv", "E0_2023-24.csv", "E0_2024-25.csv")
-SELECTIONS = ("home", "draw", "away")
-PREFIX = "acc:pred"
-
-
-@pytest.fixture(scope="module")
-def trained_db():
-    """A database of its own with four shipped seasons; yields its URL and (event id, date) pairs."""
-    from edgeloop.marketdata.store import import_paths
-    from edgeloop.schema.db import make_engine, upgrade
-    from edgeloop.schema.market import MarketEvent
-
-    name = f"{services.PG_DB}_mlcache"
-    url = services.recreate_pg_database(name)
-    upgrade(url)
-    engine = make_engine(url)
-    import_paths(engine, [ROOT / "data" / "football-data" / s for s in SEASONS])
-    with engine.connect() as conn:
-        events = [tuple(r) for r in conn.execute(
-            select(MarketEvent.event_id, MarketEvent.event_date).order_by(MarketEvent.event_date, MarketEvent.event_id))]
-    engine.dispose()
-    yield url, events
-    services.drop_pg_database(name)
-
-
-@pytest.fixture(scope="module")
-def service(trained_db):
-    """The ML service on port 0, its outcome and strategy models trained; yields (target, predictable events)."""
-    from edgeloop.mlservice.server import create_server
-
-    url, events = trained_db
-    # The service tells the caches of this Redis and prefix when its training promotes a model.
-    server, port = create_server("127.0.0.1:0", settings_with(database_url=url, redis_url=services.redis_url(),
-                                                               cache_prefix=PREFIX))
-    server.start()
-    target = f"127.0.0.1:{port}"
-    client = MLClient(settings_with(ml_timeout_s=30), target=target)
-    train(client)
-    # The strategy model learns a strategy's score on a window after the one it was chosen on:
-    # 60 strategies of varied parameters, each backtested on two consecutive seasons before the
-    # validation window.
-    for window, tag in ((("2018-08-01", "2019-05-31"), "chosen"), (("2019-08-01", "2020-05-31"), "later")):
-        client.submit_backtest_feedback(
-            [finished(f"seed-{tag}-{i}", params={"min_edge": i / 1000, "staking": "flat"}, roi=(i % 7 - 3) / 100,
-                      strategy_id=f"seed-{i}", window=window) for i in range(60)], batch_id=f"seed-{tag}")
-    train(client, "strategy")
-    # Early seasons have no version (not enough before them): keep the events after the
-    # oldest serving version's training window.
-    first = min(m.train_end for m in client.list_models("outcome") if m.status == "serving")
-    predictable = [e for e, day in events if day.isoformat() > first[:10]]
-    assert len(predictable) * len(SELECTIONS) >= 3400  # the tests below use disjoint ranges up to 3400
-    yield target, predictable
-    server.stop(1).wait()
-
-
-@pytest.fixture
-def settings(service, redis_url):
-    target, _ = service
-    return settings_with(ml_grpc_target=target, redis_url=redis_url, cache_redis_url=redis_url,
-                         cache_prefix=PREFIX, ml_timeout_s=30)
-
-
-@pytest.fixture
-def ml(settings):
-    client = MLClient(settings)
-    yield client
-    client.close()
-
 
 @pytest.fixture
 def cached(ml, settings):
@@ -109,15 +44,6 @@ def batch_predict_calls() -> float:
 
 def evaluate_calls() -> float:
     return REGISTRY.get_sample_value("edgeloop_ml_rpc_total", {"method": "EvaluateStrategy", "code": "OK"}) or 0.0
-
-
-def selections(events: list[str], n: int, start: int = 0) -> list[tuple[str, str, str]]:
-    pairs = [(e, s, "") for e in events for s in SELECTIONS]
-    return pairs[start:start + n]
-
-
-def as_requests(triples) -> list[pb.PredictionRequest]:
-    return [pb.PredictionRequest(event_id=e, selection=s, strategy_id=st) for e, s, st in triples]
 
 
 class Workers:
@@ -153,7 +79,7 @@ class Workers:
 
 
 def test_predictions_computed_by_one_process_are_hits_for_another(service, settings, ml):
-    _, events = service
+    events = service.events
     job = selections(events, 300)
     (first,) = Workers(settings, [job]).run()
     (second,) = Workers(settings, [job]).run()
@@ -164,7 +90,7 @@ def test_predictions_computed_by_one_process_are_hits_for_another(service, setti
 
 
 def test_eight_processes_missing_the_same_1000_cause_one_backend_call(service, settings, ml):
-    _, events = service
+    events = service.events
     job = selections(events, 1000, start=300)
     workers = Workers(settings, [job] * 8)
     before = batch_predict_calls()
@@ -180,7 +106,7 @@ def test_eight_processes_missing_the_same_1000_cause_one_backend_call(service, s
 
 
 def test_a_cached_answer_always_equals_the_services_for_the_same_version(service, cached, ml):
-    _, events = service
+    events = service.events
     job = as_requests(selections(events, 600, start=1500))
     cached.batch_predict(job)  # fill
     from_cache = cached.batch_predict(job)  # all hits
@@ -194,20 +120,8 @@ def test_a_cached_answer_always_equals_the_services_for_the_same_version(service
     assert single == ml.get_prediction(job[7].event_id, job[7].selection)
 
 
-def train(client: MLClient, model: str = "outcome") -> pb.TrainingStatusResponse:
-    job = client.train_models(model, force=True)
-
-    def done():
-        status = client.get_training_status(job.job_id)
-        return status if status.status in TRAINING_FINISHED else None
-
-    status = wait_until(done, 300, 0.2, "training")
-    assert status.status == "succeeded", status.reason
-    return status
-
-
 def test_after_a_promotion_no_entry_of_the_old_version_is_served(service, cached, ml, settings):
-    _, events = service
+    events = service.events
     job = as_requests(selections(events, 300, start=2400))
     # Given two caches full of the serving versions' answers: one the service tells about
     # promotions (its prefix), one that only has its catalogue TTL to notice
@@ -235,7 +149,7 @@ def test_feedback_for_a_strategy_clears_its_entries_and_no_others(service, cache
     from edgeloop.services.ingest import StreamConsumer
     from edgeloop.services.runtime import reset_resources, resources
 
-    _, events = service
+    events = service.events
     for key, value in {"EDGELOOP_REDIS_URL": settings.redis_url, "EDGELOOP_DATABASE_URL": pg_url,
                        "EDGELOOP_ML_GRPC_TARGET": settings.ml_grpc_target,
                        "EDGELOOP_CACHE_PREFIX": settings.cache_prefix}.items():
@@ -276,7 +190,7 @@ def test_feedback_for_a_strategy_clears_its_entries_and_no_others(service, cache
 
 
 def test_redis_stopped_predictions_still_come_from_the_service_and_the_metric_says_so(service, ml):
-    _, events = service
+    events = service.events
     job = as_requests(selections(events, 100, start=3300))
     with own_redis() as (url, proc):
         settings = settings_with(cache_redis_url=url, cache_prefix="acc:pred")
@@ -298,7 +212,7 @@ def test_a_full_cache_redis_costs_no_prediction_and_no_lock(service, ml):
     from edgeloop.workers.beat import claim
     from edgeloop.services.locks import lease
 
-    _, events = service
+    events = service.events
     job = as_requests(selections(events, 100, start=3200))
     with own_redis(*FULL_REDIS) as (cache_url, _), own_redis() as (main_url, _):
         # Given a cache Redis that refuses every write

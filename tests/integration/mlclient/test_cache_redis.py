@@ -127,7 +127,7 @@ def test_prometheus_counters_by_kind(cache):
 def test_size_is_bounded_by_redis_maxmemory_and_the_cache_keeps_working(fake_ml):
     # Given the cache's own Redis, capped at 3 MB, evicting any key (the documented policy)
     with own_redis("--maxmemory", "3mb", "--maxmemory-policy", "allkeys-lru") as (url, _):
-        settings = settings_with(cache_redis_url=url, cache_prefix="t:pred")
+        settings = settings_with(cache_redis_url=url, cache_prefix="t:pred", cache_local_max_entries=0)
         cache = CachedMLClient(fake_ml, make_redis(settings), settings)
         # When far more entries than fit are written
         for start in range(0, 40_000, 1000):
@@ -163,7 +163,7 @@ def test_an_answer_from_an_unknown_version_is_not_stored_and_bumps_the_generatio
 
 def test_redis_unreachable_answers_from_the_service_and_counts_it(fake_ml):
     with own_redis() as (url, proc):
-        settings = settings_with(cache_redis_url=url, cache_prefix="t:pred", cache_redis_retry_s=0.2)
+        settings = settings_with(cache_redis_url=url, cache_prefix="t:pred", cache_local_max_entries=0, cache_redis_retry_s=0.2)
         cache = CachedMLClient(fake_ml, make_redis(settings), settings)
         cache.batch_predict(requests(5))
         proc.terminate()
@@ -183,7 +183,7 @@ def test_redis_unreachable_answers_from_the_service_and_counts_it(fake_ml):
 def test_redis_back_after_an_outage_is_used_again(fake_ml):
     with own_redis() as (url, proc):
         port = int(url.rsplit(":", 1)[1].split("/")[0])
-        settings = settings_with(cache_redis_url=url, cache_prefix="t:pred", cache_redis_retry_s=0.1)
+        settings = settings_with(cache_redis_url=url, cache_prefix="t:pred", cache_local_max_entries=0, cache_redis_retry_s=0.1)
         cache = CachedMLClient(fake_ml, make_redis(settings), settings)
         proc.terminate()
         proc.wait(10)
@@ -248,7 +248,7 @@ def test_a_service_failure_during_a_redis_probe_does_not_leave_redis_skipped(fak
 
     with own_redis() as (url, proc):
         port = int(url.rsplit(":", 1)[1].split("/")[0])
-        settings = settings_with(cache_redis_url=url, cache_prefix="t:pred", cache_redis_retry_s=0.1)
+        settings = settings_with(cache_redis_url=url, cache_prefix="t:pred", cache_local_max_entries=0, cache_redis_retry_s=0.1)
         cache = CachedMLClient(fake_ml, make_redis(settings), settings)
         cache.batch_predict(requests(1))
         proc.terminate()
@@ -300,3 +300,14 @@ def test_feedback_invalidation_goes_to_the_caches_own_redis(fake_ml, redis_url, 
             assert fake_ml.batch_calls == [3]
         finally:
             reset_resources()
+
+
+def test_strategy_invalidation_is_published_even_when_redis_lists_no_entry(cache, redis_client):
+    # A process's level 1 may hold entries whose Redis index was evicted: it must hear of it anyway.
+    subscriber = redis_client.pubsub()
+    subscriber.subscribe("t:pred:inval")
+    assert subscriber.get_message(timeout=1)["type"] == "subscribe"
+    assert invalidate_strategies(redis_client, ["never-cached"], "t:pred") == 0
+    message = subscriber.get_message(timeout=2)
+    subscriber.close()
+    assert message is not None and message["data"].endswith(b'["never-cached"]')
