@@ -409,8 +409,6 @@ THRESHOLD = re.compile(r"^(?P<query>.*\S)\s*(?:>|<|==|!=|>=|<=)\s*[0-9.e+-]+$", 
 
 
 def queries() -> list[tuple[str, str]]:
-    import yaml
-
     found = [(f"panel {p['title']!r}", t["expr"]) for p in json.loads(DASHBOARD.read_text())["panels"]
              for t in p["targets"]]
     rules = yaml.safe_load((PROMETHEUS_DIR / "alerts.yml").read_text())
