@@ -52,6 +52,7 @@ bench: $(STAMP)
 	$(PY) bench/backtest.py --json
 	$(PY) bench/ml.py --json
 	$(PY) -m bench.discovery --json
+	$(PY) -m bench.selection --json
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache build dist

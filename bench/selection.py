@@ -3,7 +3,9 @@ against random search, Optuna's TPE and activating nothing, with the same budget
 the same seeds, the same windows and the same pick rule.
 
     python -m bench.selection [--seeds 50] [--seed-offset 0] [--budget 200] [--history 1000]
-                              [--methods edgeloop,random,tpe,nothing] [--json]
+                              [--methods edgeloop,random,tpe,nothing] [--set SETTING=VALUE …] [--json]
+
+``--set`` overrides a setting (e.g. ``gate_min_dsr=0.5`` to see what a looser gate lets through).
 
 **Windows**: the product's (``edgeloop.services.windows.current_windows`` with the default
 settings on the shipped E0 seasons): selection 2018-19 … 2021-22, validation 2022-23 …
@@ -322,32 +324,19 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
             "fewer_losing": None if lose is None else lose < 0}
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, default=50)
-    ap.add_argument("--seed-offset", type=int, default=0, help="run seeds offset+1 … offset+seeds")
-    ap.add_argument("--budget", type=int, default=200, help="backtests on the selection window per method and seed")
-    ap.add_argument("--history", type=int, default=1000, help="strategies the system judged on the earlier windows")
-    ap.add_argument("--methods", default=",".join(METHODS), help="a comma-separated subset of " + ", ".join(METHODS))
-    ap.add_argument("--json", action="store_true", help="end with one line: a JSON object of the figures")
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    from edgeloop.core.settings import settings_with
-
-    methods = args.methods.split(",")
-    seeds = list(range(args.seed_offset + 1, args.seed_offset + args.seeds + 1))
+def run(settings, seeds: list[int], budget: int, history_n: int, methods: list[str]) -> dict[str, Any]:
+    """Every method on every seed; the figures (printed as they come)."""
     started = time.perf_counter()
-    settings = settings_with(data_dir=str(ROOT / "data" / "football-data"))
     now, past = windows(settings)
     spans = {"h_selection": past.selection, "h_validation": past.validation, "selection": now.selection,
              "validation": now.validation, "final": now.final}
     lab = Lab({k: (v.start, v.end) for k, v in spans.items()}, settings.discovery_leagues)
     try:
-        ctx = history(lab, settings, now, past, args.history)
+        ctx = history(lab, settings, now, past, history_n)
         outcomes: dict[str, list[Outcome]] = {n: [] for n in methods}
         for seed in seeds:
             for n in methods:
-                outcomes[n].append(pick(ctx, METHODS[n](ctx, seed, args.budget)))
+                outcomes[n].append(pick(ctx, METHODS[n](ctx, seed, budget)))
             print(f"seed {seed}: activated " + "  ".join(f"{n} {len(outcomes[n][-1].activated)}" for n in methods),
                   file=sys.stderr)
     finally:
@@ -356,13 +345,38 @@ def main(argv: list[str] | None = None) -> None:
     for other in ("random", "tpe"):
         if "edgeloop" in figures and other in figures:
             figures[f"edgeloop_vs_{other}"] = compare(figures["edgeloop"], figures[other])
-    figures.update(seeds=[seeds[0], seeds[-1]], budget=args.budget, leagues=list(settings.discovery_leagues),
+    figures.update(seeds=[seeds[0], seeds[-1]], budget=budget, leagues=list(settings.discovery_leagues),
                    windows={k: v.as_dict()["seasons"] for k, v in spans.items()}, strategy_model=ctx.model_info,
                    per_seed_activated={n: [len(o.activated) for o in outs] for n, outs in outcomes.items()},
                    backtests_run=lab.backtests, seconds=round(time.perf_counter() - started, 1))
-    print(f"activated strategies on the final window {spans['final'].as_dict()['seasons']} (never used for a pick), "
-          f"seeds {seeds[0]}–{seeds[-1]}, {args.budget} selection backtests per method and seed, "
-          f"{lab.backtests} distinct backtests in {figures['seconds']} s; strategy model: {ctx.model_info}")
+    return figures
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=50)
+    ap.add_argument("--seed-offset", type=int, default=0, help="run seeds offset+1 … offset+seeds")
+    ap.add_argument("--budget", type=int, default=200, help="backtests on the selection window per method and seed")
+    ap.add_argument("--history", type=int, default=1000, help="strategies the system judged on the earlier windows")
+    ap.add_argument("--methods", default=",".join(METHODS), help="a comma-separated subset of " + ", ".join(METHODS))
+    ap.add_argument("--set", action="append", default=[], metavar="SETTING=VALUE",
+                    help="override a setting, e.g. gate_min_dsr=0.5 (repeatable)")
+    ap.add_argument("--json", action="store_true", help="end with one line: a JSON object of the figures")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    from edgeloop.core.settings import settings_with
+
+    overrides = dict(kv.split("=", 1) for kv in args.set)
+    settings = settings_with(**{"data_dir": str(ROOT / "data" / "football-data"), **overrides})
+    methods = args.methods.split(",")
+    seeds = list(range(args.seed_offset + 1, args.seed_offset + args.seeds + 1))
+    figures = run(settings, seeds, args.budget, args.history, methods)
+    figures["settings_overridden"] = overrides
+    w = figures["windows"]
+    print(f"activated strategies on the final window {w['final']} (never used for a pick; selection {w['selection']}, "
+          f"validation {w['validation']}), seeds {seeds[0]}–{seeds[-1]}, {args.budget} selection backtests per method "
+          f"and seed, {figures['backtests_run']} distinct backtests in {figures['seconds']} s; "
+          f"strategy model: {figures['strategy_model']}" + (f"; settings overridden: {overrides}" if overrides else ""))
     report(figures, methods)
     emit(figures, args.json)
 
