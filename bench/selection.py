@@ -244,7 +244,8 @@ def match_se(ms: list) -> float | None:
 
 
 def pooled(per_seed: list[list]) -> tuple[float | None, float | None]:
-    """Bet-weighted yield over every seed's set and its standard error clustered by seed."""
+    """Bet-weighted yield over every seed's set and its standard error clustered by seed (none
+    unless at least two seeds' sets have bets)."""
     profit = [sum(m.total_bets * m.roi for m in ms) for ms in per_seed]
     bets = [sum(m.total_bets for m in ms) for ms in per_seed]
     total = sum(bets)
@@ -252,7 +253,9 @@ def pooled(per_seed: list[list]) -> tuple[float | None, float | None]:
         return None, None
     y = sum(profit) / total
     k = len(per_seed)
-    se = math.sqrt(sum((p - y * n) ** 2 for p, n in zip(profit, bets)) * k / (k - 1)) / total if k > 1 else None
+    # One seed with bets says nothing about the seed-to-seed spread (its residual is 0 by construction).
+    se = (math.sqrt(sum((p - y * n) ** 2 for p, n in zip(profit, bets)) * k / (k - 1)) / total
+          if sum(1 for n in bets if n) > 1 else None)
     return y, se
 
 
