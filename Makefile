@@ -52,6 +52,7 @@ bench: $(STAMP)
 	$(PY) bench/backtest.py --json
 	$(PY) bench/ml.py --json
 	$(PY) -m bench.discovery --json
+	$(PY) -m bench.selection --json
 
 # The production docker-compose.yml brought up and checked end to end (needs dockerd, run as
 # root; images from deploy/compose.local.yml, cached). Not part of `make test`.

@@ -50,14 +50,13 @@ import json
 import logging
 import statistics
 import sys
-import tempfile
 import time
 from datetime import date
 from typing import Any, Callable
 
 import numpy as np
 
-from bench._harness import ROOT
+from bench._search import RISK, Lab, Search, fit_model, run_random, run_tpe
 
 IS_WINDOW = (date(2017, 8, 15), date(2019, 6, 30))
 OOS_WINDOW = (date(2019, 8, 15), date(2021, 6, 30))
@@ -65,56 +64,6 @@ LEAGUES = ("E0", "D1")
 MIN_BETS = 30
 ROUND = 20
 JUDGE_POOL = 300
-RISK = "medium"
-
-
-class Lab:
-    """Windows, point-in-time predictions and a memoised backtest (same strategy, same result)."""
-
-    def __init__(self) -> None:
-        from edgeloop.backtester.ml_provider import MLServiceProvider
-        from edgeloop.core.settings import settings_with
-        from edgeloop.marketdata.arrays import load_csv_window
-        from edgeloop.mlclient.client import MLClient
-        from edgeloop.mlservice.server import create_server
-        from edgeloop.schema.db import upgrade
-        from edgeloop.services.retraining import wait_for_job
-
-        self._tmp = tempfile.TemporaryDirectory(prefix="bench-discovery-")
-        url = f"sqlite:///{self._tmp.name}/ml.db"
-        upgrade(url)
-        settings = settings_with(database_url=url, data_dir=str(ROOT / "data" / "football-data"),
-                                 ml_market_source="csv", ml_timeout_s=60)
-        self.server, port = create_server("127.0.0.1:0", settings)
-        self.server.start()
-        client = MLClient(settings, target=f"127.0.0.1:{port}")
-        status = wait_for_job(client, client.train_models("outcome").job_id, 600)
-        if status.status != "succeeded":
-            raise SystemExit(f"benchmark: outcome model training failed: {status.reason}")
-        provider = MLServiceProvider(client)
-        self.windows = {}
-        for name, (start, end) in (("is", IS_WINDOW), ("oos", OOS_WINDOW)):
-            data = load_csv_window(LEAGUES, start, end, data_dir=settings.data_dir)
-            self.windows[name] = (data, provider.predictions(data.pre_event()), start, end)
-        self._memo: dict[tuple[str, str], Any] = {}
-        self.backtests = 0
-
-    def close(self) -> None:
-        self.server.stop(1).wait(5)
-        self._tmp.cleanup()
-
-    def metrics(self, params: dict[str, Any], window: str = "is"):
-        from edgeloop.backtester.engine import run_backtest
-        from edgeloop.backtester.strategy import Strategy
-        from edgeloop.mlservice.strategy_model import params_fingerprint
-
-        key = (params_fingerprint(params), window)
-        if key not in self._memo:
-            data, predictions, start, end = self.windows[window]
-            strategy = Strategy.from_mapping({**params, "name": "bench"})
-            self._memo[key] = run_backtest(strategy, data, predictions, window_start=start, window_end=end).metrics
-            self.backtests += 1
-        return self._memo[key]
 
 
 def judge_labels(m) -> list[float]:
@@ -122,34 +71,18 @@ def judge_labels(m) -> list[float]:
     return [m.backtest_score, m.roi, m.max_drawdown, m.win_rate]
 
 
-def fit_model(params: list[dict], metrics: list, seed: int):
-    """The strategy model as the ML service's trainer fits it on these backtests' feedback."""
-    from edgeloop.mlservice.strategy_model import StrategyModel, training_labels
-
-    Y = training_labels([m.backtest_score for m in metrics],
-                        [{"roi": m.roi, "max_drawdown": m.max_drawdown, "win_rate": m.win_rate,
-                          "total_bets": m.total_bets} for m in metrics])
-    return StrategyModel.fit(params, Y, seed=seed)
-
-
-class Search:
-    """What a method has tried; its pick after any number of backtests."""
+class InSample(Search):
+    """Picks, after any number of backtests, the best in-sample score with ≥ ``MIN_BETS`` bets."""
 
     def __init__(self, lab: Lab) -> None:
-        self.lab = lab
-        self.tried: list[tuple[dict, Any]] = []
-
-    def evaluate(self, params: dict) -> float:
-        m = self.lab.metrics(params)
-        self.tried.append((params, m))
-        return m.backtest_score
+        super().__init__(lab, "is")
 
     def pick(self, budget: int) -> dict | None:
         eligible = [(m.backtest_score, i) for i, (p, m) in enumerate(self.tried[:budget]) if m.total_bets >= MIN_BETS]
         return self.tried[max(eligible)[1]][0] if eligible else None
 
 
-class ModelSearch(Search):
+class ModelSearch(InSample):
     """The pipeline picks as its activation does: by in-sample composite score, with the
     confidence of the strategy model it trained on what it had backtested by then."""
 
@@ -170,7 +103,7 @@ class ModelSearch(Search):
         return tried[best[0]][0]
 
 
-def run_edgeloop(lab: Lab, seed: int, budget: int) -> Search:
+def run_edgeloop(lab: Lab, seed: int, budget: int) -> InSample:
     from edgeloop.mlservice.strategy_generation import Constraints, generate
     from edgeloop.mlservice.strategy_model import params_fingerprint
 
@@ -188,50 +121,20 @@ def run_edgeloop(lab: Lab, seed: int, budget: int) -> Search:
     return search
 
 
-def run_random(lab: Lab, seed: int, budget: int) -> Search:
-    from edgeloop.mlservice.strategy_generation import Constraints, random_params
-
-    search, rng = Search(lab), np.random.default_rng([seed, 2])  # not edgeloop's stream
-    limits = Constraints(RISK).limits
-    while len(search.tried) < budget:
-        search.evaluate(random_params(rng, limits))
+def run_random_search(lab: Lab, seed: int, budget: int) -> InSample:
+    search = InSample(lab)
+    run_random(search, seed, budget)
     return search
 
 
-def run_tpe(lab: Lab, seed: int, budget: int) -> Search:
-    import optuna
-
-    from edgeloop.mlservice.strategy_generation import PRICE_SOURCES, SELECTION_SETS, Constraints, _fit_limits
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    limits = Constraints(RISK).limits
-    search = Search(lab)
-
-    def objective(trial: optuna.Trial) -> float:
-        lo = trial.suggest_float("min_odds", 1.01, 3.0)
-        params = _fit_limits({  # the random generator's space and grid (strategy_generation.random_params)
-            "min_edge": trial.suggest_float("min_edge", 0.0, 0.06),
-            "min_confidence": trial.suggest_float("min_confidence", 0.0, 0.5) if trial.suggest_categorical(
-                "use_min_confidence", [False, True]) else 0.0,
-            "min_odds": lo, "max_odds": lo + trial.suggest_float("odds_span", 0.5, limits.max_odds + 0.5 - 1.01),
-            "staking": trial.suggest_categorical("staking", ["flat", "kelly"]),
-            "kelly_fraction": trial.suggest_float("kelly_fraction", 0.05, 0.5),
-            "max_stake_fraction": trial.suggest_float("max_stake_fraction", 0.005, 0.1),
-            "selections": list(SELECTION_SETS[trial.suggest_categorical("selections", list(range(len(SELECTION_SETS))))]),
-            "price_source": trial.suggest_categorical("price_source", list(PRICE_SOURCES)),
-            "probability_source": trial.suggest_categorical("probability_source", ["market", "model"]),
-            "one_bet_per_event": trial.suggest_categorical("one_bet_per_event", [False, True]),
-        }, limits)
-        score = search.evaluate(params)
-        # The pick needs MIN_BETS bets; tell TPE that a strategy with fewer is worth nothing to us.
-        return score if search.tried[-1][1].total_bets >= MIN_BETS else 0.0
-
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
-    study.optimize(objective, n_trials=budget)
+def run_tpe_search(lab: Lab, seed: int, budget: int) -> InSample:
+    search = InSample(lab)
+    run_tpe(search, seed, budget, MIN_BETS)
     return search
 
 
-METHODS: dict[str, Callable[[Lab, int, int], Search]] = {"edgeloop": run_edgeloop, "random": run_random, "tpe": run_tpe}
+METHODS: dict[str, Callable[[Lab, int, int], InSample]] = {
+    "edgeloop": run_edgeloop, "random": run_random_search, "tpe": run_tpe_search}
 
 
 def judge(lab: Lab):
@@ -242,7 +145,7 @@ def judge(lab: Lab):
     pool = [random_params(rng, Constraints(RISK).limits) for _ in range(JUDGE_POOL)]
     from edgeloop.mlservice.strategy_model import TARGETS, StrategyModel
 
-    Y = np.array([judge_labels(lab.metrics(p)) for p in pool], dtype=float)
+    Y = np.array([judge_labels(lab.metrics(p, "is")) for p in pool], dtype=float)
     return StrategyModel.fit(pool, Y, seed=0, targets=TARGETS[:4])
 
 
@@ -268,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     methods = {n: METHODS[n] for n in args.methods.split(",")}
     seeds = list(range(args.seed_offset + 1, args.seed_offset + args.seeds + 1))
     started = time.perf_counter()
-    lab = Lab()
+    lab = Lab({"is": IS_WINDOW, "oos": OOS_WINDOW}, LEAGUES)
     try:
         judge_model = judge(lab)
         scores: dict[str, dict[int, list[float]]] = {m: {b: [] for b in budgets} for m in methods}

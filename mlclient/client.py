@@ -38,11 +38,14 @@ from edgeloop.core.errors import (
     MLServiceError,
     MLServiceUnavailable,
 )
+from edgeloop.core.metrics import ML_RPC_SECONDS
 from edgeloop.core.settings import Settings, get_settings
 from edgeloop.mlclient import metrics
 from edgeloop.mlclient.breaker import CLOSED, CircuitBreaker
 from edgeloop.mlclient.channel import call_metadata, make_channel
-from edgeloop.proto import events_pb2, ml_service_pb2 as pb, ml_service_pb2_grpc as pb_grpc
+from edgeloop.proto import events_pb2
+from edgeloop.proto import ml_service_pb2 as pb
+from edgeloop.proto import ml_service_pb2_grpc as pb_grpc
 
 # Codes that mean "the service is not there right now": retrying later may succeed, and a run
 # of them opens the breaker. Everything else means the service is up and said no.
@@ -163,7 +166,7 @@ class MLClient:
                 self.breaker.record_failure()
             else:
                 self.breaker.record_success()
-            metrics.ML_REQUEST_SECONDS.labels(rpc=rpc).observe(time.perf_counter() - started)
+            ML_RPC_SECONDS.labels(side="client", rpc=rpc).observe(time.perf_counter() - started)
             metrics.ML_REQUESTS.labels(rpc=rpc, outcome=outcome).inc()
 
     # --- predictions ---------------------------------------------------------------------

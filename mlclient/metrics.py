@@ -19,12 +19,7 @@ from prometheus_client.registry import Collector
 _LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 # --- ML client ---------------------------------------------------------------------------
-ML_REQUEST_SECONDS = Histogram(
-    "edgeloop_ml_client_request_duration_seconds",
-    "Latency of ML service calls as the client sees them (gRPC retries included).",
-    ["rpc"],
-    buckets=_LATENCY_BUCKETS,
-)
+# Call latency is edgeloop.core.metrics.ML_RPC_SECONDS (side="client"), shared with the service.
 # outcome: ok | unavailable (transient, counts against the breaker) | error (the service
 # answered with a permanent error) | rejected (refused by the open circuit breaker, not sent) |
 # rate_limited (refused by the service's rate limit; retried after its retry-after while the deadline allows)

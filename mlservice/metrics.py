@@ -7,10 +7,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-RPC_SECONDS = Histogram(
-    "edgeloop_ml_rpc_seconds", "Latency of ML service RPCs", ["method"],
-    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-)
+# RPC latency is edgeloop.core.metrics.ML_RPC_SECONDS (side="server"), shared with the client.
 RPC_TOTAL = Counter("edgeloop_ml_rpc_total", "ML service RPCs by outcome", ["method", "code"])
 FEEDBACK_ACCEPTED = Counter("edgeloop_ml_feedback_accepted_total", "Feedback samples newly stored")
 FEEDBACK_DUPLICATES = Counter("edgeloop_ml_feedback_duplicates_total", "Feedback samples already stored")

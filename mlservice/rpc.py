@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 
 from edgeloop.core import error_codes
 from edgeloop.core.errors import ServiceUnavailable
+from edgeloop.core.metrics import ML_RPC_SECONDS
 from edgeloop.mlservice import metrics
 
 log = logging.getLogger("edgeloop.mlservice")
@@ -51,7 +52,7 @@ def rpc(handler: Callable) -> Callable:
                 context.set_trailing_metadata(((error_codes.REASON_KEY, row.reason),))
             context.abort(code, message)
         finally:
-            metrics.RPC_SECONDS.labels(name).observe(time.perf_counter() - started)
+            ML_RPC_SECONDS.labels("server", name).observe(time.perf_counter() - started)
             metrics.RPC_TOTAL.labels(name, code.name).inc()
 
     return wrapper

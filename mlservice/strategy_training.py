@@ -23,7 +23,7 @@ happens before the one transaction that records the outcome.
 from __future__ import annotations
 
 from datetime import date
-from typing import Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 from sqlalchemy import select
@@ -61,16 +61,32 @@ def label_cutoff(ctx: ServiceContext) -> date:
         raise Skipped(f"no windows to take labels from: {exc}") from None
 
 
+class SampleRow(Protocol):
+    """A stored feedback sample, as ``samples_of`` reads it."""
+
+    backtest_id: str
+    params: dict[str, Any]
+    params_key: str
+    window_start: date
+    window_end: date
+    backtest_score: float
+    metrics: dict[str, Any] | None
+
+
 def _samples(ctx: ServiceContext) -> tuple[list[str], list[dict], list[str], np.ndarray]:
-    """(backtest ids, canonical params, their fingerprints, labels) of the later-window samples
-    before the label cutoff, in the backtester's parameter language."""
     with ctx.sessions() as s:
         rows = s.execute(select(FeedbackSample.backtest_id, FeedbackSample.params, FeedbackSample.params_key,
                                 FeedbackSample.window_start, FeedbackSample.window_end,
                                 FeedbackSample.backtest_score, FeedbackSample.metrics)
                          .order_by(FeedbackSample.id)).all()
+    return samples_of(rows, label_cutoff(ctx))
+
+
+def samples_of(rows: Sequence[SampleRow], cutoff: date) -> tuple[list[str], list[dict], list[str], np.ndarray]:
+    """(backtest ids, canonical params, their fingerprints, labels) of the later-window samples
+    before ``cutoff``, in the backtester's parameter language."""
     keep = later_window_rows([r.params_key for r in rows], [r.window_start for r in rows],
-                             [r.window_end for r in rows], label_cutoff(ctx))
+                             [r.window_end for r in rows], cutoff)
     ids, params, fingerprints, scores, metrics = [], [], [], [], []
     for i in keep:
         r = rows[i]
@@ -87,6 +103,20 @@ def _samples(ctx: ServiceContext) -> tuple[list[str], list[dict], list[str], np.
 
 def _held_out_score(model: StrategyModel, params: list[dict], fingerprints: list[str], Y: np.ndarray) -> float:
     return spearman(model.estimate(params, fingerprints).of("backtest_score"), Y[:, 0]) if params else float("nan")
+
+
+def fit_challenger(train_p: list[dict], train_fps: list[str], train_Y: np.ndarray, test_p: list[dict],
+                   test_fps: list[str], test_Y: np.ndarray) -> tuple[StrategyModel, dict[str, float]]:
+    """The model fitted on the training samples, its residual spread and metrics from the
+    held-out ones (when there are at least ``MIN_HELD_OUT``)."""
+    model = StrategyModel.fit(train_p, train_Y, seed=len(train_p), fingerprints=train_fps)
+    metrics: dict[str, float] = {"n_train": float(len(train_p)), "n_held_out": float(len(test_p))}
+    if len(test_p) >= MIN_HELD_OUT:
+        est = model.estimate(test_p, fingerprints=test_fps)
+        model = model.with_residual_std(np.std(test_Y - est.mean, axis=0))
+        metrics.update(spearman_held_out=spearman(est.of("backtest_score"), test_Y[:, 0]),
+                       mae_held_out=float(np.mean(np.abs(est.of("backtest_score") - test_Y[:, 0]))))
+    return model, metrics
 
 
 def train_strategy(ctx: ServiceContext, strategies: StrategyService, job_id: str, force: bool) -> list[str]:
@@ -108,13 +138,7 @@ def train_strategy(ctx: ServiceContext, strategies: StrategyService, job_id: str
                       f"({ctx.settings.min_new_feedback}); force to train anyway")
     # The champion is read only now: a skipped run (beat's usual case) never unpacks it.
     champion_model = StrategyModel.from_bytes(champion.artifact) if champion else None
-    model = StrategyModel.fit(train_p, Y[~held], seed=len(train_p), fingerprints=train_fps)
-    metrics: dict[str, float] = {"n_train": float(len(train_p)), "n_held_out": float(len(test_p))}
-    if len(test_p) >= MIN_HELD_OUT:
-        est = model.estimate(test_p, fingerprints=test_fps)
-        model = model.with_residual_std(np.std(Y[held] - est.mean, axis=0))
-        metrics.update(spearman_held_out=spearman(est.of("backtest_score"), Y[held, 0]),
-                       mae_held_out=float(np.mean(np.abs(est.of("backtest_score") - Y[held, 0]))))
+    model, metrics = fit_challenger(train_p, train_fps, Y[~held], test_p, test_fps, Y[held])
     status, note = ModelStatus.SERVING, "first strategy model"
     if champion_model is not None:
         challenger = metrics.get("spearman_held_out", float("nan"))

@@ -8,7 +8,26 @@ imported) and the worker's main process serves the aggregate.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+import platform
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from edgeloop import __version__
+
+# What runs where, Prometheus's ``*_info`` idiom: a gauge at 1 whose labels are the facts.
+BUILD_INFO = Gauge("edgeloop_build_info", "The edgeloop version and Python of this process (always 1)",
+                   ["version", "python"], multiprocess_mode="max")
+BUILD_INFO.labels(__version__, platform.python_version()).set(1)
+
+# One histogram for both ends of every ML service call, so that a dashboard can put the
+# service's own time beside what its clients wait (network, queueing, gRPC retries).
+ML_RPC_SECONDS = Histogram(
+    "edgeloop_ml_rpc_duration_seconds",
+    "Latency of ML service calls: as the service handles them (side=server) and as a client waits, "
+    "gRPC retries included (side=client)",
+    ["side", "rpc"],
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
 
 EVENTS_INGESTED = Counter("edgeloop_events_ingested_total", "Valid events stored for the first time")
 EVENTS_DUPLICATE = Counter("edgeloop_events_duplicate_total", "Valid events whose backtest id was already stored")

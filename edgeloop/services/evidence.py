@@ -11,7 +11,7 @@ at a window again adds its candidates to the count.
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Collection, Iterable
+from typing import Any, Collection, Iterable, Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -59,9 +59,14 @@ class Trials:
 
     def judge(self, result: BacktestResult, settings: Settings) -> GateVerdict:
         trials, variance = self.on(result.window_start, result.window_end)
-        return gate(Evidence.of(metrics_of(result)), trials=trials, trial_sharpe_variance=variance,
-                    min_bets=settings.min_bets_for_activation, z=settings.gate_yield_z,
-                    min_yield_lcb=settings.gate_min_yield_lcb, min_dsr=settings.gate_min_dsr)
+        return judge(Evidence.of(metrics_of(result)), trials, variance, settings)
+
+
+def judge(e: Evidence, trials: int, trial_sharpe_variance: float, settings: Settings) -> GateVerdict:
+    """The activation gate with the settings' thresholds."""
+    return gate(e, trials=trials, trial_sharpe_variance=trial_sharpe_variance,
+                min_bets=settings.min_bets_for_activation, z=settings.gate_yield_z,
+                min_yield_lcb=settings.gate_min_yield_lcb, min_dsr=settings.gate_min_dsr)
 
 
 def verdict_results(session: Session, strategy_ids: Collection[str]) -> dict[str, BacktestResult]:
@@ -113,10 +118,16 @@ def shrunk_best(session: Session, start: date, end: date, limit: int) -> list[st
     median (``edgeloop.core.evidence.shrink``): discovery's seeds."""
     rows = session.execute(select(BacktestResult.strategy_id, BacktestResult.backtest_score, BacktestResult.total_bets)
                            .where(BacktestResult.window_start == start, BacktestResult.window_end == end)).all()
+    return best_shrunk([(r.strategy_id, r.backtest_score, r.total_bets) for r in rows], limit)
+
+
+def best_shrunk(rows: Sequence[tuple[str, float, int]], limit: int) -> list[str]:
+    """The ids of the best (id, score, bets) rows by score shrunk toward the rows' median;
+    an id with several rows counts by its best."""
     if not rows:
         return []
     best: dict[str, float] = {}
-    scores = sorted(r.backtest_score for r in rows)
+    scores = sorted(score for _, score, _ in rows)
     prior = scores[len(scores) // 2]
     for sid, score, bets in rows:
         best[sid] = max(best.get(sid, 0.0), shrink(score, bets, prior))
@@ -128,10 +139,15 @@ def selection_gate(result: BacktestResult | None, settings: Settings) -> tuple[b
     yield above ``selection_min_yield``."""
     if result is None:
         return False, ["no result on the selection window"]
+    return selection_verdict(result.total_bets, result.roi, settings)
+
+
+def selection_verdict(total_bets: int, roi: float, settings: Settings) -> tuple[bool, list[str]]:
+    """The selection gate on a selection-window backtest's bets and yield."""
     reasons = []
-    if result.total_bets < settings.min_bets_for_activation:
-        reasons.append(f"{result.total_bets} bets < {settings.min_bets_for_activation}")
-    if not result.roi > settings.selection_min_yield:
-        reasons.append(f"yield {result.roi:+.4f} ≤ {settings.selection_min_yield:+.4f}")
+    if total_bets < settings.min_bets_for_activation:
+        reasons.append(f"{total_bets} bets < {settings.min_bets_for_activation}")
+    if not roi > settings.selection_min_yield:
+        reasons.append(f"yield {roi:+.4f} ≤ {settings.selection_min_yield:+.4f}")
     return not reasons, reasons
 

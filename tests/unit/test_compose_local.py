@@ -87,7 +87,7 @@ def test_dashboard_panels_name_only_metrics_that_exist():
 def test_the_dashboard_covers_the_loop():
     used = set().union(*(metric_names(q) for q in dashboard_queries()))
     for metric in ["edgeloop_events_ingested_total", "edgeloop_stream_backlog", "edgeloop_feedback_lag_seconds_bucket",
-                   "edgeloop_events_dead_lettered_total", "edgeloop_ml_rpc_seconds_bucket", "edgeloop_ml_rpc_total",
+                   "edgeloop_events_dead_lettered_total", "edgeloop_ml_rpc_duration_seconds_bucket", "edgeloop_ml_rpc_total",
                    "edgeloop_prediction_cache_hit_ratio", "edgeloop_ml_training_jobs_total",
                    "edgeloop_strategy_transitions_total", "edgeloop_discovery_runs_total"]:
         assert metric in used, metric

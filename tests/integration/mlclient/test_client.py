@@ -33,7 +33,7 @@ def test_health_feedback_and_standard_health_on_the_real_service(ml_server, ml_s
     again = client.submit_backtest_feedback([finished("bt-1")], batch_id="b2")
     assert (reply.accepted, again.duplicates) == (2, 1)
     assert metric("edgeloop_ml_client_requests_total", rpc="SubmitBacktestFeedback", outcome="ok") == before + 2
-    assert metric("edgeloop_ml_client_request_duration_seconds_count", rpc="SubmitBacktestFeedback") >= 2
+    assert metric("edgeloop_ml_rpc_duration_seconds_count", side="client", rpc="SubmitBacktestFeedback") >= 2
     client.close()
 
 
