@@ -31,6 +31,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import yaml
+
 from edgeloop.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
