@@ -34,6 +34,7 @@ COMMANDS = {
     "publish": ("edgeloop.cli.publish", "Publish BacktestFinished events, one JSON object per line, from FILE (default: stdin)."),
     "strategies": ("edgeloop.cli.strategies", "Strategies, their scores and status."),
     "tasks": ("edgeloop.cli.tasks", "Registered Celery tasks."),
+    "web": ("edgeloop.cli.web", "Serve the read-only web pages of the loop until SIGTERM/SIGINT."),
 }
 
 
