@@ -26,8 +26,9 @@ def model_predictions():
 
 def make_site() -> Site:
     settings = get_settings()
-    return Site(sessions=sessions(settings), redis=lambda: client_for(settings, socket_connect_timeout=2, socket_timeout=5),
-                settings=settings, bankrolls=Bankrolls(predictions=model_predictions))
+    client = client_for(settings, socket_connect_timeout=2, socket_timeout=5)  # one pool, connected on first use
+    return Site(sessions=sessions(settings), redis=lambda: client, settings=settings,
+                bankrolls=Bankrolls(predictions=model_predictions))
 
 
 @click.command("web")

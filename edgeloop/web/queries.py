@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Sequence
 
 import redis
-from sqlalchemy import func, select
+from sqlalchemy import false, func, select
 from sqlalchemy.orm import Session, defer
 
 from edgeloop.core.settings import Settings
@@ -168,7 +168,8 @@ def model_versions(session: Session, limit: int) -> list[dict[str, Any]]:
 
 def feedback_lag(session: Session) -> dict[str, Any]:
     """Results not yet confirmed by the ML service and how long the oldest has waited."""
-    waiting = (BacktestResult.ml_feedback_submitted.is_(False), BacktestResult.feedback_batch_id.is_(None))
+    # `= false`, not `IS false`: the partial index ix_backtest_results_unsubmitted matches only the former.
+    waiting = (BacktestResult.ml_feedback_submitted == false(), BacktestResult.feedback_batch_id.is_(None))
     pending, oldest = session.execute(select(func.count(), func.min(BacktestResult.received_at)).where(*waiting)).one()
     age = None if oldest is None else (utcnow() - as_utc(oldest)).total_seconds()
     return {"pending": int(pending or 0), "oldest_age_s": age}
