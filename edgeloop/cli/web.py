@@ -8,7 +8,7 @@ import threading
 
 import click
 
-from edgeloop.cli.ops import sessions
+from edgeloop.cli.ops import emit_json, json_option, sessions
 from edgeloop.core.redis_connect import client_for
 from edgeloop.core.settings import get_settings
 from edgeloop.web.bankroll import Bankrolls
@@ -34,14 +34,18 @@ def make_site() -> Site:
 @click.command("web")
 @click.option("--host", default=None, help="bind address; default: EDGELOOP_WEB_BIND_HOST (127.0.0.1)")
 @click.option("--port", type=click.IntRange(0, 65535), default=None, help="default: EDGELOOP_WEB_PORT (8080)")
-def command(host: str | None, port: int | None) -> None:
+@json_option
+def command(host: str | None, port: int | None, as_json: bool) -> None:
     """Serve the read-only web pages of the loop until SIGTERM/SIGINT."""
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     host = host or settings.web_bind_host
     server = WebServer(make_site(), host, settings.web_port if port is None else port).start()
-    click.echo(f"edgeloop web: http://{host}:{server.port}/ (auth {'on' if settings.ml_auth_token else 'off'})",
-               err=True)
+    url = f"http://{host}:{server.port}/"
+    if as_json:  # one line once it listens, for a supervisor to read the port from
+        emit_json({"url": url, "auth": bool(settings.ml_auth_token)})
+    else:
+        click.echo(f"edgeloop web: {url} (auth {'on' if settings.ml_auth_token else 'off'})", err=True)
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
