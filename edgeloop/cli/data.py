@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import sys
+from typing import Any
 
 import click
 import numpy as np
@@ -33,7 +35,7 @@ def import_cmd(paths: tuple[str, ...], quiet: bool, as_json: bool) -> None:
     try:
         require_migrated(engine)
         # A bar for a person at a terminal; a pipe or a log gets the summary only.
-        with click.progressbar(length=len(files), label="importing", file=sys.stderr if on_terminal() else _Nowhere(),
+        with click.progressbar(length=len(files), label="importing", file=sys.stderr if on_terminal() else io.StringIO(),
                                show_pos=True) as bar:
             report = import_paths(engine, files, on_file=lambda _path: bar.update(1))
     finally:
@@ -49,19 +51,6 @@ def import_cmd(paths: tuple[str, ...], quiet: bool, as_json: bool) -> None:
     click.echo(report.summary())
 
 
-class _Nowhere:
-    """Where the progress bar draws when nobody watches."""
-
-    def write(self, _text: str) -> int:
-        return 0
-
-    def flush(self) -> None:
-        pass
-
-    def isatty(self) -> bool:
-        return False
-
-
 @data.command("list")
 @click.option("--source", type=click.Choice(["csv", "db"]), default="csv", show_default=True,
               help="The CSV files in data_dir, or the database's market tables.")
@@ -70,7 +59,7 @@ def list_cmd(source: str, as_json: bool) -> None:
     """Leagues and seasons available, with events, dates and price sources."""
     settings = get_settings()
     w = load_window(database_url=settings.database_url if source == "db" else None)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for league, season in sorted(set(zip(w.leagues, w.seasons))):
         sel = (w.leagues == league) & (w.seasons == season)
         rows.append({"league": str(league), "season": str(season), "events": int(sel.sum()),

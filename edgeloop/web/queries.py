@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
 import redis
 from sqlalchemy import false, func, select
@@ -181,7 +181,10 @@ def stream_health(client: redis.Redis, settings: Settings) -> dict[str, Any]:
     total = int(client.xlen(settings.dead_letter_stream))
     reasons: Counter[str] = Counter()
     newest: datetime | None = None
-    for _, fields in client.xrevrange(settings.dead_letter_stream, count=DEAD_LETTERS_SCANNED):
+    # A bytes client's RESP2 reply (redis-py types it as every shape a reply can take).
+    letters = cast(list[tuple[bytes, dict[bytes, bytes]]],
+                   client.xrevrange(settings.dead_letter_stream, count=DEAD_LETTERS_SCANNED))
+    for _, fields in letters:
         reasons[fields.get(b"reason", b"").decode("utf-8", "replace") or "(none)"] += 1
         if newest is None and fields.get(b"dead_at_ms"):
             newest = datetime.fromtimestamp(int(fields[b"dead_at_ms"]) / 1000).astimezone()

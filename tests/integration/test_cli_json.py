@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 from datetime import datetime, timezone
-from pathlib import Path
 
 import click
 import pytest
