@@ -18,7 +18,8 @@ from edgeloop.web.server import WebServer
 
 def model_predictions():
     """The ML service's point-in-time predictions, for the bankroll of a strategy betting on
-    model probabilities (loaded when first needed: the pages otherwise load no gRPC)."""
+    model probabilities."""
+    # Here, not at the top: the ML client loads gRPC, which the pages need only for such a curve.
     from edgeloop.backtester.ml_provider import MLServiceProvider
 
     return MLServiceProvider.from_settings(get_settings())
