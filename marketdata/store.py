@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from sqlalchemy import Engine, Table
 
@@ -74,8 +74,10 @@ def import_matches(engine: Engine, matches: Sequence[Match], report: ImportRepor
     return report
 
 
-def import_paths(engine: Engine, paths: Iterable[str | Path]) -> ImportReport:
-    """Import every CSV under ``paths`` (files or folders), one transaction per table and file."""
+def import_paths(engine: Engine, paths: Iterable[str | Path],
+                 on_file: Callable[[Path], None] | None = None) -> ImportReport:
+    """Import every CSV under ``paths`` (files or folders), one transaction per table and file;
+    ``on_file`` is told of each file imported (a progress bar)."""
     report = ImportReport()
     for path in csv_files(paths):
         parsed = parse_file(path)
@@ -83,4 +85,6 @@ def import_paths(engine: Engine, paths: Iterable[str | Path]) -> ImportReport:
         report.blank_rows += parsed.blank_rows
         report.problems.extend(parsed.problems)
         import_matches(engine, parsed.matches, report)
+        if on_file is not None:
+            on_file(path)
     return report

@@ -24,6 +24,7 @@ from edgeloop.core.errors import EdgeloopError, ServiceUnavailable
 COMMANDS = {
     "backtest": ("edgeloop.cli.backtest", "Backtest a strategy over the events of a window (fixed parameters, per-season breakdown)."),
     "demo": ("edgeloop.cli.demo", "Run the whole loop on the shipped data (`edgeloop demo --help` for its options)."),
+    "config": ("edgeloop.cli.config", "Settings: what this process would run with."),
     "data": ("edgeloop.cli.data", "Market data (events, prices, results)."),
     "db": ("edgeloop.cli.db", "Database schema."),
     "dead-letters": ("edgeloop.cli.dead_letters", "Events set aside because they could not be parsed, validated or stored."),
@@ -34,6 +35,7 @@ COMMANDS = {
     "publish": ("edgeloop.cli.publish", "Publish BacktestFinished events, one JSON object per line, from FILE (default: stdin)."),
     "strategies": ("edgeloop.cli.strategies", "Strategies, their scores and status."),
     "tasks": ("edgeloop.cli.tasks", "Registered Celery tasks."),
+    "web": ("edgeloop.cli.web", "Serve the read-only web pages of the loop until SIGTERM/SIGINT."),
 }
 
 

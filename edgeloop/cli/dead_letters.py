@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import datetime, timezone
+from itertools import islice
 
 import click
 
+from edgeloop.cli.ops import dry_run_option, emit_json, json_option
 from edgeloop.core.redis_connect import client_for
 from edgeloop.core.settings import get_settings
 from edgeloop.services.dead_letters import DeadLetters
@@ -48,11 +51,22 @@ def list_cmd(reason: str | None, limit: int, as_json: bool) -> None:
 @dead_letters.command("replay")
 @click.option("--reason", default=None, help="Only letters with this reason code.")
 @click.option("--limit", type=click.IntRange(1), default=None)
-def replay_cmd(reason: str | None, limit: int | None) -> None:
+@dry_run_option
+@json_option
+def replay_cmd(reason: str | None, limit: int | None, dry_run: bool, as_json: bool) -> None:
     """Put letters back on the event stream (after fixing what made them fail)."""
     letters, s = _dead_letters()
+    if dry_run:
+        chosen = list(islice(letters.iter(reason), limit))
+        by_reason = Counter(letter.reason for letter in chosen)
+        if as_json:
+            emit_json({"dry_run": True, "would_replay": len(chosen), "by_reason": dict(by_reason)})
+        else:
+            click.echo(f"would replay {len(chosen)} letters"
+                       + (" (" + ", ".join(f"{r}: {n}" for r, n in by_reason.most_common()) + ")" if chosen else ""))
+        return
     moved = letters.replay(s.stream_key, reason=reason, limit=limit, maxlen=s.stream_maxlen)
-    click.echo(f"replayed {moved} letters")
+    emit_json({"replayed": moved}) if as_json else click.echo(f"replayed {moved} letters")
 
 
 command = dead_letters

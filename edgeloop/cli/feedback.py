@@ -7,7 +7,7 @@ import dataclasses
 import click
 from sqlalchemy import select
 
-from edgeloop.cli.ops import Progress, emit_json, poll, require_ml, require_redis, sessions
+from edgeloop.cli.ops import Progress, emit_json, json_option, poll, require_ml, require_redis, sessions
 from edgeloop.core.errors import EdgeloopError
 from edgeloop.core.settings import get_settings
 from edgeloop.core.statuses import TRAINING_FINISHED, TrainingStatus
@@ -133,11 +133,12 @@ def _print_status(out: dict, backoffs: list, last, min_new_feedback: int) -> Non
 
 
 @feedback.command("retry-rejected")
-def retry_rejected_cmd() -> None:
+@json_option
+def retry_rejected_cmd(as_json: bool) -> None:
     """Put results the ML service refused back in line (after fixing the cause)."""
     with sessions(get_settings()).begin() as s:
         n = retry_rejected(s)
-    click.echo(f"{n} rejected results will be submitted again")
+    emit_json({"requeued": n}) if as_json else click.echo(f"{n} rejected results will be submitted again")
 
 
 command = feedback

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import threading
 
 import click
 
+from edgeloop.cli.ops import emit_json, json_option
 from edgeloop.schema.db import require_migrated
-from edgeloop.services.ingest import default_consumer_name
+from edgeloop.services.ingest import BatchOutcome, default_consumer_name
 from edgeloop.services.ingest_loop import IngestLoop
 from edgeloop.services.runtime import resources
 
@@ -21,7 +23,8 @@ def ingest() -> None:
 @ingest.command("run")
 @click.option("--consumers", type=click.IntRange(1, 16), default=1, show_default=True)
 @click.option("--name", default=None, help="Consumer name prefix (default: host-pid).")
-def run_cmd(consumers: int, name: str | None) -> None:
+@json_option
+def run_cmd(consumers: int, name: str | None, as_json: bool) -> None:
     """Consume `backtests.finished` and flush feedback until interrupted."""
     require_migrated(resources().engine)
     stop = threading.Event()
@@ -40,6 +43,14 @@ def run_cmd(consumers: int, name: str | None) -> None:
     stop.set()
     for t in threads:
         t.join(timeout=10)
+    totals = BatchOutcome()
+    for loop in loops:
+        totals.add(loop.totals)
+    if as_json:  # what this run did, once it stops
+        emit_json({"consumers": consumers, **dataclasses.asdict(totals)})
+    else:
+        click.echo(f"stopped: {totals.read} read, {totals.inserted} stored, {totals.duplicates} duplicates, "
+                   f"{sum(totals.dead.values())} dead-lettered", err=True)
 
 
 command = ingest

@@ -29,7 +29,8 @@ def ml() -> None:
 @click.option("--grpc-port", type=click.IntRange(0, 65535), default=None, help="default: EDGELOOP_ML_GRPC_PORT (50051)")
 @click.option("--http-port", type=click.IntRange(0, 65535), default=None, help="default: EDGELOOP_ML_HTTP_PORT (8000)")
 @click.option("--host", default=None, help="bind address; default: EDGELOOP_ML_BIND_HOST (127.0.0.1)")
-def serve_cmd(grpc_port: int | None, http_port: int | None, host: str | None) -> None:
+@ops.json_option
+def serve_cmd(grpc_port: int | None, http_port: int | None, host: str | None, as_json: bool) -> None:
     """Serve gRPC (MLService, grpc.health.v1, reflection) and the HTTP API until SIGTERM/SIGINT."""
     # Here, not at the top: the server and its models load scikit-learn (seconds), which the
     # other `ml` commands do not need.
@@ -45,15 +46,20 @@ def serve_cmd(grpc_port: int | None, http_port: int | None, host: str | None) ->
     http.start()
     # Build features and load the serving versions now rather than on the first request.
     threading.Thread(target=server.servicer.warm_up, name="ml-warm-up", daemon=True).start()
-    click.echo(f"ML service: gRPC on {host}:{port}, HTTP on {host}:{http.port} "
-               f"(auth {'on' if settings.ml_auth_token else 'off'}, "
-               f"TLS {'on' if settings.ml_tls_cert_file else 'off'})")
+    listening = {"grpc": f"{host}:{port}", "http": f"{host}:{http.port}", "auth": bool(settings.ml_auth_token),
+                 "tls": bool(settings.ml_tls_cert_file)}
+    if as_json:  # one line once it listens, for a supervisor to read the ports from
+        ops.emit_json(listening)
+    else:
+        click.echo(f"ML service: gRPC on {host}:{port}, HTTP on {host}:{http.port} "
+                   f"(auth {'on' if settings.ml_auth_token else 'off'}, "
+                   f"TLS {'on' if settings.ml_tls_cert_file else 'off'})")
 
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
     stopping.wait()
-    click.echo("ML service: stopping")
+    click.echo("ML service: stopping", err=as_json)
     http.stop()
     server.stop(settings.ml_stop_grace_s).wait()
 
@@ -61,10 +67,16 @@ def serve_cmd(grpc_port: int | None, http_port: int | None, host: str | None) ->
 @ml.command("models")
 @click.option("--model", "model_name", type=click.Choice(["outcome", "strategy"]), default=None)
 @click.option("--all", "show_all", is_flag=True, help="also rejected and retired versions")
-def models_cmd(model_name: str | None, show_all: bool) -> None:
+@ops.json_option
+def models_cmd(model_name: str | None, show_all: bool, as_json: bool) -> None:
     """List model versions from the registry (serving ones unless --all)."""
     rows = registry.list_versions(ops.sessions(get_settings()), model_name or "")
     rows = [r for r in rows if show_all or r.status == ModelStatus.SERVING]
+    if as_json:
+        ops.emit_json([{"version": r.version, "model_name": r.model_name, "status": r.status, "slot": r.slot,
+                        "train_start": r.train_start, "train_end": r.train_end, "sample_count": r.sample_count,
+                        "metrics": r.metrics, "created_at": r.created_at} for r in rows])
+        return
     if not rows:
         click.echo("no model versions" + ("" if show_all else " serving (try --all)"))
         return
@@ -107,14 +119,34 @@ def jobs_cmd(limit: int, as_json: bool) -> None:
 
 @ml.command("rollback")
 @click.argument("version")
-def rollback_cmd(version: str) -> None:
+@ops.dry_run_option
+@ops.json_option
+def rollback_cmd(version: str, dry_run: bool, as_json: bool) -> None:
     """Make VERSION serve its slot again (the current one there is retired).
 
     Running services switch within a few seconds (they poll the registry); prediction caches
     are told at once."""
-    row = registry.rollback(ops.sessions(get_settings()), version)
+    make_session = ops.sessions(get_settings())
+    if dry_run:
+        row = registry.get_version(make_session, version)
+        serving = [r.version for r in registry.serving_versions(make_session, row.model_name)
+                   if r.slot == row.slot and r.version != row.version]
+        out = {"version": row.version, "model_name": row.model_name, "slot": row.slot, "status": row.status,
+               "would_retire": serving, "dry_run": True}
+        if as_json:
+            ops.emit_json(out)
+        elif row.status == ModelStatus.SERVING:
+            click.echo(f"{row.version} is already serving; nothing would change")
+        else:
+            click.echo(f"would make {row.version} ({row.status}) serve"
+                       + (f" and retire {', '.join(serving)}" if serving else ""))
+        return
+    row = registry.rollback(make_session, version)
     notify.models_changed(get_settings())
-    click.echo(f"{row.version} ({row.model_name}{', season ' + row.slot if row.slot else ''}) is serving")
+    if as_json:
+        ops.emit_json({"version": row.version, "model_name": row.model_name, "slot": row.slot, "status": row.status})
+    else:
+        click.echo(f"{row.version} ({row.model_name}{', season ' + row.slot if row.slot else ''}) is serving")
 
 
 @ml.command("train")
@@ -123,20 +155,33 @@ def rollback_cmd(version: str) -> None:
 @click.option("--force", is_flag=True, help="train even without enough new feedback")
 @click.option("--wait", is_flag=True, help="wait until the job has finished")
 @click.option("--timeout", "timeout_s", type=float, default=600.0, show_default=True)
-def train_cmd(model_name: str, force: bool, wait: bool, timeout_s: float) -> None:
+@ops.json_option
+def train_cmd(model_name: str, force: bool, wait: bool, timeout_s: float, as_json: bool) -> None:
     """Start a training job on the running ML service (EDGELOOP_ML_GRPC_TARGET)."""
     client = MLClient()
     try:
         job = client.train_models(model_name, force)
-        click.echo(f"training job {job.job_id}: {job.status}")
         if not wait:
+            if as_json:
+                ops.emit_json({"job_id": job.job_id, "status": job.status})
+            else:
+                click.echo(f"training job {job.job_id}: {job.status}")
             return
-        status = wait_for_job(client, job.job_id, timeout_s)
+        progress = ops.Progress()
+        try:
+            status = wait_for_job(client, job.job_id, timeout_s,
+                                  on_poll=lambda s: progress.update(f"training job {job.job_id}: {s.status}"))
+        finally:
+            progress.done()
     finally:
         client.close()
-    versions = ", ".join(status.model_versions) or "none"
-    click.echo(f"training job {job.job_id}: {status.status}; versions: {versions}"
-               + (f"; {status.reason}" if status.reason else ""))
+    if as_json:
+        ops.emit_json({"job_id": job.job_id, "status": status.status, "model_versions": list(status.model_versions),
+                       "reason": status.reason})
+    else:
+        versions = ", ".join(status.model_versions) or "none"
+        click.echo(f"training job {job.job_id}: {status.status}; versions: {versions}"
+                   + (f"; {status.reason}" if status.reason else ""))
     if status.status != TrainingStatus.SUCCEEDED:
         raise click.ClickException(f"training job {job.job_id} {status.status}: {status.reason or 'timed out'}")
 

@@ -48,12 +48,16 @@ def sessions(settings: Settings):
     return make_sessionmaker(engine)
 
 
+def on_terminal() -> bool:
+    """Progress is drawn only for a person watching: stderr is a terminal (a pipe or a log gets none)."""
+    return sys.stderr.isatty()
+
+
 class Progress:
-    """One line rewritten in place on a terminal; on a pipe, a new line only when it changes."""
+    """One line rewritten in place on a terminal; nothing when stderr is not one."""
 
     def __init__(self, enabled: bool = True) -> None:
-        self.enabled = enabled
-        self.tty = sys.stderr.isatty()
+        self.enabled = enabled and on_terminal()
         self.last = ""
         self.started = time.monotonic()
 
@@ -61,14 +65,10 @@ class Progress:
         if not self.enabled or text == self.last:
             return
         self.last = text
-        line = f"[{time.monotonic() - self.started:6.1f}s] {text}"
-        if self.tty:
-            click.echo("\r\x1b[2K" + line, err=True, nl=False)
-        else:
-            click.echo(line, err=True)
+        click.echo(f"\r\x1b[2K[{time.monotonic() - self.started:6.1f}s] {text}", err=True, nl=False)
 
     def done(self) -> None:
-        if self.enabled and self.tty and self.last:
+        if self.enabled and self.last:
             click.echo("", err=True)
 
 
@@ -91,3 +91,7 @@ def poll(check: Callable[[], tuple[bool, str]], timeout_s: float, progress: Prog
 
 def emit_json(value: Any) -> None:
     click.echo(json.dumps(value, sort_keys=True, default=str))
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the outcome as one JSON object.")
+dry_run_option = click.option("--dry-run", is_flag=True, help="Say what would change; change nothing.")

@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from edgeloop.cli.ops import emit_json, json_option
 from edgeloop.core.errors import InvalidEvent
 from edgeloop.core.events import parse_event
 from edgeloop.producers import Publisher
@@ -13,14 +14,15 @@ from edgeloop.producers import Publisher
 
 @click.command("publish")
 @click.argument("file", type=click.File("r"), default="-")
-def publish(file) -> None:
+@json_option
+def publish(file, as_json: bool) -> None:
     """Publish BacktestFinished events, one JSON object per line, from FILE (default: stdin).
 
     Each line is checked by the consumers' own rules first; invalid lines are reported and
     not sent (the exit status is then 1)."""
     publisher = Publisher()
     good: list[str] = []
-    bad = 0
+    rejected: list[dict] = []
     for lineno, line in enumerate(file, 1):
         line = line.strip()
         if not line:
@@ -28,13 +30,17 @@ def publish(file) -> None:
         try:
             parse_event(line, max_bytes=publisher.settings.max_event_bytes)
         except InvalidEvent as exc:
-            bad += 1
-            click.echo(f"line {lineno}: not published: {exc}", err=True)
+            rejected.append({"line": lineno, "reason": exc.reason, "detail": exc.detail})
+            if not as_json:
+                click.echo(f"line {lineno}: not published: {exc}", err=True)
             continue
         good.append(line)
     sent = publisher.publish_many(good)
-    click.echo(f"published {sent} events" + (f", {bad} rejected" if bad else ""))
-    if bad:
+    if as_json:
+        emit_json({"published": sent, "rejected": rejected})
+    else:
+        click.echo(f"published {sent} events" + (f", {len(rejected)} rejected" if rejected else ""))
+    if rejected:
         sys.exit(1)
 
 

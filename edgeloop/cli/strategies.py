@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from sqlalchemy import select
 
-from edgeloop.cli.ops import emit_json, sessions
+from edgeloop.cli.ops import dry_run_option, emit_json, sessions
 from edgeloop.core.errors import NotFound
 from edgeloop.core.settings import get_settings
 from edgeloop.core.statuses import EvidenceKind, StrategyStatus
@@ -98,11 +98,23 @@ def show_cmd(strategy_id: str, as_json: bool) -> None:
                    + (f", hit rate {a['hit_rate']:.1%}, ROI {a['roi']:.2%}" if a["bets"] else ""))
 
 
-def _set_status(strategy_id: str, status: str, as_json: bool) -> None:
+def _set_status(strategy_id: str, status: str, as_json: bool, dry_run: bool) -> None:
+    settings = get_settings()
+    if dry_run:
+        with sessions(settings)() as s:
+            row = s.get(Strategy, strategy_id)
+            if row is None:
+                raise NotFound(f"no strategy {strategy_id!r}")
+            old = row.status
+        if as_json:
+            emit_json({"strategy_id": strategy_id, "old_status": old, "status": status, "dry_run": True})
+        else:
+            click.echo(f"{strategy_id}: would change {old} → {status}" if old != status else
+                       f"{strategy_id}: already {status}; nothing would change")
+        return
     # Here, not at the top: the mlclient package loads gRPC, and `strategies list|show` must not.
     from edgeloop.mlclient.cache import invalidate_strategies, make_redis
 
-    settings = get_settings()
     cache_redis = make_redis(settings)
     cache_redis.ping()  # before the change, so that it is not made without clearing the cache
     old, new = set_status(sessions(settings), strategy_id, status)
@@ -115,18 +127,20 @@ def _set_status(strategy_id: str, status: str, as_json: bool) -> None:
 
 @strategies.command("activate")
 @click.argument("strategy_id")
+@dry_run_option
 @click.option("--json", "as_json", is_flag=True)
-def activate_cmd(strategy_id: str, as_json: bool) -> None:
+def activate_cmd(strategy_id: str, dry_run: bool, as_json: bool) -> None:
     """Activate by hand (the lifecycle may revisit it after min_state_s)."""
-    _set_status(strategy_id, StrategyStatus.ACTIVE, as_json)
+    _set_status(strategy_id, StrategyStatus.ACTIVE, as_json, dry_run)
 
 
 @strategies.command("deactivate")
 @click.argument("strategy_id")
+@dry_run_option
 @click.option("--json", "as_json", is_flag=True)
-def deactivate_cmd(strategy_id: str, as_json: bool) -> None:
+def deactivate_cmd(strategy_id: str, dry_run: bool, as_json: bool) -> None:
     """Deactivate by hand (the lifecycle may revisit it after min_state_s)."""
-    _set_status(strategy_id, StrategyStatus.INACTIVE, as_json)
+    _set_status(strategy_id, StrategyStatus.INACTIVE, as_json, dry_run)
 
 
 command = strategies

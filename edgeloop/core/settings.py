@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     ml_grpc_port: int = 50051  # port `edgeloop ml serve` listens on for gRPC
     ml_http_port: int = 8000  # port of the ML service's HTTP API (/health, /metrics, /api/v1/…)
     ml_http_url: str = "http://127.0.0.1:8000"  # where clients reach the ML service's HTTP API
+    # `edgeloop web`: the read-only pages of the loop, behind ml_auth_token (docs/web.md). Without
+    # a token they bind only to a loopback address.
+    web_port: int = Field(default=8080, ge=0, le=65535)
+    web_bind_host: str = "127.0.0.1"  # address `edgeloop web` binds
 
     # --- the event stream -------------------------------------------------------------
     stream_key: str = "backtests.finished"  # the Redis stream producers XADD finished backtests to

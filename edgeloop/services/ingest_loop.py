@@ -33,8 +33,10 @@ class IngestLoop:
                                                       name=f"{name}:{os.getpid()}")
         self.consumer = StreamConsumer(client=res.redis, sessions=res.sessions, settings=res.settings, name=name)
         self._last_flush = 0.0
+        self.totals = BatchOutcome()  # what this loop did (`edgeloop ingest run` reports it)
 
     def after_batch(self, outcome: BatchOutcome) -> None:
+        self.totals.add(outcome)
         now = time.monotonic()
         if outcome.inserted or now - self._last_flush >= self.settings.feedback_flush_interval_s:
             self._last_flush = now

@@ -24,6 +24,8 @@ READ_ONLY = [
     ["strategies", "show", "s-1"],
     ["db", "status"],
     ["dead-letters", "list"],
+    ["config", "show"],
+    ["strategies", "activate", "s-1", "--dry-run"],
 ]
 
 
