@@ -1,9 +1,9 @@
 """One stream consumer and its feedback flusher on one thread, until told to stop.
 
 Run by the Celery worker's bootstep (``edgeloop.workers.bootsteps``) and by
-`edgeloop ingest run`, which consumes without a Celery worker. Each consumer flushes feedback
-to the ML service right after it stores a batch, and at least every
-``feedback_flush_interval_s`` while idle.
+`edgeloop ingest run`, which consumes without a Celery worker. Each consumer submits the
+results of a batch to the ML service right after storing them, from the events it holds, and
+reads back whatever is left unconfirmed at least every ``feedback_flush_interval_s``.
 """
 
 from __future__ import annotations
@@ -35,8 +35,12 @@ class IngestLoop:
         self._last_flush = 0.0
 
     def after_batch(self, outcome: BatchOutcome) -> None:
+        """Submit what the batch stored, from memory; read back what is left over (an outage,
+        another process's results) at least every ``feedback_flush_interval_s``."""
+        if outcome.stored:
+            self.flusher.flush_stored(outcome.stored)
         now = time.monotonic()
-        if outcome.inserted or now - self._last_flush >= self.settings.feedback_flush_interval_s:
+        if now - self._last_flush >= self.settings.feedback_flush_interval_s:
             self._last_flush = now
             self.flusher.flush_if_due()
 
