@@ -12,7 +12,7 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Iterable
 
 from google.protobuf import json_format, struct_pb2
 
@@ -114,6 +114,7 @@ def _plainly_valid(value: Any, depth: int, plain_text: bool) -> bool:
         node, level = stack.pop()
         if level > MAX_DEPTH:
             return False
+        items: Iterable[Any]
         if type(node) is dict:
             if not plain_text and not all(type(k) is str and _plain_str(k) for k in node):
                 return False
