@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence, cast
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import CursorResult, Row, func, select, update
 from sqlalchemy.orm import Session
 
 from edgeloop.schema.bulk import insert_ignoring_duplicates
@@ -57,6 +57,26 @@ def recent_unprocessed(session: Session, limit: int = 100, *, lock: bool = False
     if lock and session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     return list(session.scalars(stmt))
+
+
+def claim_unsubmitted(session: Session, limit: int, *, ids: Sequence[int] | None = None,
+                      backtest_ids: Sequence[str] | None = None, with_event: bool = True) -> list[Row[Any]]:
+    """The oldest results not yet confirmed by the ML service, as rows of (id, backtest_id,
+    strategy_id, received_at[, event_pb]), locked for this transaction: ``FOR UPDATE SKIP
+    LOCKED`` on PostgreSQL, so concurrent flushers take disjoint rows. ``ids`` / ``backtest_ids``
+    narrow them down (part of a batch tried again; results this process has just stored, whose
+    events it still holds, when ``with_event`` is False)."""
+    t = BacktestResult.__table__
+    columns = [t.c.id, t.c.backtest_id, t.c.strategy_id, t.c.received_at] + ([t.c.event_pb] if with_event else [])
+    stmt = (select(*columns).where(t.c.ml_feedback_submitted.is_(False), t.c.feedback_batch_id.is_(None))
+            .order_by(t.c.id).limit(limit))
+    if ids is not None:
+        stmt = stmt.where(t.c.id.in_(ids))
+    if backtest_ids is not None:
+        stmt = stmt.where(t.c.backtest_id.in_(backtest_ids))
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    return list(session.execute(stmt).all())
 
 
 def mark_processed(session: Session, backtest_ids: Iterable[str], batch_id: int | None = None) -> int:

@@ -77,7 +77,8 @@ class Settings(BaseSettings):
     dead_letter_maxlen: int = Field(default=100_000, ge=100)  # approximate MAXLEN of the dead-letter stream
 
     # --- feedback to the ML service -----------------------------------------------------
-    feedback_batch_size: int = Field(default=100, ge=1, le=5000)  # results per SubmitBacktestFeedback call
+    # Results per SubmitBacktestFeedback call: an ingest batch (``ingest_batch_size``) in one call.
+    feedback_batch_size: int = Field(default=500, ge=1, le=5000)
     # An idle consumer flushes pending feedback at least this often.
     feedback_flush_interval_s: float = Field(default=1.0, gt=0)
     # Longest backoff between feedback attempts while the ML service is down.

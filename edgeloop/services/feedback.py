@@ -1,7 +1,10 @@
 """Feedback flush: stored results the ML service has not confirmed → SubmitBacktestFeedback.
 
 Each call runs in its own short transaction: claim a batch, make one call, mark what the
-service confirmed, commit. On PostgreSQL the rows are claimed ``FOR UPDATE SKIP LOCKED``, so
+service confirmed, commit. A consumer submits the results it has just stored from the events it
+still holds (``flush_stored``: the claim reads back ids only, no event is decoded again); the
+oldest unconfirmed results in the table, whoever stored them, are read back and submitted by
+``flush_if_due`` (results left behind by an outage, or stored by a process that died). On PostgreSQL the rows are claimed ``FOR UPDATE SKIP LOCKED``, so
 flushers on many workers take disjoint batches, and no row stays locked for longer than the
 one call that carries it. A result is marked submitted only after the service confirmed it (the
 response lists the backtest ids it holds). If the call fails the transaction rolls back and the
@@ -32,8 +35,9 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
+from sqlalchemy import Row, insert, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from edgeloop.core import metrics
@@ -44,7 +48,7 @@ from edgeloop.mlclient.cache import invalidate_strategies
 from edgeloop.proto import events_pb2
 from edgeloop.schema.base import as_utc
 from edgeloop.schema.pipeline import BacktestResult, FeedbackBatch
-from edgeloop.schema.repository import mark_processed, recent_unprocessed
+from edgeloop.schema.repository import claim_unsubmitted, mark_processed
 from edgeloop.services.feedback_state import Backoff, BackoffBoard
 from edgeloop.services.runtime import resources
 
@@ -88,8 +92,21 @@ class _Tally:
     rows: int = 0
 
 
-def _message(event_pb: bytes) -> events_pb2.BacktestFinished:
-    return events_pb2.BacktestFinished.FromString(event_pb)
+@dataclass(frozen=True, slots=True)
+class _Claimed:
+    """A result locked by this transaction, with the event to send."""
+    id: int
+    backtest_id: str
+    strategy_id: str
+    received_at: datetime
+    message: events_pb2.BacktestFinished
+
+
+def _claimed(row: Row[Any], message: events_pb2.BacktestFinished) -> _Claimed:
+    return _Claimed(row.id, row.backtest_id, row.strategy_id, row.received_at, message)
+
+
+Stored = Mapping[str, events_pb2.BacktestFinished]  # backtest id → its event, just stored
 
 
 def _code(exc: Exception) -> str:
@@ -131,8 +148,9 @@ class FeedbackFlusher:
         return cls(sessions=sessions, settings=settings, client_factory=client_factory,
                    on_submitted=invalidate_strategy_cache, board=board, name=name)
 
-    def flush_once(self, limit: int | None = None) -> FlushResult:
-        """Submit the oldest batch of unconfirmed results (see the module's docstring).
+    def flush_once(self, limit: int | None = None, stored: Stored | None = None) -> FlushResult:
+        """Submit the oldest batch of unconfirmed results (see the module's docstring), of
+        those in ``stored`` when given, sent from memory.
 
         Raises ``FeedbackDeferred`` when the service did not take it for a reason that is not
         the data; what was confirmed before that stays confirmed, nothing is set aside. A
@@ -145,14 +163,14 @@ class FeedbackFlusher:
         # Depth first, first half first: the oldest results go first, as in one call.
         todo: list[list[int] | None] = [None]  # None: the oldest pending; a list: these row ids
         while todo:
-            todo.extend(reversed(self._flush_batch(limit, todo.pop(), tally)))
+            todo.extend(reversed(self._flush_batch(limit, todo.pop(), tally, stored)))
         return FlushResult(tally.submitted, tally.rejected, tally.rows)
 
-    def _flush_batch(self, limit: int, ids: list[int] | None, tally: _Tally) -> list[list[int]]:
+    def _flush_batch(self, limit: int, ids: list[int] | None, tally: _Tally, stored: Stored | None) -> list[list[int]]:
         """One transaction around one call. Returns the halves to try next when the batch has to
         be narrowed down, else []."""
         with self.sessions.begin() as session:
-            rows = recent_unprocessed(session, limit, lock=True, ids=ids)
+            rows = self._claim(session, limit, ids, stored)
             if ids is None:
                 tally.rows = len(rows)
             if not rows:
@@ -172,7 +190,15 @@ class FeedbackFlusher:
                 log.exception("after-submit hook failed")
         return []
 
-    def _failed(self, session: Session, rows: list[BacktestResult], exc: Exception, tally: _Tally) -> list[list[int]]:
+    @staticmethod
+    def _claim(session: Session, limit: int, ids: list[int] | None, stored: Stored | None) -> list[_Claimed]:
+        if stored is None:
+            return [_claimed(r, events_pb2.BacktestFinished.FromString(r.event_pb))
+                    for r in claim_unsubmitted(session, limit, ids=ids)]
+        return [_claimed(r, stored[r.backtest_id])
+                for r in claim_unsubmitted(session, limit, ids=ids, backtest_ids=list(stored), with_event=False)]
+
+    def _failed(self, session: Session, rows: list[_Claimed], exc: Exception, tally: _Tally) -> list[list[int]]:
         meaning = verdict(exc)
         code = _code(exc)
         if meaning is Verdict.BACK_OFF:
@@ -193,21 +219,19 @@ class FeedbackFlusher:
         mid = len(rows) // 2
         return [[r.id for r in rows[:mid]], [r.id for r in rows[mid:]]]
 
-    def _submit(self, session: Session, rows: list[BacktestResult]) -> set[str]:
+    def _submit(self, session: Session, rows: list[_Claimed]) -> set[str]:
         """One SubmitBacktestFeedback call; marks what the service confirmed. Nothing is written
         before the call: on SQLite a write would take the database lock, and an ML service
         storing into the same file would wait on us."""
         batch_key = uuid.uuid4().hex
         started = time.perf_counter()
-        response = self.client_factory().submit_backtest_feedback([_message(r.event_pb) for r in rows], batch_key)
+        response = self.client_factory().submit_backtest_feedback([r.message for r in rows], batch_key)
         metrics.FEEDBACK_SUBMIT_SECONDS.observe(time.perf_counter() - started)
         confirmed = set(response.stored_backtest_ids) & {r.backtest_id for r in rows}
         now = datetime.now(timezone.utc)
-        batch = FeedbackBatch(batch_key=batch_key, size=len(confirmed), status=FeedbackBatchStatus.SUBMITTED, attempts=1,
+        batch_id = _new_batch(session, batch_key=batch_key, size=len(confirmed), status=FeedbackBatchStatus.SUBMITTED,
                               submitted_at=now)
-        session.add(batch)
-        session.flush()
-        mark_processed(session, confirmed, batch.id)
+        mark_processed(session, confirmed, batch_id)
         for r in rows:
             if r.backtest_id in confirmed:
                 metrics.FEEDBACK_LAG_SECONDS.observe((now - as_utc(r.received_at)).total_seconds())
@@ -215,12 +239,11 @@ class FeedbackFlusher:
             log.warning("ML service did not confirm %d results of batch %s", len(rows) - len(confirmed), batch_key)
         return confirmed
 
-    def _reject(self, session: Session, row: BacktestResult, error: Exception) -> None:
-        batch = FeedbackBatch(batch_key=uuid.uuid4().hex, size=1, status=FeedbackBatchStatus.REJECTED, attempts=1,
+    def _reject(self, session: Session, row: _Claimed, error: Exception) -> None:
+        batch_id = _new_batch(session, batch_key=uuid.uuid4().hex, size=1, status=FeedbackBatchStatus.REJECTED,
                               last_error=str(error)[:2000])
-        session.add(batch)
-        session.flush()
-        row.feedback_batch_id = batch.id
+        table = BacktestResult.__table__
+        session.execute(update(table).where(table.c.id == row.id).values(feedback_batch_id=batch_id))
         log.error("ML service refused result %s: %s", row.backtest_id, error)
 
     def flush_all(self, budget_s: float = 5.0) -> int:
@@ -233,14 +256,28 @@ class FeedbackFlusher:
                 break
         return total
 
+    def flush_stored(self, stored: Stored) -> int:
+        """Submit results this process has just stored (committed), from the events it holds,
+        ``feedback_batch_size`` per call, unless backing off: then they wait in the table for
+        ``flush_if_due``. A result another flusher took meanwhile is skipped (locked or
+        already confirmed)."""
+        def flush() -> int:
+            ids, size = list(stored), self.settings.feedback_batch_size
+            return sum(self.flush_once(size, {k: stored[k] for k in ids[i:i + size]}).submitted
+                       for i in range(0, len(ids), size))
+        return self._unless_backing_off(flush) if stored else 0
+
     def flush_if_due(self) -> int:
         """``flush_all`` unless a recent failure put us in backoff (exponential with jitter,
         capped at ``feedback_retry_max_s``). Never raises for a service that does not take
         feedback; logs once when the state changes, not on every retry."""
+        return self._unless_backing_off(self.flush_all)
+
+    def _unless_backing_off(self, flush: Callable[[], int]) -> int:
         if time.monotonic() < self._retry_at:
             return 0
         try:
-            n = self.flush_all()
+            n = flush()
         except FeedbackDeferred as exc:
             self._failures += 1
             delay = min(self.settings.feedback_retry_max_s, 0.25 * 2 ** min(self._failures, 16))
@@ -267,3 +304,9 @@ class FeedbackFlusher:
                         exc.code, self.settings.feedback_retry_max_s, exc)
         if self.board is not None:
             self.board.publish(self.backoff)
+
+
+def _new_batch(session: Session, **values: Any) -> int:
+    """A ``feedback_batches`` row; its id."""
+    return int(session.execute(insert(FeedbackBatch.__table__).values(attempts=1, **values)
+                               .returning(FeedbackBatch.__table__.c.id)).scalar_one())

@@ -46,6 +46,7 @@ from edgeloop.core.errors import InvalidEvent, ServiceUnavailable, TransientErro
 from edgeloop.core.events import EVENT_FIELD, ParsedEvent, parse_event
 from edgeloop.core.redis_connect import is_transient
 from edgeloop.core.settings import Settings
+from edgeloop.proto import events_pb2
 from edgeloop.schema import failures
 from edgeloop.schema.repository import ensure_strategies, insert_results
 from edgeloop.services.dead_letters import dead_letter_fields
@@ -54,6 +55,7 @@ log = logging.getLogger(__name__)
 
 REQUIRED_METRIC_COLUMNS = ("roi", "profit", "win_rate", "profit_factor", "sharpe_ratio", "max_drawdown")
 Entry = tuple[str, str, dict[bytes, bytes]]  # (stream, entry id, fields)
+_EVENT_KEY = EVENT_FIELD.encode()
 
 
 def default_consumer_name() -> str:
@@ -83,11 +85,15 @@ class BatchOutcome:
     inserted: int = 0
     duplicates: int = 0
     dead: dict[str, int] = field(default_factory=dict)
+    # The events of the results inserted now (committed and acknowledged once ``poll_once``
+    # returns): the feedback flusher sends them without reading them back.
+    stored: dict[str, events_pb2.BacktestFinished] = field(default_factory=dict)
 
     def add(self, other: "BatchOutcome") -> "BatchOutcome":
         self.read += other.read
         self.inserted += other.inserted
         self.duplicates += other.duplicates
+        self.stored.update(other.stored)
         for reason, n in other.dead.items():
             self.dead[reason] = self.dead.get(reason, 0) + n
         return self
@@ -220,11 +226,11 @@ class StreamConsumer:
         return dead_letter_fields(reason=reason, detail=detail, original=fields, source_stream=stream,
                                   source_id=entry_id, consumer=self.name)
 
-    def _convert(self, fields: dict[bytes, bytes], entry_id: str, now: datetime) -> dict[str, Any]:
-        payload = fields.get(EVENT_FIELD.encode())
+    def _convert(self, fields: dict[bytes, bytes]) -> ParsedEvent:
+        payload = fields.get(_EVENT_KEY)
         if payload is None:
             raise InvalidEvent("missing_event_field", f"entry has no {EVENT_FIELD!r} field")
-        return result_row(parse_event(payload, max_bytes=self.settings.max_event_bytes), entry_id, now)
+        return parse_event(payload, max_bytes=self.settings.max_event_bytes)
 
     def process(self, entries: list[Entry]) -> BatchOutcome:
         started = time.perf_counter()
@@ -232,10 +238,12 @@ class StreamConsumer:
         now = datetime.now(timezone.utc)
         rows: dict[str, dict[str, Any]] = {}
         origin: dict[str, Entry] = {}
+        messages: dict[str, events_pb2.BacktestFinished] = {}
         dead: list[dict[bytes | str, bytes | str]] = []
         for entry in entries:
             try:
-                row = self._convert(entry[2], entry[1], now)
+                event = self._convert(entry[2])
+                row = result_row(event, entry[1], now)
             except InvalidEvent as exc:
                 dead.append(self._letter(entry, exc.reason, exc.detail))
                 continue
@@ -249,9 +257,11 @@ class StreamConsumer:
             if row["backtest_id"] not in rows:
                 rows[row["backtest_id"]] = row
                 origin[row["backtest_id"]] = entry
+                messages[row["backtest_id"]] = event.message
 
         inserted = self._store(list(rows.values()), origin, dead)
         outcome.inserted = len(inserted)
+        outcome.stored = {backtest_id: messages[backtest_id] for backtest_id in inserted}
         outcome.duplicates = len(entries) - len(dead) - len(inserted)
         self._dead_letter_and_ack(entries, dead)
         for letter in dead:

@@ -1,20 +1,26 @@
-"""One stream consumer and its feedback flusher on one thread, until told to stop.
+"""One stream consumer and its feedback flusher, on two threads, until told to stop.
 
 Run by the Celery worker's bootstep (``edgeloop.workers.bootsteps``) and by
-`edgeloop ingest run`, which consumes without a Celery worker. Each consumer flushes feedback
-to the ML service right after it stores a batch, and at least every
-``feedback_flush_interval_s`` while idle.
+`edgeloop ingest run`, which consumes without a Celery worker. The consumer hands the results
+of each batch it has stored (committed and acknowledged) to its flusher, which submits them to
+the ML service from memory while the consumer reads, validates and stores the next batch: the
+ML service's work overlaps the consumer's instead of adding to it. At most two batches wait
+in the handoff, so a slow ML service slows the consumer down rather than filling memory; what
+is handed off and not yet submitted when the process dies is in the table, where any
+flusher's read-back (at least every ``feedback_flush_interval_s``) finds it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+import queue
 import threading
 import time
 
 from edgeloop.mlclient import get_ml_client
-from edgeloop.services.feedback import FeedbackFlusher
+from edgeloop.services.feedback import FeedbackFlusher, Stored
 from edgeloop.services.feedback_state import BackoffBoard
 from edgeloop.services.ingest import BatchOutcome, StreamConsumer
 from edgeloop.services.runtime import resources
@@ -23,7 +29,9 @@ log = logging.getLogger(__name__)
 
 
 class IngestLoop:
-    """A consumer and its flusher on one thread."""
+    """A consumer on the calling thread and its flusher on a thread of its own."""
+
+    HANDOFF_BATCHES = 2
 
     def __init__(self, name: str) -> None:
         res = resources()
@@ -32,24 +40,55 @@ class IngestLoop:
                                                       client_factory=get_ml_client, board=BackoffBoard(res.redis),
                                                       name=f"{name}:{os.getpid()}")
         self.consumer = StreamConsumer(client=res.redis, sessions=res.sessions, settings=res.settings, name=name)
-        self._last_flush = 0.0
+        self._handoff: queue.Queue[Stored] = queue.Queue(maxsize=self.HANDOFF_BATCHES)
+        self._stop = threading.Event()
         self.totals = BatchOutcome()  # what this loop did (`edgeloop ingest run` reports it)
 
     def after_batch(self, outcome: BatchOutcome) -> None:
-        self.totals.add(outcome)
-        now = time.monotonic()
-        if outcome.inserted or now - self._last_flush >= self.settings.feedback_flush_interval_s:
-            self._last_flush = now
-            self.flusher.flush_if_due()
+        """Hand what the batch stored to the flusher; wait while it is two batches behind."""
+        self.totals.add(dataclasses.replace(outcome, stored={}))  # counts only: events go to the flusher
+        while outcome.stored and not self._stop.is_set():
+            try:
+                self._handoff.put(outcome.stored, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def flush_forever(self, stop: threading.Event) -> None:
+        """Submit what the consumer hands over; read back what is left over (an outage, another
+        process's results) at least every ``feedback_flush_interval_s``."""
+        interval = self.settings.feedback_flush_interval_s
+        last_read_back = 0.0
+        while not stop.is_set():
+            try:
+                stored = self._handoff.get(timeout=min(interval, 0.5))
+            except queue.Empty:
+                stored = None
+            try:
+                if stored:
+                    self.flusher.flush_stored(stored)
+                if time.monotonic() - last_read_back >= interval:
+                    last_read_back = time.monotonic()
+                    self.flusher.flush_if_due()
+            except Exception:  # noqa: BLE001 - the rows wait in the table; the thread must not die
+                log.exception("feedback flusher %s failed; retrying in 1s", self.flusher.name)
+                stop.wait(1.0)
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop``. An error the consumer does not handle itself leaves its batch
         pending: the consumer starts again and reads it again, a delivery that counts towards
         ``max_deliveries``, so the thread neither dies nor spins on one entry for ever."""
-        while not stop.is_set():
-            try:
-                self.consumer.ensure_groups()
-                self.consumer.run(stop, after_batch=self.after_batch)
-            except Exception:  # noqa: BLE001 - a consumer thread must not die silently
-                log.exception("stream consumer %s crashed; restarting in 1s", self.consumer.name)
-                stop.wait(1.0)
+        self._stop = stop
+        flusher = threading.Thread(target=self.flush_forever, args=(stop,), daemon=True,
+                                   name=f"{threading.current_thread().name}-flush")
+        flusher.start()
+        try:
+            while not stop.is_set():
+                try:
+                    self.consumer.ensure_groups()
+                    self.consumer.run(stop, after_batch=self.after_batch)
+                except Exception:  # noqa: BLE001 - a consumer thread must not die silently
+                    log.exception("stream consumer %s crashed; restarting in 1s", self.consumer.name)
+                    stop.wait(1.0)
+        finally:
+            flusher.join(timeout=10)

@@ -10,7 +10,10 @@ import pytest
 from sqlalchemy import exc as sa_exc
 
 from edgeloop.core.errors import InvalidEvent
-from edgeloop.core.events import MAX_DEPTH, encode_event, parse_event, validate_message
+from google.protobuf import json_format
+
+from edgeloop.core.events import (MAX_DEPTH, _direct_message, encode_event, event_from_dict, parse_event, struct_to_dict,
+                                  validate_message)
 from edgeloop.schema.failures import StoreFailure, classify, message
 from tests.support.events import valid_event
 
@@ -94,3 +97,35 @@ def test_store_errors_are_classified_by_meaning(error, kind):
 def test_store_message_is_one_line_with_the_sqlstate():
     err = psycopg.errors.NumericValueOutOfRange("value out of range\nDETAIL: more")
     assert message(sa_exc.DataError("INSERT", {}, err)) == "22003: value out of range"
+
+
+@pytest.mark.parametrize("event", [
+    valid_event(7),
+    {**valid_event(8), "params": {}},
+    {**valid_event(9), "finished_at": "2024-01-01T00:00:00Z", "model_version": "v3",
+     "params": {"a": [1, 2.5, None, True, "x", {"b": []}], "c": {}, "d": -3},
+     "metrics": {**valid_event(9)["metrics"], "sortino_ratio": 1, "skipped_events": 4}},
+])
+def test_the_direct_message_is_the_one_json_format_makes(event):
+    # The fast path must not change a byte of what is stored and sent to the ML service.
+    assert _direct_message(event) == event_from_dict(event)
+    msg = event_from_dict(event)
+    assert struct_to_dict(msg.params) == json_format.MessageToDict(msg.params)
+
+
+@pytest.mark.parametrize("event", [
+    {"backtestId": "bt-1"}, {"metrics": {"total_bets": 1.0}}, {"metrics": {"roi": True}},
+    {"metrics": {"roi": None}}, {"metrics": {"roi": "0.5"}}, {"params": [1]}, {"schema_version": "1"},
+    {"unknown_field": 1},
+])
+def test_anything_but_plain_snake_case_values_goes_through_json_format(event):
+    assert _direct_message(event) is None
+
+
+@pytest.mark.parametrize("payload, reason", [
+    (with_params(s="a\x00b"), "bad_value"),  # JSON carries these as \\u escapes: checked character by character
+    (with_params(s="\ud800"), "bad_value"),
+    ('{"schema_version": 1, "params": {"s": "\x00"}}', "not_json"),  # raw control characters never decode
+])
+def test_text_from_an_escape_is_still_checked(payload, reason):
+    assert reason_of(payload) == reason

@@ -4,17 +4,23 @@ fails the way the real client does; the store is a real SQLite database)."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 import grpc
 import pytest
 
+from sqlalchemy import update
+
 from edgeloop.core.errors import MLServiceUnavailable
+from edgeloop.core.events import parse_event
 from edgeloop.core.settings import Settings
 from edgeloop.schema.db import make_engine, make_sessionmaker
+from edgeloop.schema.pipeline import BacktestResult
 from edgeloop.schema.repository import count_rejected, count_unsubmitted, retry_rejected
 from edgeloop.services.feedback import FeedbackFlusher, Verdict, verdict
 from tests.support.feedback import fail, store_results
+from tests.support.events import valid_event
 from tests.support.ml import FakeMLClient
 
 TOO_LARGE = "Received message larger than max (70000 vs. 65536)"
@@ -144,3 +150,37 @@ def test_a_new_code_while_backing_off_is_a_change_of_state(sessions, caplog):
         flusher.flush_if_due()
     assert [r.message.split(":")[2].split()[0] for r in caplog.records] == ["UNAUTHENTICATED", "UNAVAILABLE"]
     assert flusher.backoff.code == "UNAVAILABLE"
+
+
+def test_results_just_stored_are_sent_from_memory_once(sessions):
+    # Given 10 stored results, of which the read-back flush has already confirmed the oldest 4
+    store_results(sessions, 10)
+    client = FakeMLClient()
+    flusher = FeedbackFlusher(sessions=sessions, settings=Settings(feedback_batch_size=4),
+                              client_factory=lambda: client)
+    assert flusher.flush_once().submitted == 4
+    # When the consumer that stored them submits all 10 from the events it holds; their stored
+    # copies are unreadable, so nothing can have been read back
+    events = {f"bt-{i:08d}": parse_event(json.dumps(valid_event(i))).message for i in range(10)}
+    with sessions.begin() as s:
+        s.execute(update(BacktestResult).values(event_pb=b"\xff"))
+    assert flusher.flush_stored(events) == 6
+    # Then only the 6 unconfirmed went, feedback_batch_size per call, and every one is confirmed once
+    assert client.feedback_calls == [4, 4, 2]
+    assert counts(sessions) == (0, 0)
+    assert flusher.flush_stored(events) == 0 and client.feedback_calls == [4, 4, 2]
+
+
+def test_results_just_stored_wait_while_the_service_is_backed_off(sessions):
+    store_results(sessions, 3)
+    client = FakeMLClient()
+    client.fail_with("submit_backtest_feedback", fail("UNAVAILABLE"))
+    flusher = FeedbackFlusher(sessions=sessions, settings=Settings(), client_factory=lambda: client)
+    events = {f"bt-{i:08d}": parse_event(json.dumps(valid_event(i))).message for i in range(3)}
+    assert flusher.flush_stored(events) == 0
+    # While backing off nothing is sent; the results wait in the table for the read-back flush
+    assert flusher.flush_stored(events) == 0 and client.feedback_calls == [3]
+    client.fail_with("submit_backtest_feedback", None)
+    flusher._retry_at = 0
+    assert flusher.flush_if_due() == 3
+    assert counts(sessions) == (0, 0)
