@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable
@@ -32,7 +31,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from edgeloop.core import error_codes
 from edgeloop.mlservice import security
-from edgeloop.mlservice.http_server import BoundedHTTPServer
+from edgeloop.mlservice.http_server import BackgroundServer, BoundedHTTPServer
 from edgeloop.mlservice.servicer import MLServicer
 from edgeloop.proto import ml_service_pb2 as pb
 
@@ -205,21 +204,11 @@ def make_handler(servicer: MLServicer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-class HttpApi:
-    """The HTTP server in a daemon thread; ``port`` is the bound one (0 picks a free port)."""
+class HttpApi(BackgroundServer):
+    """The HTTP API on a daemon thread; ``port`` is the bound one (0 picks a free port)."""
 
     def __init__(self, servicer: MLServicer, host: str, port: int) -> None:
         settings = servicer.ctx.settings
-        self._httpd = BoundedHTTPServer((host, port), make_handler(servicer), threads=settings.ml_http_threads,
-                                        timeout_s=settings.ml_http_timeout_s,
-                                        tls=security.http_tls_context(settings))
-        self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="ml-http", daemon=True)
-
-    def start(self) -> "HttpApi":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        super().__init__(BoundedHTTPServer((host, port), make_handler(servicer), threads=settings.ml_http_threads,
+                                           timeout_s=settings.ml_http_timeout_s,
+                                           tls=security.http_tls_context(settings)), "ml-http")

@@ -21,6 +21,7 @@ import socket
 import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Self
 
 from edgeloop.mlservice import metrics
 
@@ -89,3 +90,21 @@ class BoundedHTTPServer(HTTPServer):
                 self.shutdown_request(item[0])
         for _ in self._threads:
             self._waiting.put(None)
+
+
+class BackgroundServer:
+    """A ``BoundedHTTPServer`` accepting on a daemon thread of its own; ``port`` is the bound
+    one (0 picks a free port)."""
+
+    def __init__(self, httpd: BoundedHTTPServer, name: str) -> None:
+        self._httpd = httpd
+        self.port = httpd.server_address[1]
+        self._thread = threading.Thread(target=httpd.serve_forever, name=name, daemon=True)
+
+    def start(self) -> Self:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import zlib
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import redis
 
+from edgeloop.core.errors import InvalidEvent
 from edgeloop.core.events import EVENT_FIELD, encode_event, parse_event
 from edgeloop.core.redis_connect import client_for
 from edgeloop.core.settings import Settings, get_settings
@@ -55,13 +56,22 @@ class Publisher:
                                  maxlen=self.settings.stream_maxlen, approximate=True)
         return entry.decode() if isinstance(entry, bytes) else entry
 
-    def publish_many(self, events: Iterable[Event], chunk: int = 500) -> int:
-        """Pipelined XADD, ``chunk`` per round trip. Every event is validated before any of its
-        chunk is sent: an invalid one raises ``InvalidEvent`` and stops the run there."""
+    def publish_many(self, events: Iterable[Event], chunk: int = 500,
+                     on_invalid: Callable[[int, InvalidEvent], None] | None = None) -> int:
+        """Pipelined XADD, ``chunk`` per round trip; returns how many were sent. An invalid
+        event raises ``InvalidEvent`` and stops the run there (what came before it in its chunk
+        is not sent), unless ``on_invalid`` is given: then it is told the event's position
+        (from 0) and why, and the event is skipped."""
         count = 0
         pipe = self.client.pipeline(transaction=False)
-        for event in events:
-            sid, payload = _payload(event, self.settings.max_event_bytes)
+        for position, event in enumerate(events):
+            try:
+                sid, payload = _payload(event, self.settings.max_event_bytes)
+            except InvalidEvent as exc:
+                if on_invalid is None:
+                    raise
+                on_invalid(position, exc)
+                continue
             pipe.xadd(partition_for(sid, self.keys), {EVENT_FIELD: payload},
                       maxlen=self.settings.stream_maxlen, approximate=True)
             count += 1

@@ -8,7 +8,6 @@ import click
 
 from edgeloop.cli.ops import emit_json, json_option
 from edgeloop.core.errors import InvalidEvent
-from edgeloop.core.events import parse_event
 from edgeloop.producers import Publisher
 
 
@@ -18,24 +17,20 @@ from edgeloop.producers import Publisher
 def publish(file, as_json: bool) -> None:
     """Publish BacktestFinished events, one JSON object per line, from FILE (default: stdin).
 
-    Each line is checked by the consumers' own rules first; invalid lines are reported and
-    not sent (the exit status is then 1)."""
+    Each line is checked by the consumers' own rules; invalid lines are reported and not
+    sent (the exit status is then 1)."""
     publisher = Publisher()
-    good: list[str] = []
     rejected: list[dict] = []
-    for lineno, line in enumerate(file, 1):
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            parse_event(line, max_bytes=publisher.settings.max_event_bytes)
-        except InvalidEvent as exc:
-            rejected.append({"line": lineno, "reason": exc.reason, "detail": exc.detail})
-            if not as_json:
-                click.echo(f"line {lineno}: not published: {exc}", err=True)
-            continue
-        good.append(line)
-    sent = publisher.publish_many(good)
+    lines = [(n, line.strip()) for n, line in enumerate(file, 1) if line.strip()]
+
+    def report(position: int, exc: InvalidEvent) -> None:
+        lineno = lines[position][0]
+        rejected.append({"line": lineno, "reason": exc.reason, "detail": exc.detail})
+        if not as_json:
+            click.echo(f"line {lineno}: not published: {exc}", err=True)
+
+    # The publisher validates each line by the consumers' own rules, once.
+    sent = publisher.publish_many((text for _, text in lines), on_invalid=report)
     if as_json:
         emit_json({"published": sent, "rejected": rejected})
     else:

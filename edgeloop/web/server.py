@@ -16,7 +16,6 @@ import hmac
 import ipaddress
 import logging
 import re
-import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from importlib import resources
@@ -24,7 +23,7 @@ from typing import Callable
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from edgeloop.core.errors import ConfigurationError, NotFound
-from edgeloop.mlservice.http_server import BoundedHTTPServer
+from edgeloop.mlservice.http_server import BackgroundServer, BoundedHTTPServer
 from edgeloop.web import pages
 from edgeloop.web.html import esc, frame
 
@@ -144,21 +143,11 @@ def make_handler(site: pages.Site, static: Static) -> type[BaseHTTPRequestHandle
     return Handler
 
 
-class WebServer:
-    """The pages in a daemon thread; ``port`` is the bound one (0 picks a free port)."""
+class WebServer(BackgroundServer):
+    """The pages on a daemon thread; ``port`` is the bound one (0 picks a free port)."""
 
     def __init__(self, site: pages.Site, host: str, port: int) -> None:
         require_safe_bind(host, site.settings.ml_auth_token)
-        self._httpd = BoundedHTTPServer((host, port), make_handler(site, Static.load()),
-                                        threads=site.settings.ml_http_threads,
-                                        timeout_s=site.settings.ml_http_timeout_s)
-        self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="web", daemon=True)
-
-    def start(self) -> "WebServer":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        super().__init__(BoundedHTTPServer((host, port), make_handler(site, Static.load()),
+                                           threads=site.settings.ml_http_threads,
+                                           timeout_s=site.settings.ml_http_timeout_s), "web")
