@@ -19,10 +19,12 @@ is emptied once the connection error is seen), a subscriber that fell behind, an
 too busy to read. After the subscription is (re)made, level 1 and the catalogue are emptied:
 what was published while nobody listened is lost to pub/sub.
 
-Why pub/sub rather than RESP3 client tracking (redis-py's ``CacheConfig``): see docs/cache.md
-(measured by ``bench/cache.py``); in short, a tracked hit still goes through redis-py's command
-layer and reads the socket for pending invalidations, and tracking invalidates keys, not "the
-model changed" or "this strategy's entries", which the cache needs.
+Why pub/sub rather than Redis client tracking (RESP2 redirect, BCAST, or redis-py's
+``CacheConfig``): see docs/cache.md, measured by ``bench/cache_coherence.py``. In short,
+tracking has no heartbeat (a hung Redis leaves level 1 serving, unbounded), it speaks in keys
+(a store of 1,000 entries announces 1,000 keys to each process that read them, or to every
+process with BCAST; pub/sub sends nothing for a store), a process's own store evicts the answers
+it just kept, and a ``CacheConfig`` hit costs as much redis-py as a GET.
 """
 
 from __future__ import annotations
