@@ -18,9 +18,8 @@ from edgeloop.core.events import ParsedEvent, validate_message
 from edgeloop.mlservice.strategy_model import params_fingerprint
 from edgeloop.proto import events_pb2
 from edgeloop.schema.base import utcnow
-from edgeloop.schema.bulk import insert_ignoring_duplicates
+from edgeloop.schema.bulk import count_new_rows_inserted
 from edgeloop.schema.mlstore import FeedbackSample
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,30 +44,63 @@ def validate_results(results: Sequence[events_pb2.BacktestFinished]) -> list[Par
     return parsed
 
 
-def _row(event: ParsedEvent, batch_id: str, now) -> dict[str, Any]:
-    return {
-        **event.columns(),
-        "metrics": dict(event.metrics),
-        "backtest_score": float(event.backtest_score),
-        "params_key": params_fingerprint(event.params),
-        "batch_id": batch_id,
-        "received_at": now,
-    }
+# What a sample stores of an event, in this order; batch_id and received_at are the request's.
+_COLUMNS = ("backtest_id", "strategy_id", "strategy_name", "params", "window_start", "window_end", "method",
+            "model_version", "metrics", "backtest_score", "params_key")
+_FINGERPRINTS_KEPT = 16_384
+_FINGERPRINT_KEY_MAX = 2_048  # characters: larger parameter sets are fingerprinted, not remembered
+
+
+class _Fingerprints:
+    """``params_fingerprint`` of each distinct parameter set, remembered: a strategy backtested
+    on many windows sends the same parameters again and again, and fingerprinting them (the
+    backtester's own validation, then sha256 of canonical JSON) is the dearest step of a store.
+
+    Keyed by ``repr`` of the parameters, which tells apart every two JSON values that differ
+    (``1``, ``1.0`` and ``true``; ``0.0`` and ``-0.0``); the same values in another key order
+    are only a miss. Bounded (at most ``kept`` keys of at most ``_FINGERPRINT_KEY_MAX``
+    characters, a few MB): a full memo starts again empty (one dict operation, thread-safe)."""
+
+    def __init__(self, kept: int = _FINGERPRINTS_KEPT) -> None:
+        self.kept = kept
+        self._known: dict[str, str] = {}
+
+    def of(self, params: dict[str, Any]) -> str:
+        key = repr(params)
+        fingerprint = self._known.get(key)
+        if fingerprint is None:
+            fingerprint = params_fingerprint(params)
+            if len(key) > _FINGERPRINT_KEY_MAX:
+                return fingerprint
+            if len(self._known) >= self.kept:
+                self._known.clear()
+            self._known[key] = fingerprint
+        return fingerprint
+
+
+_fingerprints = _Fingerprints()
+
+
+def _row(event: ParsedEvent) -> list[Any]:
+    msg = event.message
+    return [msg.backtest_id, msg.strategy_id, msg.strategy_name, event.params, event.window_start, event.window_end,
+            msg.method, msg.model_version or None, event.metrics, float(event.backtest_score),
+            _fingerprints.of(event.params)]
 
 
 def store_feedback(sessions: sessionmaker[Session], events: Iterable[ParsedEvent], batch_id: str) -> StoreOutcome:
-    """Insert new samples in one transaction; report how many were new and which ids are safe."""
-    now = utcnow()
-    rows: dict[str, dict[str, Any]] = {}
+    """Insert new samples in one statement; report how many were new and which ids are safe."""
+    rows: dict[str, list[Any]] = {}
     for event in events:
-        rows.setdefault(event.message.backtest_id, _row(event, batch_id, now))
-    ids = list(rows)
+        if event.message.backtest_id not in rows:  # the first of a repeated id is the one kept
+            rows[event.message.backtest_id] = _row(event)
     if not rows:
         return StoreOutcome(0, 0, [])
-    values = list(rows.values())
-    with sessions.begin() as session:  # one transaction: all stored, or none
-        inserted = insert_ignoring_duplicates(session.connection(), FeedbackSample.__table__, values, "backtest_id")
-    return StoreOutcome(accepted=len(inserted), duplicates=len(ids) - len(inserted), stored_backtest_ids=ids)
+    ids = list(rows)
+    with sessions.begin() as session:  # one statement: all stored, or none
+        accepted = count_new_rows_inserted(session.connection(), FeedbackSample.__table__, _COLUMNS,
+                                           list(rows.values()), {"batch_id": batch_id, "received_at": utcnow()})
+    return StoreOutcome(accepted=accepted, duplicates=len(ids) - accepted, stored_backtest_ids=ids)
 
 
 _LOOKUP_CHUNK = 500  # fingerprints per IN (…) query

@@ -82,10 +82,14 @@ def params_fingerprint(params: Mapping[str, Any]) -> str:
     return fingerprint_of_canonical(canonical)
 
 
+# json.dumps(canonical, sort_keys=True, separators=(",", ":"), default=str), without building
+# an encoder per call.
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
+
+
 def fingerprint_of_canonical(canonical: Mapping[str, Any]) -> str:
     """``params_fingerprint`` of parameters that are canonical already (skips re-validating)."""
-    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(_CANONICAL_JSON(canonical).encode()).hexdigest()
 
 
 def encode(params_list: Sequence[Mapping[str, Any]]) -> np.ndarray:
