@@ -19,7 +19,10 @@ The runs alternate in rounds (handler, baseline, grpc) so that a neighbour's loa
 of them alike; medians of the per-round figures are printed. ``--profile`` prints a cProfile
 of the handler instead of timing it. With ``--json`` the last line is a JSON object.
 
-    python bench/ml_feedback.py [--batch 500] [--requests 10] [--rounds 5] [--json] [--profile]
+``valid_event``'s params repeat (about 2,000 distinct sets), as a strategy backtested on many
+windows does; ``--distinct-params`` makes every set new, the service's worst case.
+
+    python bench/ml_feedback.py [--batch 500] [--requests 10] [--rounds 5] [--distinct-params] [--json] [--profile]
 """
 
 from __future__ import annotations
@@ -64,14 +67,21 @@ class _Context:
 class Requests:
     """Serialised requests of ``batch`` results each, with ids never used before in this run."""
 
-    def __init__(self, batch: int) -> None:
+    def __init__(self, batch: int, distinct_params: bool) -> None:
         self.batch = batch
+        self.distinct_params = distinct_params
         self.next_id = 0
+
+    def event(self, i: int) -> dict:
+        event = valid_event(i)
+        if self.distinct_params:  # another strategy each time (valid_event's min_edge has 4 decimals)
+            event["params"]["min_edge"] = i % 1_000_000 / 1e7
+        return event
 
     def make(self, n: int) -> list[bytes]:
         out = []
         for _ in range(n):
-            results = [parse_event(json.dumps(valid_event(self.next_id + i))).message for i in range(self.batch)]
+            results = [parse_event(json.dumps(self.event(self.next_id + i))).message for i in range(self.batch)]
             self.next_id += self.batch
             out.append(pb.BacktestFeedbackRequest(results=results, batch_id=f"b{self.next_id}").SerializeToString())
         return out
@@ -160,6 +170,8 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=10, help="requests per round and figure")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--pg-db", default=DB_NAME, help="a scratch PostgreSQL database (dropped and recreated)")
+    ap.add_argument("--distinct-params", action="store_true",
+                    help="every event's params differ (valid_event's repeat: ~2,000 distinct sets)")
     ap.add_argument("--profile", action="store_true", help="print a cProfile of the handler and stop")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
@@ -170,7 +182,7 @@ def main() -> None:
     server.start()
     channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.max_send_message_length", 64 << 20)])
     stub = pb_grpc.MLServiceStub(channel)
-    reqs = Requests(args.batch)
+    reqs = Requests(args.batch, args.distinct_params)
     try:
         servicer = server.servicer
         time_handler(servicer, reqs.make(2), expect_new=True)  # warm-up: connections, temp table, caches
@@ -192,7 +204,9 @@ def main() -> None:
                 figures["grpc_wall"].append(time_grpc(stub, reqs.make(args.requests)))
         med = {k: round(statistics.median(v), 2) for k, v in figures.items()}
         n = args.batch
-        print(f"SubmitBacktestFeedback, {args.requests} requests × {n} results × {args.rounds} rounds (medians, µs/event)")
+        params = "every params set new" if args.distinct_params else "valid_event's params"
+        print(f"SubmitBacktestFeedback, {args.requests} requests × {n} results × {args.rounds} rounds, {params}"
+              " (medians, µs/event)")
         print(f"  handler (new results)      {med['handler_wall']:8.2f} wall  {med['handler_cpu']:8.2f} CPU")
         print(f"  handler (all duplicates)   {med['dup_wall']:8.2f} wall  {med['dup_cpu']:8.2f} CPU")
         print(f"  through gRPC (new results) {med['grpc_wall']:8.2f} wall")
@@ -200,7 +214,7 @@ def main() -> None:
         ratio = med["handler_wall"] / med["copy_wall"]
         print(f"  handler / bare COPY        {ratio:8.2f}x   ({1e6 / med['handler_wall']:,.0f} events/s"
               f" against {1e6 / med['copy_wall']:,.0f})")
-        emit({"batch": n, "handler_us": med["handler_wall"], "handler_cpu_us": med["handler_cpu"],
+        emit({"batch": n, "distinct_params": args.distinct_params, "handler_us": med["handler_wall"], "handler_cpu_us": med["handler_cpu"],
               "duplicates_us": med["dup_wall"], "duplicates_cpu_us": med["dup_cpu"], "grpc_us": med["grpc_wall"],
               "copy_us": med["copy_wall"], "handler_vs_copy": round(ratio, 2)}, args.json)
     finally:

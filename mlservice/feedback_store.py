@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from edgeloop.core.errors import InvalidEvent, InvalidRequest
 from edgeloop.core.events import ParsedEvent, validate_message
-from edgeloop.mlservice.strategy_model import params_fingerprint
+from edgeloop.mlservice.strategy_model import FingerprintMemo
 from edgeloop.proto import events_pb2
 from edgeloop.schema.base import utcnow
 from edgeloop.schema.bulk import count_new_rows_inserted
@@ -47,38 +47,7 @@ def validate_results(results: Sequence[events_pb2.BacktestFinished]) -> list[Par
 # What a sample stores of an event, in this order; batch_id and received_at are the request's.
 _COLUMNS = ("backtest_id", "strategy_id", "strategy_name", "params", "window_start", "window_end", "method",
             "model_version", "metrics", "backtest_score", "params_key")
-_FINGERPRINTS_KEPT = 16_384
-_FINGERPRINT_KEY_MAX = 2_048  # characters: larger parameter sets are fingerprinted, not remembered
-
-
-class _Fingerprints:
-    """``params_fingerprint`` of each distinct parameter set, remembered: a strategy backtested
-    on many windows sends the same parameters again and again, and fingerprinting them (the
-    backtester's own validation, then sha256 of canonical JSON) is the dearest step of a store.
-
-    Keyed by ``repr`` of the parameters, which tells apart every two JSON values that differ
-    (``1``, ``1.0`` and ``true``; ``0.0`` and ``-0.0``); the same values in another key order
-    are only a miss. Bounded (at most ``kept`` keys of at most ``_FINGERPRINT_KEY_MAX``
-    characters, a few MB): a full memo starts again empty (one dict operation, thread-safe)."""
-
-    def __init__(self, kept: int = _FINGERPRINTS_KEPT) -> None:
-        self.kept = kept
-        self._known: dict[str, str] = {}
-
-    def of(self, params: dict[str, Any]) -> str:
-        key = repr(params)
-        fingerprint = self._known.get(key)
-        if fingerprint is None:
-            fingerprint = params_fingerprint(params)
-            if len(key) > _FINGERPRINT_KEY_MAX:
-                return fingerprint
-            if len(self._known) >= self.kept:
-                self._known.clear()
-            self._known[key] = fingerprint
-        return fingerprint
-
-
-_fingerprints = _Fingerprints()
+_fingerprints = FingerprintMemo()
 
 
 def _row(event: ParsedEvent) -> list[Any]:
@@ -88,8 +57,8 @@ def _row(event: ParsedEvent) -> list[Any]:
             _fingerprints.of(event.params)]
 
 
-def store_feedback(sessions: sessionmaker[Session], events: Iterable[ParsedEvent], batch_id: str) -> StoreOutcome:
-    """Insert new samples in one statement; report how many were new and which ids are safe."""
+def store_feedback(engine: Engine, events: Iterable[ParsedEvent], batch_id: str) -> StoreOutcome:
+    """Insert new samples, all or none; report how many were new and which ids are safe."""
     rows: dict[str, list[Any]] = {}
     for event in events:
         if event.message.backtest_id not in rows:  # the first of a repeated id is the one kept
@@ -97,9 +66,13 @@ def store_feedback(sessions: sessionmaker[Session], events: Iterable[ParsedEvent
     if not rows:
         return StoreOutcome(0, 0, [])
     ids = list(rows)
-    with sessions.begin() as session:  # one statement: all stored, or none
-        accepted = count_new_rows_inserted(session.connection(), FeedbackSample.__table__, _COLUMNS,
-                                           list(rows.values()), {"batch_id": batch_id, "received_at": utcnow()})
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            # One statement there, atomic by itself: no BEGIN and COMMIT round trips around it.
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+        accepted = count_new_rows_inserted(conn, FeedbackSample.__table__, _COLUMNS, list(rows.values()),
+                                           {"batch_id": batch_id, "received_at": utcnow()})
+        conn.commit()  # SQLite's chunks: one transaction
     return StoreOutcome(accepted=accepted, duplicates=len(ids) - accepted, stored_backtest_ids=ids)
 
 

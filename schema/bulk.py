@@ -84,9 +84,9 @@ def count_new_rows_inserted(conn: Connection, table: Table, names: Sequence[str]
     """Insert ``rows`` (values in ``names``' order; the ``constants`` columns take the same value
     in every row), skipping any that violate a unique constraint; return how many were new.
 
-    Values are JSON values, dates and times (sent as ISO text and parsed by PostgreSQL); the
-    table's JSON columns take any JSON value, None being SQL NULL there as elsewhere. Rows are
-    inserted in their order (an autoincrement id follows it)."""
+    Values are JSON values, dates and times (sent as ISO text and parsed by PostgreSQL). None is
+    SQL NULL, except in a JSON column, which stores it as JSON ``null`` (as SQLAlchemy's JSON
+    type does). Rows are inserted in their order (an autoincrement id follows it)."""
     if not rows:
         return 0
     if conn.dialect.name != "postgresql":
@@ -120,7 +120,7 @@ def _json_insert_statement(conn: Connection, table: Table, names: tuple[str, ...
         for i, name in enumerate(names):
             column = table.c[name]
             if _is_json(column):
-                values.append(f"NULLIF(r->{i}, 'null'::jsonb)")  # a JSON null is SQL NULL, as with COPY
+                values.append(f"r->{i}")
             else:
                 values.append(f"(r->>{i})::{column.type.compile(dialect=conn.dialect)}")
         values.extend("%s" for _ in constants)
