@@ -41,7 +41,7 @@ import psycopg  # noqa: E402
 from psycopg.types.json import Jsonb  # noqa: E402
 
 from bench._harness import emit  # noqa: E402
-from edgeloop.core.events import parse_event  # noqa: E402
+from edgeloop.core.events import parse_event, validate_message  # noqa: E402
 from edgeloop.core.settings import settings_with  # noqa: E402
 from edgeloop.mlservice.server import create_server  # noqa: E402
 from edgeloop.mlservice.strategy_model import params_fingerprint  # noqa: E402
@@ -125,7 +125,7 @@ def baseline_rows(payloads: list[bytes]) -> list[list[tuple]]:
         now = utcnow()
         rows = []
         for msg in request.results:
-            event = parse_event(json.dumps(_as_dict(msg)))
+            event = validate_message(msg)
             c = event.columns()
             rows.append((c["backtest_id"], c["strategy_id"], c["strategy_name"], Jsonb(c["params"]),
                          c["window_start"], c["window_end"], c["method"], c["model_version"],
@@ -133,12 +133,6 @@ def baseline_rows(payloads: list[bytes]) -> list[list[tuple]]:
                          request.batch_id, now))
         out.append(rows)
     return out
-
-
-def _as_dict(msg) -> dict:
-    from edgeloop.core.events import encode_event  # here: only the baseline's preparation needs it
-
-    return json.loads(encode_event(msg))
 
 
 def time_copy(conn: psycopg.Connection, batches: list[list[tuple]]) -> float:
