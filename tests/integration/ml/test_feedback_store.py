@@ -26,8 +26,8 @@ def _rows(url: str) -> list[FeedbackSample]:
 def test_a_sample_holds_every_value_as_sent(stub, pg_url):
     # Given a result with text beyond ASCII, nested params, optional metrics at the edges of a double
     msg = finished("bt-é", params={"min_edge": 0.0123, "staking": "Kelly", "leagues": ["E0", "SP1"],
-                                   "note": "Straße ✓ \"quoted\" \\ back", "nested": {"a": [1, None, True, -0.0]}})
-    msg.strategy_name = "名前 ✓"
+                                   "note": "Straße ✓ 😀 \"quoted\" \\ back", "nested": {"a": [1, None, True, -0.0]}})
+    msg.strategy_name = "名前 ✓ 😀"
     msg.finished_at = "2020-06-01T10:00:00Z"
     msg.metrics.yield_se = 1.7976931348623157e308
     msg.metrics.turnover = 5e-324
@@ -38,7 +38,7 @@ def test_a_sample_holds_every_value_as_sent(stub, pg_url):
     # Then the row holds exactly the validated event's values
     event = validate_message(msg)
     (row,) = _rows(pg_url)
-    assert row.backtest_id == "bt-é" and row.strategy_id == msg.strategy_id and row.strategy_name == "名前 ✓"
+    assert row.backtest_id == "bt-é" and row.strategy_id == msg.strategy_id and row.strategy_name == "名前 ✓ 😀"
     assert row.params == event.params
     # jsonb keeps numbers as decimals: 1.7976931348623157e308 reads back as a 309-digit integer
     assert {k: float(v) for k, v in row.metrics.items()} == event.metrics
