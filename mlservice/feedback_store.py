@@ -10,17 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from edgeloop.core.errors import InvalidEvent, InvalidRequest
 from edgeloop.core.events import ParsedEvent, validate_message
-from edgeloop.mlservice.strategy_model import params_fingerprint
+from edgeloop.mlservice.strategy_model import FingerprintMemo
 from edgeloop.proto import events_pb2
 from edgeloop.schema.base import utcnow
-from edgeloop.schema.bulk import insert_ignoring_duplicates
+from edgeloop.schema.bulk import count_new_rows_inserted
 from edgeloop.schema.mlstore import FeedbackSample
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,30 +44,36 @@ def validate_results(results: Sequence[events_pb2.BacktestFinished]) -> list[Par
     return parsed
 
 
-def _row(event: ParsedEvent, batch_id: str, now) -> dict[str, Any]:
-    return {
-        **event.columns(),
-        "metrics": dict(event.metrics),
-        "backtest_score": float(event.backtest_score),
-        "params_key": params_fingerprint(event.params),
-        "batch_id": batch_id,
-        "received_at": now,
-    }
+# What a sample stores of an event, in this order; batch_id and received_at are the request's.
+_COLUMNS = ("backtest_id", "strategy_id", "strategy_name", "params", "window_start", "window_end", "method",
+            "model_version", "metrics", "backtest_score", "params_key")
+_fingerprints = FingerprintMemo()
 
 
-def store_feedback(sessions: sessionmaker[Session], events: Iterable[ParsedEvent], batch_id: str) -> StoreOutcome:
-    """Insert new samples in one transaction; report how many were new and which ids are safe."""
-    now = utcnow()
-    rows: dict[str, dict[str, Any]] = {}
+def _row(event: ParsedEvent) -> list[Any]:
+    msg = event.message
+    return [msg.backtest_id, msg.strategy_id, msg.strategy_name, event.params, event.window_start, event.window_end,
+            msg.method, msg.model_version or None, event.metrics, float(event.backtest_score),
+            _fingerprints.of(event.params)]
+
+
+def store_feedback(engine: Engine, events: Iterable[ParsedEvent], batch_id: str) -> StoreOutcome:
+    """Insert new samples, all or none; report how many were new and which ids are safe."""
+    rows: dict[str, list[Any]] = {}
     for event in events:
-        rows.setdefault(event.message.backtest_id, _row(event, batch_id, now))
-    ids = list(rows)
+        if event.message.backtest_id not in rows:  # the first of a repeated id is the one kept
+            rows[event.message.backtest_id] = _row(event)
     if not rows:
         return StoreOutcome(0, 0, [])
-    values = list(rows.values())
-    with sessions.begin() as session:  # one transaction: all stored, or none
-        inserted = insert_ignoring_duplicates(session.connection(), FeedbackSample.__table__, values, "backtest_id")
-    return StoreOutcome(accepted=len(inserted), duplicates=len(ids) - len(inserted), stored_backtest_ids=ids)
+    ids = list(rows)
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            # One statement there, atomic by itself: no BEGIN and COMMIT round trips around it.
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+        accepted = count_new_rows_inserted(conn, FeedbackSample.__table__, _COLUMNS, list(rows.values()),
+                                           {"batch_id": batch_id, "received_at": utcnow()})
+        conn.commit()  # SQLite's chunks: one transaction
+    return StoreOutcome(accepted=accepted, duplicates=len(ids) - accepted, stored_backtest_ids=ids)
 
 
 _LOOKUP_CHUNK = 500  # fingerprints per IN (…) query

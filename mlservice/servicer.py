@@ -78,7 +78,7 @@ class MLServicer(pb_grpc.MLServiceServicer):
         if len(request.batch_id) > 128:
             raise InvalidRequest("batch_id is longer than 128 characters")
         events = feedback_store.validate_results(request.results)
-        outcome = feedback_store.store_feedback(self.ctx.sessions, events, request.batch_id)
+        outcome = feedback_store.store_feedback(self.ctx.engine, events, request.batch_id)
         metrics.FEEDBACK_ACCEPTED.inc(outcome.accepted)
         metrics.FEEDBACK_DUPLICATES.inc(outcome.duplicates)
         return pb.BacktestFeedbackResponse(

@@ -54,6 +54,7 @@ FEATURE_NAMES = (
     "max_stake_fraction", "sel_home", "sel_draw", "sel_away", "lay", "one_bet_per_event", "model_probabilities",
     "closing_price", *(f"price_{s}" for s in PRICE_SOURCES), "price_other",
 )
+_PARAM_FIELD_SET = frozenset(PARAM_FIELDS)
 
 
 def canonical_params(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -61,7 +62,7 @@ def canonical_params(params: Mapping[str, Any]) -> dict[str, Any]:
 
     Keys the backtester does not know (``leagues``, a producer's extras) are context, not
     parameters, and are dropped. Invalid values raise ``InvalidRequest``."""
-    known = {k: v for k, v in params.items() if k in PARAM_FIELDS}
+    known = {k: v for k, v in params.items() if k in _PARAM_FIELD_SET}
     try:
         # A fixed strategy_id skips the id hashing; the fields are read directly because
         # Strategy.params() (dataclasses.asdict) would dominate retraining on 100k samples.
@@ -82,10 +83,62 @@ def params_fingerprint(params: Mapping[str, Any]) -> str:
     return fingerprint_of_canonical(canonical)
 
 
+# json.dumps(canonical, sort_keys=True, separators=(",", ":"), default=str), without building
+# an encoder per call.
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
+
+
 def fingerprint_of_canonical(canonical: Mapping[str, Any]) -> str:
     """``params_fingerprint`` of parameters that are canonical already (skips re-validating)."""
-    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(_CANONICAL_JSON(canonical).encode()).hexdigest()
+
+
+_INVALID = ""  # remembered for parameters the backtester refuses (a fingerprint is never empty)
+
+
+class FingerprintMemo:
+    """``params_fingerprint``, remembered: a strategy backtested on many windows sends the same
+    parameters again and again, and fingerprinting them (the backtester's validation, then
+    sha256 of canonical JSON) is the dearest step of storing its feedback.
+
+    The canonical fingerprint depends only on the parameters the backtester knows, so it is
+    remembered by those: the same strategy with other ``leagues`` or ``model_versions`` is a
+    hit. Parameters it refuses are fingerprinted as sent, remembered by all of them. Keys are
+    ``repr`` of the parameters, which tells apart every two JSON values that differ (``1``,
+    ``1.0`` and ``true``; ``0.0`` and ``-0.0``); the same values in another key order are only
+    a miss. Bounded: at most ``kept`` keys of at most ``max_key`` characters each (a few MB);
+    a full memo starts again empty (one dict operation, so threads may share it)."""
+
+    def __init__(self, kept: int = 16_384, max_key: int = 2_048) -> None:
+        self.kept = kept
+        self.max_key = max_key
+        self._canonical: dict[str, str] = {}  # known params → fingerprint, or _INVALID
+        self._as_sent: dict[str, str] = {}
+
+    def of(self, params: Mapping[str, Any]) -> str:
+        known = {k: v for k, v in params.items() if k in _PARAM_FIELD_SET}
+        key = repr(known)
+        fingerprint = self._canonical.get(key)
+        if fingerprint is None:
+            try:
+                fingerprint = fingerprint_of_canonical(canonical_params(known))
+            except InvalidRequest:
+                fingerprint = _INVALID
+            self._remember(self._canonical, key, fingerprint)
+        if fingerprint:  # not _INVALID
+            return fingerprint
+        key = repr(params)  # a producer's own parameter language: fingerprinted as sent
+        fingerprint = self._as_sent.get(key)
+        if fingerprint is None:
+            fingerprint = fingerprint_of_canonical(params)
+            self._remember(self._as_sent, key, fingerprint)
+        return fingerprint
+
+    def _remember(self, known: dict[str, str], key: str, fingerprint: str) -> None:
+        if len(key) <= self.max_key:
+            if len(known) >= self.kept:
+                known.clear()
+            known[key] = fingerprint
 
 
 def encode(params_list: Sequence[Mapping[str, Any]]) -> np.ndarray:

@@ -36,6 +36,8 @@ MAX_TOTAL_BETS = 2**31 - 1  # the results table's INTEGER column
 _TEXT_FIELDS = ("backtest_id", "strategy_id", "strategy_name", "method", "model_version",
                 "window_start", "window_end", "finished_at")
 _METRIC_FIELDS = events_pb2.BacktestMetrics.DESCRIPTOR.fields
+# (name, has presence) of every metric in field order: read once, not per event.
+_METRIC_PRESENCE = tuple((fd.name, fd.has_presence) for fd in _METRIC_FIELDS)
 
 
 def _camel(name: str) -> str:
@@ -306,8 +308,13 @@ def validate_message(msg: events_pb2.BacktestFinished) -> ParsedEvent:
                            f"schema_version {msg.schema_version!r}, this consumer reads {SCHEMA_VERSION}")
     if not msg.HasField("metrics"):
         raise InvalidEvent("missing_field", "metrics")
-    for name in _TEXT_FIELDS:
-        _check_text(getattr(msg, name), name)
+    texts = [getattr(msg, name) for name in _TEXT_FIELDS]
+    joined = "".join(texts)
+    # ASCII text without NUL passes every text rule: one check for all of them; anything
+    # else is checked field by field, to name the first field that breaks a rule.
+    if "\x00" in joined or not joined.isascii():
+        for name, value in zip(_TEXT_FIELDS, texts):
+            _check_text(value, name)
     params = struct_to_dict(msg.params)
     check_values(params, "params", 2)
     return _validated(msg, params)
@@ -338,17 +345,21 @@ def _validated(msg: events_pb2.BacktestFinished, params: dict[str, Any]) -> Pars
         except ValueError:
             raise InvalidEvent("bad_date", f"finished_at {msg.finished_at!r} is not RFC 3339") from None
 
+    metrics = msg.metrics
     values: dict[str, float] = {}
-    for fd in _METRIC_FIELDS:
-        if fd.has_presence and not msg.metrics.HasField(fd.name):
+    for name, optional in _METRIC_PRESENCE:
+        if optional and not metrics.HasField(name):
             continue
-        number = float(getattr(msg.metrics, fd.name))
-        if not math.isfinite(number):
-            # protobuf's JSON mapping accepts "NaN"/"Infinity" strings; we do not.
-            raise InvalidEvent("non_finite", f"metrics.{fd.name} is {number}")
-        values[fd.name] = number
-    if not 0 <= msg.metrics.total_bets <= MAX_TOTAL_BETS:
-        raise InvalidEvent("out_of_range", f"metrics.total_bets {msg.metrics.total_bets} is outside [0, 2^31)")
+        values[name] = float(getattr(metrics, name))
+    # One sum is finite when every term is (inf - inf is NaN); only when it is not are the
+    # values looked at one by one, to name the first. A finite overflow finds nothing there.
+    if not math.isfinite(sum(values.values())):
+        for name, number in values.items():
+            if not math.isfinite(number):
+                # protobuf's JSON mapping accepts "NaN"/"Infinity" strings; we do not.
+                raise InvalidEvent("non_finite", f"metrics.{name} is {number}")
+    if not 0 <= metrics.total_bets <= MAX_TOTAL_BETS:
+        raise InvalidEvent("out_of_range", f"metrics.total_bets {metrics.total_bets} is outside [0, 2^31)")
     if not 0.0 <= values["win_rate"] <= 1.0:
         raise InvalidEvent("out_of_range", f"metrics.win_rate {values['win_rate']} is outside [0, 1]")
     if not 0.0 <= values["max_drawdown"] <= 1.0:
