@@ -18,6 +18,7 @@ is timed from its first read: its publishing is not counted, which favours the l
 --json the last line is a JSON object.
 
     python bench/ingest.py [--events 50000] [--naive-events 5000] [--lag-seconds 60] [--json]
+                           [--redis-db 9] [--pg-db edgeloop_bench_ingest]
 """
 
 from __future__ import annotations
@@ -236,10 +237,12 @@ def main() -> None:
     ap.add_argument("--lag-rate", type=int, default=0, help="events/s for the lag run (default: half the limit)")
     ap.add_argument("--no-scaling", action="store_true", help="skip the two-worker run")
     ap.add_argument("--redis-db", type=int, default=9, help="a scratch Redis db (flushed)")
+    ap.add_argument("--pg-db", default=DB_NAME, help="a scratch PostgreSQL database (dropped and created: "
+                                                     "give each concurrent run its own)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
-    db_url = recreate_pg_database(DB_NAME)
+    db_url = recreate_pg_database(args.pg_db)
     upgrade(db_url)
     engine = make_engine(db_url)
     redis_url = f"redis://127.0.0.1:6379/{args.redis_db}"
@@ -293,7 +296,7 @@ def main() -> None:
         ml.stop()
         engine.dispose()
         r.flushdb()
-        drop_pg_database(DB_NAME)
+        drop_pg_database(args.pg_db)
 
 
 if __name__ == "__main__":
