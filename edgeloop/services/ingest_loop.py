@@ -7,7 +7,9 @@ the ML service from memory while the consumer reads, validates and stores the ne
 ML service's work overlaps the consumer's instead of adding to it. At most two batches wait
 in the handoff, so a slow ML service slows the consumer down rather than filling memory; what
 is handed off and not yet submitted when the process dies is in the table, where any
-flusher's read-back (at least every ``feedback_flush_interval_s``) finds it.
+flusher's read-back (at least every ``feedback_flush_interval_s``) finds it. The read-back
+leaves out results younger than ``READ_BACK_MIN_AGE`` intervals: those are the ones in the
+handoff, which would otherwise be read back and claimed twice, once by each path.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ class IngestLoop:
     """A consumer on the calling thread and its flusher on a thread of its own."""
 
     HANDOFF_BATCHES = 2
+    # Results younger than this many flush intervals are left to the handoff by the read-back:
+    # a handed-off result waits at most the flushes of the two batches ahead of it.
+    READ_BACK_MIN_AGE = 5
 
     def __init__(self, name: str) -> None:
         res = resources()
@@ -46,7 +51,7 @@ class IngestLoop:
 
     def after_batch(self, outcome: BatchOutcome) -> None:
         """Hand what the batch stored to the flusher; wait while it is two batches behind."""
-        self.totals.add(dataclasses.replace(outcome, stored={}))  # counts only: events go to the flusher
+        self.totals.add(dataclasses.replace(outcome, stored=[]))  # counts only: events go to the flusher
         while outcome.stored and not self._stop.is_set():
             try:
                 self._handoff.put(outcome.stored, timeout=0.5)
@@ -58,6 +63,7 @@ class IngestLoop:
         """Submit what the consumer hands over; read back what is left over (an outage, another
         process's results) at least every ``feedback_flush_interval_s``."""
         interval = self.settings.feedback_flush_interval_s
+        min_age = self.READ_BACK_MIN_AGE * interval
         last_read_back = 0.0
         while not stop.is_set():
             try:
@@ -69,7 +75,7 @@ class IngestLoop:
                     self.flusher.flush_stored(stored)
                 if time.monotonic() - last_read_back >= interval:
                     last_read_back = time.monotonic()
-                    self.flusher.flush_if_due()
+                    self.flusher.flush_if_due(min_age_s=min_age)
             except Exception:  # noqa: BLE001 - the rows wait in the table; the thread must not die
                 log.exception("feedback flusher %s failed; retrying in 1s", self.flusher.name)
                 stop.wait(1.0)
