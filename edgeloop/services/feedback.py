@@ -138,6 +138,7 @@ class FeedbackFlusher:
         self._retry_at = 0.0
         self._failures = 0
         self._split_logged = False
+        self._state = threading.Lock()  # the backoff state, when several threads flush with this flusher
 
     @classmethod
     def clearing_cache(cls, *, sessions: sessionmaker[Session], settings: Settings,
@@ -284,19 +285,21 @@ class FeedbackFlusher:
         try:
             n = flush()
         except FeedbackDeferred as exc:
-            self._failures += 1
-            delay = min(self.settings.feedback_retry_max_s, 0.25 * 2 ** min(self._failures, 16))
-            delay *= 0.5 + random.random() / 2
-            self._retry_at = time.monotonic() + delay
-            self._backing_off(exc, delay)
+            with self._state:
+                self._failures += 1
+                delay = min(self.settings.feedback_retry_max_s, 0.25 * 2 ** min(self._failures, 16))
+                delay *= 0.5 + random.random() / 2
+                self._retry_at = time.monotonic() + delay
+                self._backing_off(exc, delay)
             return 0
-        self._failures = 0
-        if self.backoff is not None:
-            log.warning("feedback: the ML service takes feedback again, after %.0f s of %s",
-                        time.time() - self.backoff.since, self.backoff.code)
-            self.backoff = None
-            if self.board is not None:
-                self.board.clear(self.name)
+        with self._state:
+            self._failures = 0
+            if self.backoff is not None:
+                log.warning("feedback: the ML service takes feedback again, after %.0f s of %s",
+                            time.time() - self.backoff.since, self.backoff.code)
+                self.backoff = None
+                if self.board is not None:
+                    self.board.clear(self.name)
         return n
 
     def _backing_off(self, exc: FeedbackDeferred, delay: float) -> None:
