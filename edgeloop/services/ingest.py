@@ -267,9 +267,12 @@ class StreamConsumer:
 
         inserted = self._store(list(rows.values()), origin, dead)
         outcome.inserted = len(inserted)
-        outcome.stored = sorted((Unconfirmed(row_id, backtest_id, rows[backtest_id]["strategy_id"], now,
-                                             rows[backtest_id]["event_pb"])
-                                 for backtest_id, row_id in inserted.items()), key=lambda u: u.id)
+        stored = []
+        for backtest_id, row_id in inserted.items():
+            row = rows[backtest_id]
+            stored.append(Unconfirmed(row_id, backtest_id, row["strategy_id"], now, row["event_pb"]))
+        stored.sort()  # by row id, the first field: oldest first
+        outcome.stored = stored
         outcome.duplicates = len(entries) - len(dead) - len(inserted)
         self._dead_letter_and_ack(entries, dead)
         for letter in dead:
