@@ -137,6 +137,7 @@ class FeedbackFlusher:
         self.backoff: Backoff | None = None  # set while backing off
         self._retry_at = 0.0
         self._failures = 0
+        self._answered = 0  # calls the service answered: only an answer ends a backoff
         self._split_logged = False
         self._state = threading.Lock()  # the backoff state, when several threads flush with this flusher
 
@@ -182,6 +183,7 @@ class FeedbackFlusher:
                 confirmed = self._submit(session, rows)
             except EdgeloopError as exc:  # every failed call; verdict() says what it means
                 return self._failed(session, rows, exc, tally)
+            self._answered += 1
             metrics.FEEDBACK_BATCH_SIZE.observe(len(rows))
         metrics.FEEDBACK_SUBMITTED.inc(len(confirmed))
         tally.submitted += len(confirmed)
@@ -208,6 +210,8 @@ class FeedbackFlusher:
         if meaning is Verdict.BACK_OFF:
             metrics.FEEDBACK_FAILED.labels(code=code, action="back_off").inc()
             raise FeedbackDeferred(str(exc), code) from exc
+        if meaning is Verdict.REFUSED:
+            self._answered += 1  # a refusal of the data is an answer: the service takes feedback
         if len(rows) == 1:
             metrics.FEEDBACK_FAILED.labels(code=code, action="reject").inc()
             self._reject(session, rows[0], exc)
@@ -282,6 +286,7 @@ class FeedbackFlusher:
     def _unless_backing_off(self, flush: Callable[[], int]) -> int:
         if time.monotonic() < self._retry_at:
             return 0
+        answered = self._answered
         try:
             n = flush()
         except FeedbackDeferred as exc:
@@ -292,6 +297,8 @@ class FeedbackFlusher:
                 self._retry_at = time.monotonic() + delay
                 self._backing_off(exc, delay)
             return 0
+        if self._answered == answered:
+            return n  # no call was made (nothing to send): that says nothing of the service
         with self._state:
             self._failures = 0
             if self.backoff is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import grpc
 import pytest
@@ -194,3 +194,36 @@ def test_results_just_stored_wait_while_the_service_is_backed_off(sessions):
     flusher._retry_at = 0
     assert flusher.flush_if_due() == 3
     assert counts(sessions) == (0, 0)
+
+
+def test_the_read_back_leaves_results_younger_than_its_minimum_age_to_the_handoff(sessions):
+    # Given results just stored, which their consumer has handed to its flusher
+    store_results(sessions, 5)
+    client = FakeMLClient()
+    flusher = FeedbackFlusher(sessions=sessions, settings=Settings(), client_factory=lambda: client)
+    # When the loop's read-back runs, it does not read them back and submit them a second way
+    assert flusher.flush_if_due(min_age_s=60) == 0 and client.feedback_calls == []
+    # But once they are older than that (their consumer died before submitting them), it does
+    with sessions.begin() as s:
+        s.execute(update(BacktestResult).values(received_at=datetime.now(timezone.utc) - timedelta(seconds=61)))
+    assert flusher.flush_if_due(min_age_s=60) == 5
+    assert counts(sessions) == (0, 0)
+
+
+def test_a_try_that_finds_nothing_to_send_does_not_end_a_backoff(sessions, caplog):
+    store_results(sessions, 3)
+    client = FakeMLClient()
+    client.fail_with("submit_backtest_feedback", fail("UNAUTHENTICATED"))
+    board = Board()
+    flusher = FeedbackFlusher(sessions=sessions, settings=Settings(), client_factory=lambda: client, board=board,
+                              name="w1:0")
+    caplog.set_level(logging.INFO, logger="edgeloop.services.feedback")
+    assert flusher.flush_if_due() == 0 and flusher.backoff is not None
+    # When a later try makes no call (nothing old enough to read back), the service said nothing
+    flusher._retry_at = 0
+    assert flusher.flush_if_due(min_age_s=60) == 0 and client.feedback_calls == [3]
+    # Then it is still backing off, reported, and said so once
+    assert flusher.backoff is not None and board.cleared == []
+    flusher._retry_at = 0
+    assert flusher.flush_if_due() == 0
+    assert [r.message.startswith("feedback: backing off: UNAUTHENTICATED") for r in caplog.records] == [True]
