@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
 
 from edgeloop.core.events import parse_event
 from edgeloop.mlclient import get_ml_client
 from edgeloop.schema.pipeline import BacktestResult, Strategy
-from edgeloop.schema.repository import mark_processed
 from edgeloop.services.ingest import result_row
 from edgeloop.services.runtime import resources
 from edgeloop.workers.app import app
@@ -31,4 +31,5 @@ def naive_ingest(payload: str) -> None:
         session.execute(insert(BacktestResult).values(**row).on_conflict_do_nothing())
     response = get_ml_client().submit_backtest_feedback([event.message], event.message.backtest_id)
     with resources().sessions.begin() as session:
-        mark_processed(session, response.stored_backtest_ids)
+        session.execute(update(BacktestResult).where(BacktestResult.backtest_id.in_(response.stored_backtest_ids))
+                        .values(ml_feedback_submitted=True))

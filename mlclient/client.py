@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import grpc
 from google.protobuf import struct_pb2
@@ -78,6 +78,35 @@ def error_for(rpc: str, code: grpc.StatusCode, details: str | None, reason: str 
     return error
 
 
+_FEEDBACK_PATH = f"/{pb.DESCRIPTOR.services_by_name['MLService'].full_name}/SubmitBacktestFeedback"
+_RESULTS_TAG = bytes([pb.BacktestFeedbackRequest.RESULTS_FIELD_NUMBER << 3 | 2])  # wire type 2: length-delimited
+_BATCH_ID_TAG = bytes([pb.BacktestFeedbackRequest.BATCH_ID_FIELD_NUMBER << 3 | 2])
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def feedback_request_bytes(results: Sequence[events_pb2.BacktestFinished | bytes], batch_id: str) -> bytes:
+    """A serialised ``BacktestFeedbackRequest`` (pure). On the wire a repeated message field is,
+    for each element, its tag, its length and its bytes: results given as the bytes a consumer
+    stored (``event_pb``) are sent as they are, without building a request message or
+    serialising them a second time."""
+    parts: list[bytes] = []
+    for result in results:
+        raw = result if isinstance(result, bytes) else result.SerializeToString()
+        parts += (_RESULTS_TAG, _varint(len(raw)), raw)
+    key = batch_id.encode()
+    if key:  # proto3 leaves an empty string out
+        parts += (_BATCH_ID_TAG, _varint(len(key)), key)
+    return b"".join(parts)
+
+
 def _breaker_changed(state: str) -> None:
     metrics.ML_BREAKER_TRANSITIONS.labels(state=state).inc()
     metrics.ML_BREAKER_OPEN.set(0 if state == CLOSED else 1)
@@ -96,6 +125,8 @@ class MLClient:
         self._channel: grpc.Channel | None = None
         self._stub: pb_grpc.MLServiceStub | None = None
         self._health_stub: health_pb2_grpc.HealthStub | None = None
+        # Methods whose requests arrive serialised (sent as given: no serializer).
+        self._serialised: dict[str, Callable[..., Any]] = {}
 
     # --- the channel ---------------------------------------------------------------------
     def _stubs(self) -> tuple[pb_grpc.MLServiceStub, health_pb2_grpc.HealthStub]:
@@ -107,6 +138,9 @@ class MLClient:
                 self._metadata = call_metadata(self.settings)  # names this process
                 self._stub = pb_grpc.MLServiceStub(self._channel)
                 self._health_stub = health_pb2_grpc.HealthStub(self._channel)
+                self._serialised = {"SubmitBacktestFeedback": self._channel.unary_unary(
+                    _FEEDBACK_PATH, request_serializer=None,
+                    response_deserializer=pb.BacktestFeedbackResponse.FromString)}
                 self._pid = os.getpid()
             assert self._stub is not None and self._health_stub is not None
             return self._stub, self._health_stub
@@ -116,6 +150,7 @@ class MLClient:
             if self._channel is not None and self._pid == os.getpid():
                 self._channel.close()
             self._channel = self._stub = self._health_stub = None
+            self._serialised = {}
 
     # --- one call ------------------------------------------------------------------------
     def _call(self, rpc: str, request: Any, timeout: float | None = None) -> Any:
@@ -142,7 +177,7 @@ class MLClient:
                 f"(next probe in {self.breaker.retry_after_s():.1f} s)"
             )
         stub, health_stub = self._stubs()
-        method = health_stub.Check if rpc == "health.Check" else getattr(stub, rpc)
+        method = self._serialised.get(rpc) or (health_stub.Check if rpc == "health.Check" else getattr(stub, rpc))
         started = time.perf_counter()
         outcome = "ok"
         try:
@@ -203,9 +238,10 @@ class MLClient:
         return list(self._call("GenerateStrategy", request, timeout).strategies)
 
     def submit_backtest_feedback(
-        self, results: Sequence[events_pb2.BacktestFinished], batch_id: str
+        self, results: Sequence[events_pb2.BacktestFinished | bytes], batch_id: str
     ) -> pb.BacktestFeedbackResponse:
-        return self._call("SubmitBacktestFeedback", pb.BacktestFeedbackRequest(results=results, batch_id=batch_id))
+        """Results as messages or as the bytes of serialised ``BacktestFinished`` events."""
+        return self._call("SubmitBacktestFeedback", feedback_request_bytes(results, batch_id))
 
     # --- models and training -------------------------------------------------------------
     def train_models(self, model_name: str = "", force: bool = False) -> pb.TrainModelsResponse:

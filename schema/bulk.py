@@ -2,7 +2,8 @@
 
 ``insert_ignoring_duplicates`` inserts rows and skips any that violate a unique constraint
 (a redelivered event, a re-imported file, a resubmitted feedback batch), returning the
-``key`` values it really inserted.
+``key`` values it really inserted (or tuples of several columns' values, e.g. the unique key
+and the generated id).
 
 On PostgreSQL the rows are COPYed into a temporary table and moved with one
 ``INSERT … SELECT … ON CONFLICT DO NOTHING``: a 500-row multi-VALUES INSERT spends most of its
@@ -30,18 +31,22 @@ from sqlalchemy.dialects import postgresql, sqlite
 SQLITE_CHUNK_ROWS = 500
 
 
-def insert_ignoring_duplicates(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], key: str) -> list:
+def insert_ignoring_duplicates(conn: Connection, table: Table, rows: Sequence[dict[str, Any]],
+                               key: str | tuple[str, ...]) -> list:
     """Returns the ``key`` value of every row inserted (one per row: a key may repeat when it
-    is not the unique column, e.g. the event id of price rows)."""
+    is not the unique column, e.g. the event id of price rows); with a tuple of column names,
+    a tuple of their values per row."""
     if not rows:
         return []
+    names = (key,) if isinstance(key, str) else key
     if conn.dialect.name == "postgresql":
-        return _copy_insert(conn, table, rows, key)
-    stmt = sqlite.insert(table).on_conflict_do_nothing().returning(table.c[key])
-    inserted: list = []
-    for i in range(0, len(rows), SQLITE_CHUNK_ROWS):
-        inserted.extend(conn.execute(stmt, list(rows[i:i + SQLITE_CHUNK_ROWS])).scalars())
-    return inserted
+        inserted = _copy_insert(conn, table, rows, names)
+    else:
+        stmt = sqlite.insert(table).on_conflict_do_nothing().returning(*(table.c[n] for n in names))
+        inserted = []
+        for i in range(0, len(rows), SQLITE_CHUNK_ROWS):
+            inserted.extend(tuple(r) for r in conn.execute(stmt, list(rows[i:i + SQLITE_CHUNK_ROWS])))
+    return [r[0] for r in inserted] if isinstance(key, str) else inserted
 
 
 def _is_json(column) -> bool:
@@ -49,7 +54,7 @@ def _is_json(column) -> bool:
         getattr(column.type, "impl", None), JSON)
 
 
-def _copy_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], key: str) -> list:
+def _copy_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], key: tuple[str, ...]) -> list:
     # Here, not at the top: the PostgreSQL driver is loaded only where PostgreSQL is used.
     from psycopg.types.json import Jsonb
 
@@ -73,9 +78,13 @@ def _copy_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]],
             for row in rows:
                 copy.write_row([Jsonb(row[n]) if n in json_cols and row[n] is not None else row[n] for n in names])
         cur.execute(f'INSERT INTO "{table.name}" ({cols}) SELECT {cols} FROM "{temp}" '
-                    f'ON CONFLICT DO NOTHING RETURNING "{key}"')
-        inserted = [r[0] for r in cur.fetchall()]
-        cur.execute(f'TRUNCATE "{temp}"')  # the transaction may go on and insert again
+                    f'ON CONFLICT DO NOTHING RETURNING ' + ", ".join(f'"{k}"' for k in key))
+        inserted = cur.fetchall()
+        # DELETE, not TRUNCATE: a TRUNCATE gives the temporary table a new file each time (and
+        # writes the catalog), which cost PostgreSQL more than the insert itself; the rows are
+        # dropped at commit anyway (ON COMMIT DELETE ROWS), this only clears them for another
+        # insert in the same transaction.
+        cur.execute(f'DELETE FROM "{temp}"')
     return inserted
 
 

@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Iterable, Sequence, cast
 
-from sqlalchemy import CursorResult, Row, func, select, update
+from sqlalchemy import Column, ColumnElement, CursorResult, any_, bindparam, func, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from edgeloop.schema.bulk import insert_ignoring_duplicates
 from edgeloop.schema.pipeline import BacktestResult, Strategy
 
 
-def insert_results(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
-    """Insert results, ignoring backtest ids already stored; returns the ids inserted now.
+def insert_results(session: Session, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """Insert results, ignoring backtest ids already stored; returns the backtest ids inserted
+    now, each with its row id (what the feedback flusher claims and marks them by).
 
     The unique ``backtest_id`` is what makes a duplicate delivery change nothing, whichever
     worker sees it and however often.
     """
-    return set(insert_ignoring_duplicates(session.connection(), BacktestResult.__table__, rows, "backtest_id"))
+    return dict(insert_ignoring_duplicates(session.connection(), BacktestResult.__table__, rows, ("backtest_id", "id")))
+
+
+def _one_of(session: Session, column: Column[Any], values: Sequence[Any]) -> ColumnElement[bool]:
+    """``column IN values``; on PostgreSQL ``column = ANY(:array)``: one parameter however many
+    values, so the statement is compiled once and PostgreSQL parses no list of 500 literals."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(f"{column.name}_any", list(values), type_=postgresql.ARRAY(column.type)))
+    return column.in_(list(values))
 
 
 def ensure_strategies(session: Session, strategies: Iterable[dict[str, Any]]) -> None:
@@ -60,36 +71,52 @@ def recent_unprocessed(session: Session, limit: int = 100, *, lock: bool = False
 
 
 def claim_unsubmitted(session: Session, limit: int, *, ids: Sequence[int] | None = None,
-                      backtest_ids: Sequence[str] | None = None, with_event: bool = True) -> list[Row[Any]]:
+                      received_before: datetime | None = None) -> list[Any]:
     """The oldest results not yet confirmed by the ML service, as rows of (id, backtest_id,
-    strategy_id, received_at[, event_pb]), locked for this transaction: ``FOR UPDATE SKIP
-    LOCKED`` on PostgreSQL, so concurrent flushers take disjoint rows. ``ids`` / ``backtest_ids``
-    narrow them down (part of a batch tried again; results this process has just stored, whose
-    events it still holds, when ``with_event`` is False)."""
+    strategy_id, received_at, event_pb), locked for this transaction: ``FOR UPDATE SKIP LOCKED``
+    on PostgreSQL, so concurrent flushers take disjoint rows. ``ids`` narrows them down (part of
+    a batch tried again); ``received_before`` leaves out results stored since (those a consumer
+    is about to submit from memory)."""
     t = BacktestResult.__table__
-    columns = [t.c.id, t.c.backtest_id, t.c.strategy_id, t.c.received_at] + ([t.c.event_pb] if with_event else [])
-    stmt = (select(*columns).where(t.c.ml_feedback_submitted.is_(False), t.c.feedback_batch_id.is_(None))
+    stmt = (select(t.c.id, t.c.backtest_id, t.c.strategy_id, t.c.received_at, t.c.event_pb)
+            .where(t.c.ml_feedback_submitted.is_(False), t.c.feedback_batch_id.is_(None))
             .order_by(t.c.id).limit(limit))
     if ids is not None:
-        stmt = stmt.where(t.c.id.in_(ids))
-    if backtest_ids is not None:
-        stmt = stmt.where(t.c.backtest_id.in_(backtest_ids))
+        stmt = stmt.where(_one_of(session, t.c.id, ids))
+    if received_before is not None:
+        stmt = stmt.where(t.c.received_at < received_before)
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     return list(session.execute(stmt).all())
 
 
-def mark_processed(session: Session, backtest_ids: Iterable[str], batch_id: int | None = None) -> int:
-    ids = list(backtest_ids)
+def claim_ids(session: Session, ids: Sequence[int]) -> list[int]:
+    """Of these results, the row ids of those still waiting for the ML service's confirmation,
+    oldest first, locked for this transaction like ``claim_unsubmitted``'s (a consumer's
+    flusher holds their events: only the ids are read)."""
+    if not ids:
+        return []
+    t = BacktestResult.__table__
+    stmt = (select(t.c.id).where(_one_of(session, t.c.id, ids), t.c.ml_feedback_submitted.is_(False),
+                                 t.c.feedback_batch_id.is_(None)).order_by(t.c.id))
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    return list(session.execute(stmt).scalars())
+
+
+def mark_processed(session: Session, ids: Iterable[int], batch_id: int | None = None) -> int:
+    """Mark these results (row ids) confirmed by the ML service, in ``batch_id``."""
+    ids = list(ids)
     if not ids:
         return 0
     # Core UPDATE on the table: the ORM's bulk path would first try to synchronise every
     # loaded object in the session, which costs more than the update itself.
     table = BacktestResult.__table__
     result = session.connection().execute(
-        update(table).where(table.c.backtest_id.in_(ids)).values(ml_feedback_submitted=True, feedback_batch_id=batch_id)
+        update(table).where(_one_of(session, table.c.id, ids)).values(ml_feedback_submitted=True,
+                                                                         feedback_batch_id=batch_id)
     )
-    return result.rowcount
+    return cast(CursorResult[Any], result).rowcount
 
 
 def by_composite_score_range(session: Session, low: float, high: float, limit: int = 1000) -> list[BacktestResult]:

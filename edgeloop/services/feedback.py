@@ -1,10 +1,13 @@
 """Feedback flush: stored results the ML service has not confirmed → SubmitBacktestFeedback.
 
 Each call runs in its own short transaction: claim a batch, make one call, mark what the
-service confirmed, commit. A consumer submits the results it has just stored from the events it
-still holds (``flush_stored``: the claim reads back ids only, no event is decoded again); the
-oldest unconfirmed results in the table, whoever stored them, are read back and submitted by
-``flush_if_due`` (results left behind by an outage, or stored by a process that died). On PostgreSQL the rows are claimed ``FOR UPDATE SKIP LOCKED``, so
+service confirmed, commit. A consumer submits the results it has just stored from what it
+still holds (``flush_stored``: their row ids and serialised events; the claim reads back ids
+only); the oldest unconfirmed results in the table, whoever stored them, are read back and
+submitted by ``flush_if_due`` (results left behind by an outage, or stored by a process that
+died). Either way the events go out as the bytes stored (``event_pb``), never decoded and
+serialised again (``edgeloop.mlclient.client.feedback_request_bytes``), and rows are claimed
+and marked by row id. On PostgreSQL the rows are claimed ``FOR UPDATE SKIP LOCKED``, so
 flushers on many workers take disjoint batches, and no row stays locked for longer than the
 one call that carries it. A result is marked submitted only after the service confirmed it (the
 response lists the backtest ids it holds). If the call fails the transaction rolls back and the
@@ -34,10 +37,10 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple, Sequence
 
-from sqlalchemy import Row, insert, update
+from sqlalchemy import insert, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from edgeloop.core import metrics
@@ -45,10 +48,9 @@ from edgeloop.core.errors import EdgeloopError, FeedbackDeferred, MLMessageTooLa
 from edgeloop.core.settings import Settings
 from edgeloop.core.statuses import FeedbackBatchStatus
 from edgeloop.mlclient.cache import invalidate_strategies
-from edgeloop.proto import events_pb2
 from edgeloop.schema.base import as_utc
 from edgeloop.schema.pipeline import BacktestResult, FeedbackBatch
-from edgeloop.schema.repository import claim_unsubmitted, mark_processed
+from edgeloop.schema.repository import claim_ids, claim_unsubmitted, mark_processed
 from edgeloop.services.feedback_state import Backoff, BackoffBoard
 from edgeloop.services.runtime import resources
 
@@ -92,21 +94,18 @@ class _Tally:
     rows: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class _Claimed:
-    """A result locked by this transaction, with the event to send."""
-    id: int
+class Unconfirmed(NamedTuple):
+    """A stored result the ML service has not confirmed, with its event as stored: what a
+    consumer hands its flusher for each result it has just stored, and what a claim reads back.
+    A named tuple: one is made per event, and a frozen dataclass costs several times more."""
+    id: int  # row id in backtest_results
     backtest_id: str
     strategy_id: str
     received_at: datetime
-    message: events_pb2.BacktestFinished
+    event: bytes  # the serialised BacktestFinished (``event_pb``)
 
 
-def _claimed(row: Row[Any], message: events_pb2.BacktestFinished) -> _Claimed:
-    return _Claimed(row.id, row.backtest_id, row.strategy_id, row.received_at, message)
-
-
-Stored = Mapping[str, events_pb2.BacktestFinished]  # backtest id → its event, just stored
+Stored = Sequence[Unconfirmed]  # results just stored (committed), oldest first
 
 
 def _code(exc: Exception) -> str:
@@ -138,7 +137,9 @@ class FeedbackFlusher:
         self.backoff: Backoff | None = None  # set while backing off
         self._retry_at = 0.0
         self._failures = 0
+        self._answered = 0  # calls the service answered: only an answer ends a backoff
         self._split_logged = False
+        self._state = threading.Lock()  # the backoff state, when several threads flush with this flusher
 
     @classmethod
     def clearing_cache(cls, *, sessions: sessionmaker[Session], settings: Settings,
@@ -148,9 +149,11 @@ class FeedbackFlusher:
         return cls(sessions=sessions, settings=settings, client_factory=client_factory,
                    on_submitted=invalidate_strategy_cache, board=board, name=name)
 
-    def flush_once(self, limit: int | None = None, stored: Stored | None = None) -> FlushResult:
-        """Submit the oldest batch of unconfirmed results (see the module's docstring), of
-        those in ``stored`` when given, sent from memory.
+    def flush_once(self, limit: int | None = None, stored: Stored | None = None,
+                   received_before: datetime | None = None) -> FlushResult:
+        """Submit the oldest batch of unconfirmed results (see the module's docstring): of
+        those in ``stored`` when given, sent from memory; else read back, of those received
+        before ``received_before`` when given.
 
         Raises ``FeedbackDeferred`` when the service did not take it for a reason that is not
         the data; what was confirmed before that stays confirmed, nothing is set aside. A
@@ -163,14 +166,15 @@ class FeedbackFlusher:
         # Depth first, first half first: the oldest results go first, as in one call.
         todo: list[list[int] | None] = [None]  # None: the oldest pending; a list: these row ids
         while todo:
-            todo.extend(reversed(self._flush_batch(limit, todo.pop(), tally, stored)))
+            todo.extend(reversed(self._flush_batch(limit, todo.pop(), tally, stored, received_before)))
         return FlushResult(tally.submitted, tally.rejected, tally.rows)
 
-    def _flush_batch(self, limit: int, ids: list[int] | None, tally: _Tally, stored: Stored | None) -> list[list[int]]:
+    def _flush_batch(self, limit: int, ids: list[int] | None, tally: _Tally, stored: Stored | None,
+                     received_before: datetime | None) -> list[list[int]]:
         """One transaction around one call. Returns the halves to try next when the batch has to
         be narrowed down, else []."""
         with self.sessions.begin() as session:
-            rows = self._claim(session, limit, ids, stored)
+            rows = self._claim(session, limit, ids, stored, received_before)
             if ids is None:
                 tally.rows = len(rows)
             if not rows:
@@ -179,6 +183,7 @@ class FeedbackFlusher:
                 confirmed = self._submit(session, rows)
             except EdgeloopError as exc:  # every failed call; verdict() says what it means
                 return self._failed(session, rows, exc, tally)
+            self._answered += 1
             metrics.FEEDBACK_BATCH_SIZE.observe(len(rows))
         metrics.FEEDBACK_SUBMITTED.inc(len(confirmed))
         tally.submitted += len(confirmed)
@@ -191,19 +196,22 @@ class FeedbackFlusher:
         return []
 
     @staticmethod
-    def _claim(session: Session, limit: int, ids: list[int] | None, stored: Stored | None) -> list[_Claimed]:
+    def _claim(session: Session, limit: int, ids: list[int] | None, stored: Stored | None,
+               received_before: datetime | None) -> list[Unconfirmed]:
         if stored is None:
-            return [_claimed(r, events_pb2.BacktestFinished.FromString(r.event_pb))
-                    for r in claim_unsubmitted(session, limit, ids=ids)]
-        return [_claimed(r, stored[r.backtest_id])
-                for r in claim_unsubmitted(session, limit, ids=ids, backtest_ids=list(stored), with_event=False)]
+            return [Unconfirmed(r.id, r.backtest_id, r.strategy_id, r.received_at, r.event_pb)
+                    for r in claim_unsubmitted(session, limit, ids=ids, received_before=received_before)]
+        held = {r.id: r for r in stored}
+        return [held[i] for i in claim_ids(session, ids if ids is not None else list(held))[:limit]]
 
-    def _failed(self, session: Session, rows: list[_Claimed], exc: Exception, tally: _Tally) -> list[list[int]]:
+    def _failed(self, session: Session, rows: list[Unconfirmed], exc: Exception, tally: _Tally) -> list[list[int]]:
         meaning = verdict(exc)
         code = _code(exc)
         if meaning is Verdict.BACK_OFF:
             metrics.FEEDBACK_FAILED.labels(code=code, action="back_off").inc()
             raise FeedbackDeferred(str(exc), code) from exc
+        if meaning is Verdict.REFUSED:
+            self._answered += 1  # a refusal of the data is an answer: the service takes feedback
         if len(rows) == 1:
             metrics.FEEDBACK_FAILED.labels(code=code, action="reject").inc()
             self._reject(session, rows[0], exc)
@@ -219,19 +227,19 @@ class FeedbackFlusher:
         mid = len(rows) // 2
         return [[r.id for r in rows[:mid]], [r.id for r in rows[mid:]]]
 
-    def _submit(self, session: Session, rows: list[_Claimed]) -> set[str]:
+    def _submit(self, session: Session, rows: list[Unconfirmed]) -> set[str]:
         """One SubmitBacktestFeedback call; marks what the service confirmed. Nothing is written
         before the call: on SQLite a write would take the database lock, and an ML service
         storing into the same file would wait on us."""
         batch_key = uuid.uuid4().hex
         started = time.perf_counter()
-        response = self.client_factory().submit_backtest_feedback([r.message for r in rows], batch_key)
+        response = self.client_factory().submit_backtest_feedback([r.event for r in rows], batch_key)
         metrics.FEEDBACK_SUBMIT_SECONDS.observe(time.perf_counter() - started)
         confirmed = set(response.stored_backtest_ids) & {r.backtest_id for r in rows}
         now = datetime.now(timezone.utc)
         batch_id = _new_batch(session, batch_key=batch_key, size=len(confirmed), status=FeedbackBatchStatus.SUBMITTED,
                               submitted_at=now)
-        mark_processed(session, confirmed, batch_id)
+        mark_processed(session, [r.id for r in rows if r.backtest_id in confirmed], batch_id)
         for r in rows:
             if r.backtest_id in confirmed:
                 metrics.FEEDBACK_LAG_SECONDS.observe((now - as_utc(r.received_at)).total_seconds())
@@ -239,18 +247,20 @@ class FeedbackFlusher:
             log.warning("ML service did not confirm %d results of batch %s", len(rows) - len(confirmed), batch_key)
         return confirmed
 
-    def _reject(self, session: Session, row: _Claimed, error: Exception) -> None:
+    def _reject(self, session: Session, row: Unconfirmed, error: Exception) -> None:
         batch_id = _new_batch(session, batch_key=uuid.uuid4().hex, size=1, status=FeedbackBatchStatus.REJECTED,
                               last_error=str(error)[:2000])
         table = BacktestResult.__table__
         session.execute(update(table).where(table.c.id == row.id).values(feedback_batch_id=batch_id))
         log.error("ML service refused result %s: %s", row.backtest_id, error)
 
-    def flush_all(self, budget_s: float = 5.0) -> int:
-        """Flush batches until none is left or the time budget is spent."""
+    def flush_all(self, budget_s: float = 5.0, min_age_s: float = 0.0) -> int:
+        """Flush batches until none is left or the time budget is spent; with ``min_age_s``,
+        only of the results received at least that long ago."""
         total, deadline = 0, time.monotonic() + budget_s
+        received_before = datetime.now(timezone.utc) - timedelta(seconds=min_age_s) if min_age_s else None
         while time.monotonic() < deadline:
-            result = self.flush_once()
+            result = self.flush_once(received_before=received_before)
             total += result.submitted
             if result.rows < self.settings.feedback_batch_size:
                 break
@@ -262,36 +272,41 @@ class FeedbackFlusher:
         ``flush_if_due``. A result another flusher took meanwhile is skipped (locked or
         already confirmed)."""
         def flush() -> int:
-            ids, size = list(stored), self.settings.feedback_batch_size
-            return sum(self.flush_once(size, {k: stored[k] for k in ids[i:i + size]}).submitted
-                       for i in range(0, len(ids), size))
+            size = self.settings.feedback_batch_size
+            return sum(self.flush_once(size, stored[i:i + size]).submitted for i in range(0, len(stored), size))
         return self._unless_backing_off(flush) if stored else 0
 
-    def flush_if_due(self) -> int:
-        """``flush_all`` unless a recent failure put us in backoff (exponential with jitter,
-        capped at ``feedback_retry_max_s``). Never raises for a service that does not take
-        feedback; logs once when the state changes, not on every retry."""
-        return self._unless_backing_off(self.flush_all)
+    def flush_if_due(self, min_age_s: float = 0.0) -> int:
+        """``flush_all`` (of the results at least ``min_age_s`` old) unless a recent failure put
+        us in backoff (exponential with jitter, capped at ``feedback_retry_max_s``). Never raises
+        for a service that does not take feedback; logs once when the state changes, not on
+        every retry."""
+        return self._unless_backing_off(lambda: self.flush_all(min_age_s=min_age_s))
 
     def _unless_backing_off(self, flush: Callable[[], int]) -> int:
         if time.monotonic() < self._retry_at:
             return 0
+        answered = self._answered
         try:
             n = flush()
         except FeedbackDeferred as exc:
-            self._failures += 1
-            delay = min(self.settings.feedback_retry_max_s, 0.25 * 2 ** min(self._failures, 16))
-            delay *= 0.5 + random.random() / 2
-            self._retry_at = time.monotonic() + delay
-            self._backing_off(exc, delay)
+            with self._state:
+                self._failures += 1
+                delay = min(self.settings.feedback_retry_max_s, 0.25 * 2 ** min(self._failures, 16))
+                delay *= 0.5 + random.random() / 2
+                self._retry_at = time.monotonic() + delay
+                self._backing_off(exc, delay)
             return 0
-        self._failures = 0
-        if self.backoff is not None:
-            log.warning("feedback: the ML service takes feedback again, after %.0f s of %s",
-                        time.time() - self.backoff.since, self.backoff.code)
-            self.backoff = None
-            if self.board is not None:
-                self.board.clear(self.name)
+        if self._answered == answered:
+            return n  # no call was made (nothing to send): that says nothing of the service
+        with self._state:
+            self._failures = 0
+            if self.backoff is not None:
+                log.warning("feedback: the ML service takes feedback again, after %.0f s of %s",
+                            time.time() - self.backoff.since, self.backoff.code)
+                self.backoff = None
+                if self.board is not None:
+                    self.board.clear(self.name)
         return n
 
     def _backing_off(self, exc: FeedbackDeferred, delay: float) -> None:

@@ -46,10 +46,10 @@ from edgeloop.core.errors import InvalidEvent, ServiceUnavailable, TransientErro
 from edgeloop.core.events import EVENT_FIELD, ParsedEvent, parse_event
 from edgeloop.core.redis_connect import is_transient
 from edgeloop.core.settings import Settings
-from edgeloop.proto import events_pb2
-from edgeloop.schema import failures
+import edgeloop.schema.failures as failures
 from edgeloop.schema.repository import ensure_strategies, insert_results
 from edgeloop.services.dead_letters import dead_letter_fields
+from edgeloop.services.feedback import Unconfirmed
 
 log = logging.getLogger(__name__)
 
@@ -85,15 +85,16 @@ class BatchOutcome:
     inserted: int = 0
     duplicates: int = 0
     dead: dict[str, int] = field(default_factory=dict)
-    # The events of the results inserted now (committed and acknowledged once ``poll_once``
-    # returns): the feedback flusher sends them without reading them back.
-    stored: dict[str, events_pb2.BacktestFinished] = field(default_factory=dict)
+    # The results inserted now (committed and acknowledged once ``poll_once`` returns), with
+    # their row ids and serialised events: the feedback flusher sends them without reading
+    # them back.
+    stored: list[Unconfirmed] = field(default_factory=list)
 
     def add(self, other: "BatchOutcome") -> "BatchOutcome":
         self.read += other.read
         self.inserted += other.inserted
         self.duplicates += other.duplicates
-        self.stored.update(other.stored)
+        self.stored.extend(other.stored)
         for reason, n in other.dead.items():
             self.dead[reason] = self.dead.get(reason, 0) + n
         return self
@@ -101,6 +102,8 @@ class BatchOutcome:
 
 class StreamConsumer:
     """One consumer of the group. Many may run in one process (threads) and on many machines."""
+
+    KNOWN_STRATEGIES_MAX = 100_000
 
     def __init__(
         self,
@@ -121,6 +124,11 @@ class StreamConsumer:
         # A batch the store could not take (database down): retried from memory, so waiting
         # for the database does not count as a delivery towards ``max_deliveries``.
         self._held: tuple[list[Entry], bool] | None = None
+        # Strategy ids this consumer has seen committed to ``strategies``. edgeloop never deletes
+        # a strategy row, so a known one needs no insert: most batches then write no strategy row
+        # at all (a bulk insert that changes nothing still costs PostgreSQL a quarter of the
+        # results' insert).
+        self._known_strategies: set[str] = set()
 
     # --- Redis side ---------------------------------------------------------------------
     def ensure_groups(self) -> None:
@@ -238,7 +246,6 @@ class StreamConsumer:
         now = datetime.now(timezone.utc)
         rows: dict[str, dict[str, Any]] = {}
         origin: dict[str, Entry] = {}
-        messages: dict[str, events_pb2.BacktestFinished] = {}
         dead: list[dict[bytes | str, bytes | str]] = []
         for entry in entries:
             try:
@@ -257,11 +264,15 @@ class StreamConsumer:
             if row["backtest_id"] not in rows:
                 rows[row["backtest_id"]] = row
                 origin[row["backtest_id"]] = entry
-                messages[row["backtest_id"]] = event.message
 
         inserted = self._store(list(rows.values()), origin, dead)
         outcome.inserted = len(inserted)
-        outcome.stored = {backtest_id: messages[backtest_id] for backtest_id in inserted}
+        stored = []
+        for backtest_id, row_id in inserted.items():
+            row = rows[backtest_id]
+            stored.append(Unconfirmed(row_id, backtest_id, row["strategy_id"], now, row["event_pb"]))
+        stored.sort()  # by row id, the first field: oldest first
+        outcome.stored = stored
         outcome.duplicates = len(entries) - len(dead) - len(inserted)
         self._dead_letter_and_ack(entries, dead)
         for letter in dead:
@@ -296,25 +307,31 @@ class StreamConsumer:
                 outcome.add(self.process([entry]))
         return outcome
 
-    def _insert(self, rows: list[dict[str, Any]]) -> set[str]:
+    def _insert(self, rows: list[dict[str, Any]]) -> dict[str, int]:
+        known = self._known_strategies
         with self.sessions.begin() as session:
             ensure_strategies(session, [{"strategy_id": r["strategy_id"], "name": r["strategy_name"],
-                                         "params": r["params"]} for r in rows])
-            return insert_results(session, rows)
+                                         "params": r["params"]} for r in rows if r["strategy_id"] not in known])
+            inserted = insert_results(session, rows)
+        if len(known) > self.KNOWN_STRATEGIES_MAX:
+            known.clear()  # bounded memory; forgetting one only costs an insert that changes nothing
+        known.update(r["strategy_id"] for r in rows)  # committed
+        return inserted
 
     def _store(self, rows: list[dict[str, Any]], origin: dict[str, Entry],
-               dead: list[dict[bytes | str, bytes | str]]) -> set[str]:
+               dead: list[dict[bytes | str, bytes | str]]) -> dict[str, int]:
+        """Backtest id → row id of each result inserted now."""
         if not rows:
-            return set()
+            return {}
         try:
             return self._insert(rows)
         except Exception as exc:  # noqa: BLE001 - classified below; only data errors go further
             self._raise_unless_data(exc)
             log.warning("batch insert refused (%s); storing row by row", failures.message(exc))
-        inserted: set[str] = set()
+        inserted: dict[str, int] = {}
         for row in rows:
             try:
-                inserted |= self._insert([row])
+                inserted.update(self._insert([row]))
             except Exception as exc:  # noqa: BLE001 - as above
                 self._raise_unless_data(exc)
                 dead.append(self._letter(origin[row["backtest_id"]], "store_rejected", failures.message(exc)))

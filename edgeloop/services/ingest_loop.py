@@ -4,10 +4,13 @@ Run by the Celery worker's bootstep (``edgeloop.workers.bootsteps``) and by
 `edgeloop ingest run`, which consumes without a Celery worker. The consumer hands the results
 of each batch it has stored (committed and acknowledged) to its flusher, which submits them to
 the ML service from memory while the consumer reads, validates and stores the next batch: the
-ML service's work overlaps the consumer's instead of adding to it. At most two batches wait
+ML service's work overlaps the consumer's instead of adding to it. The flusher runs on two
+threads (``FLUSH_THREADS``), so that two calls, each in its own transaction, can be in flight. At most two batches wait
 in the handoff, so a slow ML service slows the consumer down rather than filling memory; what
 is handed off and not yet submitted when the process dies is in the table, where any
-flusher's read-back (at least every ``feedback_flush_interval_s``) finds it.
+flusher's read-back (at least every ``feedback_flush_interval_s``) finds it. The read-back
+leaves out results younger than ``READ_BACK_MIN_AGE`` intervals: those are the ones in the
+handoff, which would otherwise be read back and claimed twice, once by each path.
 """
 
 from __future__ import annotations
@@ -32,6 +35,13 @@ class IngestLoop:
     """A consumer on the calling thread and its flusher on a thread of its own."""
 
     HANDOFF_BATCHES = 2
+    # Flusher threads taking batches from the handoff: while one waits for the ML service's
+    # answer, the other claims, calls or marks, so a call's latency does not set the pace.
+    # Each call is still one transaction of its own; the threads share the backoff.
+    FLUSH_THREADS = 2
+    # Results younger than this many flush intervals are left to the handoff by the read-back:
+    # a handed-off result waits at most the flushes of the two batches ahead of it.
+    READ_BACK_MIN_AGE = 5
 
     def __init__(self, name: str) -> None:
         res = resources()
@@ -46,7 +56,7 @@ class IngestLoop:
 
     def after_batch(self, outcome: BatchOutcome) -> None:
         """Hand what the batch stored to the flusher; wait while it is two batches behind."""
-        self.totals.add(dataclasses.replace(outcome, stored={}))  # counts only: events go to the flusher
+        self.totals.add(dataclasses.replace(outcome, stored=[]))  # counts only: events go to the flusher
         while outcome.stored and not self._stop.is_set():
             try:
                 self._handoff.put(outcome.stored, timeout=0.5)
@@ -54,10 +64,11 @@ class IngestLoop:
             except queue.Full:
                 continue
 
-    def flush_forever(self, stop: threading.Event) -> None:
-        """Submit what the consumer hands over; read back what is left over (an outage, another
-        process's results) at least every ``feedback_flush_interval_s``."""
+    def flush_forever(self, stop: threading.Event, read_back: bool = True) -> None:
+        """Submit what the consumer hands over; with ``read_back``, read back what is left over
+        (an outage, another process's results) at least every ``feedback_flush_interval_s``."""
         interval = self.settings.feedback_flush_interval_s
+        min_age = self.READ_BACK_MIN_AGE * interval
         last_read_back = 0.0
         while not stop.is_set():
             try:
@@ -67,9 +78,9 @@ class IngestLoop:
             try:
                 if stored:
                     self.flusher.flush_stored(stored)
-                if time.monotonic() - last_read_back >= interval:
+                if read_back and time.monotonic() - last_read_back >= interval:
                     last_read_back = time.monotonic()
-                    self.flusher.flush_if_due()
+                    self.flusher.flush_if_due(min_age_s=min_age)
             except Exception:  # noqa: BLE001 - the rows wait in the table; the thread must not die
                 log.exception("feedback flusher %s failed; retrying in 1s", self.flusher.name)
                 stop.wait(1.0)
@@ -79,9 +90,11 @@ class IngestLoop:
         pending: the consumer starts again and reads it again, a delivery that counts towards
         ``max_deliveries``, so the thread neither dies nor spins on one entry for ever."""
         self._stop = stop
-        flusher = threading.Thread(target=self.flush_forever, args=(stop,), daemon=True,
-                                   name=f"{threading.current_thread().name}-flush")
-        flusher.start()
+        flushers = [threading.Thread(target=self.flush_forever, args=(stop, i == 0), daemon=True,
+                                     name=f"{threading.current_thread().name}-flush{i}")
+                    for i in range(self.FLUSH_THREADS)]
+        for flusher in flushers:
+            flusher.start()
         try:
             while not stop.is_set():
                 try:
@@ -91,4 +104,5 @@ class IngestLoop:
                     log.exception("stream consumer %s crashed; restarting in 1s", self.consumer.name)
                     stop.wait(1.0)
         finally:
-            flusher.join(timeout=10)
+            for flusher in flushers:
+                flusher.join(timeout=10)

@@ -19,6 +19,7 @@ from tests.support.feedback import store_results
 from tests.support.ml import FakeMLClient
 from tests.support.pipeline import Store, publish_in_subprocess, scrape, with_ml
 from tests.support.processes import celery_worker, ml_server, wait_until
+from edgeloop.proto.events_pb2 import BacktestFinished
 from edgeloop.services.feedback import FeedbackFlusher
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -104,7 +105,8 @@ def test_each_call_locks_only_the_rows_it_carries(pg_url):
                 free = {r[0] for r in other.execute(
                     "SELECT backtest_id FROM backtest_results WHERE NOT ml_feedback_submitted "
                     "FOR UPDATE SKIP LOCKED")}
-            seen.append((waiting - free, {r.backtest_id for r in results}))
+            carried = {BacktestFinished.FromString(r).backtest_id for r in results}  # sent as stored
+            seen.append((waiting - free, carried))
             return super().submit_backtest_feedback(results, batch_id)
 
     client = Probing(refuse={"bt-00000013"})

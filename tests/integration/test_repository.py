@@ -25,12 +25,13 @@ def test_seed_queries(pg_url):
         raw = json.dumps(valid_event(i))
         rows.append({**result_row(parse_event(raw), f"{i}-0", now), "composite_score": i / 10 if i else None})
     with sessions.begin() as s:
-        assert len(insert_results(s, rows)) == 6
-        assert insert_results(s, rows) == set()  # the same again: nothing new
+        inserted = insert_results(s, rows)
+        assert sorted(inserted) == [f"bt-{i:08d}" for i in range(6)] and len(set(inserted.values())) == 6
+        assert insert_results(s, rows) == {}  # the same again: nothing new
     with sessions.begin() as s:
         assert [r.backtest_id for r in top_performing(s, 3)] == ["bt-00000005", "bt-00000004", "bt-00000003"]
         assert [r.backtest_id for r in by_composite_score_range(s, 0.2, 0.35)] == ["bt-00000003", "bt-00000002"]
         assert [r.backtest_id for r in recent_unprocessed(s, 2)] == ["bt-00000000", "bt-00000001"]
-        assert mark_processed(s, ["bt-00000000", "bt-00000001"]) == 2
+        assert mark_processed(s, [inserted["bt-00000000"], inserted["bt-00000001"]]) == 2
     with sessions() as s:
         assert [r.backtest_id for r in recent_unprocessed(s, 2)] == ["bt-00000002", "bt-00000003"]

@@ -15,7 +15,8 @@ from typing import Any, Callable, Mapping, Sequence
 import grpc
 
 from edgeloop.core.statuses import ModelStatus, TrainingStatus
-from edgeloop.mlclient.client import error_for
+from edgeloop.mlclient.client import error_for, feedback_request_bytes
+from edgeloop.proto import events_pb2
 from edgeloop.proto import ml_service_pb2 as pb
 
 STRATEGY_MODEL_VERSION = "strategy-v1"
@@ -131,7 +132,8 @@ class FakeMLClient:
             self.feedback_calls.append(len(results))
         self._maybe_fail("submit_backtest_feedback")
         rpc = "SubmitBacktestFeedback"
-        size = pb.BacktestFeedbackRequest(results=results, batch_id=batch_id).ByteSize()
+        size = len(feedback_request_bytes(results, batch_id))  # what the real client sends
+        results = [events_pb2.BacktestFinished.FromString(r) if isinstance(r, bytes) else r for r in results]
         if self.max_bytes is not None and size > self.max_bytes:
             raise rpc_error(rpc, "RESOURCE_EXHAUSTED", f"Received message larger than max ({size} vs. {self.max_bytes})")
         if any(r.backtest_id in self.refuse for r in results):

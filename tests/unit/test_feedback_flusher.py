@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime, timedelta, timezone
 
 import grpc
 import pytest
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from edgeloop.core.errors import MLServiceUnavailable
 from edgeloop.core.events import parse_event
@@ -18,7 +19,7 @@ from edgeloop.core.settings import Settings
 from edgeloop.schema.db import make_engine, make_sessionmaker
 from edgeloop.schema.pipeline import BacktestResult
 from edgeloop.schema.repository import count_rejected, count_unsubmitted, retry_rejected
-from edgeloop.services.feedback import FeedbackFlusher, Verdict, verdict
+from edgeloop.services.feedback import FeedbackFlusher, Unconfirmed, Verdict, verdict
 from tests.support.feedback import fail, store_results
 from tests.support.events import valid_event
 from tests.support.ml import FakeMLClient
@@ -152,6 +153,15 @@ def test_a_new_code_while_backing_off_is_a_change_of_state(sessions, caplog):
     assert flusher.backoff.code == "UNAVAILABLE"
 
 
+def held(sessions, n: int) -> list[Unconfirmed]:
+    """What the consumer that stored results ``bt-00000000`` … hands its flusher: their row ids
+    and the events as it serialised them."""
+    with sessions() as s:
+        ids = {b: i for b, i in s.execute(select(BacktestResult.backtest_id, BacktestResult.id))}
+    return [Unconfirmed(ids[f"bt-{i:08d}"], f"bt-{i:08d}", valid_event(i)["strategy_id"], datetime.now(timezone.utc),
+                        parse_event(json.dumps(valid_event(i))).message.SerializeToString()) for i in range(n)]
+
+
 def test_results_just_stored_are_sent_from_memory_once(sessions):
     # Given 10 stored results, of which the read-back flush has already confirmed the oldest 4
     store_results(sessions, 10)
@@ -161,7 +171,7 @@ def test_results_just_stored_are_sent_from_memory_once(sessions):
     assert flusher.flush_once().submitted == 4
     # When the consumer that stored them submits all 10 from the events it holds; their stored
     # copies are unreadable, so nothing can have been read back
-    events = {f"bt-{i:08d}": parse_event(json.dumps(valid_event(i))).message for i in range(10)}
+    events = held(sessions, 10)
     with sessions.begin() as s:
         s.execute(update(BacktestResult).values(event_pb=b"\xff"))
     assert flusher.flush_stored(events) == 6
@@ -176,7 +186,7 @@ def test_results_just_stored_wait_while_the_service_is_backed_off(sessions):
     client = FakeMLClient()
     client.fail_with("submit_backtest_feedback", fail("UNAVAILABLE"))
     flusher = FeedbackFlusher(sessions=sessions, settings=Settings(), client_factory=lambda: client)
-    events = {f"bt-{i:08d}": parse_event(json.dumps(valid_event(i))).message for i in range(3)}
+    events = held(sessions, 3)
     assert flusher.flush_stored(events) == 0
     # While backing off nothing is sent; the results wait in the table for the read-back flush
     assert flusher.flush_stored(events) == 0 and client.feedback_calls == [3]
@@ -184,3 +194,36 @@ def test_results_just_stored_wait_while_the_service_is_backed_off(sessions):
     flusher._retry_at = 0
     assert flusher.flush_if_due() == 3
     assert counts(sessions) == (0, 0)
+
+
+def test_the_read_back_leaves_results_younger_than_its_minimum_age_to_the_handoff(sessions):
+    # Given results just stored, which their consumer has handed to its flusher
+    store_results(sessions, 5)
+    client = FakeMLClient()
+    flusher = FeedbackFlusher(sessions=sessions, settings=Settings(), client_factory=lambda: client)
+    # When the loop's read-back runs, it does not read them back and submit them a second way
+    assert flusher.flush_if_due(min_age_s=60) == 0 and client.feedback_calls == []
+    # But once they are older than that (their consumer died before submitting them), it does
+    with sessions.begin() as s:
+        s.execute(update(BacktestResult).values(received_at=datetime.now(timezone.utc) - timedelta(seconds=61)))
+    assert flusher.flush_if_due(min_age_s=60) == 5
+    assert counts(sessions) == (0, 0)
+
+
+def test_a_try_that_finds_nothing_to_send_does_not_end_a_backoff(sessions, caplog):
+    store_results(sessions, 3)
+    client = FakeMLClient()
+    client.fail_with("submit_backtest_feedback", fail("UNAUTHENTICATED"))
+    board = Board()
+    flusher = FeedbackFlusher(sessions=sessions, settings=Settings(), client_factory=lambda: client, board=board,
+                              name="w1:0")
+    caplog.set_level(logging.INFO, logger="edgeloop.services.feedback")
+    assert flusher.flush_if_due() == 0 and flusher.backoff is not None
+    # When a later try makes no call (nothing old enough to read back), the service said nothing
+    flusher._retry_at = 0
+    assert flusher.flush_if_due(min_age_s=60) == 0 and client.feedback_calls == [3]
+    # Then it is still backing off, reported, and said so once
+    assert flusher.backoff is not None and board.cleared == []
+    flusher._retry_at = 0
+    assert flusher.flush_if_due() == 0
+    assert [r.message.startswith("feedback: backing off: UNAUTHENTICATED") for r in caplog.records] == [True]
