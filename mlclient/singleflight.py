@@ -1,7 +1,8 @@
 """Single flight across processes: many workers missing the same keys cause one backend call.
 
 The first process to miss a set of keys takes a Redis lock named after that set
-(``SET lock token NX PX``), calls the service and stores the answers (the cache's store
+(``SET lock token NX PX``; the prediction cache takes it inside its lookup script, in the same
+round trip as the lookup, and tells ``run`` how that went), calls the service and stores the answers (the cache's store
 script releases the lock in the same command; ``run`` releases it otherwise); the others, finding
 the lock taken, poll the keys (one MGET plus an EXISTS of the lock per poll, backing off
 from 1 ms to 20 ms) until the answers are there. A waiter fetches by itself when the lock
@@ -49,31 +50,43 @@ class SingleFlight:
         self.poll_min_s = poll_min_s
         self.poll_max_s = poll_max_s
 
+    def release(self, lock: Lock) -> None:
+        """Release ``lock`` if it is still ours; never raises (else it expires by its TTL)."""
+        try:
+            self._raw.evalsha(self._release, [lock.key], [lock.token])
+        except redis.exceptions.RedisError:
+            pass
+        lock.released = True
+
     def run(
         self,
         lock_key: str,
         keys: Sequence[str],
         fetch_and_store: FetchAndStore,
         lock_ttl_s: float,
+        taken: bool | None = None,
+        token: str | None = None,
     ) -> dict[str, bytes]:
-        """Values of ``keys``: fetched by us under the lock, or stored by whoever holds it."""
+        """Values of ``keys``: fetched by us under the lock, or stored by whoever holds it.
+
+        ``taken``: whether the caller already tried ``SET NX`` on the lock, with ``token``, and
+        got it (None: not tried, ``run`` tries)."""
         found: dict[str, bytes] = {}
         remaining = list(keys)
-        token = uuid.uuid4().hex
+        token = token or uuid.uuid4().hex
         deadline = time.monotonic() + lock_ttl_s
         delay = self.poll_min_s
         px = max(1, int(lock_ttl_s * 1000))
         while True:
-            if self._raw.execute(("SET", lock_key, token, "NX", "PX", px))[0]:
+            if taken is None:
+                taken = bool(self._raw.execute(("SET", lock_key, token, "NX", "PX", px))[0])
+            if taken:
                 lock = Lock(lock_key, token)
                 try:
                     found.update(fetch_and_store(remaining, lock))
                 finally:
                     if not lock.released:
-                        try:
-                            self._raw.evalsha(self._release, [lock_key], [token])
-                        except redis.exceptions.RedisError:
-                            pass  # the answers are good; the lock expires by its TTL
+                        self.release(lock)
                 return found
             # Someone else is fetching this key set: wait for its answers.
             while True:
@@ -93,3 +106,4 @@ class SingleFlight:
                     break  # the holder is gone with keys still missing: take over (the remainder)
             # Take over the *remaining* keys under the original set's lock name, so the
             # other waiters of this set still find one of us holding it.
+            taken = None

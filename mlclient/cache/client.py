@@ -36,7 +36,9 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable, Mapping, Sequence, cast
 
 import redis
@@ -45,16 +47,24 @@ from redis.retry import Retry
 
 from edgeloop.core.errors import MLServiceError, MLServiceUnavailable
 from edgeloop.core.redis_connect import client_for, slot_owner
+from edgeloop.core.redis_scripts import LOOKUP_CACHE_ENTRIES
 from edgeloop.core.settings import Settings, get_settings
 from edgeloop.core.statuses import ModelStatus
 from edgeloop.mlclient import keys, metrics
 from edgeloop.mlclient.breaker import CircuitBreaker
-from edgeloop.mlclient.cache.codec import decode_evaluations, decode_predictions
+from edgeloop.mlclient.cache.codec import (
+    PREDICTION_PLACEHOLDER,
+    decode_evaluations,
+    decode_framed_predictions,
+    frame_evaluations,
+    frame_predictions,
+)
 from edgeloop.mlclient.cache.coherence import Coherence
 from edgeloop.mlclient.cache.invalidation import mark_models_changed
-from edgeloop.mlclient.cache.local import LocalCache
+from edgeloop.mlclient.cache.local import Key, LocalCache
 from edgeloop.mlclient.cache.stats import CacheStats, SharedCounts, read_stats
 from edgeloop.mlclient.cache.store import EntryStore
+from edgeloop.mlclient.cache.writer import StoreWriter
 from edgeloop.mlclient.catalogue import ModelCatalogue
 from edgeloop.mlclient.protocol import MLServiceClient
 from edgeloop.mlclient.rawredis import RawRedis
@@ -105,12 +115,12 @@ class _Item:
 
 @dataclass(slots=True)
 class _Local:
-    """What level 1 answered for a lookup that must go on to Redis: the keys, its values (None
-    where it had none) and its epoch before the lookup."""
+    """What level 1 answered for a lookup that must go on to Redis: its keys, its values (in
+    level 1's form; None where it had none) and its epoch, read with them."""
 
     local: LocalCache
     epoch: int
-    keys: list[str]
+    keys: list[Key]
     values: list[bytes | None]
 
 
@@ -119,11 +129,24 @@ class _Query:
     """One call of the cached client: what it asks and how to ask the service on a miss."""
 
     kind: str  # PREDICTION | EVALUATION
-    build_keys: Callable[[], list[str]]  # the keys, in order (uses the catalogue: may be rebuilt)
+    model: str  # the model whose catalogue token is in the keys
+    size: int  # how many answers
+    # Level 1's keys, given the token. ``tagged``: they leave the token out (predictions: the
+    # serialized request, cheaper than the Redis key), so lookups pass it as level 1's tag.
+    local_keys: Callable[[str], list[Key]]
+    tagged: bool
+    redis_keys: Callable[[str, Sequence[int]], list[str]]  # the Redis keys of these positions, given the token
     item: Callable[[int, str], _Item]  # the i-th question; only called for misses, to keep hits cheap
     strategy: Callable[[int], str]  # the strategy of the i-th question ("" if none), for level 1
     fetch: Callable[[list[_Item]], list[Any]]  # the service's answers, one per item
-    decode: Callable[[list[bytes]], list[Any]]  # the answers from their serialized forms
+    frame: Callable[[list[bytes]], list[bytes]]  # serialized answers in level 1's form
+    decode: Callable[[list[bytes]], list[Any]]  # the answers from level 1's form
+    placeholder: bytes  # level 1's form of an empty answer, for a position not known yet
+
+
+def _expected(generation: int | None) -> str:
+    """The lookup script's expected generation: the one our catalogue was checked against."""
+    return "-" if generation is None else str(generation)  # "-": never equal, look again
 
 
 class CachedMLClient:
@@ -143,7 +166,10 @@ class CachedMLClient:
         self.single_flight = SingleFlight(self.redis)
         self._raw = RawRedis(self.redis)
         self._entries = EntryStore(self.redis, self._raw, self.prefix, self.ttl_s)
+        self._writer = StoreWriter()
+        self._lookup_script = self.redis.register_script(LOOKUP_CACHE_ENTRIES)
         self._gen_key = keys.generation_key(self.prefix)
+        self._lock_prefix = keys.lock_prefix(self.prefix)
         self._counts = SharedCounts(self.prefix)
         self.local: LocalCache | None = None
         self.coherence: Coherence | None = None
@@ -169,38 +195,56 @@ class CachedMLClient:
         self, requests: Sequence[pb.PredictionRequest], features_hash: str | Sequence[str] = ""
     ) -> list[pb.Prediction]:
         """Predictions in the order of ``requests``. ``features_hash``: one for all, or one per request."""
+        common = ""  # the features hash of every request, unless one each
         if isinstance(features_hash, str):
             hashes: Sequence[str] | None = None
+            common = features_hash
         else:
             hashes = list(features_hash)
             if len(hashes) != len(requests):
                 raise ValueError("features_hash: one per request, or one string for all")
+        n = len(requests)
 
-        def build_keys() -> list[str]:
-            return self._prediction_keys(requests, features_hash if hashes is None else hashes)
+        def local_keys(token: str) -> list[Key]:
+            # The serialized request (event, selection, strategy, named version: one C call per
+            # request, ~half the cost of the Redis key) and the features hash after a NUL. A
+            # serialized message never has a NUL where a field starts (tag 0 does not exist),
+            # so no request + hash can equal another request (+ hash). The token is level 1's tag.
+            serialize = pb.PredictionRequest.SerializeToString
+            if hashes is None:
+                if not common:
+                    return list(map(serialize, requests))
+                suffix = b"\0" + common.encode()
+                return [serialize(r) + suffix for r in requests]
+            return [serialize(r) + b"\0" + h.encode() if h else serialize(r) for r, h in zip(requests, hashes)]
+
+        def redis_keys(token: str, positions: Sequence[int]) -> list[str]:
+            if len(positions) == n:  # every position, in order
+                return keys.prediction_keys(self.prefix, lambda version: version or token, requests,
+                                            common if hashes is None else hashes)
+            return keys.prediction_keys(self.prefix, lambda version: version or token, [requests[i] for i in positions],
+                                        common if hashes is None else [hashes[i] for i in positions])
 
         def item(i: int, key: str) -> _Item:
             r = requests[i]
             return _Item(key, r.strategy_id, r, not r.model_version)
 
         return self._get_many(
-            _Query(PREDICTION, build_keys, item, lambda i: requests[i].strategy_id, self._fetch_predictions,
-                   decode_predictions)
+            _Query(PREDICTION, OUTCOME_MODEL, n, local_keys, True, redis_keys, item, lambda i: requests[i].strategy_id,
+                   self._fetch_predictions, frame_predictions, decode_framed_predictions, PREDICTION_PLACEHOLDER)
         )
 
-    def _prediction_keys(self, requests: Sequence[pb.PredictionRequest], hashes: str | Sequence[str]) -> list[str]:
-        token = self.catalogue.token
-        return keys.prediction_keys(self.prefix, lambda version: token(OUTCOME_MODEL, version), requests, hashes)
-
     def evaluate_strategy(self, strategy_id: str, params: Mapping[str, Any]) -> pb.EvaluateStrategyResponse:
-        def build_keys() -> list[str]:
-            return [keys.evaluation_key(self.prefix, self.catalogue.token(STRATEGY_MODEL), strategy_id, params)]
+        def key(token: str) -> str:
+            return keys.evaluation_key(self.prefix, token, strategy_id, params)
 
         def item(i: int, key: str) -> _Item:
             return _Item(key, strategy_id, (strategy_id, params), True)
 
         return self._get_many(
-            _Query(EVALUATION, build_keys, item, lambda i: strategy_id, self._fetch_evaluations, decode_evaluations)
+            _Query(EVALUATION, STRATEGY_MODEL, 1, lambda token: [key(token)], False,
+                   lambda token, positions: [key(token) for _ in positions], item, lambda i: strategy_id,
+                   self._fetch_evaluations, frame_evaluations, decode_evaluations, b"")
         )[0]
 
     def warm_up(self) -> None:
@@ -220,15 +264,20 @@ class CachedMLClient:
 
     # --- the cached path -----------------------------------------------------------------
     def _get_many(self, q: _Query) -> list[Any]:
-        """Answers for ``q``'s keys, in order: from level 1, else Redis, else the service."""
+        """Answers for ``q``, in order: from level 1, else Redis, else the service."""
         started = time.perf_counter()
         try:
+            # The generation our catalogue was checked against, read before its token: if Redis
+            # has another, the lookup script reads nothing and we look again (_get_many_cached).
+            generation = self.catalogue.generation
+            token = self.catalogue.token(q.model)
             seen: _Local | None = None
             local = self.local
             if local is not None and self.coherence is not None and self.coherence.serving():
-                epoch = local.epoch  # before any read: answers read after an invalidation are not kept
-                wanted = q.build_keys()
-                values = local.get_many(wanted)
+                wanted = q.local_keys(token)
+                # The epoch is read with the values, before Redis is asked: answers read after
+                # an invalidation are not kept.
+                values, epoch = local.lookup(wanted, token if q.tagged else None)
                 if None not in values:
                     self._local_hits[q.kind].inc(len(values))
                     self._counts.count(q.kind, len(values), 0)
@@ -238,7 +287,7 @@ class CachedMLClient:
                 return self._direct(q, "redis_skipped")
             redis_down = False
             try:
-                return self._get_many_cached(q, seen)
+                return self._get_many_cached(q, seen, token, generation)
             except redis.exceptions.RedisError as exc:
                 redis_down = True
                 return self._direct(q, _bypass_reason(exc))
@@ -252,81 +301,111 @@ class CachedMLClient:
         finally:
             self._lookup_seconds[q.kind].observe(time.perf_counter() - started)
 
-    def _get_many_cached(self, q: _Query, seen: _Local | None) -> list[Any]:
-        # Look up what level 1 did not have; if the model generation moved since our catalogue
-        # was fetched, the keys may name a superseded version: rebuild them with a fresh
-        # catalogue, once.
+    def _get_many_cached(self, q: _Query, seen: _Local | None, token: str, generation: int | None) -> list[Any]:
+        self._writer.wait()  # what this client stored is in Redis before it looks there again
+        n = q.size
+        early: list[Any] = []  # level 1's answers (placeholders elsewhere), parsed while Redis looks up
+
+        def decode_early(values: list[bytes | None]) -> None:
+            early[:] = q.decode([v or q.placeholder for v in values])
+
+        # Look up what level 1 did not have, and lock the misses, in one script call. If the
+        # model generation moved since our catalogue was checked, the keys may name a superseded
+        # version: the script reads nothing, and we look again with a fresh catalogue, once.
         for attempt in range(2):
-            if seen is None:
-                wanted: list[str] = q.build_keys()
-                values: list[bytes | None] = [None] * len(wanted)
-                asked: Sequence[int] = range(len(wanted))
-            else:
-                wanted, values = seen.keys, seen.values
-                asked = [i for i, v in enumerate(values) if v is None]
-            # The generation rides in the same MGET as the entries: one command, one round trip.
-            generation, *found = self._mget_with_stats([self._gen_key, *(wanted[i] for i in asked)])
-            if self.catalogue.observe_generation(int(generation or 0)) or attempt:
+            asked: Sequence[int] = range(n) if seen is None else [i for i, v in enumerate(seen.values) if v is None]
+            wanted = q.redis_keys(token, asked)
+            names = sorted(set(wanted))  # distinct and sorted: the lock is named after the set (keys.lock_key)
+            meanwhile = partial(decode_early, seen.values) if seen is not None and len(asked) < n else None
+            lock_token = uuid.uuid4().hex
+            reply = self._lookup(names, "" if attempt else _expected(generation), lock_token, meanwhile)
+            self.catalogue.observe_generation(int(reply[0] or 0))
+            if len(reply) > 1:
                 break
             self.catalogue.expire()
+            token = self.catalogue.token(q.model)
+            early.clear()
             if seen is not None:
                 seen.local.clear()  # its entries name the superseded catalogue
-                fresh = q.build_keys()
-                seen = _Local(seen.local, seen.local.epoch, fresh, [None] * len(fresh))
-        for i, v in zip(asked, found):
-            values[i] = v
+                fresh = q.local_keys(token)
+                values, epoch = seen.local.lookup(fresh, token if q.tagged else None)
+                seen = _Local(seen.local, epoch, fresh, values)
 
-        positions = [i for i, v in enumerate(values) if v is None]
-        local_hits = len(values) - len(asked)
+        found = dict(zip(names, reply[1]))
+        values = seen.values if seen is not None else [None] * n
+        from_redis: list[int] = []
+        stored: list[bytes] = []
+        missing_at: list[tuple[int, str]] = []  # (position, key) of what neither level had
+        for i, key in zip(asked, wanted):
+            value = found[key]
+            if value is None:
+                missing_at.append((i, key))
+            else:
+                from_redis.append(i)
+                stored.append(value)
+        for i, value in zip(from_redis, q.frame(stored)):
+            values[i] = value
+        local_hits = n - len(asked)
         if local_hits:
             self._local_hits[q.kind].inc(local_hits)
-        self._counts.count(q.kind, len(values) - len(positions), len(positions))
-        if seen is not None:
+        self._counts.count(q.kind, n - len(missing_at), len(missing_at))
+        if seen is not None and from_redis:
             # What Redis had goes to level 1 too (unless an invalidation came meanwhile).
-            seen.local.put_many(
-                [(wanted[i], v, q.strategy(i)) for i, v in zip(asked, found) if v is not None], seen.epoch)
-        if not positions:
-            return q.decode(cast(list[bytes], values))
-        missing: dict[str, _Item] = {}
-        for i in positions:
-            key = wanted[i]
-            if key not in missing:
-                missing[key] = q.item(i, key)
-        lock = keys.lock_key(self.prefix, missing)
-        lock_ttl_s = self.settings.ml_timeout_s * self._chunks(len(missing)) + 1.0
+            seen.local.put_many([(seen.keys[i], values[i], q.strategy(i)) for i in from_redis], seen.epoch)  # type: ignore[misc]
         answers: list[Any] = []
 
         def complete(filled: Mapping[str, bytes]) -> None:
-            # Every answer, stored or just fetched, parsed from its serialized form in one go;
-            # the holder does it while Redis runs its store script.
-            if not answers:
-                for i in positions:
-                    values[i] = filled[wanted[i]]
+            # Every answer parsed from its serialized form: those level 1 had while Redis looked
+            # up, the others now, in one call.
+            for (i, _), value in zip(missing_at, q.frame([filled[key] for _, key in missing_at])):
+                values[i] = value
+            if early:
+                late = from_redis + [i for i, _ in missing_at]
+                for i, answer in zip(late, q.decode([values[i] for i in late])):  # type: ignore[misc]
+                    early[i] = answer
+                answers.extend(early)
+            else:
                 answers.extend(q.decode(cast(list[bytes], values)))  # every position filled
 
+        if not missing_at:
+            complete({})
+            return answers
+        missing: dict[str, _Item] = {}
+        for i, key in missing_at:
+            if key not in missing:
+                missing[key] = q.item(i, key)
+        lock, taken = reply[2].decode(), bool(reply[3])
+        lock_ttl_s = self.settings.ml_timeout_s * self._chunks(len(missing)) + 1.0  # as the script's PX
         uncacheable: set[str] = set()
 
         def fetch_and_store(subset: Sequence[str], held: Lock | None) -> dict[str, bytes]:
-            meanwhile = complete if len(subset) == len(missing) else None
-            return self._fetch_and_store(q, [missing[k] for k in subset], held, meanwhile, uncacheable)
+            return self._fetch_and_store(q, [missing[k] for k in subset], held, uncacheable)
 
-        filled = self.single_flight.run(lock, list(missing), fetch_and_store, lock_ttl_s)
+        filled = self.single_flight.run(lock, list(missing), fetch_and_store, lock_ttl_s, taken, lock_token)
         complete(filled)
         if seen is not None:
-            seen.local.put_many([(k, v, missing[k].strategy_id) for k, v in filled.items() if k not in uncacheable],
-                                seen.epoch)
+            seen.local.put_many([(seen.keys[i], values[i], missing[key].strategy_id)  # type: ignore[misc]
+                                 for i, key in missing_at if key not in uncacheable], seen.epoch)
         return answers
+
+    def _lookup(self, names: list[str], expected: str, lock_token: str,
+                meanwhile: Callable[[], None] | None) -> list[Any]:
+        """The lookup script's reply (``redis_scripts.LOOKUP_CACHE_ENTRIES``), with this
+        process's pending statistics added in the same write when due."""
+        args = (expected, self._lock_prefix, lock_token, int(self.settings.ml_timeout_s * 1000),
+                self.settings.ml_max_batch_items, 1000)
+        return cast(list[Any], self._raw.evalsha(self._lookup_script, [self._gen_key, *names], args, meanwhile,
+                                                 before=self._counts.flush_commands()))
 
     def _fetch_and_store(
         self,
         q: _Query,
         items: list[_Item],
         lock: Lock | None,
-        meanwhile: Callable[[dict[str, bytes]], None] | None = None,
         uncacheable: set[str] | None = None,
     ) -> dict[str, bytes]:
-        """Ask the service for ``items``, store the answers and release ``lock``, in one round
-        trip; the answers, serialized. ``meanwhile`` gets them while Redis stores them; the keys
+        """Ask the service for ``items``, send the store of the answers with the release of
+        ``lock`` in one command, not waited for (``store.py``); the answers, serialized. The keys
         of answers that must not be cached are added to ``uncacheable``."""
         metrics.CACHE_BACKEND_CALLS.labels(kind=q.kind).inc()
         answers = q.fetch(items)
@@ -351,25 +430,40 @@ class CachedMLClient:
             store[item.key] = (value, item.strategy_id)
         if uncacheable is not None and len(store) < len(fetched):
             uncacheable.update(k for k in fetched if k not in store)
-        try:
-            if store:
-                self._entries.store(store, lock, None if meanwhile is None else lambda: meanwhile(fetched))
-            if stale_catalogue:
-                mark_models_changed(self.redis, self.prefix)
-        except redis.exceptions.RedisError:
-            # The answers are good even if Redis would not keep them (down, or full under a
-            # noeviction policy): return them, count it, let the breaker decide about Redis.
-            self.redis_breaker.record_failure()
-            metrics.CACHE_BYPASS.labels(kind=q.kind, reason="store_failed").inc(len(items))
+        if store:
+            # Written behind (writer.py): the lock is the store's to release from here on.
+            self._writer.submit(partial(self._store, q.kind, len(items), store, lock))
+            if lock is not None:
+                lock.released = True
         if stale_catalogue:
+            try:
+                mark_models_changed(self.redis, self.prefix)
+            except redis.exceptions.RedisError as exc:
+                self._store_failed(q.kind, 0, exc)
             self.catalogue.expire()
         return fetched
 
+    def _store(self, kind: str, n: int, entries: Mapping[str, tuple[bytes, str]], lock: Lock | None) -> None:
+        """One store, on the writer thread: never raises."""
+        try:
+            self._entries.store(entries, lock)
+        except redis.exceptions.RedisError as exc:
+            self._store_failed(kind, n, exc)
+            if lock is not None:
+                self.single_flight.release(lock)  # the waiters fetch for themselves at once
+
+    def _store_failed(self, kind: str, n: int, exc: redis.exceptions.RedisError) -> None:
+        # The answers are good even if Redis would not keep them (down, or full under a
+        # noeviction policy): return them, count it, let the breaker decide about Redis.
+        log.debug("prediction cache: a store failed (%s: %s)", type(exc).__name__, exc)
+        self.redis_breaker.record_failure()
+        if n:
+            metrics.CACHE_BYPASS.labels(kind=kind, reason="store_failed").inc(n)
+
     # --- without Redis -------------------------------------------------------------------
     def _direct(self, q: _Query, reason: str) -> list[Any]:
-        wanted = q.build_keys()
-        metrics.CACHE_BYPASS.labels(kind=q.kind, reason=reason).inc(len(wanted))
-        return q.fetch([q.item(i, k) for i, k in enumerate(wanted)])
+        metrics.CACHE_BYPASS.labels(kind=q.kind, reason=reason).inc(q.size)
+        return q.fetch([q.item(i, "") for i in range(q.size)])
 
     # --- backends ------------------------------------------------------------------------
     def _chunks(self, n: int) -> int:
@@ -393,18 +487,21 @@ class CachedMLClient:
         return [self.client.evaluate_strategy(*i.request) for i in items]
 
     # --- statistics ----------------------------------------------------------------------
-    def _mget_with_stats(self, names: list[str]) -> list[bytes | None]:
-        """MGET, with this process's pending statistics added in the same round trip when due."""
-        return self._raw.execute(*self._counts.flush_commands(), ("MGET", *names))[-1]
+    def flush(self) -> None:
+        """Wait until the stores this client submitted have run (they are written behind:
+        ``writer.py``). A failed store is counted, not raised."""
+        self._writer.wait()
 
     def stats(self, scan_limit: int = 1_000_000) -> CacheStats:
         """Shared statistics of the cache, read from Redis (``metrics.CacheStatsCollector`` exposes them)."""
+        self.flush()
         return read_stats(self.redis, self.prefix, self.ttl_s, self._counts, scan_limit)
 
     def reset_stats(self) -> None:
         self._counts.reset(self.redis)
 
     def close(self) -> None:
+        self._writer.close()
         if self.coherence is not None:
             self.coherence.close()
         self.redis.close()

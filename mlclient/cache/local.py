@@ -5,10 +5,17 @@ keys + values + ``ENTRY_OVERHEAD_BYTES`` per entry for the dict slot, the tuple 
 headers) and time (``cache_local_ttl_s``); past either size bound the least recently used
 entries go. A hit is a dict lookup under a lock: no Redis, no network.
 
+Keys are whatever the caller finds cheapest to build (the cached client uses the serialized
+request for predictions, so that a hit needs no Redis key: ``client.py``). What the key leaves
+out is the ``tag``: ``lookup(keys, tag)`` with a tag other than the one the entries were filed
+under (the model token of the current catalogue) empties level 1 first, so an entry is only
+ever served under the tag it was filed under.
+
 Whether an entry may be served at all is ``coherence.py``'s decision (the process must have
-heard from the invalidation channel within the bound). Invalidations bump ``epoch``; a lookup
-reads the epoch before it asks Redis and ``put_many`` refuses its answers if the epoch moved
-meanwhile, so an answer read before an invalidation cannot be filed after it.
+heard from the invalidation channel within the bound). Invalidations (and a new tag) bump
+``epoch``; ``lookup`` returns the epoch it read under its lock, before the caller asks Redis,
+and ``put_many`` refuses answers filed with an epoch that moved meanwhile, so an answer read
+before an invalidation cannot be filed after it.
 
 A forked child starts with an empty level 1: ``os.register_at_fork`` clears every instance in
 the child (its lock too, which a thread of the parent may have held at the fork).
@@ -21,12 +28,14 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Hashable, Iterable, Sequence
 
 # Measured with tracemalloc on CPython 3.12 (bench/cache.py, memory): an OrderedDict slot, a
 # 3-tuple and a float come to ~190 bytes per entry beyond the key and value objects' payloads,
 # which carry ~33 (str) and ~33 (bytes) bytes of header each.
 ENTRY_OVERHEAD_BYTES = 256
+
+Key = str | bytes
 
 _instances: weakref.WeakSet[LocalCache] = weakref.WeakSet()
 
@@ -39,9 +48,10 @@ class LocalCache:
         self.ttl_s = ttl_s
         self._clock = clock
         self._lock = threading.Lock()
-        # key -> (serialized answer, expiry on the monotonic clock, strategy id or "")
-        self._data: OrderedDict[str, tuple[bytes, float, str]] = OrderedDict()
-        self._by_strategy: dict[str, set[str]] = {}
+        # key (str or bytes) -> (serialized answer, expiry on the monotonic clock, strategy id or "")
+        self._data: OrderedDict[Key, tuple[bytes, float, str]] = OrderedDict()
+        self._by_strategy: dict[str, set[Key]] = {}
+        self._tag: Hashable = None
         self.bytes = 0
         self.epoch = 0
         _instances.add(self)
@@ -49,12 +59,21 @@ class LocalCache:
     def __len__(self) -> int:
         return len(self._data)
 
-    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+    def get_many(self, keys: Sequence[Key]) -> list[bytes | None]:
         """The stored answer of each key, None where absent or expired."""
+        return self.lookup(keys)[0]
+
+    def lookup(self, keys: Sequence[Key], tag: Hashable = None) -> tuple[list[bytes | None], int]:
+        """The stored answer of each key (None where absent or expired) and the epoch, read
+        together. A ``tag`` other than the entries' empties level 1 first (None: no tag check)."""
         now = self._clock()
         out: list[bytes | None] = []
         append = out.append
         with self._lock:
+            if tag is not None and tag != self._tag:
+                self._clear()
+                self._tag = tag
+                return [None] * len(keys), self.epoch
             data = self._data
             touch = data.move_to_end
             for key in keys:
@@ -64,9 +83,9 @@ class LocalCache:
                 else:
                     append(entry[0])
                     touch(key)
-        return out
+            return out, self.epoch
 
-    def put_many(self, entries: Iterable[tuple[str, bytes, str]], epoch: int) -> bool:
+    def put_many(self, entries: Iterable[tuple[Key, bytes, str]], epoch: int) -> bool:
         """Store (key, value, strategy id) entries, unless an invalidation came after ``epoch``."""
         expires = self._clock() + self.ttl_s
         with self._lock:
@@ -86,7 +105,7 @@ class LocalCache:
                 self._forget(key, old)
         return True
 
-    def _forget(self, key: str, entry: tuple[bytes, float, str]) -> None:
+    def _forget(self, key: Key, entry: tuple[bytes, float, str]) -> None:
         self.bytes -= len(key) + len(entry[0]) + ENTRY_OVERHEAD_BYTES
         strategy = entry[2]
         if strategy:
@@ -111,10 +130,13 @@ class LocalCache:
 
     def clear(self) -> None:
         with self._lock:
-            self.epoch += 1
-            self._data.clear()
-            self._by_strategy.clear()
-            self.bytes = 0
+            self._clear()
+
+    def _clear(self) -> None:
+        self.epoch += 1
+        self._data.clear()
+        self._by_strategy.clear()
+        self.bytes = 0
 
     def _after_fork(self) -> None:
         self._lock = threading.Lock()
