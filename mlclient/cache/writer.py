@@ -8,8 +8,9 @@ runs on the writer's core first (``bench/cache.py``). Nothing in the answer depe
 order. What the cache promises about them (docs/cache.md, *Round trips*):
 
 * **in order with this client's own lookups**: a lookup that goes to Redis first waits for the
-  stores submitted before it (``wait``), so a process never misses in Redis what it just
-  fetched. A batch answered from level 1 does not wait;
+  stores submitted before it of any key it asks for (``wait``), so a process never misses in
+  Redis what it just fetched. A batch answered from level 1 does not wait, nor one asking for
+  other keys;
 * **other processes** asking for the same keys before the store has run find their
   single-flight lock still held (it is released by the store script, with the entries) and
   wait for the entries instead of calling the service;
@@ -24,7 +25,7 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable
+from typing import AbstractSet, Callable, Iterable
 
 
 class StoreWriter:
@@ -32,24 +33,32 @@ class StoreWriter:
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
         self._pid = 0
-        self._last: Future[None] | None = None  # the last store submitted
+        # The stores submitted and not known to have run, with their keys, oldest first.
+        self._pending: list[tuple[Future[None], AbstractSet[str]]] = []
 
-    def submit(self, store: Callable[[], None]) -> None:
-        """Run ``store`` on the writer thread, after the stores submitted before it. It must not
-        raise (it counts its own failures)."""
+    def submit(self, store: Callable[[], None], keys: AbstractSet[str]) -> None:
+        """Run ``store`` (of ``keys``) on the writer thread, after the stores submitted before
+        it. It must not raise (it counts its own failures)."""
         with self._lock:
             if self._executor is None or self._pid != os.getpid():
                 # First use, or a forked child: the parent's thread is not here (and its
                 # executor must not be shut down from the child).
                 self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cache-store")
                 self._pid = os.getpid()
-            self._last = self._executor.submit(store)
+                self._pending = []
+            self._pending = [p for p in self._pending if not p[0].done()]
+            self._pending.append((self._executor.submit(store), keys))
 
-    def wait(self) -> None:
-        """Return once every store submitted so far has run."""
-        last = self._last
-        if last is not None and not last.done() and self._pid == os.getpid():
-            last.result()
+    def wait(self, keys: Iterable[str] | None = None) -> None:
+        """Return once every store submitted so far of any of ``keys`` (None: of any key) has run."""
+        if not self._pending or self._pid != os.getpid():
+            return
+        with self._lock:
+            pending = self._pending
+        for future, stored in reversed(pending):  # stores run in order: the newest that matters
+            if not future.done() and (keys is None or not stored.isdisjoint(keys)):
+                future.result()
+                return
 
     def close(self) -> None:
         self.wait()
