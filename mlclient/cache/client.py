@@ -363,11 +363,12 @@ class CachedMLClient:
         else:
             missing_at, from_redis, stored = [], list(asked), got
         framed = q.frame(cast(list[bytes], stored))
-        if len(from_redis) == n:
-            values = cast(list[bytes | None], framed)
-        else:
-            for i, value in zip(from_redis, framed):
-                values[i] = value
+        if not early:
+            if len(from_redis) == n:
+                values = cast(list[bytes | None], framed)
+            else:
+                for i, value in zip(from_redis, framed):
+                    values[i] = value
         local_hits = n - len(asked)
         if local_hits:
             self._local_hits[q.kind].inc(local_hits)
@@ -378,18 +379,32 @@ class CachedMLClient:
                                  seen.epoch)
         answers: list[Any] = []
 
-        def complete(filled: Mapping[str, bytes]) -> None:
-            # Every answer parsed from its serialized form: those level 1 had while Redis looked
-            # up, the others now, in one call.
-            for (i, _), value in zip(missing_at, q.frame([filled[key] for _, key in missing_at])):
-                values[i] = value
+        def complete(filled: Mapping[str, Any]) -> None:
+            # The answers: those level 1 had (parsed while Redis looked up, or now), those Redis
+            # had parsed now, in one call, and the missing ones as fetched (one object per key:
+            # a key asked twice gets a copy) or, if another process fetched them, parsed.
             if early:
-                late = from_redis + [i for i, _ in missing_at]
-                for i, answer in zip(late, q.decode([values[i] for i in late])):  # type: ignore[misc]
-                    early[i] = answer
                 answers.extend(early)
+                for i, answer in zip(from_redis, q.decode(framed)):
+                    answers[i] = answer
             else:
-                answers.extend(q.decode(cast(list[bytes], values)))  # every position filled
+                answers.extend(q.decode([v or q.placeholder for v in values]))  # type: ignore[misc]
+            polled = [k for k, v in filled.items() if isinstance(v, bytes)]
+            if polled:
+                filled = dict(filled)
+                polled_framed = q.frame([filled[k] for k in polled])
+                filled.update(zip(polled, q.decode(polled_framed)))
+                if seen is not None:
+                    first = {key: i for i, key in reversed(missing_at)}  # key -> its first position
+                    seen.local.put_batch([seen.keys[first[k]] for k in polled], polled_framed,
+                                         [q.strategy(first[k]) for k in polled], seen.epoch)
+            given: set[str] = set()
+            for i, key in missing_at:
+                answer = filled[key]
+                if key in given:
+                    answer = type(answer).FromString(answer.SerializeToString())
+                given.add(key)
+                answers[i] = answer
 
         if not missing_at:
             complete({})
@@ -399,19 +414,17 @@ class CachedMLClient:
             if key not in missing:
                 missing[key] = q.item(i, key)
         lock_ttl_s = self.settings.ml_timeout_s * self._chunks(len(missing)) + 1.0  # as the script's PX
-        uncacheable: set[str] = set()
+        level_1 = None
+        if seen is not None:  # each missing key's level-1 key (that of its first position)
+            level_1 = (seen, {key: seen.keys[i] for i, key in reversed(missing_at)})
 
-        def fetch_and_store(subset: Sequence[str], held: Lock | None) -> dict[str, bytes]:
-            return self._fetch_and_store(q, [missing[k] for k in subset], held, uncacheable)
+        def fetch_and_store(subset: Sequence[str], held: Lock | None) -> dict[str, Any]:
+            return self._fetch_and_store(q, [missing[k] for k in subset], held, level_1)
 
         assert lookup.lock is not None  # named by every lookup that finds keys missing
         filled = self.single_flight.run(lookup.lock, list(missing), fetch_and_store, lock_ttl_s, lookup.taken,
                                         lookup.token)
         complete(filled)
-        if seen is not None:
-            kept = [(i, key) for i, key in missing_at if key not in uncacheable]
-            seen.local.put_batch([seen.keys[i] for i, _ in kept], [values[i] for i, _ in kept],  # type: ignore[misc]
-                                 [missing[key].strategy_id for _, key in kept], seen.epoch)
         return answers
 
     def _lookup(self, wanted: list[str], expected: str, meanwhile: Callable[[], None] | None) -> _Lookup:
@@ -451,19 +464,20 @@ class CachedMLClient:
         q: _Query,
         items: list[_Item],
         lock: Lock | None,
-        uncacheable: set[str] | None = None,
-    ) -> dict[str, bytes]:
-        """Ask the service for ``items``, send the store of the answers with the release of
-        ``lock`` in one command, not waited for (``store.py``); the answers, serialized. The keys
-        of answers that must not be cached are added to ``uncacheable``."""
+        level_1: tuple[_Local, Mapping[str, Key]] | None = None,
+    ) -> dict[str, Any]:
+        """Ask the service for ``items``; the answers, by key. Their store in Redis (with the
+        release of ``lock``) and in level 1 (``level_1``: where, and each key's level-1 key) is
+        written behind (``writer.py``), serialized here, before anyone can change them; unless
+        one of them belongs to a strategy (then stored now: see below)."""
         metrics.CACHE_BACKEND_CALLS.labels(kind=q.kind).inc()
         answers = q.fetch(items)
-        fetched: dict[str, bytes] = {}
+        fetched: dict[str, Any] = {}
         store: dict[str, tuple[bytes, str]] = {}  # key -> (value, strategy)
         statuses: dict[str, str | None] = {}  # version -> its status in the catalogue
         stale_catalogue = False
         for item, answer in zip(items, answers):
-            value = fetched[item.key] = answer.SerializeToString()
+            fetched[item.key] = answer
             if item.model_token_from_catalogue and q.kind == PREDICTION:
                 version = answer.model_version
                 if version not in statuses:
@@ -476,14 +490,16 @@ class CachedMLClient:
                     continue
                 if status != ModelStatus.SERVING:
                     continue  # the service has not caught up with its registry yet: not cacheable
-            store[item.key] = (value, item.strategy_id)
-        if uncacheable is not None and len(store) < len(fetched):
-            uncacheable.update(k for k in fetched if k not in store)
-        if store:
+            store[item.key] = (answer.SerializeToString(), item.strategy_id)
+        if store and not any(strategy for _, strategy in store.values()):
             # Written behind (writer.py): the lock is the store's to release from here on.
-            self._writer.submit(partial(self._store, q.kind, len(items), store, lock), store.keys())
+            self._writer.submit(partial(self._store, q, len(items), store, lock, level_1), store.keys())
             if lock is not None:
                 lock.released = True
+        elif store:
+            # Entries of a strategy are stored before the answers are returned, as ever: feedback
+            # about the strategy that comes after must find them to invalidate them.
+            self._store(q, len(items), store, lock, level_1)
         if stale_catalogue:
             try:
                 mark_models_changed(self.redis, self.prefix)
@@ -492,12 +508,18 @@ class CachedMLClient:
             self.catalogue.expire()
         return fetched
 
-    def _store(self, kind: str, n: int, entries: Mapping[str, tuple[bytes, str]], lock: Lock | None) -> None:
-        """One store, on the writer thread: never raises."""
+    def _store(self, q: _Query, n: int, entries: Mapping[str, tuple[bytes, str]], lock: Lock | None,
+               level_1: tuple[_Local, Mapping[str, Key]] | None) -> None:
+        """One store, on the writer thread: level 1 (unless an invalidation came since the
+        lookup), then Redis. Never raises."""
+        if level_1 is not None:
+            seen, local_keys = level_1
+            seen.local.put_batch([local_keys[k] for k in entries], q.frame([v for v, _ in entries.values()]),
+                                 [strategy for _, strategy in entries.values()], seen.epoch)
         try:
             self._entries.store(entries, lock)
         except redis.exceptions.RedisError as exc:
-            self._store_failed(kind, n, exc)
+            self._store_failed(q.kind, n, exc)
             if lock is not None:
                 self.single_flight.release(lock)  # the waiters fetch for themselves at once
 

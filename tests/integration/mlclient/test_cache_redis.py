@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+import redis
 from prometheus_client import CollectorRegistry
 
 from edgeloop.core.settings import settings_with
@@ -259,10 +260,30 @@ def test_a_failed_store_is_counted_and_releases_its_lock(cache, fake_ml, redis_c
     # When answers of that strategy are fetched, they are returned all the same
     got = cache.batch_predict(requests(2, strategy_id="s-bad"))
     assert [p.event_id for p in got] == ["ev-0", "ev-1"]
-    # and once the store (written behind) has run, its failure is counted and its lock gone
-    cache.flush()
+    # and the failure is counted (a strategy's entries are stored before the call returns), its lock gone
     assert metric("edgeloop_prediction_cache_bypass_total", kind="prediction", reason="store_failed") == failed + 2
     assert not list(redis_client.scan_iter(match="t:pred:lock:*"))
+
+
+def test_a_store_written_behind_that_fails_is_counted_and_releases_its_lock(cache, fake_ml, redis_client,
+                                                                             monkeypatch):
+    # Given a Redis that answers lookups but refuses the store (as one that just became full would)
+    def refused(entries, lock=None):
+        raise redis.exceptions.ResponseError("OOM command not allowed when used memory > 'maxmemory'")
+
+    monkeypatch.setattr(cache._entries, "store", refused)
+    failed = metric("edgeloop_prediction_cache_bypass_total", kind="prediction", reason="store_failed")
+    # When answers are fetched, they are returned
+    assert [p.event_id for p in cache.batch_predict(requests(3))] == ["ev-0", "ev-1", "ev-2"]
+    # and once the writer has tried, the failure is counted and the lock released for the waiters
+    cache.flush()
+    assert metric("edgeloop_prediction_cache_bypass_total", kind="prediction", reason="store_failed") == failed + 3
+    assert not list(redis_client.scan_iter(match="t:pred:lock:*"))
+
+
+def test_answers_of_a_strategy_are_in_redis_when_returned_so_feedback_after_finds_them(cache, redis_client):
+    cache.batch_predict(requests(3, strategy_id="s-1"))  # no flush: stored before the return
+    assert invalidate_strategies(redis_client, ["s-1"], "t:pred") == 3
 
 
 def test_an_answer_from_a_retired_version_is_returned_but_not_stored(cache, fake_ml, redis_client):
