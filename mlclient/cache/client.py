@@ -8,12 +8,15 @@ it can, and from the service (through ``MLClient``) when it cannot. What it guar
   byte for byte (the serialized protobuf), and a promotion never serves an old entry.
 * **A TTL on every key** (``cache_ttl_s``, default 3600 s); the Redis memory policy is in
   ``docs/cache.md``.
-* **One round trip per batch** to look up (one MGET of the model generation and the entries),
-  **one backend call** for the misses (chunked at ``ml_max_batch_items``) under a single-flight
-  lock (one SET NX), **one command** to store them (``store.py``: SET EX, strategy index SADD
-  and EXPIRE, and the lock's release). These commands are packed once and sent on a pooled
-  connection (``rawredis.py``), and a batch's answers are parsed in one protobuf call while
-  Redis runs the store: the cache's own share of a 1,000-prediction batch is measured by
+* **One round trip per batch** to look up (the lookup script: the model generation, the entries
+  and the single-flight lock of the missing ones; a large lookup: one GET + MGET, and the lock
+  apart), **one backend call** for the misses (chunked at ``ml_max_batch_items``), **one
+  command** to store them (``store.py``: SET EX, strategy index SADD and EXPIRE, and the lock's
+  release), written behind on the client's writer thread (``writer.py``; a strategy's entries
+  are stored before the call returns). These commands are packed once and sent on a pooled
+  connection (``rawredis.py``); level 1 (``local.py``) is keyed by the serialized request, so a
+  hit builds no Redis key, and its answers are parsed in one protobuf call while Redis answers
+  the lookup of the others: the cache's own share of a 1,000-prediction batch is measured by
   ``bench/cache.py``.
 * **Strategy-scoped entries** (evaluations and strategy-specific predictions) are listed in a
   per-strategy set; ``invalidate_strategies`` deletes them, and needs only a Redis client.
@@ -28,8 +31,9 @@ it can, and from the service (through ``MLClient``) when it cannot. What it guar
   that ``stats()`` (``edgeloop ml status``, ``metrics.CacheStatsCollector``) reads with
   entries and memory (``stats.py``).
 
-The parts: ``codec.py`` parses stored answers, ``store.py`` stores fetched ones,
-``invalidation.py`` makes entries unreachable, ``stats.py`` counts.
+The parts: ``codec.py`` parses stored answers, ``store.py`` stores fetched ones, ``writer.py``
+runs those stores behind the caller, ``invalidation.py`` makes entries unreachable, ``stats.py``
+counts.
 """
 
 from __future__ import annotations
