@@ -516,16 +516,21 @@ class CachedMLClient:
                level_1: tuple[_Local, Mapping[str, Key]] | None) -> None:
         """One store, on the writer thread: level 1 (unless an invalidation came since the
         lookup), then Redis. Never raises."""
-        if level_1 is not None:
-            seen, local_keys = level_1
-            seen.local.put_batch([local_keys[k] for k in entries], q.frame([v for v, _ in entries.values()]),
-                                 [strategy for _, strategy in entries.values()], seen.epoch)
         try:
+            if level_1 is not None:
+                seen, local_keys = level_1
+                seen.local.put_batch([local_keys[k] for k in entries], q.frame([v for v, _ in entries.values()]),
+                                     [strategy for _, strategy in entries.values()], seen.epoch)
             self._entries.store(entries, lock)
         except redis.exceptions.RedisError as exc:
             self._store_failed(q.kind, n, exc)
             if lock is not None:
                 self.single_flight.release(lock)  # the waiters fetch for themselves at once
+        except Exception:  # noqa: BLE001 - a bug here must not fail a later lookup that waits for it
+            log.exception("prediction cache: a store failed")
+            metrics.CACHE_BYPASS.labels(kind=q.kind, reason="store_failed").inc(n)
+            if lock is not None:
+                self.single_flight.release(lock)
 
     def _store_failed(self, kind: str, n: int, exc: redis.exceptions.RedisError) -> None:
         # The answers are good even if Redis would not keep them (down, or full under a
