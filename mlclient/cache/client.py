@@ -85,6 +85,7 @@ PREDICTION = "prediction"
 EVALUATION = "evaluation"
 
 _REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+_EVENT_SELECTION = operator.attrgetter("event_id", "selection")
 
 
 def _bypass_reason(exc: redis.exceptions.RedisError) -> str:
@@ -556,9 +557,7 @@ class CachedMLClient:
         for start in range(0, len(items), size):
             chunk = [i.request for i in items[start : start + size]]
             got = self.client.batch_predict(chunk)
-            if len(got) != len(chunk) or any(
-                (p.event_id, p.selection) != (r.event_id, r.selection) for p, r in zip(got, chunk)
-            ):
+            if list(map(_EVENT_SELECTION, got)) != list(map(_EVENT_SELECTION, chunk)):  # (a loop at C speed)
                 raise MLServiceError("BatchPredict: answers do not match the requests one for one")
             answers.extend(got)
         return answers
