@@ -11,6 +11,7 @@ import pytest
 import redis
 from prometheus_client import CollectorRegistry
 
+from edgeloop.core.errors import MLServiceError
 from edgeloop.core.settings import settings_with
 from edgeloop.mlclient import keys
 from edgeloop.mlclient.cache import CachedMLClient, invalidate_strategies, make_redis, mark_models_changed
@@ -372,3 +373,12 @@ def test_strategy_invalidation_is_published_even_when_redis_lists_no_entry(cache
     message = subscriber.get_message(timeout=2)
     subscriber.close()
     assert message is not None and message["data"].endswith(b'["never-cached"]')
+
+
+def test_answers_that_do_not_match_the_requests_are_refused_not_cached(cache, fake_ml, redis_client):
+    fake_ml.probability = lambda request, version: None if request.event_id == "ev-1" else 0.5  # ev-1 unanswered
+    with pytest.raises(MLServiceError):
+        cache.batch_predict(requests(3))
+    cache.flush()
+    assert not list(redis_client.scan_iter(match="t:pred:p:*"))
+    assert not list(redis_client.scan_iter(match="t:pred:lock:*"))
