@@ -45,7 +45,7 @@ import uuid
 from dataclasses import dataclass
 from functools import partial
 from itertools import compress, repeat
-from typing import Any, Callable, Mapping, Sequence, cast
+from typing import AbstractSet, Any, Callable, Mapping, Sequence, cast
 
 import redis
 from redis.backoff import NoBackoff
@@ -423,13 +423,20 @@ class CachedMLClient:
         if seen is not None:  # each missing key's level-1 key (that of its first position)
             level_1 = (seen, {key: seen.keys[i] for i, key in reversed(missing_at)})
 
+        behind: list[tuple[Callable[[], None], AbstractSet[str]]] = []  # stores, handed over at the end
+
         def fetch_and_store(subset: Sequence[str], held: Lock | None) -> dict[str, Any]:
-            return self._fetch_and_store(q, [missing[k] for k in subset], held, level_1)
+            return self._fetch_and_store(q, [missing[k] for k in subset], held, level_1, behind)
 
         assert lookup.lock is not None  # named by every lookup that finds keys missing
-        filled = self.single_flight.run(lookup.lock, list(missing), fetch_and_store, lock_ttl_s, lookup.taken,
-                                        lookup.token)
-        complete(filled)
+        try:
+            filled = self.single_flight.run(lookup.lock, list(missing), fetch_and_store, lock_ttl_s, lookup.taken,
+                                            lookup.token)
+            complete(filled)
+        finally:
+            # Woken only now: a thread woken earlier may take this one's core while it answers.
+            for store, stored_keys in behind:
+                self._writer.submit(store, stored_keys)
         return answers
 
     def _lookup(self, wanted: list[str], expected: str, meanwhile: Callable[[], None] | None) -> _Lookup:
@@ -470,11 +477,13 @@ class CachedMLClient:
         items: list[_Item],
         lock: Lock | None,
         level_1: tuple[_Local, Mapping[str, Key]] | None = None,
+        behind: list[tuple[Callable[[], None], AbstractSet[str]]] | None = None,
     ) -> dict[str, Any]:
         """Ask the service for ``items``; the answers, by key. Their store in Redis (with the
         release of ``lock``) and in level 1 (``level_1``: where, and each key's level-1 key) is
-        written behind (``writer.py``), serialized here, before anyone can change them; unless
-        one of them belongs to a strategy (then stored now: see below)."""
+        written behind (``writer.py``; appended to ``behind`` for the caller to hand over, if
+        given), serialized here, before anyone can change them; unless one of them belongs to a
+        strategy (then stored now: see below)."""
         metrics.CACHE_BACKEND_CALLS.labels(kind=q.kind).inc()
         answers = q.fetch(items)
         fetched: dict[str, Any] = {}
@@ -498,7 +507,11 @@ class CachedMLClient:
             store[item.key] = (answer.SerializeToString(), item.strategy_id)
         if store and not any(strategy for _, strategy in store.values()):
             # Written behind (writer.py): the lock is the store's to release from here on.
-            self._writer.submit(partial(self._store, q, len(items), store, lock, level_1), store.keys())
+            job = partial(self._store, q, len(items), store, lock, level_1)
+            if behind is None:
+                self._writer.submit(job, store.keys())
+            else:
+                behind.append((job, store.keys()))
             if lock is not None:
                 lock.released = True
         elif store:
