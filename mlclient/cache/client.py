@@ -31,8 +31,9 @@ it can, and from the service (through ``MLClient``) when it cannot. What it guar
   that ``stats()`` (``edgeloop ml status``, ``metrics.CacheStatsCollector``) reads with
   entries and memory (``stats.py``).
 
-The parts: ``codec.py`` parses stored answers, ``store.py`` stores fetched ones, ``writer.py``
-runs those stores behind the caller, ``invalidation.py`` makes entries unreachable, ``stats.py``
+The parts: ``lookup.py`` asks Redis for what level 1 (``local.py``) did not have, ``codec.py``
+parses stored answers, ``store.py`` stores fetched ones, ``writer.py`` runs those stores behind
+the caller, ``invalidation.py`` makes entries unreachable, ``stats.py``
 counts.
 """
 
@@ -41,7 +42,6 @@ from __future__ import annotations
 import logging
 import operator
 import time
-import uuid
 from dataclasses import dataclass
 from functools import partial
 from itertools import compress, repeat
@@ -53,7 +53,6 @@ from redis.retry import Retry
 
 from edgeloop.core.errors import MLServiceError, MLServiceUnavailable
 from edgeloop.core.redis_connect import client_for, slot_owner
-from edgeloop.core.redis_scripts import LOOKUP_CACHE_ENTRIES
 from edgeloop.core.settings import Settings, get_settings
 from edgeloop.core.statuses import ModelStatus
 from edgeloop.mlclient import keys, metrics
@@ -68,6 +67,7 @@ from edgeloop.mlclient.cache.codec import (
 from edgeloop.mlclient.cache.coherence import Coherence
 from edgeloop.mlclient.cache.invalidation import mark_models_changed
 from edgeloop.mlclient.cache.local import Key, LocalCache
+from edgeloop.mlclient.cache.lookup import RedisLookup
 from edgeloop.mlclient.cache.stats import CacheStats, SharedCounts, read_stats
 from edgeloop.mlclient.cache.store import EntryStore
 from edgeloop.mlclient.cache.writer import StoreWriter
@@ -151,21 +151,6 @@ class _Query:
     placeholder: bytes  # level 1's form of an empty answer, for a position not known yet
 
 
-@dataclass(slots=True)
-class _Lookup:
-    """What Redis said about the keys level 1 did not have."""
-
-    generation: bytes | None
-    found: dict[str, bytes | None] | None  # key -> value (None: missing); None: generation not the expected one
-    lock: str | None = None  # the single-flight lock of the missing keys (None: nothing missing)
-    taken: bool | None = None  # whether the lookup took it (None: not tried yet)
-    token: str | None = None  # the token it was taken with
-
-
-# Lookups of at most this many keys go through the lookup script (see CachedMLClient._lookup).
-SCRIPT_LOOKUP_MAX_KEYS = 256
-
-
 def _missing(values: list[bytes | None]) -> list[int]:
     """The positions of None in ``values`` (a loop at C speed: 1,000 values cost ~10 µs)."""
     return list(compress(range(len(values)), map(operator.is_, values, repeat(None))))
@@ -194,10 +179,9 @@ class CachedMLClient:
         self._raw = RawRedis(self.redis)
         self._entries = EntryStore(self.redis, self._raw, self.prefix, self.ttl_s)
         self._writer = StoreWriter()
-        self._lookup_script = self.redis.register_script(LOOKUP_CACHE_ENTRIES)
         self._gen_key = keys.generation_key(self.prefix)
-        self._lock_prefix = keys.lock_prefix(self.prefix)
         self._counts = SharedCounts(self.prefix)
+        self._lookup = RedisLookup(self.redis, self._raw, self.prefix, self.settings, self._counts, self._writer)
         self.local: LocalCache | None = None
         self.coherence: Coherence | None = None
         if self.settings.cache_local_max_entries and self.settings.cache_local_max_bytes:
@@ -344,7 +328,7 @@ class CachedMLClient:
             meanwhile = partial(decode_early, seen.values) if seen is not None and len(asked) < n else None
             lookup = self._lookup(wanted, "" if attempt else _expected(generation), meanwhile)
             self.catalogue.observe_generation(int(lookup.generation or 0))
-            if lookup.found is not None:
+            if lookup.values is not None:
                 break
             self.catalogue.expire()
             token = self.catalogue.token(q.model)
@@ -355,7 +339,7 @@ class CachedMLClient:
                 values, epoch = seen.local.lookup(fresh, token if q.tagged else None)
                 seen = _Local(seen.local, epoch, fresh, values)
 
-        found = lookup.found
+        found = lookup.values
         assert found is not None  # the second lookup does not check the generation
         values = seen.values if seen is not None else [None] * n
         got = list(map(found.__getitem__, wanted))  # Redis's answer for each position asked
@@ -438,38 +422,6 @@ class CachedMLClient:
             for store, stored_keys in behind:
                 self._writer.submit(store, stored_keys)
         return answers
-
-    def _lookup(self, wanted: list[str], expected: str, meanwhile: Callable[[], None] | None) -> _Lookup:
-        """Look ``wanted`` up in Redis, with the generation and, for the keys missing, their
-        single-flight lock; this process's pending statistics ride in the same write when due.
-
-        Up to ``SCRIPT_LOOKUP_MAX_KEYS`` keys (a batch mostly answered by level 1), one call of
-        ``redis_scripts.LOOKUP_CACHE_ENTRIES`` does it all in one round trip. More (a cold level
-        1, or none), a plain GET and MGET: Lua passes values back at ~0.6 µs each more than a
-        native MGET (1,000 values: 0.7 ms of Redis instead of 0.13, ``bench/cache.py``), which
-        outweighs the round trip of a separate lock, taken by ``SingleFlight.run``."""
-        before = self._counts.flush_commands()
-        if len(wanted) <= SCRIPT_LOOKUP_MAX_KEYS:
-            names = sorted(set(wanted))  # distinct and sorted: the lock is named after the set (keys.lock_key)
-            self._writer.wait(names)  # what this client stored is in Redis before it looks there again
-            token = uuid.uuid4().hex
-            args = (expected, self._lock_prefix, token, int(self.settings.ml_timeout_s * 1000),
-                    self.settings.ml_max_batch_items, 1000)
-            reply = self._raw.evalsha(self._lookup_script, [self._gen_key, *names], args, meanwhile, before=before)
-            if len(reply) == 1:  # not the expected generation: nothing read
-                return _Lookup(reply[0], None)
-            found = dict(zip(names, reply[1]))
-            if len(reply) == 2:  # nothing missing
-                return _Lookup(reply[0], found)
-            return _Lookup(reply[0], found, reply[2].decode(), bool(reply[3]), token)
-        self._writer.wait(wanted)
-        *_, generation, values = self._raw.execute(*before, ("GET", self._gen_key), ("MGET", *wanted),
-                                                   meanwhile=meanwhile)
-        if expected and (generation or b"0").decode() != expected:
-            return _Lookup(generation, None)
-        found = dict(zip(wanted, values))
-        missing = [k for k, v in found.items() if v is None]
-        return _Lookup(generation, found, keys.lock_key(self.prefix, missing) if missing else None)
 
     def _fetch_and_store(
         self,
