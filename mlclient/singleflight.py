@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import redis
 
@@ -39,8 +39,10 @@ class Lock:
     released: bool = False
 
 
-# Fetch the given keys' values and store them; the lock is None when fetching without it.
-FetchAndStore = Callable[[Sequence[str], "Lock | None"], dict[str, bytes]]
+# Fetch the given keys' values and store them; the lock is None when fetching without it. The
+# values are the fetched answers (the cache's: as the service sent them); those polled from Redis
+# are the stored bytes.
+FetchAndStore = Callable[[Sequence[str], "Lock | None"], dict[str, Any]]
 
 
 class SingleFlight:
@@ -66,12 +68,14 @@ class SingleFlight:
         lock_ttl_s: float,
         taken: bool | None = None,
         token: str | None = None,
-    ) -> dict[str, bytes]:
+        meanwhile: Callable[[], None] | None = None,
+    ) -> dict[str, Any]:
         """Values of ``keys``: fetched by us under the lock, or stored by whoever holds it.
 
         ``taken``: whether the caller already tried ``SET NX`` on the lock, with ``token``, and
-        got it (None: not tried, ``run`` tries)."""
-        found: dict[str, bytes] = {}
+        got it (None: not tried, ``run`` tries). ``meanwhile`` runs while Redis answers the
+        first ``SET NX`` made here."""
+        found: dict[str, Any] = {}
         remaining = list(keys)
         token = token or uuid.uuid4().hex
         deadline = time.monotonic() + lock_ttl_s
@@ -79,7 +83,8 @@ class SingleFlight:
         px = max(1, int(lock_ttl_s * 1000))
         while True:
             if taken is None:
-                taken = bool(self._raw.execute(("SET", lock_key, token, "NX", "PX", px))[0])
+                taken = bool(self._raw.execute(("SET", lock_key, token, "NX", "PX", px), meanwhile=meanwhile)[0])
+                meanwhile = None
             if taken:
                 lock = Lock(lock_key, token)
                 try:

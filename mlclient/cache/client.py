@@ -86,6 +86,7 @@ EVALUATION = "evaluation"
 
 _REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 _EVENT_SELECTION = operator.attrgetter("event_id", "selection")
+_STRATEGY_ID = operator.attrgetter("strategy_id")
 
 
 def _bypass_reason(exc: redis.exceptions.RedisError) -> str:
@@ -144,7 +145,7 @@ class _Query:
     tagged: bool
     redis_keys: Callable[[str, Sequence[int]], list[str]]  # the Redis keys of these positions, given the token
     item: Callable[[int, str], _Item]  # the i-th question; only called for misses, to keep hits cheap
-    strategy: Callable[[int], str]  # the strategy of the i-th question ("" if none), for level 1
+    strategies: Callable[[Sequence[int]], list[str]]  # the strategy of these questions ("" if none), for level 1
     fetch: Callable[[list[_Item]], list[Any]]  # the service's answers, one per item
     frame: Callable[[list[bytes]], list[bytes]]  # serialized answers in level 1's form
     decode: Callable[[list[bytes]], list[Any]]  # the answers from level 1's form
@@ -241,7 +242,8 @@ class CachedMLClient:
             return _Item(key, r.strategy_id, r, not r.model_version)
 
         return self._get_many(
-            _Query(PREDICTION, OUTCOME_MODEL, n, local_keys, True, redis_keys, item, lambda i: requests[i].strategy_id,
+            _Query(PREDICTION, OUTCOME_MODEL, n, local_keys, True, redis_keys, item,
+                   lambda positions: list(map(_STRATEGY_ID, map(requests.__getitem__, positions))),
                    self._fetch_predictions, frame_predictions, decode_framed_predictions, PREDICTION_PLACEHOLDER)
         )
 
@@ -254,7 +256,8 @@ class CachedMLClient:
 
         return self._get_many(
             _Query(EVALUATION, STRATEGY_MODEL, 1, lambda token: [key(token)], False,
-                   lambda token, positions: [key(token) for _ in positions], item, lambda i: strategy_id,
+                   lambda token, positions: [key(token) for _ in positions], item,
+                   lambda positions: [strategy_id] * len(positions),
                    self._fetch_evaluations, frame_evaluations, decode_evaluations, b"")
         )[0]
 
@@ -339,10 +342,9 @@ class CachedMLClient:
                 values, epoch = seen.local.lookup(fresh, token if q.tagged else None)
                 seen = _Local(seen.local, epoch, fresh, values)
 
-        found = lookup.values
-        assert found is not None  # the second lookup does not check the generation
+        got = lookup.values  # Redis's answer for each position asked
+        assert got is not None  # the second lookup does not check the generation
         values = seen.values if seen is not None else [None] * n
-        got = list(map(found.__getitem__, wanted))  # Redis's answer for each position asked
         where = _missing(got)
         if where:
             missing_at = [(asked[j], wanted[j]) for j in where]  # (position, key) of what neither level had
@@ -362,22 +364,30 @@ class CachedMLClient:
         if local_hits:
             self._local_hits[q.kind].inc(local_hits)
         self._counts.count(q.kind, n - len(missing_at), len(missing_at))
+        behind: list[tuple[Callable[[], object], AbstractSet[str]]] = []  # jobs for the writer, handed over at the end
         if seen is not None and from_redis:
-            # What Redis had goes to level 1 too (unless an invalidation came meanwhile).
-            seen.local.put_batch([seen.keys[i] for i in from_redis], framed, [q.strategy(i) for i in from_redis],
-                                 seen.epoch)
+            # What Redis had goes to level 1 too (unless an invalidation came meanwhile), written
+            # behind with the stores: nothing in the answer depends on it.
+            behind.append((partial(seen.local.put_batch, list(map(seen.keys.__getitem__, from_redis)), framed,
+                                   q.strategies(from_redis), seen.epoch), frozenset()))
         answers: list[Any] = []
 
-        def complete(filled: Mapping[str, Any]) -> None:
-            # The answers: those level 1 had (parsed while Redis looked up, or now), those Redis
-            # had parsed now, in one call, and the missing ones as fetched (one object per key:
-            # a key asked twice gets a copy) or, if another process fetched them, parsed.
+        def decode_known() -> None:
+            # The answers level 1 had (parsed while Redis looked up, or now) and those Redis had,
+            # in one call; placeholders where neither had one.
+            if answers:
+                return
             if early:
                 answers.extend(early)
                 for i, answer in zip(from_redis, q.decode(framed)):
                     answers[i] = answer
             else:
                 answers.extend(q.decode([v or q.placeholder for v in values]))  # type: ignore[misc]
+
+        def complete(filled: Mapping[str, Any]) -> None:
+            # The missing ones as fetched (one object per key: a key asked twice gets a copy) or,
+            # if another process fetched them, parsed.
+            decode_known()
             polled = [k for k, v in filled.items() if isinstance(v, bytes)]
             if polled:
                 filled = dict(filled)
@@ -386,7 +396,7 @@ class CachedMLClient:
                 if seen is not None:
                     first = {key: i for i, key in reversed(missing_at)}  # key -> its first position
                     seen.local.put_batch([seen.keys[first[k]] for k in polled], polled_framed,
-                                         [q.strategy(first[k]) for k in polled], seen.epoch)
+                                         q.strategies([first[k] for k in polled]), seen.epoch)
             given: set[str] = set()
             for i, key in missing_at:
                 answer = filled[key]
@@ -397,6 +407,8 @@ class CachedMLClient:
 
         if not missing_at:
             complete({})
+            for job, stored_keys in behind:
+                self._writer.submit(job, stored_keys)
             return answers
         missing: dict[str, _Item] = {}
         for i, key in missing_at:
@@ -407,20 +419,20 @@ class CachedMLClient:
         if seen is not None:  # each missing key's level-1 key (that of its first position)
             level_1 = (seen, {key: seen.keys[i] for i, key in reversed(missing_at)})
 
-        behind: list[tuple[Callable[[], None], AbstractSet[str]]] = []  # stores, handed over at the end
-
         def fetch_and_store(subset: Sequence[str], held: Lock | None) -> dict[str, Any]:
             return self._fetch_and_store(q, [missing[k] for k in subset], held, level_1, behind)
 
         assert lookup.lock is not None  # named by every lookup that finds keys missing
         try:
+            # If the lock is still to take (a large lookup), the answers known are parsed while
+            # Redis takes it.
             filled = self.single_flight.run(lookup.lock, list(missing), fetch_and_store, lock_ttl_s, lookup.taken,
-                                            lookup.token)
+                                            lookup.token, meanwhile=decode_known if lookup.taken is None else None)
             complete(filled)
         finally:
             # Woken only now: a thread woken earlier may take this one's core while it answers.
-            for store, stored_keys in behind:
-                self._writer.submit(store, stored_keys)
+            for job, stored_keys in behind:
+                self._writer.submit(job, stored_keys)
         return answers
 
     def _fetch_and_store(
@@ -429,7 +441,7 @@ class CachedMLClient:
         items: list[_Item],
         lock: Lock | None,
         level_1: tuple[_Local, Mapping[str, Key]] | None = None,
-        behind: list[tuple[Callable[[], None], AbstractSet[str]]] | None = None,
+        behind: list[tuple[Callable[[], object], AbstractSet[str]]] | None = None,
     ) -> dict[str, Any]:
         """Ask the service for ``items``; the answers, by key. Their store in Redis (with the
         release of ``lock``) and in level 1 (``level_1``: where, and each key's level-1 key) is

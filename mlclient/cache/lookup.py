@@ -16,8 +16,10 @@ the stores this client wrote behind of any key it asks for (``writer.py``).
 
 from __future__ import annotations
 
+import operator
 import uuid
 from dataclasses import dataclass
+from itertools import compress, repeat
 from typing import Any, Callable
 
 import redis
@@ -37,7 +39,7 @@ class Found:
     """What Redis said about the keys asked."""
 
     generation: bytes | None
-    values: dict[str, bytes | None] | None  # key -> value (None: missing); None: not the expected generation
+    values: list[bytes | None] | None  # the value of each key asked (None: missing); None: not the expected generation
     lock: str | None = None  # the single-flight lock of the missing keys (None: nothing missing)
     taken: bool | None = None  # whether the lookup took it (None: not tried yet)
     token: str | None = None  # the token it was taken with
@@ -69,15 +71,15 @@ class RedisLookup:
                                                  before=before)
             if len(reply) == 1:  # not the expected generation: nothing read
                 return Found(reply[0], None)
-            found = dict(zip(names, reply[1]))
+            got = reply[1] if len(names) == len(wanted) and names == wanted else \
+                list(map(dict(zip(names, reply[1])).__getitem__, wanted))
             if len(reply) == 2:  # nothing missing
-                return Found(reply[0], found)
-            return Found(reply[0], found, reply[2].decode(), bool(reply[3]), token)
+                return Found(reply[0], got)
+            return Found(reply[0], got, reply[2].decode(), bool(reply[3]), token)
         self._writer.wait(wanted)
         *_, generation, values = self._raw.execute(*before, ("GET", self._gen_key), ("MGET", *wanted),
                                                    meanwhile=meanwhile)
         if expected and (generation or b"0").decode() != expected:
             return Found(generation, None)
-        found = dict(zip(wanted, values))
-        missing = [k for k, v in found.items() if v is None]
-        return Found(generation, found, keys.lock_key(self.prefix, missing) if missing else None)
+        missing = set(compress(wanted, map(operator.is_, values, repeat(None))))
+        return Found(generation, values, keys.lock_key(self.prefix, missing) if missing else None)

@@ -22,10 +22,20 @@ The thread is made on first use, and again in a forked child (a thread does not 
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import AbstractSet, Callable, Iterable
+
+log = logging.getLogger(__name__)
+
+
+def _logged(job: Callable[[], object]) -> None:
+    try:
+        job()
+    except Exception:  # noqa: BLE001 - a failed store must not fail the lookup that waits for it
+        log.exception("prediction cache: a job of the writer thread failed")
 
 
 class StoreWriter:
@@ -36,9 +46,9 @@ class StoreWriter:
         # The stores submitted and not known to have run, with their keys, oldest first.
         self._pending: list[tuple[Future[None], AbstractSet[str]]] = []
 
-    def submit(self, store: Callable[[], None], keys: AbstractSet[str]) -> None:
+    def submit(self, store: Callable[[], object], keys: AbstractSet[str]) -> None:
         """Run ``store`` (of ``keys``) on the writer thread, after the stores submitted before
-        it. It must not raise (it counts its own failures)."""
+        it. It should count its own failures; an exception is logged, never raised to a waiter."""
         with self._lock:
             if self._executor is None or self._pid != os.getpid():
                 # First use, or a forked child: the parent's thread is not here (and its
@@ -47,7 +57,7 @@ class StoreWriter:
                 self._pid = os.getpid()
                 self._pending = []
             self._pending = [p for p in self._pending if not p[0].done()]
-            self._pending.append((self._executor.submit(store), keys))
+            self._pending.append((self._executor.submit(_logged, store), keys))
 
     def wait(self, keys: Iterable[str] | None = None) -> None:
         """Return once every store submitted so far of any of ``keys`` (None: of any key) has run."""
