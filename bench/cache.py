@@ -247,6 +247,9 @@ def measure(ml: MLClient, cached: CachedMLClient, keys: list[tuple[str, str]], r
         # What the cache adds on top of that call: per round, the batch minus its backend call.
         "batch_1000_overhead_ms": round(statistics.median(share_ms), 3),
         "batch_1000_overhead_max_ms": round(max(share_ms), 3),
+        "batch_1000_overhead_min_ms": round(min(share_ms), 3),
+        "batch_1000_min_ms": round(min(batch_ms), 3),
+        "uncached_batch_1000_min_ms": round(min(uncached), 3),
         # Waiting, after the timed batch, for the store it wrote behind (writer thread).
         "batch_1000_store_behind_ms": round(statistics.median(behind_ms), 3),
         "uncached_batch_1000_ms": round(statistics.median(uncached), 3),
