@@ -443,11 +443,12 @@ class CachedMLClient:
         level_1: tuple[_Local, Mapping[str, Key]] | None = None,
         behind: list[tuple[Callable[[], object], AbstractSet[str]]] | None = None,
     ) -> dict[str, Any]:
-        """Ask the service for ``items``; the answers, by key. Their store in Redis (with the
-        release of ``lock``) and in level 1 (``level_1``: where, and each key's level-1 key) is
-        written behind (``writer.py``; appended to ``behind`` for the caller to hand over, if
-        given), serialized here, before anyone can change them; unless one of them belongs to a
-        strategy (then stored now: see below)."""
+        """Ask the service for ``items``; the answers, by key. They go to level 1 now
+        (``level_1``: where, and each key's level-1 key; so this process asking again at once
+        finds them there), serialized before anyone can change them; their store in Redis, with
+        the release of ``lock``, is written behind (``writer.py``; appended to ``behind`` for the
+        caller to hand over, if given) unless one of them belongs to a strategy (then stored now:
+        see below)."""
         metrics.CACHE_BACKEND_CALLS.labels(kind=q.kind).inc()
         answers = q.fetch(items)
         fetched: dict[str, Any] = {}
@@ -469,9 +470,13 @@ class CachedMLClient:
                 if status != ModelStatus.SERVING:
                     continue  # the service has not caught up with its registry yet: not cacheable
             store[item.key] = (answer.SerializeToString(), item.strategy_id)
+        if level_1 is not None and store:
+            seen, local_keys = level_1  # (unless an invalidation came since the lookup)
+            seen.local.put_batch([local_keys[k] for k in store], q.frame([v for v, _ in store.values()]),
+                                 [strategy for _, strategy in store.values()], seen.epoch)
         if store and not any(strategy for _, strategy in store.values()):
             # Written behind (writer.py): the lock is the store's to release from here on.
-            job = partial(self._store, q, len(items), store, lock, level_1)
+            job = partial(self._store, q, len(items), store, lock)
             if behind is None:
                 self._writer.submit(job, store.keys())
             else:
@@ -481,7 +486,7 @@ class CachedMLClient:
         elif store:
             # Entries of a strategy are stored before the answers are returned, as ever: feedback
             # about the strategy that comes after must find them to invalidate them.
-            self._store(q, len(items), store, lock, level_1)
+            self._store(q, len(items), store, lock)
         if stale_catalogue:
             try:
                 mark_models_changed(self.redis, self.prefix)
@@ -490,15 +495,9 @@ class CachedMLClient:
             self.catalogue.expire()
         return fetched
 
-    def _store(self, q: _Query, n: int, entries: Mapping[str, tuple[bytes, str]], lock: Lock | None,
-               level_1: tuple[_Local, Mapping[str, Key]] | None) -> None:
-        """One store, on the writer thread: level 1 (unless an invalidation came since the
-        lookup), then Redis. Never raises."""
+    def _store(self, q: _Query, n: int, entries: Mapping[str, tuple[bytes, str]], lock: Lock | None) -> None:
+        """One store in Redis (on the writer thread unless of a strategy's entries). Never raises."""
         try:
-            if level_1 is not None:
-                seen, local_keys = level_1
-                seen.local.put_batch([local_keys[k] for k in entries], q.frame([v for v, _ in entries.values()]),
-                                     [strategy for _, strategy in entries.values()], seen.epoch)
             self._entries.store(entries, lock)
         except redis.exceptions.RedisError as exc:
             self._store_failed(q.kind, n, exc)

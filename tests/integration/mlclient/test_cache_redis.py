@@ -170,6 +170,7 @@ def test_redis_unreachable_answers_from_the_service_and_counts_it(fake_ml):
         settings = settings_with(cache_redis_url=url, cache_prefix="t:pred", cache_local_max_entries=0, cache_redis_retry_s=0.2)
         cache = CachedMLClient(fake_ml, make_redis(settings), settings)
         cache.batch_predict(requests(5))
+        cache.flush()  # stored (written behind) before Redis stops
         proc.terminate()
         proc.wait(10)
         unavailable = metric("edgeloop_prediction_cache_bypass_total", kind="prediction", reason="redis_unavailable")
@@ -311,6 +312,7 @@ def test_a_service_failure_during_a_redis_probe_does_not_leave_redis_skipped(fak
         settings = settings_with(cache_redis_url=url, cache_prefix="t:pred", cache_local_max_entries=0, cache_redis_retry_s=0.1)
         cache = CachedMLClient(fake_ml, make_redis(settings), settings)
         cache.batch_predict(requests(1))
+        cache.flush()
         proc.terminate()
         proc.wait(10)
         cache.batch_predict(requests(2))  # Redis down: breaker open
