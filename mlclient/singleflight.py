@@ -1,8 +1,9 @@
 """Single flight across processes: many workers missing the same keys cause one backend call.
 
 The first process to miss a set of keys takes a Redis lock named after that set
-(``SET lock token NX PX``; the prediction cache takes it inside its lookup script, in the same
-round trip as the lookup, and tells ``run`` how that went), calls the service and stores the answers (the cache's store
+(``SET lock token NX PX``, unless a key of the set is there by then: a holder stored the set
+meanwhile; the prediction cache takes it inside its lookup script, in the same round trip as
+the lookup, when it can, and tells ``run`` how that went), calls the service and stores the answers (the cache's store
 script releases the lock in the same command; ``run`` releases it otherwise); the others, finding
 the lock taken, poll the keys (one MGET plus an EXISTS of the lock per poll, backing off
 from 1 ms to 20 ms) until the answers are there. A waiter fetches by itself when the lock
@@ -23,7 +24,7 @@ from typing import Any, Callable, Sequence
 
 import redis
 
-from edgeloop.core.redis_scripts import COMPARE_AND_DELETE
+from edgeloop.core.redis_scripts import COMPARE_AND_DELETE, LOCK_UNLESS_STORED
 from edgeloop.mlclient import metrics
 from edgeloop.mlclient.rawredis import RawRedis
 
@@ -49,6 +50,7 @@ class SingleFlight:
     def __init__(self, client: redis.Redis, poll_min_s: float = 0.001, poll_max_s: float = 0.02) -> None:
         self._raw = RawRedis(client)
         self._release = client.register_script(COMPARE_AND_DELETE)
+        self._acquire = client.register_script(LOCK_UNLESS_STORED)
         self.poll_min_s = poll_min_s
         self.poll_max_s = poll_max_s
 
@@ -83,7 +85,9 @@ class SingleFlight:
         px = max(1, int(lock_ttl_s * 1000))
         while True:
             if taken is None:
-                taken = bool(self._raw.execute(("SET", lock_key, token, "NX", "PX", px), meanwhile=meanwhile)[0])
+                # Not taken if a holder of this set stored it since the caller looked: then the
+                # first poll below finds the keys.
+                taken = bool(self._raw.evalsha(self._acquire, [lock_key, remaining[0]], [token, px], meanwhile))
                 meanwhile = None
             if taken:
                 lock = Lock(lock_key, token)

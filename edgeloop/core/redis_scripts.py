@@ -15,6 +15,18 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
+# Take a single-flight lock unless the answers it is for were stored meanwhile: a process that
+# found keys missing, then asks for their lock in a second round trip, may ask just after the
+# holder of the same key set stored them and released it. Every holder stores its set with one
+# script (STORE_CACHE_ENTRIES, below), so one key of the set present means the set was stored.
+# KEYS = lock, one of the missing keys; ARGV = token, TTL in ms. Returns 1 if taken, 0 if held by
+# someone else or the key is there now (the caller then reads the keys again).
+LOCK_UNLESS_STORED = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0
+"""
+
 # Store a batch of prediction-cache entries as one command: the release of the single-flight
 # lock the answers were fetched under (if its token is still ours), SET … EX for each entry, SADD
 # of strategy-scoped entries to their strategy's index and EXPIRE of those indexes. A pipeline of
