@@ -201,7 +201,29 @@ class CachedMLClient:
         request = pb.PredictionRequest(
             event_id=event_id, selection=selection, model_version=model_version, strategy_id=strategy_id
         )
-        return self.batch_predict([request], features_hash)[0]
+        hit = self._one_from_level_1(request, features_hash)
+        return hit if hit is not None else self.batch_predict([request], features_hash)[0]
+
+    def _one_from_level_1(self, request: pb.PredictionRequest, features_hash: str) -> pb.Prediction | None:
+        """A single prediction answered by level 1, or None (then the batch path asks, level 1
+        included): a hit without the batch's machinery (closures, lists, the query), which
+        keeps a single hit's cost and its tail low (``bench/cache.py``: p99 < 0.02 ms)."""
+        local, coherence = self.local, self.coherence
+        if local is None or coherence is None or not coherence.serving():
+            return None
+        started = time.perf_counter()
+        token = self.catalogue.token(OUTCOME_MODEL)
+        key = request.SerializeToString()
+        if features_hash:
+            key += b"\0" + features_hash.encode()  # as batch_predict's level-1 keys
+        value = local.lookup([key], token)[0][0]
+        if value is None:
+            return None
+        self._local_hits[PREDICTION].inc()
+        self._counts.count(PREDICTION, 1, 0)
+        answer = pb.BatchPredictResponse.FromString(value).predictions[0]  # a framed Prediction is one
+        self._lookup_seconds[PREDICTION].observe(time.perf_counter() - started)
+        return answer
 
     def batch_predict(
         self, requests: Sequence[pb.PredictionRequest], features_hash: str | Sequence[str] = ""

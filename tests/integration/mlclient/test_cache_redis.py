@@ -384,3 +384,18 @@ def test_answers_that_do_not_match_the_requests_are_refused_not_cached(cache, fa
     cache.flush()
     assert not list(redis_client.scan_iter(match="t:pred:p:*"))
     assert not list(redis_client.scan_iter(match="t:pred:lock:*"))
+
+
+def test_a_single_prediction_from_level_1_is_the_batch_answer_and_counted(fake_ml, redis_url):
+    settings = settings_with(cache_redis_url=redis_url, cache_prefix="t:pred")  # level 1 on
+    cache = CachedMLClient(fake_ml, make_redis(settings), settings)
+    try:
+        assert cache.coherence.wait_serving(5)
+        batch = cache.batch_predict([pb.PredictionRequest(event_id="ev-1", selection="home")], "fh")
+        local = metric("edgeloop_prediction_cache_local_hits_total", kind="prediction")
+        assert cache.get_prediction("ev-1", "home", features_hash="fh") == batch[0]
+        assert cache.get_prediction("ev-1", "home", features_hash="other") == batch[0]  # another hash: asked again
+        assert metric("edgeloop_prediction_cache_local_hits_total", kind="prediction") - local == 1
+        assert fake_ml.batch_calls == [1, 1]
+    finally:
+        cache.close()
