@@ -33,8 +33,7 @@ it can, and from the service (through ``MLClient``) when it cannot. What it guar
 
 The parts: ``lookup.py`` asks Redis for what level 1 (``local.py``) did not have, ``codec.py``
 parses stored answers, ``store.py`` stores fetched ones, ``writer.py`` runs those stores behind
-the caller, ``invalidation.py`` makes entries unreachable, ``stats.py``
-counts.
+the caller, ``invalidation.py`` makes entries unreachable, ``stats.py`` counts.
 """
 
 from __future__ import annotations
@@ -344,9 +343,9 @@ class CachedMLClient:
         def decode_early(values: list[bytes | None]) -> None:
             early[:] = q.decode([v or q.placeholder for v in values])
 
-        # Look up what level 1 did not have, and lock the misses, in one script call. If the
-        # model generation moved since our catalogue was checked, the keys may name a superseded
-        # version: the script reads nothing, and we look again with a fresh catalogue, once.
+        # Look up what level 1 did not have, with the generation and the lock of the misses
+        # (lookup.py). If the generation moved since our catalogue was checked, the keys may name
+        # a superseded version: nothing is read, and we look again with a fresh catalogue, once.
         for attempt in range(2):
             asked: Sequence[int] = range(n) if seen is None else _missing(seen.values)
             wanted = q.redis_keys(token, asked)
