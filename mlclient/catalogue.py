@@ -86,6 +86,11 @@ class ModelCatalogue:
         """The version's status in the catalogue (``serving``, ``retired``…), None if unlisted."""
         return self._entry(model_name).status.get(version)
 
+    @property
+    def generation(self) -> int | None:
+        """The newest generation seen in Redis (None before the first lookup)."""
+        return self._generation
+
     def observe_generation(self, generation: int) -> bool:
         """Record the generation read with a lookup; True if the tokens used for it are still valid."""
         with self._lock:

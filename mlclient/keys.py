@@ -121,9 +121,16 @@ def stats_key(prefix: str) -> str:
 
 
 def lock_key(prefix: str, keys: Iterable[str]) -> str:
-    """One lock per *set* of missing keys: processes missing the same keys share it."""
-    digest = hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()[:24]
-    return f"{prefix}:lock:{digest}"
+    """One lock per *set* of missing keys: processes missing the same keys share it.
+
+    The cache's lookup script names it in Redis, from the keys it found missing (in the sorted
+    order the client sends them: ``redis_scripts.LOOKUP_CACHE_ENTRIES``); this is the same name."""
+    digest = hashlib.sha1("\n".join(sorted(keys)).encode(), usedforsecurity=False).hexdigest()[:24]
+    return f"{lock_prefix(prefix)}{digest}"
+
+
+def lock_prefix(prefix: str) -> str:
+    return f"{prefix}:lock:"
 
 
 def entry_patterns(prefix: str) -> tuple[str, str]:

@@ -48,11 +48,19 @@ class RawRedis:
             pool.release(conn)
 
     def evalsha(
-        self, script: Script, keys: Sequence[str], args: Sequence[Any], meanwhile: Callable[[], None] | None = None
+        self,
+        script: Script,
+        keys: Sequence[str],
+        args: Sequence[Any],
+        meanwhile: Callable[[], None] | None = None,
+        before: Sequence[tuple[Any, ...]] = (),
     ) -> Any:
-        """The reply of ``script`` (loaded if Redis lost it, e.g. after a restart, and run again)."""
+        """The reply of ``script`` (loaded if Redis lost it, e.g. after a restart, and run again).
+        ``before``: commands sent ahead of it in the same write (their replies are dropped)."""
+        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
         try:
-            return self.execute(("EVALSHA", script.sha, len(keys), *keys, *args), meanwhile=meanwhile)[0]
+            return self.execute(*before, command, meanwhile=meanwhile)[-1]
         except redis.exceptions.NoScriptError:
             script.sha = self.client.script_load(script.script)
-            return self.execute(("EVALSHA", script.sha, len(keys), *keys, *args))[0]
+            # (``meanwhile`` ran already: the error is read after it)
+            return self.execute(("EVALSHA", script.sha, *command[2:]))[0]

@@ -1,7 +1,9 @@
 """Single flight across processes: many workers missing the same keys cause one backend call.
 
 The first process to miss a set of keys takes a Redis lock named after that set
-(``SET lock token NX PX``), calls the service and stores the answers (the cache's store
+(``SET lock token NX PX``, unless a key of the set is there by then: a holder stored the set
+meanwhile; the prediction cache takes it inside its lookup script, in the same round trip as
+the lookup, when it can, and tells ``run`` how that went), calls the service and stores the answers (the cache's store
 script releases the lock in the same command; ``run`` releases it otherwise); the others, finding
 the lock taken, poll the keys (one MGET plus an EXISTS of the lock per poll, backing off
 from 1 ms to 20 ms) until the answers are there. A waiter fetches by itself when the lock
@@ -18,11 +20,11 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import redis
 
-from edgeloop.core.redis_scripts import COMPARE_AND_DELETE
+from edgeloop.core.redis_scripts import COMPARE_AND_DELETE, LOCK_UNLESS_STORED
 from edgeloop.mlclient import metrics
 from edgeloop.mlclient.rawredis import RawRedis
 
@@ -38,16 +40,27 @@ class Lock:
     released: bool = False
 
 
-# Fetch the given keys' values and store them; the lock is None when fetching without it.
-FetchAndStore = Callable[[Sequence[str], "Lock | None"], dict[str, bytes]]
+# Fetch the given keys' values and store them; the lock is None when fetching without it. The
+# values are the fetched answers (the cache's: as the service sent them); those polled from Redis
+# are the stored bytes.
+FetchAndStore = Callable[[Sequence[str], "Lock | None"], dict[str, Any]]
 
 
 class SingleFlight:
     def __init__(self, client: redis.Redis, poll_min_s: float = 0.001, poll_max_s: float = 0.02) -> None:
         self._raw = RawRedis(client)
         self._release = client.register_script(COMPARE_AND_DELETE)
+        self._acquire = client.register_script(LOCK_UNLESS_STORED)
         self.poll_min_s = poll_min_s
         self.poll_max_s = poll_max_s
+
+    def release(self, lock: Lock) -> None:
+        """Release ``lock`` if it is still ours; never raises (else it expires by its TTL)."""
+        try:
+            self._raw.evalsha(self._release, [lock.key], [lock.token])
+        except redis.exceptions.RedisError:
+            pass
+        lock.released = True
 
     def run(
         self,
@@ -55,25 +68,34 @@ class SingleFlight:
         keys: Sequence[str],
         fetch_and_store: FetchAndStore,
         lock_ttl_s: float,
-    ) -> dict[str, bytes]:
-        """Values of ``keys``: fetched by us under the lock, or stored by whoever holds it."""
-        found: dict[str, bytes] = {}
+        taken: bool | None = None,
+        token: str | None = None,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> dict[str, Any]:
+        """Values of ``keys``: fetched by us under the lock, or stored by whoever holds it.
+
+        ``taken``: whether the caller already tried ``SET NX`` on the lock, with ``token``, and
+        got it (None: not tried, ``run`` tries). ``meanwhile`` runs while Redis answers the
+        first ``SET NX`` made here."""
+        found: dict[str, Any] = {}
         remaining = list(keys)
-        token = uuid.uuid4().hex
+        token = token or uuid.uuid4().hex
         deadline = time.monotonic() + lock_ttl_s
         delay = self.poll_min_s
         px = max(1, int(lock_ttl_s * 1000))
         while True:
-            if self._raw.execute(("SET", lock_key, token, "NX", "PX", px))[0]:
+            if taken is None:
+                # Not taken if a holder of this set stored it since the caller looked: then the
+                # first poll below finds the keys.
+                taken = bool(self._raw.evalsha(self._acquire, [lock_key, remaining[0]], [token, px], meanwhile))
+                meanwhile = None
+            if taken:
                 lock = Lock(lock_key, token)
                 try:
                     found.update(fetch_and_store(remaining, lock))
                 finally:
                     if not lock.released:
-                        try:
-                            self._raw.evalsha(self._release, [lock_key], [token])
-                        except redis.exceptions.RedisError:
-                            pass  # the answers are good; the lock expires by its TTL
+                        self.release(lock)
                 return found
             # Someone else is fetching this key set: wait for its answers.
             while True:
@@ -93,3 +115,4 @@ class SingleFlight:
                     break  # the holder is gone with keys still missing: take over (the remainder)
             # Take over the *remaining* keys under the original set's lock name, so the
             # other waiters of this set still find one of us holding it.
+            taken = None

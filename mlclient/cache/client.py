@@ -8,12 +8,15 @@ it can, and from the service (through ``MLClient``) when it cannot. What it guar
   byte for byte (the serialized protobuf), and a promotion never serves an old entry.
 * **A TTL on every key** (``cache_ttl_s``, default 3600 s); the Redis memory policy is in
   ``docs/cache.md``.
-* **One round trip per batch** to look up (one MGET of the model generation and the entries),
-  **one backend call** for the misses (chunked at ``ml_max_batch_items``) under a single-flight
-  lock (one SET NX), **one command** to store them (``store.py``: SET EX, strategy index SADD
-  and EXPIRE, and the lock's release). These commands are packed once and sent on a pooled
-  connection (``rawredis.py``), and a batch's answers are parsed in one protobuf call while
-  Redis runs the store: the cache's own share of a 1,000-prediction batch is measured by
+* **One round trip per batch** to look up (the lookup script: the model generation, the entries
+  and the single-flight lock of the missing ones; a large lookup: one GET + MGET, and the lock
+  apart), **one backend call** for the misses (chunked at ``ml_max_batch_items``), **one
+  command** to store them (``store.py``: SET EX, strategy index SADD and EXPIRE, and the lock's
+  release), written behind on the client's writer thread (``writer.py``; a strategy's entries
+  are stored before the call returns). These commands are packed once and sent on a pooled
+  connection (``rawredis.py``); level 1 (``local.py``) is keyed by the serialized request, so a
+  hit builds no Redis key, and its answers are parsed in one protobuf call while Redis answers
+  the lookup of the others: the cache's own share of a 1,000-prediction batch is measured by
   ``bench/cache.py``.
 * **Strategy-scoped entries** (evaluations and strategy-specific predictions) are listed in a
   per-strategy set; ``invalidate_strategies`` deletes them, and needs only a Redis client.
@@ -28,16 +31,20 @@ it can, and from the service (through ``MLClient``) when it cannot. What it guar
   that ``stats()`` (``edgeloop ml status``, ``metrics.CacheStatsCollector``) reads with
   entries and memory (``stats.py``).
 
-The parts: ``codec.py`` parses stored answers, ``store.py`` stores fetched ones,
-``invalidation.py`` makes entries unreachable, ``stats.py`` counts.
+The parts: ``lookup.py`` asks Redis for what level 1 (``local.py``) did not have, ``codec.py``
+parses stored answers, ``store.py`` stores fetched ones, ``writer.py`` runs those stores behind
+the caller, ``invalidation.py`` makes entries unreachable, ``stats.py`` counts.
 """
 
 from __future__ import annotations
 
 import logging
+import operator
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence, cast
+from functools import partial
+from itertools import compress, repeat
+from typing import AbstractSet, Any, Callable, Mapping, Sequence, cast
 
 import redis
 from redis.backoff import NoBackoff
@@ -49,12 +56,20 @@ from edgeloop.core.settings import Settings, get_settings
 from edgeloop.core.statuses import ModelStatus
 from edgeloop.mlclient import keys, metrics
 from edgeloop.mlclient.breaker import CircuitBreaker
-from edgeloop.mlclient.cache.codec import decode_evaluations, decode_predictions
+from edgeloop.mlclient.cache.codec import (
+    PREDICTION_PLACEHOLDER,
+    decode_evaluations,
+    decode_framed_predictions,
+    frame_evaluations,
+    frame_predictions,
+)
 from edgeloop.mlclient.cache.coherence import Coherence
 from edgeloop.mlclient.cache.invalidation import mark_models_changed
-from edgeloop.mlclient.cache.local import LocalCache
+from edgeloop.mlclient.cache.local import Key, LocalCache
+from edgeloop.mlclient.cache.lookup import RedisLookup
 from edgeloop.mlclient.cache.stats import CacheStats, SharedCounts, read_stats
 from edgeloop.mlclient.cache.store import EntryStore
+from edgeloop.mlclient.cache.writer import StoreWriter
 from edgeloop.mlclient.catalogue import ModelCatalogue
 from edgeloop.mlclient.protocol import MLServiceClient
 from edgeloop.mlclient.rawredis import RawRedis
@@ -69,6 +84,8 @@ PREDICTION = "prediction"
 EVALUATION = "evaluation"
 
 _REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+_EVENT_SELECTION = operator.attrgetter("event_id", "selection")
+_STRATEGY_ID = operator.attrgetter("strategy_id")
 
 
 def _bypass_reason(exc: redis.exceptions.RedisError) -> str:
@@ -105,25 +122,43 @@ class _Item:
 
 @dataclass(slots=True)
 class _Local:
-    """What level 1 answered for a lookup that must go on to Redis: the keys, its values (None
-    where it had none) and its epoch before the lookup."""
+    """What level 1 answered for a lookup that must go on to Redis: its keys, its values (in
+    level 1's form; None where it had none) and its epoch, read with them."""
 
     local: LocalCache
     epoch: int
-    keys: list[str]
+    keys: list[Key]
     values: list[bytes | None]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Query:
     """One call of the cached client: what it asks and how to ask the service on a miss."""
 
     kind: str  # PREDICTION | EVALUATION
-    build_keys: Callable[[], list[str]]  # the keys, in order (uses the catalogue: may be rebuilt)
+    model: str  # the model whose catalogue token is in the keys
+    size: int  # how many answers
+    # Level 1's keys, given the token. ``tagged``: they leave the token out (predictions: the
+    # serialized request, cheaper than the Redis key), so lookups pass it as level 1's tag.
+    local_keys: Callable[[str], list[Key]]
+    tagged: bool
+    redis_keys: Callable[[str, Sequence[int]], list[str]]  # the Redis keys of these positions, given the token
     item: Callable[[int, str], _Item]  # the i-th question; only called for misses, to keep hits cheap
-    strategy: Callable[[int], str]  # the strategy of the i-th question ("" if none), for level 1
+    strategies: Callable[[Sequence[int]], list[str]]  # the strategy of these questions ("" if none), for level 1
     fetch: Callable[[list[_Item]], list[Any]]  # the service's answers, one per item
-    decode: Callable[[list[bytes]], list[Any]]  # the answers from their serialized forms
+    frame: Callable[[list[bytes]], list[bytes]]  # serialized answers in level 1's form
+    decode: Callable[[list[bytes]], list[Any]]  # the answers from level 1's form
+    placeholder: bytes  # level 1's form of an empty answer, for a position not known yet
+
+
+def _missing(values: list[bytes | None]) -> list[int]:
+    """The positions of None in ``values`` (a loop at C speed: 1,000 values cost ~10 µs)."""
+    return list(compress(range(len(values)), map(operator.is_, values, repeat(None))))
+
+
+def _expected(generation: int | None) -> str:
+    """The lookup script's expected generation: the one our catalogue was checked against."""
+    return "-" if generation is None else str(generation)  # "-": never equal, look again
 
 
 class CachedMLClient:
@@ -143,8 +178,10 @@ class CachedMLClient:
         self.single_flight = SingleFlight(self.redis)
         self._raw = RawRedis(self.redis)
         self._entries = EntryStore(self.redis, self._raw, self.prefix, self.ttl_s)
+        self._writer = StoreWriter()
         self._gen_key = keys.generation_key(self.prefix)
         self._counts = SharedCounts(self.prefix)
+        self._lookup = RedisLookup(self.redis, self._raw, self.prefix, self.settings, self._counts, self._writer)
         self.local: LocalCache | None = None
         self.coherence: Coherence | None = None
         if self.settings.cache_local_max_entries and self.settings.cache_local_max_bytes:
@@ -163,44 +200,86 @@ class CachedMLClient:
         request = pb.PredictionRequest(
             event_id=event_id, selection=selection, model_version=model_version, strategy_id=strategy_id
         )
-        return self.batch_predict([request], features_hash)[0]
+        hit = self._one_from_level_1(request, features_hash)
+        return hit if hit is not None else self.batch_predict([request], features_hash)[0]
+
+    def _one_from_level_1(self, request: pb.PredictionRequest, features_hash: str) -> pb.Prediction | None:
+        """A single prediction answered by level 1, or None (then the batch path asks, level 1
+        included): a hit without the batch's machinery (closures, lists, the query), which
+        keeps a single hit's cost and its tail low (``bench/cache.py``: p99 < 0.02 ms)."""
+        local, coherence = self.local, self.coherence
+        if local is None or coherence is None or not coherence.serving():
+            return None
+        started = time.perf_counter()
+        token = self.catalogue.token(OUTCOME_MODEL)
+        key = request.SerializeToString()
+        if features_hash:
+            key += b"\0" + features_hash.encode()  # as batch_predict's level-1 keys
+        value = local.lookup([key], token)[0][0]
+        if value is None:
+            return None
+        self._local_hits[PREDICTION].inc()
+        self._counts.count(PREDICTION, 1, 0)
+        answer = pb.BatchPredictResponse.FromString(value).predictions[0]  # a framed Prediction is one
+        self._lookup_seconds[PREDICTION].observe(time.perf_counter() - started)
+        return answer
 
     def batch_predict(
         self, requests: Sequence[pb.PredictionRequest], features_hash: str | Sequence[str] = ""
     ) -> list[pb.Prediction]:
         """Predictions in the order of ``requests``. ``features_hash``: one for all, or one per request."""
+        common = ""  # the features hash of every request, unless one each
         if isinstance(features_hash, str):
             hashes: Sequence[str] | None = None
+            common = features_hash
         else:
             hashes = list(features_hash)
             if len(hashes) != len(requests):
                 raise ValueError("features_hash: one per request, or one string for all")
+        n = len(requests)
 
-        def build_keys() -> list[str]:
-            return self._prediction_keys(requests, features_hash if hashes is None else hashes)
+        def local_keys(token: str) -> list[Key]:
+            # The serialized request (event, selection, strategy, named version: one C call per
+            # request, ~half the cost of the Redis key) and the features hash after a NUL. A
+            # serialized message never has a NUL where a field starts (tag 0 does not exist),
+            # so no request + hash can equal another request (+ hash). The token is level 1's tag.
+            serialize = pb.PredictionRequest.SerializeToString
+            if hashes is None:
+                if not common:
+                    return list(map(serialize, requests))
+                suffix = b"\0" + common.encode()
+                return [serialize(r) + suffix for r in requests]
+            return [serialize(r) + b"\0" + h.encode() if h else serialize(r) for r, h in zip(requests, hashes)]
+
+        def redis_keys(token: str, positions: Sequence[int]) -> list[str]:
+            if len(positions) == n:  # every position, in order
+                return keys.prediction_keys(self.prefix, lambda version: version or token, requests,
+                                            common if hashes is None else hashes)
+            return keys.prediction_keys(self.prefix, lambda version: version or token, [requests[i] for i in positions],
+                                        common if hashes is None else [hashes[i] for i in positions])
 
         def item(i: int, key: str) -> _Item:
             r = requests[i]
             return _Item(key, r.strategy_id, r, not r.model_version)
 
         return self._get_many(
-            _Query(PREDICTION, build_keys, item, lambda i: requests[i].strategy_id, self._fetch_predictions,
-                   decode_predictions)
+            _Query(PREDICTION, OUTCOME_MODEL, n, local_keys, True, redis_keys, item,
+                   lambda positions: list(map(_STRATEGY_ID, map(requests.__getitem__, positions))),
+                   self._fetch_predictions, frame_predictions, decode_framed_predictions, PREDICTION_PLACEHOLDER)
         )
 
-    def _prediction_keys(self, requests: Sequence[pb.PredictionRequest], hashes: str | Sequence[str]) -> list[str]:
-        token = self.catalogue.token
-        return keys.prediction_keys(self.prefix, lambda version: token(OUTCOME_MODEL, version), requests, hashes)
-
     def evaluate_strategy(self, strategy_id: str, params: Mapping[str, Any]) -> pb.EvaluateStrategyResponse:
-        def build_keys() -> list[str]:
-            return [keys.evaluation_key(self.prefix, self.catalogue.token(STRATEGY_MODEL), strategy_id, params)]
+        def key(token: str) -> str:
+            return keys.evaluation_key(self.prefix, token, strategy_id, params)
 
         def item(i: int, key: str) -> _Item:
             return _Item(key, strategy_id, (strategy_id, params), True)
 
         return self._get_many(
-            _Query(EVALUATION, build_keys, item, lambda i: strategy_id, self._fetch_evaluations, decode_evaluations)
+            _Query(EVALUATION, STRATEGY_MODEL, 1, lambda token: [key(token)], False,
+                   lambda token, positions: [key(token) for _ in positions], item,
+                   lambda positions: [strategy_id] * len(positions),
+                   self._fetch_evaluations, frame_evaluations, decode_evaluations, b"")
         )[0]
 
     def warm_up(self) -> None:
@@ -220,15 +299,20 @@ class CachedMLClient:
 
     # --- the cached path -----------------------------------------------------------------
     def _get_many(self, q: _Query) -> list[Any]:
-        """Answers for ``q``'s keys, in order: from level 1, else Redis, else the service."""
+        """Answers for ``q``, in order: from level 1, else Redis, else the service."""
         started = time.perf_counter()
         try:
+            # The generation our catalogue was checked against, read before its token: if Redis
+            # has another, the lookup script reads nothing and we look again (_get_many_cached).
+            generation = self.catalogue.generation
+            token = self.catalogue.token(q.model)
             seen: _Local | None = None
             local = self.local
             if local is not None and self.coherence is not None and self.coherence.serving():
-                epoch = local.epoch  # before any read: answers read after an invalidation are not kept
-                wanted = q.build_keys()
-                values = local.get_many(wanted)
+                wanted = q.local_keys(token)
+                # The epoch is read with the values, before Redis is asked: answers read after
+                # an invalidation are not kept.
+                values, epoch = local.lookup(wanted, token if q.tagged else None)
                 if None not in values:
                     self._local_hits[q.kind].inc(len(values))
                     self._counts.count(q.kind, len(values), 0)
@@ -238,7 +322,7 @@ class CachedMLClient:
                 return self._direct(q, "redis_skipped")
             redis_down = False
             try:
-                return self._get_many_cached(q, seen)
+                return self._get_many_cached(q, seen, token, generation)
             except redis.exceptions.RedisError as exc:
                 redis_down = True
                 return self._direct(q, _bypass_reason(exc))
@@ -252,69 +336,124 @@ class CachedMLClient:
         finally:
             self._lookup_seconds[q.kind].observe(time.perf_counter() - started)
 
-    def _get_many_cached(self, q: _Query, seen: _Local | None) -> list[Any]:
-        # Look up what level 1 did not have; if the model generation moved since our catalogue
-        # was fetched, the keys may name a superseded version: rebuild them with a fresh
-        # catalogue, once.
+    def _get_many_cached(self, q: _Query, seen: _Local | None, token: str, generation: int | None) -> list[Any]:
+        n = q.size
+        early: list[Any] = []  # level 1's answers (placeholders elsewhere), parsed while Redis looks up
+
+        def decode_early(values: list[bytes | None]) -> None:
+            early[:] = q.decode([v or q.placeholder for v in values])
+
+        # Look up what level 1 did not have, with the generation and the lock of the misses
+        # (lookup.py). If the generation moved since our catalogue was checked, the keys may name
+        # a superseded version: nothing is read, and we look again with a fresh catalogue, once.
         for attempt in range(2):
-            if seen is None:
-                wanted: list[str] = q.build_keys()
-                values: list[bytes | None] = [None] * len(wanted)
-                asked: Sequence[int] = range(len(wanted))
-            else:
-                wanted, values = seen.keys, seen.values
-                asked = [i for i, v in enumerate(values) if v is None]
-            # The generation rides in the same MGET as the entries: one command, one round trip.
-            generation, *found = self._mget_with_stats([self._gen_key, *(wanted[i] for i in asked)])
-            if self.catalogue.observe_generation(int(generation or 0)) or attempt:
+            asked: Sequence[int] = range(n) if seen is None else _missing(seen.values)
+            wanted = q.redis_keys(token, asked)
+            meanwhile = partial(decode_early, seen.values) if seen is not None and len(asked) < n else None
+            lookup = self._lookup(wanted, "" if attempt else _expected(generation), meanwhile)
+            self.catalogue.observe_generation(int(lookup.generation or 0))
+            if lookup.values is not None:
                 break
             self.catalogue.expire()
+            token = self.catalogue.token(q.model)
+            early.clear()
             if seen is not None:
                 seen.local.clear()  # its entries name the superseded catalogue
-                fresh = q.build_keys()
-                seen = _Local(seen.local, seen.local.epoch, fresh, [None] * len(fresh))
-        for i, v in zip(asked, found):
-            values[i] = v
+                fresh = q.local_keys(token)
+                values, epoch = seen.local.lookup(fresh, token if q.tagged else None)
+                seen = _Local(seen.local, epoch, fresh, values)
 
-        positions = [i for i, v in enumerate(values) if v is None]
-        local_hits = len(values) - len(asked)
+        got = lookup.values  # Redis's answer for each position asked
+        assert got is not None  # the second lookup does not check the generation
+        values = seen.values if seen is not None else [None] * n
+        where = _missing(got)
+        if where:
+            missing_at = [(asked[j], wanted[j]) for j in where]  # (position, key) of what neither level had
+            got_at = list(compress(range(len(got)), map(operator.is_not, got, repeat(None))))
+            from_redis = [asked[j] for j in got_at]
+            stored = [got[j] for j in got_at]
+        else:
+            missing_at, from_redis, stored = [], list(asked), got
+        framed = q.frame(cast(list[bytes], stored))
+        if not early:
+            if len(from_redis) == n:
+                values = cast(list[bytes | None], framed)
+            else:
+                for i, value in zip(from_redis, framed):
+                    values[i] = value
+        local_hits = n - len(asked)
         if local_hits:
             self._local_hits[q.kind].inc(local_hits)
-        self._counts.count(q.kind, len(values) - len(positions), len(positions))
-        if seen is not None:
-            # What Redis had goes to level 1 too (unless an invalidation came meanwhile).
-            seen.local.put_many(
-                [(wanted[i], v, q.strategy(i)) for i, v in zip(asked, found) if v is not None], seen.epoch)
-        if not positions:
-            return q.decode(cast(list[bytes], values))
-        missing: dict[str, _Item] = {}
-        for i in positions:
-            key = wanted[i]
-            if key not in missing:
-                missing[key] = q.item(i, key)
-        lock = keys.lock_key(self.prefix, missing)
-        lock_ttl_s = self.settings.ml_timeout_s * self._chunks(len(missing)) + 1.0
+        self._counts.count(q.kind, n - len(missing_at), len(missing_at))
+        behind: list[tuple[Callable[[], object], AbstractSet[str]]] = []  # jobs for the writer, handed over at the end
+        if seen is not None and from_redis:
+            # What Redis had goes to level 1 too (unless an invalidation came meanwhile), written
+            # behind with the stores: nothing in the answer depends on it.
+            behind.append((partial(seen.local.put_batch, list(map(seen.keys.__getitem__, from_redis)), framed,
+                                   q.strategies(from_redis), seen.epoch), frozenset()))
         answers: list[Any] = []
 
-        def complete(filled: Mapping[str, bytes]) -> None:
-            # Every answer, stored or just fetched, parsed from its serialized form in one go;
-            # the holder does it while Redis runs its store script.
-            if not answers:
-                for i in positions:
-                    values[i] = filled[wanted[i]]
-                answers.extend(q.decode(cast(list[bytes], values)))  # every position filled
+        def decode_known() -> None:
+            # The answers level 1 had (parsed while Redis looked up, or now) and those Redis had,
+            # in one call; placeholders where neither had one.
+            if answers:
+                return
+            if early:
+                answers.extend(early)
+                for i, answer in zip(from_redis, q.decode(framed)):
+                    answers[i] = answer
+            else:
+                answers.extend(q.decode([v or q.placeholder for v in values]))  # type: ignore[misc]
 
-        uncacheable: set[str] = set()
+        def complete(filled: Mapping[str, Any]) -> None:
+            # The missing ones as fetched (one object per key: a key asked twice gets a copy) or,
+            # if another process fetched them, parsed.
+            decode_known()
+            polled = [k for k, v in filled.items() if isinstance(v, bytes)]
+            if polled:
+                filled = dict(filled)
+                polled_framed = q.frame([filled[k] for k in polled])
+                filled.update(zip(polled, q.decode(polled_framed)))
+                if seen is not None:
+                    first = {key: i for i, key in reversed(missing_at)}  # key -> its first position
+                    seen.local.put_batch([seen.keys[first[k]] for k in polled], polled_framed,
+                                         q.strategies([first[k] for k in polled]), seen.epoch)
+            given: set[str] = set()
+            for i, key in missing_at:
+                answer = filled[key]
+                if key in given:
+                    answer = type(answer).FromString(answer.SerializeToString())
+                given.add(key)
+                answers[i] = answer
 
-        def fetch_and_store(subset: Sequence[str], held: Lock | None) -> dict[str, bytes]:
-            meanwhile = complete if len(subset) == len(missing) else None
-            return self._fetch_and_store(q, [missing[k] for k in subset], held, meanwhile, uncacheable)
+        if not missing_at:
+            complete({})
+            for job, stored_keys in behind:
+                self._writer.submit(job, stored_keys)
+            return answers
+        missing: dict[str, _Item] = {}
+        for i, key in missing_at:
+            if key not in missing:
+                missing[key] = q.item(i, key)
+        lock_ttl_s = self.settings.ml_timeout_s * self._chunks(len(missing)) + 1.0  # as the script's PX
+        level_1 = None
+        if seen is not None:  # each missing key's level-1 key (that of its first position)
+            level_1 = (seen, {key: seen.keys[i] for i, key in reversed(missing_at)})
 
-        filled = self.single_flight.run(lock, list(missing), fetch_and_store, lock_ttl_s)
-        complete(filled)
-        if seen is not None:
-            seen.local.put_many([(k, v, missing[k].strategy_id) for k, v in filled.items() if k not in uncacheable],
-                                seen.epoch)
+        def fetch_and_store(subset: Sequence[str], held: Lock | None) -> dict[str, Any]:
+            return self._fetch_and_store(q, [missing[k] for k in subset], held, level_1, behind)
+
+        assert lookup.lock is not None  # named by every lookup that finds keys missing
+        try:
+            # If the lock is still to take (a large lookup), the answers known are parsed while
+            # Redis takes it.
+            filled = self.single_flight.run(lookup.lock, list(missing), fetch_and_store, lock_ttl_s, lookup.taken,
+                                            lookup.token, meanwhile=decode_known if lookup.taken is None else None)
+            complete(filled)
+        finally:
+            # Woken only now: a thread woken earlier may take this one's core while it answers.
+            for job, stored_keys in behind:
+                self._writer.submit(job, stored_keys)
         return answers
 
     def _fetch_and_store(
@@ -322,20 +461,23 @@ class CachedMLClient:
         q: _Query,
         items: list[_Item],
         lock: Lock | None,
-        meanwhile: Callable[[dict[str, bytes]], None] | None = None,
-        uncacheable: set[str] | None = None,
-    ) -> dict[str, bytes]:
-        """Ask the service for ``items``, store the answers and release ``lock``, in one round
-        trip; the answers, serialized. ``meanwhile`` gets them while Redis stores them; the keys
-        of answers that must not be cached are added to ``uncacheable``."""
+        level_1: tuple[_Local, Mapping[str, Key]] | None = None,
+        behind: list[tuple[Callable[[], object], AbstractSet[str]]] | None = None,
+    ) -> dict[str, Any]:
+        """Ask the service for ``items``; the answers, by key. They go to level 1 now
+        (``level_1``: where, and each key's level-1 key; so this process asking again at once
+        finds them there), serialized before anyone can change them; their store in Redis, with
+        the release of ``lock``, is written behind (``writer.py``; appended to ``behind`` for the
+        caller to hand over, if given) unless one of them belongs to a strategy (then stored now:
+        see below)."""
         metrics.CACHE_BACKEND_CALLS.labels(kind=q.kind).inc()
         answers = q.fetch(items)
-        fetched: dict[str, bytes] = {}
+        fetched: dict[str, Any] = {}
         store: dict[str, tuple[bytes, str]] = {}  # key -> (value, strategy)
         statuses: dict[str, str | None] = {}  # version -> its status in the catalogue
         stale_catalogue = False
         for item, answer in zip(items, answers):
-            value = fetched[item.key] = answer.SerializeToString()
+            fetched[item.key] = answer
             if item.model_token_from_catalogue and q.kind == PREDICTION:
                 version = answer.model_version
                 if version not in statuses:
@@ -348,28 +490,58 @@ class CachedMLClient:
                     continue
                 if status != ModelStatus.SERVING:
                     continue  # the service has not caught up with its registry yet: not cacheable
-            store[item.key] = (value, item.strategy_id)
-        if uncacheable is not None and len(store) < len(fetched):
-            uncacheable.update(k for k in fetched if k not in store)
-        try:
-            if store:
-                self._entries.store(store, lock, None if meanwhile is None else lambda: meanwhile(fetched))
-            if stale_catalogue:
-                mark_models_changed(self.redis, self.prefix)
-        except redis.exceptions.RedisError:
-            # The answers are good even if Redis would not keep them (down, or full under a
-            # noeviction policy): return them, count it, let the breaker decide about Redis.
-            self.redis_breaker.record_failure()
-            metrics.CACHE_BYPASS.labels(kind=q.kind, reason="store_failed").inc(len(items))
+            store[item.key] = (answer.SerializeToString(), item.strategy_id)
+        if level_1 is not None and store:
+            seen, local_keys = level_1  # (unless an invalidation came since the lookup)
+            seen.local.put_batch([local_keys[k] for k in store], q.frame([v for v, _ in store.values()]),
+                                 [strategy for _, strategy in store.values()], seen.epoch)
+        if store and not any(strategy for _, strategy in store.values()):
+            # Written behind (writer.py): the lock is the store's to release from here on.
+            job = partial(self._store, q, len(items), store, lock)
+            if behind is None:
+                self._writer.submit(job, store.keys())
+            else:
+                behind.append((job, store.keys()))
+            if lock is not None:
+                lock.released = True
+        elif store:
+            # Entries of a strategy are stored before the answers are returned, as ever: feedback
+            # about the strategy that comes after must find them to invalidate them.
+            self._store(q, len(items), store, lock)
         if stale_catalogue:
+            try:
+                mark_models_changed(self.redis, self.prefix)
+            except redis.exceptions.RedisError as exc:
+                self._store_failed(q.kind, 0, exc)
             self.catalogue.expire()
         return fetched
 
+    def _store(self, q: _Query, n: int, entries: Mapping[str, tuple[bytes, str]], lock: Lock | None) -> None:
+        """One store in Redis (on the writer thread unless of a strategy's entries). Never raises."""
+        try:
+            self._entries.store(entries, lock)
+        except redis.exceptions.RedisError as exc:
+            self._store_failed(q.kind, n, exc)
+            if lock is not None:
+                self.single_flight.release(lock)  # the waiters fetch for themselves at once
+        except Exception:  # noqa: BLE001 - a bug here must not fail a later lookup that waits for it
+            log.exception("prediction cache: a store failed")
+            metrics.CACHE_BYPASS.labels(kind=q.kind, reason="store_failed").inc(n)
+            if lock is not None:
+                self.single_flight.release(lock)
+
+    def _store_failed(self, kind: str, n: int, exc: redis.exceptions.RedisError) -> None:
+        # The answers are good even if Redis would not keep them (down, or full under a
+        # noeviction policy): return them, count it, let the breaker decide about Redis.
+        log.debug("prediction cache: a store failed (%s: %s)", type(exc).__name__, exc)
+        self.redis_breaker.record_failure()
+        if n:
+            metrics.CACHE_BYPASS.labels(kind=kind, reason="store_failed").inc(n)
+
     # --- without Redis -------------------------------------------------------------------
     def _direct(self, q: _Query, reason: str) -> list[Any]:
-        wanted = q.build_keys()
-        metrics.CACHE_BYPASS.labels(kind=q.kind, reason=reason).inc(len(wanted))
-        return q.fetch([q.item(i, k) for i, k in enumerate(wanted)])
+        metrics.CACHE_BYPASS.labels(kind=q.kind, reason=reason).inc(q.size)
+        return q.fetch([q.item(i, "") for i in range(q.size)])
 
     # --- backends ------------------------------------------------------------------------
     def _chunks(self, n: int) -> int:
@@ -382,9 +554,7 @@ class CachedMLClient:
         for start in range(0, len(items), size):
             chunk = [i.request for i in items[start : start + size]]
             got = self.client.batch_predict(chunk)
-            if len(got) != len(chunk) or any(
-                (p.event_id, p.selection) != (r.event_id, r.selection) for p, r in zip(got, chunk)
-            ):
+            if list(map(_EVENT_SELECTION, got)) != list(map(_EVENT_SELECTION, chunk)):  # (a loop at C speed)
                 raise MLServiceError("BatchPredict: answers do not match the requests one for one")
             answers.extend(got)
         return answers
@@ -393,18 +563,21 @@ class CachedMLClient:
         return [self.client.evaluate_strategy(*i.request) for i in items]
 
     # --- statistics ----------------------------------------------------------------------
-    def _mget_with_stats(self, names: list[str]) -> list[bytes | None]:
-        """MGET, with this process's pending statistics added in the same round trip when due."""
-        return self._raw.execute(*self._counts.flush_commands(), ("MGET", *names))[-1]
+    def flush(self) -> None:
+        """Wait until the stores this client submitted have run (they are written behind:
+        ``writer.py``). A failed store is counted, not raised."""
+        self._writer.wait()
 
     def stats(self, scan_limit: int = 1_000_000) -> CacheStats:
         """Shared statistics of the cache, read from Redis (``metrics.CacheStatsCollector`` exposes them)."""
+        self.flush()
         return read_stats(self.redis, self.prefix, self.ttl_s, self._counts, scan_limit)
 
     def reset_stats(self) -> None:
         self._counts.reset(self.redis)
 
     def close(self) -> None:
+        self._writer.close()
         if self.coherence is not None:
             self.coherence.close()
         self.redis.close()

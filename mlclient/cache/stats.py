@@ -62,21 +62,26 @@ class SharedCounts:
         self._pending: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._last_flush = 0.0
-        self._children: dict[str, tuple[Any, Any]] = {}
+        self._children: dict[str, tuple[Any, Any, str, str]] = {}
 
     def count(self, kind: str, hits: int, misses: int) -> None:
-        # Label children looked up once per kind: a level-1 hit costs a few microseconds in all.
+        # Label children and field names made once per kind: a level-1 hit costs a few
+        # microseconds in all.
         children = self._children.get(kind)
         if children is None:
             children = self._children[kind] = (metrics.CACHE_HITS.labels(kind=kind),
-                                               metrics.CACHE_MISSES.labels(kind=kind))
+                                               metrics.CACHE_MISSES.labels(kind=kind),
+                                               f"hits:{kind}", f"misses:{kind}")
         if hits:
             children[0].inc(hits)
         if misses:
             children[1].inc(misses)
         with self._lock:
-            self._pending[f"hits:{kind}"] += hits
-            self._pending[f"misses:{kind}"] += misses
+            pending = self._pending
+            if hits:
+                pending[children[2]] += hits
+            if misses:
+                pending[children[3]] += misses
 
     def flush_commands(self, force: bool = False) -> list[tuple[Any, ...]]:
         """The commands adding the counts since the last flush to the shared hash (none if the

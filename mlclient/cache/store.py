@@ -4,7 +4,7 @@ lock they were fetched under released, if it is still ours."""
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from typing import Mapping
 
 import redis
 
@@ -25,10 +25,8 @@ class EntryStore:
         self,
         entries: Mapping[str, tuple[bytes, str]],
         lock: Lock | None = None,
-        meanwhile: Callable[[], None] | None = None,
     ) -> None:
-        """Store ``entries`` (key -> (serialized answer, strategy id or "")) and release ``lock``.
-        ``meanwhile`` runs while Redis works."""
+        """Store ``entries`` (key -> (serialized answer, strategy id or "")) and release ``lock``."""
         indexes: dict[str, int] = {}  # index key -> its 1-based position after the entries
         positions = []
         for _, strategy_id in entries.values():
@@ -43,6 +41,6 @@ class EntryStore:
             args.extend(positions)
         if lock is not None:
             names.append(lock.key)
-        self._raw.evalsha(self._script, names, args, meanwhile)
+        self._raw.evalsha(self._script, names, args)
         if lock is not None:
             lock.released = True

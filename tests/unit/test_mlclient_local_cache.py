@@ -17,12 +17,13 @@ class Clock:
         return self.now
 
 
-def test_entries_bound_evicts_the_least_recently_used():
+def test_entries_bound_evicts_the_entries_put_longest_ago():
     cache = LocalCache(max_entries=3, max_bytes=10**9, ttl_s=60)
     cache.put_many([(f"k{i}", b"v", "") for i in range(3)], cache.epoch)
-    cache.get_many(["k0"])  # k0 is now the most recently used
+    cache.get_many(["k0"])  # a hit does not reorder (first in, first out) …
+    cache.put_many([("k1", b"w", "")], cache.epoch)  # … a put does: k1 is now the newest
     cache.put_many([("k3", b"v", "")], cache.epoch)
-    assert cache.get_many(["k0", "k1", "k2", "k3"]) == [b"v", None, b"v", b"v"]
+    assert cache.get_many(["k0", "k1", "k2", "k3"]) == [None, b"w", b"v", b"v"]
     assert len(cache) == 3
 
 
@@ -44,6 +45,28 @@ def test_entries_expire_after_the_ttl():
     assert cache.get_many(["k"]) == [b"v"]
     clock.now += 0.2
     assert cache.get_many(["k"]) == [None]
+
+
+def test_expired_entries_leave_and_are_no_longer_counted():
+    clock = Clock()
+    cache = LocalCache(10, 10**6, ttl_s=5, clock=clock)
+    cache.put_many([("old", b"v", "s-1")], cache.epoch)
+    clock.now += 3
+    cache.put_many([("new", b"v", "")], cache.epoch)
+    clock.now += 2.5
+    assert cache.get_many(["old", "new"]) == [None, b"v"]
+    assert len(cache) == 1 and cache.bytes == len("new") + 1 + ENTRY_OVERHEAD_BYTES
+    assert cache.invalidate_strategies(["s-1"]) == 0
+
+
+def test_a_new_tag_empties_level_1_and_moves_the_epoch():
+    cache = LocalCache(10, 10**6, 60)
+    values, epoch = cache.lookup([b"k"], "token-1")
+    assert values == [None] and cache.put_many([(b"k", b"v", "")], epoch)
+    assert cache.lookup([b"k"], "token-1") == ([b"v"], epoch)
+    values, newer = cache.lookup([b"k"], "token-2")  # the catalogue changed: nothing of token-1 is served
+    assert values == [None] and newer != epoch and len(cache) == 0
+    assert cache.put_many([(b"k", b"old", "")], epoch) is False  # read under token-1: not kept
 
 
 def test_an_answer_read_before_an_invalidation_is_not_kept():

@@ -196,6 +196,7 @@ def test_redis_stopped_predictions_still_come_from_the_service_and_the_metric_sa
         settings = settings_with(cache_redis_url=url, cache_prefix="acc:pred")
         cached = CachedMLClient(ml, make_redis(settings), settings)
         cached.batch_predict(job)
+        cached.flush()  # stored (written behind) before Redis stops
         proc.terminate()
         proc.wait(10)
         bypassed = metric("edgeloop_prediction_cache_bypass_total", kind="prediction", reason="redis_unavailable")

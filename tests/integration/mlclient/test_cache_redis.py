@@ -8,8 +8,10 @@ import threading
 import time
 
 import pytest
+import redis
 from prometheus_client import CollectorRegistry
 
+from edgeloop.core.errors import MLServiceError
 from edgeloop.core.settings import settings_with
 from edgeloop.mlclient import keys
 from edgeloop.mlclient.cache import CachedMLClient, invalidate_strategies, make_redis, mark_models_changed
@@ -22,6 +24,7 @@ pytestmark = pytest.mark.integration
 
 def test_key_format_in_redis_carries_version_event_selection_and_has_a_ttl(cache, redis_client):
     cache.get_prediction("E0:2024-08-16", "home", features_hash="abc")
+    cache.flush()  # stores are written behind (docs/cache.md, Round trips)
     token = cache.catalogue.token("outcome")
     key = f"t:pred:p:{token}:abc:E0%3A2024-08-16:home:-"
     assert redis_client.exists(key)
@@ -142,13 +145,14 @@ def test_size_is_bounded_by_redis_maxmemory_and_the_cache_keeps_working(fake_ml)
         assert fake_ml.batch_calls == [10]
 
 
-def test_promotion_with_generation_bump_is_never_served_old_entries(cache, fake_ml, redis_client):
-    old = cache.batch_predict(requests(10))
+@pytest.mark.parametrize("n", [10, 300])  # looked up by the lookup script / by a plain MGET (over 256 keys)
+def test_promotion_with_generation_bump_is_never_served_old_entries(cache, fake_ml, redis_client, n):
+    old = cache.batch_predict(requests(n))
     fake_ml.promote("v2")
     mark_models_changed(redis_client, "t:pred")
-    new = cache.batch_predict(requests(10))
+    new = cache.batch_predict(requests(n))
     assert {p.model_version for p in old} == {"v1"} and {p.model_version for p in new} == {"v2"}
-    assert fake_ml.batch_calls == [10, 10]
+    assert fake_ml.batch_calls == [n, n]
 
 
 def test_an_answer_from_an_unknown_version_is_not_stored_and_bumps_the_generation(cache, fake_ml, redis_client):
@@ -166,6 +170,7 @@ def test_redis_unreachable_answers_from_the_service_and_counts_it(fake_ml):
         settings = settings_with(cache_redis_url=url, cache_prefix="t:pred", cache_local_max_entries=0, cache_redis_retry_s=0.2)
         cache = CachedMLClient(fake_ml, make_redis(settings), settings)
         cache.batch_predict(requests(5))
+        cache.flush()  # stored (written behind) before Redis stops
         proc.terminate()
         proc.wait(10)
         unavailable = metric("edgeloop_prediction_cache_bypass_total", kind="prediction", reason="redis_unavailable")
@@ -229,6 +234,60 @@ def test_a_waiter_takes_over_when_the_lock_holder_fails(fake_ml, cache_settings,
     assert [p.event_id for p in got] == ["ev-0", "ev-1", "ev-2"]
 
 
+@pytest.mark.parametrize("n", [3, 300])
+def test_the_lookup_locks_exactly_the_missing_keys_while_they_are_fetched(cache, fake_ml, redis_client, n):
+    # Given some of a batch in Redis
+    cache.batch_predict(requests(n // 3))
+    token = cache.catalogue.token("outcome")
+    missing = [keys.prediction_key("t:pred", token, f"ev-{i}", "home") for i in range(n // 3, n)]
+    seen: list[bool] = []
+    ask = fake_ml.batch_predict
+
+    def batch_predict(reqs, timeout=None):
+        seen.append(bool(redis_client.exists(keys.lock_key("t:pred", missing))))
+        return ask(reqs, timeout)
+
+    fake_ml.batch_predict = batch_predict
+    # When the batch is asked, the service is called for the others under the lock of that set
+    cache.batch_predict(requests(n))
+    assert seen == [True] and fake_ml.batch_calls == [n // 3, n - n // 3]
+    cache.flush()
+    assert not redis_client.exists(keys.lock_key("t:pred", missing))  # released by the store
+
+
+def test_a_failed_store_is_counted_and_releases_its_lock(cache, fake_ml, redis_client):
+    # Given a strategy index that is not a set: the store script fails on it
+    redis_client.set("t:pred:ix:s-bad", "not a set")
+    failed = metric("edgeloop_prediction_cache_bypass_total", kind="prediction", reason="store_failed")
+    # When answers of that strategy are fetched, they are returned all the same
+    got = cache.batch_predict(requests(2, strategy_id="s-bad"))
+    assert [p.event_id for p in got] == ["ev-0", "ev-1"]
+    # and the failure is counted (a strategy's entries are stored before the call returns), its lock gone
+    assert metric("edgeloop_prediction_cache_bypass_total", kind="prediction", reason="store_failed") == failed + 2
+    assert not list(redis_client.scan_iter(match="t:pred:lock:*"))
+
+
+def test_a_store_written_behind_that_fails_is_counted_and_releases_its_lock(cache, fake_ml, redis_client,
+                                                                             monkeypatch):
+    # Given a Redis that answers lookups but refuses the store (as one that just became full would)
+    def refused(entries, lock=None):
+        raise redis.exceptions.ResponseError("OOM command not allowed when used memory > 'maxmemory'")
+
+    monkeypatch.setattr(cache._entries, "store", refused)
+    failed = metric("edgeloop_prediction_cache_bypass_total", kind="prediction", reason="store_failed")
+    # When answers are fetched, they are returned
+    assert [p.event_id for p in cache.batch_predict(requests(3))] == ["ev-0", "ev-1", "ev-2"]
+    # and once the writer has tried, the failure is counted and the lock released for the waiters
+    cache.flush()
+    assert metric("edgeloop_prediction_cache_bypass_total", kind="prediction", reason="store_failed") == failed + 3
+    assert not list(redis_client.scan_iter(match="t:pred:lock:*"))
+
+
+def test_answers_of_a_strategy_are_in_redis_when_returned_so_feedback_after_finds_them(cache, redis_client):
+    cache.batch_predict(requests(3, strategy_id="s-1"))  # no flush: stored before the return
+    assert invalidate_strategies(redis_client, ["s-1"], "t:pred") == 3
+
+
 def test_an_answer_from_a_retired_version_is_returned_but_not_stored(cache, fake_ml, redis_client):
     # Given a registry that already promoted v2 while the service still answers with v1
     fake_ml.promote("v2")
@@ -237,9 +296,11 @@ def test_an_answer_from_a_retired_version_is_returned_but_not_stored(cache, fake
     # When the cache asks, it gets v1's answers (the service's truth right now) …
     assert {p.model_version for p in cache.batch_predict(requests(3))} == {"v1"}
     # … but files none of them under the token of the new catalogue
+    cache.flush()
     assert not list(redis_client.scan_iter(match="t:pred:p:*"))
     fake_ml.serving = "v2"
     assert {p.model_version for p in cache.batch_predict(requests(3))} == {"v2"}
+    cache.flush()
     assert len(list(redis_client.scan_iter(match="t:pred:p:*"))) == 3
 
 
@@ -251,6 +312,7 @@ def test_a_service_failure_during_a_redis_probe_does_not_leave_redis_skipped(fak
         settings = settings_with(cache_redis_url=url, cache_prefix="t:pred", cache_local_max_entries=0, cache_redis_retry_s=0.1)
         cache = CachedMLClient(fake_ml, make_redis(settings), settings)
         cache.batch_predict(requests(1))
+        cache.flush()
         proc.terminate()
         proc.wait(10)
         cache.batch_predict(requests(2))  # Redis down: breaker open
@@ -268,11 +330,13 @@ def test_a_service_failure_during_a_redis_probe_does_not_leave_redis_skipped(fak
 
 def test_the_store_releases_the_single_flight_lock_and_survives_a_script_flush(cache, fake_ml, redis_client):
     cache.batch_predict(requests(3))
+    cache.flush()  # written behind
     assert not list(redis_client.scan_iter(match="t:pred:lock:*"))  # released by the store script
     redis_client.script_flush()  # e.g. a restarted Redis: the script is loaded again
     cache.batch_predict(requests(3, start=10))
     cache.batch_predict(requests(3, start=10))
     assert fake_ml.batch_calls == [3, 3]
+    cache.flush()
     assert not list(redis_client.scan_iter(match="t:pred:lock:*"))
 
 
@@ -311,3 +375,27 @@ def test_strategy_invalidation_is_published_even_when_redis_lists_no_entry(cache
     message = subscriber.get_message(timeout=2)
     subscriber.close()
     assert message is not None and message["data"].endswith(b'["never-cached"]')
+
+
+def test_answers_that_do_not_match_the_requests_are_refused_not_cached(cache, fake_ml, redis_client):
+    fake_ml.probability = lambda request, version: None if request.event_id == "ev-1" else 0.5  # ev-1 unanswered
+    with pytest.raises(MLServiceError):
+        cache.batch_predict(requests(3))
+    cache.flush()
+    assert not list(redis_client.scan_iter(match="t:pred:p:*"))
+    assert not list(redis_client.scan_iter(match="t:pred:lock:*"))
+
+
+def test_a_single_prediction_from_level_1_is_the_batch_answer_and_counted(fake_ml, redis_url):
+    settings = settings_with(cache_redis_url=redis_url, cache_prefix="t:pred")  # level 1 on
+    cache = CachedMLClient(fake_ml, make_redis(settings), settings)
+    try:
+        assert cache.coherence.wait_serving(5)
+        batch = cache.batch_predict([pb.PredictionRequest(event_id="ev-1", selection="home")], "fh")
+        local = metric("edgeloop_prediction_cache_local_hits_total", kind="prediction")
+        assert cache.get_prediction("ev-1", "home", features_hash="fh") == batch[0]
+        assert cache.get_prediction("ev-1", "home", features_hash="other") == batch[0]  # another hash: asked again
+        assert metric("edgeloop_prediction_cache_local_hits_total", kind="prediction") - local == 1
+        assert fake_ml.batch_calls == [1, 1]
+    finally:
+        cache.close()
