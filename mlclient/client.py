@@ -43,6 +43,7 @@ from edgeloop.core.settings import Settings, get_settings
 from edgeloop.mlclient import metrics
 from edgeloop.mlclient.breaker import CLOSED, CircuitBreaker
 from edgeloop.mlclient.channel import call_metadata, make_channel
+from edgeloop.mlclient.wire import varint
 from edgeloop.proto import events_pb2
 from edgeloop.proto import ml_service_pb2 as pb
 from edgeloop.proto import ml_service_pb2_grpc as pb_grpc
@@ -83,15 +84,6 @@ _RESULTS_TAG = bytes([pb.BacktestFeedbackRequest.RESULTS_FIELD_NUMBER << 3 | 2])
 _BATCH_ID_TAG = bytes([pb.BacktestFeedbackRequest.BATCH_ID_FIELD_NUMBER << 3 | 2])
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append(n & 0x7F | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
 def feedback_request_bytes(results: Sequence[events_pb2.BacktestFinished | bytes], batch_id: str) -> bytes:
     """A serialised ``BacktestFeedbackRequest`` (pure). On the wire a repeated message field is,
     for each element, its tag, its length and its bytes: results given as the bytes a consumer
@@ -100,10 +92,10 @@ def feedback_request_bytes(results: Sequence[events_pb2.BacktestFinished | bytes
     parts: list[bytes] = []
     for result in results:
         raw = result if isinstance(result, bytes) else result.SerializeToString()
-        parts += (_RESULTS_TAG, _varint(len(raw)), raw)
+        parts += (_RESULTS_TAG, varint(len(raw)), raw)
     key = batch_id.encode()
     if key:  # proto3 leaves an empty string out
-        parts += (_BATCH_ID_TAG, _varint(len(key)), key)
+        parts += (_BATCH_ID_TAG, varint(len(key)), key)
     return b"".join(parts)
 
 

@@ -8,20 +8,12 @@ call (1,000 ``FromString`` calls cost twice as much) with no header to build at 
 
 from __future__ import annotations
 
+from edgeloop.mlclient.wire import varint
 from edgeloop.proto import ml_service_pb2 as pb
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append(n & 0x7F | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
 # The protobuf header of field 1 (length-delimited) for a payload of n bytes, n < 16,384.
-_FIELD_1 = [b"\n" + _varint(n) for n in range(1 << 14)]
+_FIELD_1 = [b"\n" + varint(n) for n in range(1 << 14)]
 
 # A framed empty Prediction: stands for an answer not known yet in a batch parsed early.
 PREDICTION_PLACEHOLDER = _FIELD_1[0]
@@ -31,7 +23,7 @@ def frame_predictions(values: list[bytes]) -> list[bytes]:
     """Serialized ``Prediction``s framed as records of field 1 (the form level 1 keeps)."""
     headers = _FIELD_1
     limit = len(headers)
-    return [headers[len(v)] + v if len(v) < limit else b"\n" + _varint(len(v)) + v for v in values]
+    return [headers[len(v)] + v if len(v) < limit else b"\n" + varint(len(v)) + v for v in values]
 
 
 def decode_framed_predictions(records: list[bytes]) -> list[pb.Prediction]:
