@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Iterable, Sequence, cast
 
-from sqlalchemy import Column, ColumnElement, CursorResult, any_, bindparam, func, select, update
+from sqlalchemy import Column, ColumnElement, CursorResult, Select, any_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
@@ -57,17 +57,21 @@ def recent_unprocessed(session: Session, limit: int = 100, *, lock: bool = False
     With ``lock`` on PostgreSQL the rows are locked ``FOR UPDATE SKIP LOCKED`` so that
     concurrent flushers on many workers take disjoint batches.
     """
-    stmt = (
-        select(BacktestResult)
-        .where(BacktestResult.ml_feedback_submitted.is_(False), BacktestResult.feedback_batch_id.is_(None))
-        .order_by(BacktestResult.id)
-        .limit(limit)
-    )
+    stmt = _unconfirmed(session, select(BacktestResult).order_by(BacktestResult.id).limit(limit), lock=lock)
     if ids is not None:
         stmt = stmt.where(BacktestResult.id.in_(ids))
+    return list(session.scalars(stmt))
+
+
+def _unconfirmed(session: Session, stmt: Select[Any], *, lock: bool = True) -> Select[Any]:
+    """``stmt`` narrowed to results waiting for the ML service's confirmation (neither
+    confirmed nor set aside as rejected); with ``lock``, on PostgreSQL, locked ``FOR UPDATE SKIP
+    LOCKED`` for the transaction, so concurrent flushers take disjoint rows."""
+    t = BacktestResult.__table__
+    stmt = stmt.where(t.c.ml_feedback_submitted.is_(False), t.c.feedback_batch_id.is_(None))
     if lock and session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
-    return list(session.scalars(stmt))
+    return stmt
 
 
 def claim_unsubmitted(session: Session, limit: int, *, ids: Sequence[int] | None = None,
@@ -78,15 +82,12 @@ def claim_unsubmitted(session: Session, limit: int, *, ids: Sequence[int] | None
     a batch tried again); ``received_before`` leaves out results stored since (those a consumer
     is about to submit from memory)."""
     t = BacktestResult.__table__
-    stmt = (select(t.c.id, t.c.backtest_id, t.c.strategy_id, t.c.received_at, t.c.event_pb)
-            .where(t.c.ml_feedback_submitted.is_(False), t.c.feedback_batch_id.is_(None))
-            .order_by(t.c.id).limit(limit))
+    stmt = _unconfirmed(session, select(t.c.id, t.c.backtest_id, t.c.strategy_id, t.c.received_at, t.c.event_pb)
+                        .order_by(t.c.id).limit(limit))
     if ids is not None:
         stmt = stmt.where(_one_of(session, t.c.id, ids))
     if received_before is not None:
         stmt = stmt.where(t.c.received_at < received_before)
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
     return list(session.execute(stmt).all())
 
 
@@ -97,10 +98,7 @@ def claim_ids(session: Session, ids: Sequence[int]) -> list[int]:
     if not ids:
         return []
     t = BacktestResult.__table__
-    stmt = (select(t.c.id).where(_one_of(session, t.c.id, ids), t.c.ml_feedback_submitted.is_(False),
-                                 t.c.feedback_batch_id.is_(None)).order_by(t.c.id))
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
+    stmt = _unconfirmed(session, select(t.c.id).where(_one_of(session, t.c.id, ids)).order_by(t.c.id))
     return list(session.execute(stmt).scalars())
 
 
@@ -148,7 +146,4 @@ def retry_rejected(session: Session) -> int:
 
 def count_unsubmitted(session: Session) -> int:
     """Results waiting for the ML service's confirmation (rejected ones not included)."""
-    return session.scalar(
-        select(func.count()).select_from(BacktestResult)
-        .where(BacktestResult.ml_feedback_submitted.is_(False), BacktestResult.feedback_batch_id.is_(None))
-    ) or 0
+    return session.scalar(_unconfirmed(session, select(func.count()).select_from(BacktestResult), lock=False)) or 0
