@@ -59,18 +59,18 @@ def submitted(engine) -> int:
 
 def all_submitted(engine, n: int) -> bool:
     """Whether ``n`` results are stored and confirmed. Polled every 0.1 s during a run, so it
-    first asks what the indexes answer at once (nothing waiting, per the partial index, and the
-    highest id); only then counts the table, which is a scan of every row stored so far."""
+    first asks what is answered at once (nothing waiting in ``feedback_pending``, and the highest
+    id); only then counts the table, which is a scan of every row stored so far."""
     with engine.connect() as conn:
         waiting, top = conn.execute(text(
-            "SELECT (SELECT count(*) FROM backtest_results WHERE ml_feedback_submitted = false), "
+            "SELECT (SELECT count(*) FROM feedback_pending), "
             "(SELECT max(id) FROM backtest_results)")).one()
     return waiting == 0 and (top or 0) >= n and submitted(engine) >= n
 
 
 def reset(engine, r: redis.Redis) -> None:
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE backtest_results, feedback_batches, strategies, ml_feedback_samples "
+        conn.execute(text("TRUNCATE backtest_results, feedback_pending, feedback_batches, strategies, ml_feedback_samples "
                           "RESTART IDENTITY CASCADE"))
     r.flushdb()
 
@@ -152,7 +152,7 @@ def run_store_limit(engine, r: redis.Redis, n: int) -> float:
                          "total_bets": m["total_bets"], "roi": m["roi"], "profit": m["profit"],
                          "win_rate": m["win_rate"], "profit_factor": m["profit_factor"],
                          "sharpe_ratio": m["sharpe_ratio"], "max_drawdown": m["max_drawdown"],
-                         "extra_metrics": {}, "backtest_score": 0.5, "ml_feedback_submitted": False,
+                         "extra_metrics": {}, "backtest_score": 0.5,
                          "event_pb": raw, "stream_entry_id": entry_id.decode(), "received_at": now})
         with engine.begin() as conn:
             insert_ignoring_duplicates(conn, table, rows, "backtest_id")

@@ -3,19 +3,21 @@ same work (validate, store, submit to the ML service, mark submitted).
 
 Fair to it: every resource is per process and made once (the engine's connection pool, the
 gRPC channel), each store is one plain ``INSERT … ON CONFLICT DO NOTHING`` (no temporary table
-and COPY, which pay off only for batches), and the mark is one ``UPDATE``.
+and COPY, which pay off only for batches), and the mark is one ``DELETE`` of its
+``feedback_pending`` row (``mark_processed``).
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import update
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
 from edgeloop.core.events import parse_event
 from edgeloop.mlclient import get_ml_client
 from edgeloop.schema.pipeline import BacktestResult, Strategy
+from edgeloop.schema.repository import mark_processed
 from edgeloop.services.ingest import result_row
 from edgeloop.services.runtime import resources
 from edgeloop.workers.app import app
@@ -31,5 +33,5 @@ def naive_ingest(payload: str) -> None:
         session.execute(insert(BacktestResult).values(**row).on_conflict_do_nothing())
     response = get_ml_client().submit_backtest_feedback([event.message], event.message.backtest_id)
     with resources().sessions.begin() as session:
-        session.execute(update(BacktestResult).where(BacktestResult.backtest_id.in_(response.stored_backtest_ids))
-                        .values(ml_feedback_submitted=True))
+        mark_processed(session, session.scalars(select(BacktestResult.id)
+                                                .where(BacktestResult.backtest_id.in_(response.stored_backtest_ids))))

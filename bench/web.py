@@ -54,8 +54,8 @@ PAGES = {
     "/strategies/gen-001": "SELECT * FROM backtest_results WHERE strategy_id = 'gen-001'",
     "/discovery": "SELECT * FROM discovery_reports ORDER BY started_at DESC LIMIT 20",
     "/models": "SELECT job_id FROM ml_training_jobs ORDER BY created_at DESC LIMIT 100",
-    "/pipeline": "SELECT count(*), min(received_at) FROM backtest_results "
-                 "WHERE ml_feedback_submitted = false AND feedback_batch_id IS NULL",
+    "/pipeline": "SELECT count(*), min(received_at) FROM feedback_pending JOIN backtest_results ON id = result_id "
+                 "WHERE rejected_batch_id IS NULL",
 }
 
 

@@ -333,7 +333,8 @@ def publish(stack: Stack, prefix: str, n: int) -> list[str]:
 
 def stored_and_confirmed(stack: Stack, prefix: str, n: int) -> bool:
     """Every one of the n events stored exactly once and confirmed by the ML service."""
-    rows = stack.sql(f"SELECT count(*), count(DISTINCT backtest_id), count(*) FILTER (WHERE ml_feedback_submitted) "
+    rows = stack.sql(f"SELECT count(*), count(DISTINCT backtest_id), count(*) FILTER (WHERE NOT EXISTS "
+                     f"(SELECT FROM feedback_pending WHERE result_id = id)) "
                      f"FROM backtest_results WHERE backtest_id LIKE '{prefix}-%'")
     samples = stack.sql(f"SELECT count(*) FROM ml_feedback_samples WHERE backtest_id LIKE '{prefix}-%'")
     if rows != f"{n}|{n}|{n}" or samples != str(n):

@@ -6,18 +6,17 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    Boolean,
+    BigInteger,
     DateTime,
     Float,
     ForeignKey,
-    Index,
     Integer,
     LargeBinary,
     String,
     Text,
-    text,
+    exists,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, column_property, declared_attr, mapped_column
 
 from edgeloop.core.statuses import FeedbackBatchStatus, StrategyStatus
 from edgeloop.schema.base import BacktestRecord, Base, JsonType, utcnow
@@ -53,6 +52,33 @@ class FeedbackBatch(Base):
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class FeedbackPending(Base):
+    """A stored result the ML service has not confirmed yet: one narrow row per result, written
+    with it and deleted when the service confirms it. A result is confirmed when it has no row
+    here; waiting, when it has one without ``rejected_batch_id``; *rejected* (set aside, see
+    ``edgeloop/services/feedback.py``), when it has one with the batch that recorded the error.
+
+    The state lives here rather than on ``backtest_results`` because marking a wide result row
+    confirmed was a non-HOT update that wrote every index of it (15 µs of PostgreSQL per result;
+    inserting and deleting a row here costs about 2, docs/scaling.md). The flushers claim these
+    rows ``FOR UPDATE SKIP LOCKED``: locking them is what keeps two flushers' batches disjoint.
+
+    The rows are written by triggers on ``backtest_results`` (revision 0007), so that no writer
+    of results can store one that is not waiting: an insert adds a row here for every result it
+    inserted (one statement per insert on PostgreSQL, with its transition table), a delete or a
+    ``TRUNCATE`` of results removes theirs. A foreign key to the results would have done the
+    latter at 4 µs of PostgreSQL per inserted result. On SQLite a migration that rebuilds
+    ``backtest_results`` (Alembic's batch mode) drops its triggers and must create them again
+    (``schema/migrations/versions/0007_feedback_pending.py``).
+    """
+
+    __tablename__ = "feedback_pending"
+
+    result_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                           autoincrement=False)
+    rejected_batch_id: Mapped[int | None] = mapped_column(ForeignKey("feedback_batches.id"))
+
+
 class BacktestResult(BacktestRecord, Base):
     __tablename__ = "backtest_results"
 
@@ -67,8 +93,6 @@ class BacktestResult(BacktestRecord, Base):
     backtest_score: Mapped[float] = mapped_column(Float)
     ml_confidence: Mapped[float | None] = mapped_column(Float)
     composite_score: Mapped[float | None] = mapped_column(Float, index=True)
-    ml_feedback_submitted: Mapped[bool] = mapped_column(Boolean, default=False)
-    feedback_batch_id: Mapped[int | None] = mapped_column(ForeignKey("feedback_batches.id"))
     # The event as a serialized BacktestFinished: what the feedback flush sends to the ML
     # service (decoding it costs microseconds; parsing JSON again would cost 60).
     event_pb: Mapped[bytes] = mapped_column(LargeBinary)
@@ -76,12 +100,9 @@ class BacktestResult(BacktestRecord, Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
-    __table_args__ = (
-        # The flush query: oldest unsubmitted first. Partial on PostgreSQL keeps it tiny.
-        Index(
-            "ix_backtest_results_unsubmitted",
-            "id",
-            postgresql_where=text("ml_feedback_submitted = false"),
-            sqlite_where=text("ml_feedback_submitted = 0"),
-        ),
-    )
+    @declared_attr
+    def ml_feedback_submitted(cls) -> Mapped[bool]:
+        """Whether the ML service confirmed the result: derived from ``feedback_pending`` (it was
+        a column before revision 0007), loaded only when read, so queries of results do not pay
+        for it."""
+        return column_property(~exists().where(FeedbackPending.result_id == cls.id), deferred=True)

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple, Sequence
 
-from sqlalchemy import insert, update
+from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from edgeloop.core import metrics
@@ -49,8 +49,8 @@ from edgeloop.core.settings import Settings
 from edgeloop.core.statuses import FeedbackBatchStatus
 from edgeloop.mlclient.cache import invalidate_strategies
 from edgeloop.schema.base import as_utc
-from edgeloop.schema.pipeline import BacktestResult, FeedbackBatch
-from edgeloop.schema.repository import claim_ids, claim_unsubmitted, mark_processed
+from edgeloop.schema.pipeline import FeedbackBatch
+from edgeloop.schema.repository import claim_ids, claim_unsubmitted, mark_processed, reject
 from edgeloop.services.feedback_state import Backoff, BackoffBoard
 from edgeloop.services.runtime import resources
 
@@ -237,9 +237,9 @@ class FeedbackFlusher:
         metrics.FEEDBACK_SUBMIT_SECONDS.observe(time.perf_counter() - started)
         confirmed = set(response.stored_backtest_ids) & {r.backtest_id for r in rows}
         now = datetime.now(timezone.utc)
-        batch_id = _new_batch(session, batch_key=batch_key, size=len(confirmed), status=FeedbackBatchStatus.SUBMITTED,
-                              submitted_at=now)
-        mark_processed(session, [r.id for r in rows if r.backtest_id in confirmed], batch_id)
+        _new_batch(session, batch_key=batch_key, size=len(confirmed), status=FeedbackBatchStatus.SUBMITTED,
+                   submitted_at=now)
+        mark_processed(session, [r.id for r in rows if r.backtest_id in confirmed])
         for r in rows:
             if r.backtest_id in confirmed:
                 metrics.FEEDBACK_LAG_SECONDS.observe((now - as_utc(r.received_at)).total_seconds())
@@ -250,8 +250,7 @@ class FeedbackFlusher:
     def _reject(self, session: Session, row: Unconfirmed, error: Exception) -> None:
         batch_id = _new_batch(session, batch_key=uuid.uuid4().hex, size=1, status=FeedbackBatchStatus.REJECTED,
                               last_error=str(error)[:2000])
-        table = BacktestResult.__table__
-        session.execute(update(table).where(table.c.id == row.id).values(feedback_batch_id=batch_id))
+        reject(session, row.id, batch_id)
         log.error("ML service refused result %s: %s", row.backtest_id, error)
 
     def flush_all(self, budget_s: float = 5.0, min_age_s: float = 0.0) -> int:

@@ -71,7 +71,6 @@ def result_row(event: ParsedEvent, entry_id: str, now: datetime) -> dict[str, An
         **{k: m[k] for k in REQUIRED_METRIC_COLUMNS},
         "extra_metrics": extra,
         "backtest_score": event.backtest_score,
-        "ml_feedback_submitted": False,
         "event_pb": event.message.SerializeToString(),
         "stream_entry_id": entry_id,
         "finished_at": event.finished_at,

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Sequence, cast
 
 import redis
-from sqlalchemy import false, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, defer
 
 from edgeloop.core.settings import Settings
@@ -23,6 +23,7 @@ from edgeloop.schema.base import as_utc, utcnow
 from edgeloop.schema.lifecycle import DiscoveryReport, StrategyEvidence, StrategyRanking
 from edgeloop.schema.mlstore import ModelVersion, TrainingJob
 from edgeloop.schema.pipeline import BacktestResult, Strategy
+from edgeloop.schema.repository import feedback_backlog
 from edgeloop.services.discovery_report import in_pipeline_order
 from edgeloop.services.evidence import VERDICT_KINDS
 
@@ -168,11 +169,9 @@ def model_versions(session: Session, limit: int) -> list[dict[str, Any]]:
 
 def feedback_lag(session: Session) -> dict[str, Any]:
     """Results not yet confirmed by the ML service and how long the oldest has waited."""
-    # `= false`, not `IS false`: the partial index ix_backtest_results_unsubmitted matches only the former.
-    waiting = (BacktestResult.ml_feedback_submitted == false(), BacktestResult.feedback_batch_id.is_(None))
-    pending, oldest = session.execute(select(func.count(), func.min(BacktestResult.received_at)).where(*waiting)).one()
+    pending, oldest = feedback_backlog(session)
     age = None if oldest is None else (utcnow() - as_utc(oldest)).total_seconds()
-    return {"pending": int(pending or 0), "oldest_age_s": age}
+    return {"pending": pending, "oldest_age_s": age}
 
 
 def stream_health(client: redis.Redis, settings: Settings) -> dict[str, Any]:

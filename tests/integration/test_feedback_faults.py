@@ -101,10 +101,10 @@ def test_each_call_locks_only_the_rows_it_carries(pg_url):
         def submit_backtest_feedback(self, results, batch_id):
             with psycopg.connect(pg_url) as other:
                 waiting = {r[0] for r in other.execute(
-                    "SELECT backtest_id FROM backtest_results WHERE NOT ml_feedback_submitted")}
+                    "SELECT backtest_id FROM backtest_results JOIN feedback_pending ON result_id = id")}
                 free = {r[0] for r in other.execute(
-                    "SELECT backtest_id FROM backtest_results WHERE NOT ml_feedback_submitted "
-                    "FOR UPDATE SKIP LOCKED")}
+                    "SELECT backtest_id FROM backtest_results JOIN feedback_pending ON result_id = id "
+                    "FOR UPDATE OF feedback_pending SKIP LOCKED")}
             carried = {BacktestFinished.FromString(r).backtest_id for r in results}  # sent as stored
             seen.append((waiting - free, carried))
             return super().submit_backtest_feedback(results, batch_id)

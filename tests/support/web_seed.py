@@ -24,7 +24,7 @@ from edgeloop.schema.base import utcnow
 from edgeloop.schema.lifecycle import DiscoveryReport, StrategyEvidence, StrategyRanking
 from edgeloop.schema.mlstore import ModelVersion, TrainingJob
 from edgeloop.schema.pipeline import BacktestResult, Strategy
-from edgeloop.schema.repository import insert_results
+from edgeloop.schema.repository import insert_results, mark_processed
 from edgeloop.services import evidence
 from edgeloop.services.dead_letters import dead_letter_fields
 from edgeloop.services.discovery_report import STEPS
@@ -171,8 +171,8 @@ def bulk(sessions: sessionmaker[Session], strategies: int, results: int, seed_: 
                          "total_bets": rng.randint(0, 900), "roi": rng.uniform(-0.2, 0.1), "profit": rng.uniform(-900, 500),
                          "win_rate": rng.random(), "profit_factor": rng.uniform(0.5, 1.5), "sharpe_ratio": rng.gauss(0, 1),
                          "max_drawdown": rng.random(), "extra_metrics": {}, "backtest_score": rng.random(),
-                         "ml_feedback_submitted": True, "event_pb": b"", "received_at": now})
-        insert_results(s, rows)
+                         "event_pb": b"", "received_at": now})
+        mark_processed(s, insert_results(s, rows).values())  # confirmed by the ML service long ago
         conn.execute(StrategyEvidence.__table__.insert(), [
             {"strategy_id": sid, "kind": kind.value, "run_id": "bulk", "backtest_id": f"bulk-bt-{i * per:08d}",
              "window_start": windows[k][0], "window_end": windows[k][1], "total_bets": 100, "roi": -0.02,
