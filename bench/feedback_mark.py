@@ -185,7 +185,7 @@ def run(url: str, design: str, batches: list[list[dict]]) -> dict[str, float]:
             if code:
                 claimed = timed("claim", lambda: claim_ids(session, ids))
             else:
-                claimed = timed("claim", lambda: [r[0] for r in sql(spec["claim"], ids)])
+                claimed = timed("claim", lambda: sorted(r[0] for r in sql(spec["claim"], ids)))
             assert claimed == ids, (design, len(claimed), len(ids))
             if code:
                 marked = timed("mark", lambda: mark_processed(session, claimed))
