@@ -7,7 +7,8 @@ scratch database, every event stored and confirmed by a real ML service (`edgelo
 child process). The figures are CPU time (user + system, ``/proc/<pid>/stat``) per event of:
 
   * worker: this process while the loop drains the stream (its gRPC threads included; the
-    events were published before the clock started, the completion poll is a query every 50 ms);
+    events were published before the clock started, the completion poll is a query every 50 ms),
+    and of it the consumer thread and the flusher threads;
   * ml: the ML service's process;
   * worker_pg / ml_pg: the PostgreSQL backends of each, told apart by ``application_name``.
 
@@ -86,15 +87,19 @@ def confirmed(conn: psycopg.Connection) -> int:
     return conn.execute("SELECT count(*) FROM backtest_results WHERE ml_feedback_submitted").fetchone()[0]
 
 
-def drain(loop, conn: psycopg.Connection, target: int, timeout: float = 600) -> float:
-    """Run ``loop`` until ``target`` results are confirmed; the wall seconds it took."""
+def drain(loop, conn: psycopg.Connection, target: int, timeout: float = 600) -> tuple[float, dict[str, float]]:
+    """Run ``loop`` until ``target`` results are confirmed: the wall seconds it took, and the CPU
+    seconds of its consumer thread and of its flusher threads (both started for this drain)."""
     stop = threading.Event()
     thread = threading.Thread(target=loop.run, args=(stop,), name="ingest", daemon=True)
     started = time.monotonic()
     thread.start()
     try:
         wait_until(lambda: confirmed(conn) >= target, timeout, 0.05, f"{target} confirmed")
-        return time.monotonic() - started
+        wall = time.monotonic() - started
+        flushers = [t.native_id for t in threading.enumerate() if t.name.startswith("ingest-flush")]
+        return wall, {"consumer": cpu_s(f"self/task/{thread.native_id}"),
+                      "flushers": sum(cpu_s(f"self/task/{tid}") for tid in flushers)}
     finally:
         stop.set()
         thread.join(30)
@@ -132,7 +137,8 @@ def main() -> None:
     from edgeloop.services.runtime import reset_resources
 
     load = os.getloadavg()[0]
-    rounds: dict[str, list[float]] = {k: [] for k in ("worker", "ml", "worker_pg", "ml_pg", "per_s")}
+    rounds: dict[str, list[float]] = {k: [] for k in ("worker", "consumer", "flushers", "ml", "worker_pg", "ml_pg",
+                                                      "per_s")}
     try:
         import grpc  # here: only to wait for the service
 
@@ -146,8 +152,9 @@ def main() -> None:
                 publish(r, payloads(done, args.events))
                 done += args.events
                 before = Snapshot(conn, args.pg_db, ml.proc.pid)
-                wall = drain(loop, conn, done)
+                wall, threads = drain(loop, conn, done)
                 spent = Snapshot(conn, args.pg_db, ml.proc.pid).minus(before)
+                spent.update(threads)
                 for key, seconds in spent.items():
                     rounds[key].append(seconds / args.events * 1e6)
                 rounds["per_s"].append(args.events / wall)
@@ -161,13 +168,15 @@ def main() -> None:
     print(f"ingest CPU per event, {args.rounds} rounds × {args.events:,} events (medians; load {load:.2f}):")
     print(f"  worker process (consumer + flushers)  {med['worker']:7.1f} µs   rounds "
           + " ".join(f"{v:.1f}" for v in rounds["worker"]))
+    print(f"    of which the consumer thread         {med['consumer']:7.1f} µs")
+    print(f"    of which the flusher threads         {med['flushers']:7.1f} µs")
     print(f"  PostgreSQL for the worker             {med['worker_pg']:7.1f} µs")
     print(f"  ML service process                    {med['ml']:7.1f} µs")
     print(f"  PostgreSQL for the ML service         {med['ml_pg']:7.1f} µs")
     print(f"  all                                   {total:7.1f} µs   ({1e6 / total * os.cpu_count():,.0f} events/s "
           f"on {os.cpu_count()} cores if all were busy; measured {med['per_s']:,.0f} events/s wall)")
     emit({"events": args.events, "rounds": args.rounds, "load_avg_1m": round(load, 2),
-          **{f"{k}_cpu_us": med[k] for k in ("worker", "worker_pg", "ml", "ml_pg")},
+          **{f"{k}_cpu_us": med[k] for k in ("worker", "consumer", "flushers", "worker_pg", "ml", "ml_pg")},
           "worker_cpu_us_rounds": [round(v, 1) for v in rounds["worker"]],
           "all_cpu_us": round(total, 1), "per_s": med["per_s"]}, args.json)
 
