@@ -226,7 +226,7 @@ def _direct_message(data: dict[str, Any]) -> events_pb2.BacktestFinished | None:
                         return None
                 elif name not in _METRIC_INTS or kind is not int or not -_INT64 <= number < _INT64:
                     return None
-            fields[key] = events_pb2.BacktestMetrics(**value)
+            fields[key] = value  # the constructor builds the submessage from it (cheaper than from a message)
         elif key != "params" or kind is not dict:
             return None
     msg = events_pb2.BacktestFinished(**fields)
