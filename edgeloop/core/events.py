@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 from google.protobuf import json_format, struct_pb2
 
@@ -53,12 +52,11 @@ def _reject_constant(token: str) -> float:
     raise InvalidEvent("non_finite", f"{token} is not a finite number")
 
 
-def _finite_float(token: str) -> float:
-    """JSON has no infinity, but ``1e999`` parses as one: refuse it like ``Infinity``."""
-    value = float(token)
-    if not math.isfinite(value):
-        raise InvalidEvent("non_finite", f"{token[:40]} is not a finite number")
-    return value
+# One decoder for every payload (``json.loads`` with arguments builds one per call), and no
+# ``parse_float`` hook, which would call back into Python for every number: JSON has no
+# infinity, but ``1e999`` decodes as one, and ``check_values`` refuses it like any non-finite
+# float ("non_finite").
+_DECODE = json.JSONDecoder(parse_constant=_reject_constant).decode
 
 
 def _check_text(value: str, where: str) -> None:
@@ -77,7 +75,7 @@ def check_values(value: Any, where: str = "event", depth: int = 1, *, plain_text
 
     Iterative, so that no input can exhaust the stack. ``plain_text``: the caller knows no
     text can hold a NUL or a lone surrogate (``parse_event`` knows it of JSON without ``\\u``
-    escapes). A first pass without building paths finds nothing wrong in almost every event;
+    escapes); floats are looked at all the same. A first pass without building paths finds nothing wrong in almost every event;
     only when it finds something is the value walked again to say where."""
     if _plainly_valid(value, depth, plain_text):
         return
@@ -107,8 +105,7 @@ def check_values(value: Any, where: str = "event", depth: int = 1, *, plain_text
 
 
 def _plainly_valid(value: Any, depth: int, plain_text: bool) -> bool:
-    """``check_values``'s rules without the messages: True when nothing breaks them. Floats
-    are not looked at when ``plain_text`` (``parse_event`` refused non-finite ones already)."""
+    """``check_values``'s rules without the messages: True when nothing breaks them."""
     if type(value) is not dict and type(value) is not list:
         return False  # a lone scalar: the full walk is as quick
     stack = [(value, depth)]
@@ -134,7 +131,7 @@ def _plainly_valid(value: Any, depth: int, plain_text: bool) -> bool:
                 if not plain_text and not _plain_str(item):
                     return False
             elif kind is float:
-                if not plain_text and not math.isfinite(item):
+                if not math.isfinite(item):
                     return False
             elif item is not None and kind is not bool:
                 return False
@@ -153,8 +150,10 @@ def _encodes(value: str) -> bool:
     return True
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedEvent:
+class ParsedEvent(NamedTuple):
+    """A valid event. A named tuple: one is made per event on both ways in, and a frozen
+    dataclass's ``__init__`` costs several times more."""
+
     message: events_pb2.BacktestFinished
     window_start: date
     window_end: date
@@ -197,6 +196,8 @@ _STRING_FIELDS = frozenset(n for n, f in _FINISHED.items() if f.cpp_type == _FD.
 _METRIC_INTS = frozenset(f.name for f in _METRIC_FIELDS if f.cpp_type == _FD.CPPTYPE_INT64)
 _METRIC_DOUBLES = frozenset(f.name for f in _METRIC_FIELDS if f.cpp_type == _FD.CPPTYPE_DOUBLE)
 _INT32, _INT64 = 2**31, 2**63
+_REQUIRED_SET = frozenset(REQUIRED_FIELDS)
+_REQUIRED_METRICS_SET = frozenset(REQUIRED_METRICS)
 
 
 def _direct_message(data: dict[str, Any]) -> events_pb2.BacktestFinished | None:
@@ -225,13 +226,24 @@ def _direct_message(data: dict[str, Any]) -> events_pb2.BacktestFinished | None:
                         return None
                 elif name not in _METRIC_INTS or kind is not int or not -_INT64 <= number < _INT64:
                     return None
-            fields[key] = events_pb2.BacktestMetrics(**value)
+            fields[key] = value  # the constructor builds the submessage from it (cheaper than from a message)
         elif key != "params" or kind is not dict:
             return None
     msg = events_pb2.BacktestFinished(**fields)
     if "params" in data:
-        msg.params.SetInParent()  # present even when empty, as json_format leaves it
-        msg.params.update(data["params"])
+        params = msg.params
+        params.SetInParent()  # present even when empty, as json_format leaves it
+        values = params.fields
+        # Text and numbers (most params) set directly; anything else (bool, null, objects,
+        # arrays) by protobuf's own conversion: Struct.update costs twice as much per value.
+        for key, value in data["params"].items():
+            kind = type(value)
+            if kind is str:
+                values[key].string_value = value
+            elif kind is float or kind is int:
+                values[key].number_value = value
+            else:
+                params.update({key: value})
     return msg
 
 
@@ -266,7 +278,7 @@ def parse_event(raw: bytes | str, *, max_bytes: int = 64 * 1024) -> ParsedEvent:
         raise InvalidEvent("oversized", f"payload is {size} bytes, the limit is {max_bytes}")
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        data = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        data = _DECODE(text)
     except InvalidEvent:
         raise
     except RecursionError:
@@ -278,26 +290,33 @@ def parse_event(raw: bytes | str, *, max_bytes: int = 64 * 1024) -> ParsedEvent:
     # A NUL or a lone surrogate in decoded JSON comes only from a \u escape (the decoder refuses
     # raw control characters, and valid UTF-8 holds no surrogate).
     check_values(data, plain_text="\\u" not in text and (isinstance(raw, bytes) or text.isascii()))
-    missing = [f for f in REQUIRED_FIELDS if not _has(data, f)]
-    if missing:
-        raise InvalidEvent("missing_field", ", ".join(missing))
+    if not data.keys() >= _REQUIRED_SET:  # one test when every field is there in snake_case
+        missing = [f for f in REQUIRED_FIELDS if not _has(data, f)]
+        if missing:
+            raise InvalidEvent("missing_field", ", ".join(missing))
     version = data.get("schema_version", data.get("schemaVersion"))
     if version != SCHEMA_VERSION:
         raise InvalidEvent("unknown_schema_version", f"schema_version {version!r}, this consumer reads {SCHEMA_VERSION}")
     metrics = data.get("metrics")
     if not isinstance(metrics, dict):
         raise InvalidEvent("wrong_type", "metrics must be an object")
-    missing = [f"metrics.{m}" for m in REQUIRED_METRICS if not _has(metrics, m)]
-    if missing:
-        raise InvalidEvent("missing_field", ", ".join(missing))
+    if not metrics.keys() >= _REQUIRED_METRICS_SET:
+        missing = [f"metrics.{m}" for m in REQUIRED_METRICS if not _has(metrics, m)]
+        if missing:
+            raise InvalidEvent("missing_field", ", ".join(missing))
     if not isinstance(data.get("params"), dict):
         raise InvalidEvent("wrong_type", "params must be an object")
-    try:
-        msg = _direct_message(data) or event_from_dict(data)
-    except json_format.ParseError as exc:
-        raise InvalidEvent("wrong_type", str(exc)[:300]) from None
+    msg = _direct_message(data)
+    # The metrics present in a direct message are those in the JSON, each a number of its
+    # field's type: their values are read from the dict (a float each), not the message.
+    values = None if msg is None else {name: float(number) for name, number in metrics.items()}
+    if msg is None:
+        try:
+            msg = event_from_dict(data)
+        except json_format.ParseError as exc:
+            raise InvalidEvent("wrong_type", str(exc)[:300]) from None
     # The params object as sent: a Struct would turn every integer into a float.
-    return _validated(msg, data["params"])
+    return _validated(msg, data["params"], values)
 
 
 def validate_message(msg: events_pb2.BacktestFinished) -> ParsedEvent:
@@ -320,8 +339,20 @@ def validate_message(msg: events_pb2.BacktestFinished) -> ParsedEvent:
     return _validated(msg, params)
 
 
-def _validated(msg: events_pb2.BacktestFinished, params: dict[str, Any]) -> ParsedEvent:
-    """The checks on field values, shared by both ways in."""
+def _metric_values(metrics: events_pb2.BacktestMetrics) -> dict[str, float]:
+    """Every metric present in the message, by name, as a float."""
+    values: dict[str, float] = {}
+    for name, optional in _METRIC_PRESENCE:
+        if optional and not metrics.HasField(name):
+            continue
+        values[name] = float(getattr(metrics, name))
+    return values
+
+
+def _validated(msg: events_pb2.BacktestFinished, params: dict[str, Any],
+               values: dict[str, float] | None = None) -> ParsedEvent:
+    """The checks on field values, shared by both ways in. ``values``: the message's metrics as
+    ``_metric_values`` reads them, when the caller has them already."""
     for name in ("backtest_id", "strategy_id"):
         value = getattr(msg, name)
         if not value.strip():
@@ -345,12 +376,8 @@ def _validated(msg: events_pb2.BacktestFinished, params: dict[str, Any]) -> Pars
         except ValueError:
             raise InvalidEvent("bad_date", f"finished_at {msg.finished_at!r} is not RFC 3339") from None
 
-    metrics = msg.metrics
-    values: dict[str, float] = {}
-    for name, optional in _METRIC_PRESENCE:
-        if optional and not metrics.HasField(name):
-            continue
-        values[name] = float(getattr(metrics, name))
+    if values is None:
+        values = _metric_values(msg.metrics)
     # One sum is finite when every term is (inf - inf is NaN); only when it is not are the
     # values looked at one by one, to name the first. A finite overflow finds nothing there.
     if not math.isfinite(sum(values.values())):
@@ -358,8 +385,8 @@ def _validated(msg: events_pb2.BacktestFinished, params: dict[str, Any]) -> Pars
             if not math.isfinite(number):
                 # protobuf's JSON mapping accepts "NaN"/"Infinity" strings; we do not.
                 raise InvalidEvent("non_finite", f"metrics.{name} is {number}")
-    if not 0 <= metrics.total_bets <= MAX_TOTAL_BETS:
-        raise InvalidEvent("out_of_range", f"metrics.total_bets {metrics.total_bets} is outside [0, 2^31)")
+    if not 0 <= values["total_bets"] <= MAX_TOTAL_BETS:
+        raise InvalidEvent("out_of_range", f"metrics.total_bets {msg.metrics.total_bets} is outside [0, 2^31)")
     if not 0.0 <= values["win_rate"] <= 1.0:
         raise InvalidEvent("out_of_range", f"metrics.win_rate {values['win_rate']} is outside [0, 1]")
     if not 0.0 <= values["max_drawdown"] <= 1.0:

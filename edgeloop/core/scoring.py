@@ -23,13 +23,18 @@ import math
 from typing import Mapping
 
 WEIGHTS = {"sharpe": 0.30, "roi": 0.20, "profit_factor": 0.20, "drawdown": 0.15, "win_rate": 0.15}
+_W_SHARPE, _W_ROI, _W_PROFIT_FACTOR, _W_DRAWDOWN, _W_WIN_RATE = (
+    WEIGHTS[k] for k in ("sharpe", "roi", "profit_factor", "drawdown", "win_rate"))
 
 
 def _norm(x: float, lo: float, hi: float) -> float:
-    if not math.isfinite(x):
-        # +inf profit factor (no losing bet) is the best value; -inf/NaN the worst.
-        return 1.0 if x == math.inf else 0.0
-    return min(1.0, max(0.0, (x - lo) / (hi - lo)))
+    # Comparisons rather than isfinite, min and max (the consumer scores every event): a NaN
+    # fails both, so it scores 0 like -inf, the worst value; +inf (a profit factor with no
+    # losing bet) scores 1, the best. Every finite x gives what min(1, max(0, …)) gives.
+    v = (x - lo) / (hi - lo)
+    if v >= 0.0:
+        return v if v <= 1.0 else 1.0
+    return 0.0
 
 
 def backtest_score(
@@ -38,11 +43,11 @@ def backtest_score(
     if total_bets <= 0:
         return 0.0
     score = (
-        WEIGHTS["sharpe"] * _norm(sharpe_ratio, -2.0, 3.0)
-        + WEIGHTS["roi"] * _norm(roi, -0.5, 1.0)
-        + WEIGHTS["profit_factor"] * _norm(profit_factor, 0.0, 3.0)
-        + WEIGHTS["drawdown"] * _norm(1.0 - max_drawdown, 0.5, 1.0)
-        + WEIGHTS["win_rate"] * _norm(win_rate, 0.0, 1.0)
+        _W_SHARPE * _norm(sharpe_ratio, -2.0, 3.0)
+        + _W_ROI * _norm(roi, -0.5, 1.0)
+        + _W_PROFIT_FACTOR * _norm(profit_factor, 0.0, 3.0)
+        + _W_DRAWDOWN * _norm(1.0 - max_drawdown, 0.5, 1.0)
+        + _W_WIN_RATE * _norm(win_rate, 0.0, 1.0)
     )
     return min(1.0, max(0.0, score))
 

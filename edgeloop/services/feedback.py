@@ -240,9 +240,14 @@ class FeedbackFlusher:
         _new_batch(session, batch_key=batch_key, size=len(confirmed), status=FeedbackBatchStatus.SUBMITTED,
                    submitted_at=now)
         mark_processed(session, [r.id for r in rows if r.backtest_id in confirmed])
+        observe = metrics.FEEDBACK_LAG_SECONDS.observe
+        lags: dict[datetime, float] = {}  # the results of one consumer batch share their received_at
         for r in rows:
             if r.backtest_id in confirmed:
-                metrics.FEEDBACK_LAG_SECONDS.observe((now - as_utc(r.received_at)).total_seconds())
+                lag = lags.get(r.received_at)
+                if lag is None:
+                    lag = lags[r.received_at] = (now - as_utc(r.received_at)).total_seconds()
+                observe(lag)
         if len(confirmed) < len(rows):
             log.warning("ML service did not confirm %d results of batch %s", len(rows) - len(confirmed), batch_key)
         return confirmed

@@ -30,6 +30,7 @@ no-op.
 from __future__ import annotations
 
 import logging
+import operator
 import os
 import socket
 import threading
@@ -56,6 +57,8 @@ log = logging.getLogger(__name__)
 REQUIRED_METRIC_COLUMNS = ("roi", "profit", "win_rate", "profit_factor", "sharpe_ratio", "max_drawdown")
 Entry = tuple[str, str, dict[bytes, bytes]]  # (stream, entry id, fields)
 _EVENT_KEY = EVENT_FIELD.encode()
+_NOT_EXTRA = frozenset((*REQUIRED_METRIC_COLUMNS, "total_bets"))
+_required_metrics = operator.itemgetter(*REQUIRED_METRIC_COLUMNS)
 
 
 def default_consumer_name() -> str:
@@ -64,11 +67,12 @@ def default_consumer_name() -> str:
 
 def result_row(event: ParsedEvent, entry_id: str, now: datetime) -> dict[str, Any]:
     m = event.metrics
-    extra = {k: v for k, v in m.items() if k not in REQUIRED_METRIC_COLUMNS and k != "total_bets"}
+    # Every event has the required metrics (parse_event checks it); most have no other.
+    extra = {k: v for k, v in m.items() if k not in _NOT_EXTRA} if len(m) > len(_NOT_EXTRA) else {}
     return {
         **event.columns(),
         "total_bets": int(m["total_bets"]),
-        **{k: m[k] for k in REQUIRED_METRIC_COLUMNS},
+        **dict(zip(REQUIRED_METRIC_COLUMNS, _required_metrics(m))),
         "extra_metrics": extra,
         "backtest_score": event.backtest_score,
         "event_pb": event.message.SerializeToString(),

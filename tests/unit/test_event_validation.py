@@ -103,7 +103,7 @@ def test_store_message_is_one_line_with_the_sqlstate():
     valid_event(7),
     {**valid_event(8), "params": {}},
     {**valid_event(9), "finished_at": "2024-01-01T00:00:00Z", "model_version": "v3",
-     "params": {"a": [1, 2.5, None, True, "x", {"b": []}], "c": {}, "d": -3},
+     "params": {"a": [1, 2.5, None, True, "x", {"b": []}], "c": {}, "d": -3, "e": True, "f": None, "g": "t"},
      "metrics": {**valid_event(9)["metrics"], "sortino_ratio": 1, "skipped_events": 4}},
 ])
 def test_the_direct_message_is_the_one_json_format_makes(event):
