@@ -116,8 +116,10 @@ def _iso(value: Any) -> str:
 
 
 # Not json.dumps(…, default=…): that builds an encoder per call. NaN and infinities are refused
-# (JSON has none, and PostgreSQL would fail the whole batch on them).
-_ENCODE = json.JSONEncoder(separators=(",", ":"), allow_nan=False, default=_iso).encode
+# (JSON has none, and PostgreSQL would fail the whole batch on them). No check for cycles (a
+# tenth of the encoding): rows are trees of values, and a cycle would still fail, as a
+# RecursionError.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), allow_nan=False, check_circular=False, default=_iso).encode
 _STATEMENTS: dict[tuple[str, tuple[str, ...], tuple[str, ...]], str] = {}
 
 

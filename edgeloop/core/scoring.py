@@ -26,10 +26,11 @@ WEIGHTS = {"sharpe": 0.30, "roi": 0.20, "profit_factor": 0.20, "drawdown": 0.15,
 
 
 def _norm(x: float, lo: float, hi: float) -> float:
-    if not math.isfinite(x):
-        # +inf profit factor (no losing bet) is the best value; -inf/NaN the worst.
-        return 1.0 if x == math.inf else 0.0
-    return min(1.0, max(0.0, (x - lo) / (hi - lo)))
+    # Comparisons rather than min/max and isfinite (computed for every stored event): +inf
+    # profit factor (no losing bet) is the best value, 1; -inf and NaN (false in both
+    # comparisons) the worst, 0.
+    v = (x - lo) / (hi - lo)
+    return 1.0 if v >= 1.0 else v if v > 0.0 else 0.0
 
 
 def backtest_score(
