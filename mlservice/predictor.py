@@ -178,10 +178,12 @@ class OutcomePredictor:
         copied in); it is returned."""
         snap = self.snapshot()
         fs, answers = snap.features, snap.answers
-        index = fs.index
+        index, versions = fs.index, answers.versions
         n = len(requests)
+        ids = [""] * n
         rows = [0] * n
         sels = [0] * n
+        later = []  # requests checked once all are valid: named versions, events no version serves
         for i, r in enumerate(requests):
             event_id = r.event_id
             if not event_id or len(event_id) > MAX_ID_LEN:
@@ -197,12 +199,14 @@ class OutcomePredictor:
                 return self.predict(requests, into)
             if row is None:
                 raise NotFound(f"{_where(i, n)}: unknown event {event_id!r} (import its league-season first)")
-            rows[i], sels[i] = row, sel
+            ids[i], rows[i], sels[i] = event_id, row, sel
+            if r.model_version or not versions[row]:
+                later.append(i)
 
         # A named version (rare) is computed here; every other answer is the snapshot's.
         named: dict[int, list[float]] = {}
-        for i, r in enumerate(requests):
-            row = rows[i]
+        for i in later:
+            r, row = requests[i], rows[i]
             if r.model_version:  # an explicit version must still be from before the event
                 train_end, model = self._named_version(r.model_version)
                 if train_end >= fs.dates[row]:
@@ -210,31 +214,31 @@ class OutcomePredictor:
                         f"model_version {r.model_version} was trained on data up to {train_end}, not before "
                         f"event {r.event_id} ({fs.dates[row]}): that would be looking into the future")
                 named[i] = model.predict_proba(fs.X[row:row + 1])[0].tolist()
-            elif not answers.versions[row]:
+            else:
                 raise NoModelForEvent(f"no outcome model version was trained before {fs.dates[row]} "
                                       f"(event {r.event_id}); run a training job")
 
         min_edge = self.ctx.settings.ml_recommend_min_edge
         out = pb.BatchPredictResponse().predictions if into is None else into
         add = out.add
-        for i, r in enumerate(requests):
-            row, sel = rows[i], sels[i]
-            probs = named.get(i)
+        probs_of, confidence_of, backs_of, hashes = answers.probs, answers.confidence, answers.backs, answers.hashes
+        for i, (r, event_id, row, sel) in enumerate(zip(requests, ids, rows, sels)):
+            probs = named.get(i) if named else None
             if probs is None:
-                p, conf, version = answers.probs[row][sel], answers.confidence[row], answers.versions[row]
-                back = answers.backs[row][sel]
+                p, conf, version, back = probs_of[row][sel], confidence_of[row], versions[row], backs_of[row][sel]
             else:
                 p, conf, version = probs[sel], float(confidence(np.array([probs]))[0]), r.model_version
                 back = bool(backs(np.float64(p), fs.best_prices[row, sel], min_edge))
-            rule = self.strategy_params(r.strategy_id) if r.strategy_id else None
+            strategy_id = r.strategy_id
+            rule = self.strategy_params(strategy_id) if strategy_id else None
             if rule is None:
                 advice = "back" if back else "none"
             else:
                 source = fs.prices.get(rule["price_source"])
                 price = float(source[row, sel]) if source is not None else float("nan")
                 advice = strategy_recommendation(p, conf, price, SELECTION_NAMES[sel], rule)
-            add(event_id=r.event_id, selection=SELECTION_NAMES[sel], probability=p, confidence=conf,
-                recommendation=advice, model_version=version, features_hash=answers.hashes[row])
+            add(event_id=event_id, selection=SELECTION_NAMES[sel], probability=p, confidence=conf,
+                recommendation=advice, model_version=version, features_hash=hashes[row])
         return out
 
 
