@@ -228,7 +228,7 @@ class OutcomePredictor:
                 p, conf, version, back = probs_of[row][sel], confidence_of[row], versions[row], backs_of[row][sel]
             else:
                 p, conf, version = probs[sel], float(confidence(np.array([probs]))[0]), r.model_version
-                back = bool(backs(np.float64(p), fs.best_prices[row, sel], min_edge))
+                back = bool(backs(np.array(probs), fs.best_prices[row], min_edge)[sel])
             strategy_id = r.strategy_id
             rule = self.strategy_params(strategy_id) if strategy_id else None
             if rule is None:
