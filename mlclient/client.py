@@ -21,6 +21,7 @@ carries the gRPC status code's name as ``code``.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -99,6 +100,18 @@ def feedback_request_bytes(results: Sequence[events_pb2.BacktestFinished | bytes
     return b"".join(parts)
 
 
+@functools.cache
+def _latency(rpc: str) -> Any:
+    """The labelled latency histogram of ``rpc``, looked up once: ``labels`` costs a call more
+    than the observation (a bounded set: the RPC names)."""
+    return ML_RPC_SECONDS.labels(side="client", rpc=rpc)
+
+
+@functools.cache
+def _requests(rpc: str, outcome: str) -> Any:
+    return metrics.ML_REQUESTS.labels(rpc=rpc, outcome=outcome)
+
+
 def _breaker_changed(state: str) -> None:
     metrics.ML_BREAKER_TRANSITIONS.labels(state=state).inc()
     metrics.ML_BREAKER_OPEN.set(0 if state == CLOSED else 1)
@@ -163,7 +176,7 @@ class MLClient:
 
     def _call_once(self, rpc: str, request: Any, timeout: float) -> Any:
         if not self.breaker.allow():
-            metrics.ML_REQUESTS.labels(rpc=rpc, outcome="rejected").inc()
+            _requests(rpc, "rejected").inc()
             raise MLServiceUnavailable(
                 f"{rpc}: circuit breaker open, ML service at {self.target} presumed down "
                 f"(next probe in {self.breaker.retry_after_s():.1f} s)"
@@ -193,8 +206,8 @@ class MLClient:
                 self.breaker.record_failure()
             else:
                 self.breaker.record_success()
-            ML_RPC_SECONDS.labels(side="client", rpc=rpc).observe(time.perf_counter() - started)
-            metrics.ML_REQUESTS.labels(rpc=rpc, outcome=outcome).inc()
+            _latency(rpc).observe(time.perf_counter() - started)
+            _requests(rpc, outcome).inc()
 
     # --- predictions ---------------------------------------------------------------------
     def get_prediction(

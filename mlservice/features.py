@@ -82,7 +82,15 @@ class FeatureSet:
         return len(self.event_ids)
 
     def row_hash(self, i: int) -> str:
-        return hashlib.sha256(self.X[i].tobytes()).hexdigest()[:16]
+        return _hash_row(self.X[i])
+
+    def row_hashes(self) -> list[str]:
+        """``row_hash`` of every row, in row order."""
+        return [_hash_row(x) for x in self.X]
+
+
+def _hash_row(x: np.ndarray) -> str:
+    return hashlib.sha256(x.tobytes()).hexdigest()[:16]
 
 
 def _market_features(w: MarketArrays) -> tuple[np.ndarray, np.ndarray]:

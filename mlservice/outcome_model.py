@@ -129,10 +129,10 @@ def confidence(p: np.ndarray) -> np.ndarray:
     return np.clip(1.0 - h / np.log(3.0), 0.0, 1.0)
 
 
-def recommendation(p: float, best_price: float, min_edge: float = 0.0) -> str:
-    if np.isfinite(best_price) and p * best_price - 1.0 > min_edge:
-        return "back"
-    return "none"
+def backs(p: np.ndarray, best_price: np.ndarray, min_edge: float = 0.0) -> np.ndarray:
+    """Where the default rule recommends ``back`` (elementwise; ``none`` elsewhere): a finite
+    best price and p × best price − 1 > min_edge. A NaN probability is never ``back``."""
+    return np.isfinite(best_price) & (p * best_price - 1.0 > min_edge)
 
 
 # --- walk-forward ------------------------------------------------------------------------

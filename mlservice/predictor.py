@@ -2,8 +2,12 @@
 
 The predictor holds one immutable snapshot (features of every known match + the serving
 outcome versions) and swaps it whole after a training job or a rollback, so a request never
-sees half of an update. Requests are answered by matrix products per version: 1,000
-selections cost a few milliseconds.
+sees half of an update. The snapshot also holds every known match's answer from the serving
+versions (``Answers``: probabilities, confidence, version, features hash, the default rule's
+advice), computed with one matrix product per version when it is made: a request only looks
+its rows up, so that a call costs no numpy work of its own (a dozen small numpy calls cost a
+single prediction more than the rest of the service did). A named ``model_version`` is
+computed per request, as it is asked for.
 
 A request with the ``strategy_id`` of a backtested strategy (one with feedback) gets that
 strategy's own rule as its recommendation: its selections, price source, odds range,
@@ -27,7 +31,7 @@ from edgeloop.mlservice import registry
 from edgeloop.mlservice.context import ServiceContext
 from edgeloop.mlservice.features import FeatureSet, build_features
 from edgeloop.mlservice.market import load_market
-from edgeloop.mlservice.outcome_model import MODEL_NAME, OutcomeModel, ServingOutcome, confidence, recommendation
+from edgeloop.mlservice.outcome_model import MODEL_NAME, OutcomeModel, ServingOutcome, backs, confidence
 from edgeloop.mlservice.strategy_model import canonical_params
 from edgeloop.proto import ml_service_pb2 as pb
 from edgeloop.schema.mlstore import FeedbackSample
@@ -57,10 +61,30 @@ class NoModelForEvent(ModelNotTrained):
 
 
 @dataclass(frozen=True)
+class Answers:
+    """Every row's point-in-time answer from the serving versions, as plain Python values."""
+
+    probs: list[list[float]]  # row -> [home, draw, away]; NaN where no version is old enough
+    confidence: list[float]
+    versions: list[str]  # row -> the serving version used; "" where none is old enough
+    backs: list[list[bool]]  # row -> the default rule's advice per selection (True: "back")
+    hashes: list[str]  # row -> features hash
+
+    @classmethod
+    def compute(cls, fs: FeatureSet, serving: ServingOutcome, min_edge: float, hashes: list[str]) -> "Answers":
+        probs, which = serving.predict_rows(fs, np.arange(len(fs)))
+        names = [v[1] for v in serving.versions]
+        return cls(probs=probs.tolist(), confidence=confidence(probs).tolist(),
+                   versions=[names[k] if k >= 0 else "" for k in which.tolist()],
+                   backs=backs(probs, fs.best_prices, min_edge).tolist(), hashes=hashes)
+
+
+@dataclass(frozen=True)
 class Snapshot:
     features: FeatureSet
     serving: ServingOutcome
     made_monotonic: float
+    answers: Answers
 
     @property
     def version_ids(self) -> tuple[str, ...]:
@@ -96,7 +120,11 @@ class OutcomePredictor:
                 (np.datetime64(r.train_end.date(), "D"), r.version, OutcomeModel.from_bytes(r.artifact))
                 for r in rows if r.train_end is not None
             ])
-            self._snapshot = Snapshot(features, serving, time.monotonic())
+            old = self._snapshot
+            # The hashes depend on the features only: a new serving version keeps them.
+            hashes = old.answers.hashes if old is not None and old.features is features else features.row_hashes()
+            answers = Answers.compute(features, serving, self.ctx.settings.ml_recommend_min_edge, hashes)
+            self._snapshot = Snapshot(features, serving, time.monotonic(), answers)
             self._checked_monotonic = time.monotonic()
             return self._snapshot
 
@@ -144,57 +172,76 @@ class OutcomePredictor:
 
     # --- requests ------------------------------------------------------------------------
 
-    def predict(self, requests: Sequence[pb.PredictionRequest]) -> list[pb.Prediction]:
+    def predict(self, requests: Sequence[pb.PredictionRequest], into: Any = None) -> Sequence[pb.Prediction]:
+        """The predictions of ``requests``, in order. ``into``: the repeated ``Prediction`` field
+        of a response to add them to (each message is built in place there, not built and then
+        copied in); it is returned."""
         snap = self.snapshot()
-        fs = snap.features
-        rows = np.empty(len(requests), dtype=np.int64)
-        sels = np.empty(len(requests), dtype=np.int64)
+        fs, answers = snap.features, snap.answers
+        index, versions = fs.index, answers.versions
+        n = len(requests)
+        ids = [""] * n
+        rows = [0] * n
+        sels = [0] * n
+        later = []  # requests checked once all are valid: named versions, events no version serves
         for i, r in enumerate(requests):
-            where = f"requests[{i}]" if len(requests) > 1 else "request"
-            if not r.event_id or len(r.event_id) > MAX_ID_LEN:
-                raise InvalidRequest(f"{where}: event_id must be 1–{MAX_ID_LEN} characters")
-            sel = SELECTION_INDEX.get(r.selection.strip().lower())
+            event_id = r.event_id
+            if not event_id or len(event_id) > MAX_ID_LEN:
+                raise InvalidRequest(f"{_where(i, n)}: event_id must be 1–{MAX_ID_LEN} characters")
+            sel = SELECTION_INDEX.get(r.selection)
             if sel is None:
-                raise InvalidRequest(f"{where}: selection {r.selection!r} is not one of home, draw, away")
-            row = fs.index.get(r.event_id)
+                sel = SELECTION_INDEX.get(r.selection.strip().lower())
+                if sel is None:
+                    raise InvalidRequest(f"{_where(i, n)}: selection {r.selection!r} is not one of home, draw, away")
+            row = index.get(event_id)
             if row is None and time.monotonic() - snap.made_monotonic > FEATURES_STALE_S:
                 self.refresh()  # matches may have been imported since: start over with them
-                return self.predict(requests)
+                return self.predict(requests, into)
             if row is None:
-                raise NotFound(f"{where}: unknown event {r.event_id!r} (import its league-season first)")
-            rows[i], sels[i] = row, sel
+                raise NotFound(f"{_where(i, n)}: unknown event {event_id!r} (import its league-season first)")
+            ids[i], rows[i], sels[i] = event_id, row, sel
+            if r.model_version or not versions[row]:
+                later.append(i)
 
-        probs, which = snap.serving.predict_rows(fs, rows)
-        versions = [snap.serving.versions[k][1] if k >= 0 else "" for k in which]
-        for i, r in enumerate(requests):
+        # A named version (rare) is computed here; every other answer is the snapshot's.
+        named: dict[int, list[float]] = {}
+        for i in later:
+            r, row = requests[i], rows[i]
             if r.model_version:  # an explicit version must still be from before the event
                 train_end, model = self._named_version(r.model_version)
-                if train_end >= fs.dates[rows[i]]:
+                if train_end >= fs.dates[row]:
                     raise InvalidRequest(
                         f"model_version {r.model_version} was trained on data up to {train_end}, not before "
-                        f"event {r.event_id} ({fs.dates[rows[i]]}): that would be looking into the future")
-                probs[i] = model.predict_proba(fs.X[rows[i]:rows[i] + 1])[0]
-                versions[i] = r.model_version
-            elif which[i] < 0:
-                raise NoModelForEvent(f"no outcome model version was trained before {fs.dates[rows[i]]} "
+                        f"event {r.event_id} ({fs.dates[row]}): that would be looking into the future")
+                named[i] = model.predict_proba(fs.X[row:row + 1])[0].tolist()
+            else:
+                raise NoModelForEvent(f"no outcome model version was trained before {fs.dates[row]} "
                                       f"(event {r.event_id}); run a training job")
 
-        conf = confidence(probs)
         min_edge = self.ctx.settings.ml_recommend_min_edge
-        out = []
-        for i, r in enumerate(requests):
-            row, sel = rows[i], sels[i]
-            p = float(probs[i, sel])
-            rule = self.strategy_params(r.strategy_id) if r.strategy_id else None
+        out = pb.BatchPredictResponse().predictions if into is None else into
+        add = out.add
+        probs_of, confidence_of, backs_of, hashes = answers.probs, answers.confidence, answers.backs, answers.hashes
+        for i, (r, event_id, row, sel) in enumerate(zip(requests, ids, rows, sels)):
+            probs = named.get(i) if named else None
+            if probs is None:
+                p, conf, version, back = probs_of[row][sel], confidence_of[row], versions[row], backs_of[row][sel]
+            else:
+                p, conf, version = probs[sel], float(confidence(np.array([probs]))[0]), r.model_version
+                back = bool(backs(np.array(probs), fs.best_prices[row], min_edge)[sel])
+            strategy_id = r.strategy_id
+            rule = self.strategy_params(strategy_id) if strategy_id else None
             if rule is None:
-                advice = recommendation(p, float(fs.best_prices[row, sel]), min_edge)
+                advice = "back" if back else "none"
             else:
                 source = fs.prices.get(rule["price_source"])
                 price = float(source[row, sel]) if source is not None else float("nan")
-                advice = strategy_recommendation(p, float(conf[i]), price, SELECTION_NAMES[sel], rule)
-            out.append(pb.Prediction(
-                event_id=r.event_id, selection=SELECTION_NAMES[sel], probability=p,
-                confidence=float(conf[i]),
-                recommendation=advice,
-                model_version=versions[i], features_hash=fs.row_hash(row)))
+                advice = strategy_recommendation(p, conf, price, SELECTION_NAMES[sel], rule)
+            add(event_id=event_id, selection=SELECTION_NAMES[sel], probability=p, confidence=conf,
+                recommendation=advice, model_version=version, features_hash=hashes[row])
         return out
+
+
+def _where(i: int, n: int) -> str:
+    """How an error names the request it is about."""
+    return f"requests[{i}]" if n > 1 else "request"

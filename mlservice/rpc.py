@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import grpc
 from sqlalchemy.exc import OperationalError
@@ -33,6 +33,19 @@ def wire_error(exc: BaseException) -> error_codes.WireError | None:
 
 def rpc(handler: Callable) -> Callable:
     name = handler.__name__
+    # This RPC's labelled metrics, looked up once each (``labels`` costs more than the
+    # observation), on first use so that an RPC never called exports no series.
+    timers: list = []
+    counts: dict[grpc.StatusCode, Any] = {}
+
+    def observe(seconds: float, code: grpc.StatusCode) -> None:
+        if not timers:
+            timers.append(ML_RPC_SECONDS.labels("server", name))
+        timers[0].observe(seconds)
+        count = counts.get(code)
+        if count is None:
+            count = counts[code] = metrics.RPC_TOTAL.labels(name, code.name)
+        count.inc()
 
     @functools.wraps(handler)
     def wrapper(self, request, context: grpc.ServicerContext):
@@ -52,7 +65,6 @@ def rpc(handler: Callable) -> Callable:
                 context.set_trailing_metadata(((error_codes.REASON_KEY, row.reason),))
             context.abort(code, message)
         finally:
-            ML_RPC_SECONDS.labels("server", name).observe(time.perf_counter() - started)
-            metrics.RPC_TOTAL.labels(name, code.name).inc()
+            observe(time.perf_counter() - started, code)
 
     return wrapper

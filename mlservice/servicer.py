@@ -97,9 +97,11 @@ class MLServicer(pb_grpc.MLServiceServicer):
     @rpc
     def BatchPredict(self, request, context):
         self._check_batch("requests", len(request.requests))
-        predictions = self.predictor.predict(request.requests) if request.requests else []
-        metrics.PREDICTIONS.inc(len(predictions))
-        return pb.BatchPredictResponse(predictions=predictions)
+        response = pb.BatchPredictResponse()
+        if request.requests:
+            self.predictor.predict(request.requests, response.predictions)
+        metrics.PREDICTIONS.inc(len(response.predictions))
+        return response
 
     # --- strategies ------------------------------------------------------------------------
 

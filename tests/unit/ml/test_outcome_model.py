@@ -10,7 +10,8 @@ import pytest
 
 from edgeloop.marketdata import load_window
 from edgeloop.mlservice.features import FEATURE_NAMES, build_features
-from edgeloop.mlservice.outcome_model import OutcomeModel, ServingOutcome, walk_forward
+from edgeloop.mlservice.outcome_model import OutcomeModel, ServingOutcome, confidence, walk_forward
+from edgeloop.mlservice.predictor import Answers
 
 CUTOFF = np.datetime64("2018-01-01")
 
@@ -66,3 +67,24 @@ def test_artifact_round_trip_without_pickle(window):
     again = OutcomeModel.from_bytes(model.to_bytes())
     np.testing.assert_array_equal(model.predict_proba(fs.X[800:900]), again.predict_proba(fs.X[800:900]))
     assert again.feature_names == FEATURE_NAMES
+
+
+def test_a_snapshots_answers_are_what_a_request_would_compute_for_its_rows(window):
+    # Given the serving versions of a walk-forward, and the table a snapshot precomputes
+    fs = build_features(window)
+    versions = walk_forward(fs)
+    serving = ServingOutcome([(np.datetime64(v.train_end, "D"), v.season, v.model) for v in versions])
+    answers = Answers.compute(fs, serving, 0.02, fs.row_hashes())
+    # When a request's rows are computed on their own, as a request once did
+    rows = np.random.default_rng(3).choice(len(fs), 300, replace=False)
+    probs, which = serving.predict_rows(fs, rows)
+    # Then the table holds the same numbers, bit for bit, and "no version" where none is old enough
+    assert (which < 0).any() and (which >= 0).sum() > 100
+    np.testing.assert_array_equal(np.array([answers.probs[r] for r in rows]), probs)
+    np.testing.assert_array_equal(np.array([answers.confidence[r] for r in rows]), confidence(probs))
+    assert [answers.versions[r] for r in rows] == [versions[k].season if k >= 0 else "" for k in which]
+    assert [answers.hashes[r] for r in rows] == [fs.row_hash(r) for r in rows]
+    for i, r in enumerate(rows):  # the default rule, one selection at a time
+        for sel in range(3):
+            p, price = float(probs[i, sel]), float(fs.best_prices[r, sel])
+            assert answers.backs[r][sel] == (which[i] >= 0 and np.isfinite(price) and p * price - 1.0 > 0.02)
