@@ -101,14 +101,15 @@ def _copy_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]],
 
 
 # Binary COPY writes a value in the column's own binary format, which costs the client about
-# half of the text format's formatting (docs/scaling.md: 20 → 14 µs per stored result). But
-# psycopg's binary dumpers are not the text format's equals: an int beyond the column's range is silently wrapped (2**40 in an integer column stores 0) where
-# PostgreSQL refuses the text, and text that PostgreSQL would parse ("12" in an integer column,
-# a naive datetime in a timestamptz one) is refused on the client. So a batch goes binary only
-# when every value is of a Python type whose binary form is exactly what the text form would
-# store (or None); any other batch takes the text path as before, and so fails, or not, and
-# is classified (schema/failures.py) exactly as before. Compiled column type → (the type
-# psycopg dumps as, the Python type its values must be).
+# half of the text format's formatting (the worker's insert: 20 → 14 µs of client CPU per
+# stored result, docs/scaling.md). But psycopg's binary dumpers are not the text format's
+# equals: an int beyond the column's range is silently wrapped (2**40 in an integer column
+# stores 0) where PostgreSQL refuses the text, and text that PostgreSQL would parse ("12" in an
+# integer column, a naive datetime in a timestamptz one) is refused on the client. So a batch
+# goes binary only when every value is of a Python type whose binary form is exactly what the
+# text form would store (or None); any other batch takes the text path as before, and so
+# fails, or not, and is classified (schema/failures.py) exactly as before. Compiled column
+# type → (the type psycopg dumps as, the Python type its values must be).
 _BINARY: dict[str, tuple[str, type]] = {
     "INTEGER": ("int4", int), "SMALLINT": ("int2", int), "BIGINT": ("int8", int), "FLOAT": ("float8", float),
     "DOUBLE PRECISION": ("float8", float), "BOOLEAN": ("bool", bool), "DATE": ("date", date),
