@@ -116,7 +116,7 @@ def claim_ids(session: Session, ids: Sequence[int]) -> list[int]:
 
 def mark_processed(session: Session, ids: Iterable[int]) -> int:
     """Mark these results (row ids) confirmed by the ML service: their ``feedback_pending``
-    rows go. The results' own rows are not written (docs/scaling.md: that update cost 15 µs of
+    rows go. The results' own rows are not written (docs/scaling.md: that update cost 13–15 µs of
     PostgreSQL per result, this delete about 1.5)."""
     ids = list(ids)
     if not ids:
