@@ -22,9 +22,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 EMPTY = "-"
+
+_EVENT_ID = operator.attrgetter("event_id")
+_SELECTION = operator.attrgetter("selection")
+_STRATEGY_ID = operator.attrgetter("strategy_id")
+_MODEL_VERSION = operator.attrgetter("model_version")
 
 
 def escape(part: str) -> str:
@@ -80,14 +86,15 @@ def prediction_keys(
     '::'. Otherwise (or with a '%' or '::' in a base) every key is built the careful way.
     """
     if isinstance(features_hash, str):
-        bases: dict[str, str] = {}  # named version -> key base
-        out = []
-        for r in requests:
-            version = r.model_version
-            b = bases.get(version)
-            if b is None:
-                b = bases[version] = prediction_key_base(prefix, model(version), features_hash)
-            out.append(f"{b}{r.event_id}:{r.selection}:{r.strategy_id or EMPTY}")
+        parts = zip(map(_EVENT_ID, requests), map(_SELECTION, requests), map(_STRATEGY_ID, requests))
+        versions = list(map(_MODEL_VERSION, requests))
+        if not any(versions):  # the common case: one base for all (fields read by C loops)
+            b = prediction_key_base(prefix, model(""), features_hash)
+            out = [f"{b}{event}:{selection}:{strategy or EMPTY}" for event, selection, strategy in parts]
+        else:
+            bases = {version: prediction_key_base(prefix, model(version), features_hash) for version in set(versions)}
+            out = [f"{bases[version]}{event}:{selection}:{strategy or EMPTY}"
+                   for version, (event, selection, strategy) in zip(versions, parts)]
         joined = "\n".join(out)
         if joined.count(":") == (prefix.count(":") + 6) * len(out) and "%" not in joined and "::" not in joined:
             return out
@@ -121,11 +128,13 @@ def stats_key(prefix: str) -> str:
 
 
 def lock_key(prefix: str, keys: Iterable[str]) -> str:
-    """One lock per *set* of missing keys: processes missing the same keys share it.
+    """One lock per *set* of missing keys: processes missing the same keys share it."""
+    return lock_key_of_sorted(prefix, sorted(keys))
 
-    The cache's lookup script names it in Redis, from the keys it found missing (in the sorted
-    order the client sends them: ``redis_scripts.LOOKUP_CACHE_ENTRIES``); this is the same name."""
-    digest = hashlib.sha1("\n".join(sorted(keys)).encode(), usedforsecurity=False).hexdigest()[:24]
+
+def lock_key_of_sorted(prefix: str, keys: list[str]) -> str:
+    """``lock_key`` of keys already sorted and distinct."""
+    digest = hashlib.sha1("\n".join(keys).encode(), usedforsecurity=False).hexdigest()[:24]
     return f"{lock_prefix(prefix)}{digest}"
 
 

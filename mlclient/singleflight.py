@@ -2,8 +2,8 @@
 
 The first process to miss a set of keys takes a Redis lock named after that set
 (``SET lock token NX PX``, unless a key of the set is there by then: a holder stored the set
-meanwhile; the prediction cache takes it inside its lookup script, in the same round trip as
-the lookup, when it can, and tells ``run`` how that went), calls the service and stores the answers (the cache's store
+meanwhile; the prediction cache takes it with its lookup, in the same round trip, when it
+can, and tells ``run`` how that went), calls the service and stores the answers (the cache's store
 script releases the lock in the same command; ``run`` releases it otherwise); the others, finding
 the lock taken, poll the keys (one MGET plus an EXISTS of the lock per poll, backing off
 from 1 ms to 20 ms) until the answers are there. A waiter fetches by itself when the lock

@@ -8,15 +8,16 @@ it can, and from the service (through ``MLClient``) when it cannot. What it guar
   byte for byte (the serialized protobuf), and a promotion never serves an old entry.
 * **A TTL on every key** (``cache_ttl_s``, default 3600 s); the Redis memory policy is in
   ``docs/cache.md``.
-* **One round trip per batch** to look up (the lookup script: the model generation, the entries
-  and the single-flight lock of the missing ones; a large lookup: one GET + MGET, and the lock
-  apart), **one backend call** for the misses (chunked at ``ml_max_batch_items``), **one
-  command** to store them (``store.py``: SET EX, strategy index SADD and EXPIRE, and the lock's
-  release), written behind on the client's writer thread (``writer.py``; a strategy's entries
-  are stored before the call returns). These commands are packed once and sent on a pooled
-  connection (``rawredis.py``); level 1 (``local.py``) is keyed by the serialized request, so a
-  hit builds no Redis key, and its answers are parsed in one protobuf call while Redis answers
-  the lookup of the others: the cache's own share of a 1,000-prediction batch is measured by
+* **One round trip per batch** to look up (``lookup.py``: one transaction of the model
+  generation, the entries and the single-flight lock of the keys asked; a large lookup: one
+  MGET, and the lock apart), **one backend call** for the misses (chunked at
+  ``ml_max_batch_items``), **one command** to store them (``store.py``: SET EX, strategy index
+  SADD and EXPIRE, and the lock's release), written behind on the client's writer thread
+  (``writer.py``; a strategy's entries are stored before the call returns). These commands are
+  packed once and sent on a connection kept from the client's pool (``rawredis.py``); level 1
+  (``local.py``) is keyed by the serialized request, so a hit builds no Redis key; while Redis
+  answers the lookup, the answers level 1 had are parsed in one protobuf call and the call for
+  the misses is prepared: the cache's own share of a 1,000-prediction batch is measured by
   ``bench/cache.py``.
 * **Strategy-scoped entries** (evaluations and strategy-specific predictions) are listed in a
   per-strategy set; ``invalidate_strategies`` deletes them, and needs only a Redis client.
@@ -86,6 +87,10 @@ EVALUATION = "evaluation"
 _REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 _EVENT_SELECTION = operator.attrgetter("event_id", "selection")
 _STRATEGY_ID = operator.attrgetter("strategy_id")
+_MODEL_VERSION = operator.attrgetter("model_version")
+_KEY = operator.attrgetter("key")
+_ITEM_STRATEGY = operator.attrgetter("strategy_id")
+_FROM_CATALOGUE = operator.attrgetter("model_token_from_catalogue")
 
 
 def _bypass_reason(exc: redis.exceptions.RedisError) -> str:
@@ -143,12 +148,49 @@ class _Query:
     local_keys: Callable[[str], list[Key]]
     tagged: bool
     redis_keys: Callable[[str, Sequence[int]], list[str]]  # the Redis keys of these positions, given the token
-    item: Callable[[int, str], _Item]  # the i-th question; only called for misses, to keep hits cheap
+    # The questions at these positions (ascending), with these keys; only asked for misses, to keep hits cheap.
+    items: Callable[[Sequence[int], Sequence[str]], list[_Item]]
     strategies: Callable[[Sequence[int]], list[str]]  # the strategy of these questions ("" if none), for level 1
     fetch: Callable[[list[_Item]], list[Any]]  # the service's answers, one per item
+    serialize: Callable[[Any], bytes]  # an answer as stored
     frame: Callable[[list[bytes]], list[bytes]]  # serialized answers in level 1's form
     decode: Callable[[list[bytes]], list[Any]]  # the answers from level 1's form
     placeholder: bytes  # level 1's form of an empty answer, for a position not known yet
+
+
+@dataclass(slots=True)
+class _Misses:
+    """The keys neither level had, each once, and what asking the service for them needs."""
+
+    keys: Sequence[str]  # distinct, in the order of their first position
+    first: dict[str, int]  # key -> its first position
+    items: dict[str, _Item]  # key -> its question
+    level_1: tuple[_Local, Mapping[str, Key]] | None  # where fetched answers go, and each key's level-1 key
+
+
+def _misses(q: _Query, seen: _Local | None, positions: Sequence[int], missing_keys: Sequence[str]) -> _Misses:
+    """``_Misses`` of ``missing_keys`` at ``positions`` (ascending): a key asked twice is fetched once."""
+    first = dict(zip(missing_keys, positions))
+    if len(first) == len(missing_keys):
+        unique_keys, unique_pos = missing_keys, positions
+    else:
+        first = {}
+        for i, key in zip(positions, missing_keys):
+            first.setdefault(key, i)
+        unique_keys, unique_pos = list(first), list(first.values())
+    level_1 = None
+    if seen is not None:  # each missing key's level-1 key (that of its first position)
+        level_1 = (seen, dict(zip(unique_keys, map(seen.keys.__getitem__, unique_pos))))
+    return _Misses(unique_keys, first, dict(zip(unique_keys, q.items(unique_pos, unique_keys))), level_1)
+
+
+def _while_redis_answers(q: _Query, seen: _Local, asked: Sequence[int], wanted: Sequence[str], early: list[Any],
+                         prepared: list[_Misses]) -> None:
+    """What a lookup does while Redis answers it: parse the answers level 1 had (placeholders
+    elsewhere), and prepare the call for the keys asked as if Redis had none of them; with level
+    1 warm, what it lacks is mostly new to Redis too (else that is redone)."""
+    early[:] = q.decode([v or q.placeholder for v in seen.values])
+    prepared.append(_misses(q, seen, asked, wanted))
 
 
 def _missing(values: list[bytes | None]) -> list[int]:
@@ -157,7 +199,7 @@ def _missing(values: list[bytes | None]) -> list[int]:
 
 
 def _expected(generation: int | None) -> str:
-    """The lookup script's expected generation: the one our catalogue was checked against."""
+    """The lookup's expected generation: the one our catalogue was checked against."""
     return "-" if generation is None else str(generation)  # "-": never equal, look again
 
 
@@ -192,6 +234,7 @@ class CachedMLClient:
             self.coherence.start()
         self._local_hits = {kind: metrics.CACHE_LOCAL_HITS.labels(kind=kind) for kind in (PREDICTION, EVALUATION)}
         self._lookup_seconds = {kind: metrics.CACHE_LOOKUP_SECONDS.labels(kind=kind) for kind in (PREDICTION, EVALUATION)}
+        self._backend_calls = {kind: metrics.CACHE_BACKEND_CALLS.labels(kind=kind) for kind in (PREDICTION, EVALUATION)}
 
     # --- public API ----------------------------------------------------------------------
     def get_prediction(
@@ -251,35 +294,40 @@ class CachedMLClient:
                 return [serialize(r) + suffix for r in requests]
             return [serialize(r) + b"\0" + h.encode() if h else serialize(r) for r, h in zip(requests, hashes)]
 
-        def redis_keys(token: str, positions: Sequence[int]) -> list[str]:
-            if len(positions) == n:  # every position, in order
-                return keys.prediction_keys(self.prefix, lambda version: version or token, requests,
-                                            common if hashes is None else hashes)
-            return keys.prediction_keys(self.prefix, lambda version: version or token, [requests[i] for i in positions],
-                                        common if hashes is None else [hashes[i] for i in positions])
+        def at(positions: Sequence[int]) -> Sequence[pb.PredictionRequest]:
+            # Positions are ascending and distinct: as many as requests means all, in order.
+            return requests if len(positions) == n else list(map(requests.__getitem__, positions))
 
-        def item(i: int, key: str) -> _Item:
-            r = requests[i]
-            return _Item(key, r.strategy_id, r, not r.model_version)
+        def redis_keys(token: str, positions: Sequence[int]) -> list[str]:
+            return keys.prediction_keys(self.prefix, lambda version: version or token, at(positions),
+                                        common if hashes is None else
+                                        hashes if len(positions) == n else list(map(hashes.__getitem__, positions)))
+
+        def items(positions: Sequence[int], item_keys: Sequence[str]) -> list[_Item]:
+            asked = at(positions)
+            return list(map(_Item, item_keys, map(_STRATEGY_ID, asked), asked,
+                            map(operator.not_, map(_MODEL_VERSION, asked))))
 
         return self._get_many(
-            _Query(PREDICTION, OUTCOME_MODEL, n, local_keys, True, redis_keys, item,
+            _Query(PREDICTION, OUTCOME_MODEL, n, local_keys, True, redis_keys, items,
                    lambda positions: list(map(_STRATEGY_ID, map(requests.__getitem__, positions))),
-                   self._fetch_predictions, frame_predictions, decode_framed_predictions, PREDICTION_PLACEHOLDER)
+                   self._fetch_predictions, pb.Prediction.SerializeToString, frame_predictions,
+                   decode_framed_predictions, PREDICTION_PLACEHOLDER)
         )
 
     def evaluate_strategy(self, strategy_id: str, params: Mapping[str, Any]) -> pb.EvaluateStrategyResponse:
         def key(token: str) -> str:
             return keys.evaluation_key(self.prefix, token, strategy_id, params)
 
-        def item(i: int, key: str) -> _Item:
-            return _Item(key, strategy_id, (strategy_id, params), True)
+        def items(positions: Sequence[int], item_keys: Sequence[str]) -> list[_Item]:
+            return [_Item(k, strategy_id, (strategy_id, params), True) for k in item_keys]
 
         return self._get_many(
             _Query(EVALUATION, STRATEGY_MODEL, 1, lambda token: [key(token)], False,
-                   lambda token, positions: [key(token) for _ in positions], item,
+                   lambda token, positions: [key(token) for _ in positions], items,
                    lambda positions: [strategy_id] * len(positions),
-                   self._fetch_evaluations, frame_evaluations, decode_evaluations, b"")
+                   self._fetch_evaluations, pb.EvaluateStrategyResponse.SerializeToString, frame_evaluations,
+                   decode_evaluations, b"")
         )[0]
 
     def warm_up(self) -> None:
@@ -303,7 +351,7 @@ class CachedMLClient:
         started = time.perf_counter()
         try:
             # The generation our catalogue was checked against, read before its token: if Redis
-            # has another, the lookup script reads nothing and we look again (_get_many_cached).
+            # has another, the lookup's values are not used and we look again (_get_many_cached).
             generation = self.catalogue.generation
             token = self.catalogue.token(q.model)
             seen: _Local | None = None
@@ -339,24 +387,26 @@ class CachedMLClient:
     def _get_many_cached(self, q: _Query, seen: _Local | None, token: str, generation: int | None) -> list[Any]:
         n = q.size
         early: list[Any] = []  # level 1's answers (placeholders elsewhere), parsed while Redis looks up
-
-        def decode_early(values: list[bytes | None]) -> None:
-            early[:] = q.decode([v or q.placeholder for v in values])
-
+        prepared: list[_Misses] = []  # the call for the keys asked, prepared meanwhile as if Redis had none
         # Look up what level 1 did not have, with the generation and the lock of the misses
         # (lookup.py). If the generation moved since our catalogue was checked, the keys may name
         # a superseded version: nothing is read, and we look again with a fresh catalogue, once.
         for attempt in range(2):
             asked: Sequence[int] = range(n) if seen is None else _missing(seen.values)
             wanted = q.redis_keys(token, asked)
-            meanwhile = partial(decode_early, seen.values) if seen is not None and len(asked) < n else None
+            early.clear()
+            prepared.clear()
+            meanwhile = None
+            if seen is not None and len(asked) < n:
+                meanwhile = partial(_while_redis_answers, q, seen, asked, wanted, early, prepared)
             lookup = self._lookup(wanted, "" if attempt else _expected(generation), meanwhile)
             self.catalogue.observe_generation(int(lookup.generation or 0))
             if lookup.values is not None:
                 break
+            if lookup.stray is not None:
+                self.single_flight.release(lookup.stray)
             self.catalogue.expire()
             token = self.catalogue.token(q.model)
-            early.clear()
             if seen is not None:
                 seen.local.clear()  # its entries name the superseded catalogue
                 fresh = q.local_keys(token)
@@ -367,13 +417,17 @@ class CachedMLClient:
         assert got is not None  # the second lookup does not check the generation
         values = seen.values if seen is not None else [None] * n
         where = _missing(got)
-        if where:
-            missing_at = [(asked[j], wanted[j]) for j in where]  # (position, key) of what neither level had
+        miss_pos: Sequence[int]  # the positions neither level had, and their keys
+        miss_keys: Sequence[str]
+        if len(where) == len(got):  # Redis had none of them (level 1 had all Redis has, and the rest is new)
+            miss_pos, miss_keys, from_redis, stored = asked, wanted, [], []
+        elif where:
+            miss_pos, miss_keys = [asked[j] for j in where], [wanted[j] for j in where]
             got_at = list(compress(range(len(got)), map(operator.is_not, got, repeat(None))))
             from_redis = [asked[j] for j in got_at]
             stored = [got[j] for j in got_at]
         else:
-            missing_at, from_redis, stored = [], list(asked), got
+            miss_pos, miss_keys, from_redis, stored = [], [], list(asked), got
         framed = q.frame(cast(list[bytes], stored))
         if not early:
             if len(from_redis) == n:
@@ -384,13 +438,18 @@ class CachedMLClient:
         local_hits = n - len(asked)
         if local_hits:
             self._local_hits[q.kind].inc(local_hits)
-        self._counts.count(q.kind, n - len(missing_at), len(missing_at))
+        self._counts.count(q.kind, n - len(miss_pos), len(miss_pos))
         behind: list[tuple[Callable[[], object], AbstractSet[str]]] = []  # jobs for the writer, handed over at the end
         if seen is not None and from_redis:
             # What Redis had goes to level 1 too (unless an invalidation came meanwhile), written
             # behind with the stores: nothing in the answer depends on it.
             behind.append((partial(seen.local.put_batch, list(map(seen.keys.__getitem__, from_redis)), framed,
                                    q.strategies(from_redis), seen.epoch), frozenset()))
+        if lookup.stray is not None:
+            # A lock the lookup took for keys not all missing (lookup.py): released behind (after
+            # level 1's copy, which needs no round trip); only a process that found all of those
+            # keys missing would wait for it.
+            behind.append((partial(self.single_flight.release, lookup.stray), frozenset()))
         answers: list[Any] = []
 
         def decode_known() -> None:
@@ -405,6 +464,18 @@ class CachedMLClient:
             else:
                 answers.extend(q.decode([v or q.placeholder for v in values]))  # type: ignore[misc]
 
+        if not miss_pos:
+            decode_known()
+            for job, stored_keys in behind:
+                self._writer.submit(job, stored_keys)
+            return answers
+        misses = prepared[0] if prepared and miss_keys is wanted else _misses(q, seen, miss_pos, miss_keys)
+        unique_keys, first, missing, level_1 = misses.keys, misses.first, misses.items, misses.level_1
+        lock_ttl_s = self.settings.ml_timeout_s * self._chunks(len(missing)) + 1.0  # as the lookup's PX
+
+        def fetch_and_store(subset: Sequence[str], held: Lock | None) -> dict[str, Any]:
+            return self._fetch_and_store(q, list(map(missing.__getitem__, subset)), held, level_1, behind)
+
         def complete(filled: Mapping[str, Any]) -> None:
             # The missing ones as fetched (one object per key: a key asked twice gets a copy) or,
             # if another process fetched them, parsed.
@@ -415,39 +486,25 @@ class CachedMLClient:
                 polled_framed = q.frame([filled[k] for k in polled])
                 filled.update(zip(polled, q.decode(polled_framed)))
                 if seen is not None:
-                    first = {key: i for i, key in reversed(missing_at)}  # key -> its first position
                     seen.local.put_batch([seen.keys[first[k]] for k in polled], polled_framed,
                                          q.strategies([first[k] for k in polled]), seen.epoch)
+            if unique_keys is miss_keys:
+                for i, answer in zip(miss_pos, map(filled.__getitem__, miss_keys)):
+                    answers[i] = answer
+                return
             given: set[str] = set()
-            for i, key in missing_at:
+            for i, key in zip(miss_pos, miss_keys):
                 answer = filled[key]
                 if key in given:
                     answer = type(answer).FromString(answer.SerializeToString())
                 given.add(key)
                 answers[i] = answer
 
-        if not missing_at:
-            complete({})
-            for job, stored_keys in behind:
-                self._writer.submit(job, stored_keys)
-            return answers
-        missing: dict[str, _Item] = {}
-        for i, key in missing_at:
-            if key not in missing:
-                missing[key] = q.item(i, key)
-        lock_ttl_s = self.settings.ml_timeout_s * self._chunks(len(missing)) + 1.0  # as the script's PX
-        level_1 = None
-        if seen is not None:  # each missing key's level-1 key (that of its first position)
-            level_1 = (seen, {key: seen.keys[i] for i, key in reversed(missing_at)})
-
-        def fetch_and_store(subset: Sequence[str], held: Lock | None) -> dict[str, Any]:
-            return self._fetch_and_store(q, [missing[k] for k in subset], held, level_1, behind)
-
         assert lookup.lock is not None  # named by every lookup that finds keys missing
         try:
-            # If the lock is still to take (a large lookup), the answers known are parsed while
-            # Redis takes it.
-            filled = self.single_flight.run(lookup.lock, list(missing), fetch_and_store, lock_ttl_s, lookup.taken,
+            # If the lock is still to take (the keys asked were not all missing), the answers
+            # known are parsed while Redis takes it.
+            filled = self.single_flight.run(lookup.lock, unique_keys, fetch_and_store, lock_ttl_s, lookup.taken,
                                             lookup.token, meanwhile=decode_known if lookup.taken is None else None)
             complete(filled)
         finally:
@@ -464,38 +521,37 @@ class CachedMLClient:
         level_1: tuple[_Local, Mapping[str, Key]] | None = None,
         behind: list[tuple[Callable[[], object], AbstractSet[str]]] | None = None,
     ) -> dict[str, Any]:
-        """Ask the service for ``items``; the answers, by key. They go to level 1 now
-        (``level_1``: where, and each key's level-1 key; so this process asking again at once
+        """Ask the service for ``items`` (distinct keys); the answers, by key. They go to level 1
+        now (``level_1``: where, and each key's level-1 key; so this process asking again at once
         finds them there), serialized before anyone can change them; their store in Redis, with
         the release of ``lock``, is written behind (``writer.py``; appended to ``behind`` for the
         caller to hand over, if given) unless one of them belongs to a strategy (then stored now:
-        see below)."""
-        metrics.CACHE_BACKEND_CALLS.labels(kind=q.kind).inc()
+        see below). In bulk, at C speed where it can: this is the path of every miss."""
+        self._backend_calls[q.kind].inc()
         answers = q.fetch(items)
-        fetched: dict[str, Any] = {}
-        store: dict[str, tuple[bytes, str]] = {}  # key -> (value, strategy)
-        statuses: dict[str, str | None] = {}  # version -> its status in the catalogue
+        item_keys = list(map(_KEY, items))
+        fetched = dict(zip(item_keys, answers))
+        values = list(map(q.serialize, answers))
+        strategies = list(map(_ITEM_STRATEGY, items))
         stale_catalogue = False
-        for item, answer in zip(items, answers):
-            fetched[item.key] = answer
-            if item.model_token_from_catalogue and q.kind == PREDICTION:
-                version = answer.model_version
-                if version not in statuses:
-                    statuses[version] = self.catalogue.status_of(OUTCOME_MODEL, version)
-                status = statuses[version]
-                if status is None:
-                    # A version our catalogue does not list: someone promoted a model without
-                    # bumping the generation. Do not file the answer under the old token.
-                    stale_catalogue = True
-                    continue
-                if status != ModelStatus.SERVING:
-                    continue  # the service has not caught up with its registry yet: not cacheable
-            store[item.key] = (answer.SerializeToString(), item.strategy_id)
+        if q.kind == PREDICTION:
+            versions = list(map(_MODEL_VERSION, answers))
+            from_catalogue = list(map(_FROM_CATALOGUE, items))
+            statuses = {v: self.catalogue.status_of(OUTCOME_MODEL, v) for v in set(compress(versions, from_catalogue))}
+            if any(status != ModelStatus.SERVING for status in statuses.values()):
+                # An answer from a version our catalogue does not list (someone promoted a model
+                # without bumping the generation) is not filed under the old token; one the
+                # service gave before it caught up with its registry is not cacheable.
+                stale_catalogue = None in statuses.values()
+                keep = [not c or statuses[v] == ModelStatus.SERVING for c, v in zip(from_catalogue, versions)]
+                item_keys, values, strategies = (list(compress(column, keep))
+                                                 for column in (item_keys, values, strategies))
+        store = dict(zip(item_keys, zip(values, strategies)))  # key -> (value, strategy)
         if level_1 is not None and store:
             seen, local_keys = level_1  # (unless an invalidation came since the lookup)
-            seen.local.put_batch([local_keys[k] for k in store], q.frame([v for v, _ in store.values()]),
-                                 [strategy for _, strategy in store.values()], seen.epoch)
-        if store and not any(strategy for _, strategy in store.values()):
+            seen.local.put_batch(list(map(local_keys.__getitem__, item_keys)), q.frame(values), strategies,
+                                 seen.epoch)
+        if store and not any(strategies):
             # Written behind (writer.py): the lock is the store's to release from here on.
             job = partial(self._store, q, len(items), store, lock)
             if behind is None:
@@ -541,7 +597,7 @@ class CachedMLClient:
     # --- without Redis -------------------------------------------------------------------
     def _direct(self, q: _Query, reason: str) -> list[Any]:
         metrics.CACHE_BYPASS.labels(kind=q.kind, reason=reason).inc(q.size)
-        return q.fetch([q.item(i, "") for i in range(q.size)])
+        return q.fetch(q.items(range(q.size), [""] * q.size))
 
     # --- backends ------------------------------------------------------------------------
     def _chunks(self, n: int) -> int:

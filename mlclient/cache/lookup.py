@@ -1,37 +1,51 @@
 """The Redis side of a lookup: the keys level 1 did not have, with the model generation and, for
 the keys missing, their single-flight lock, in as few round trips as the size allows.
 
-* Up to ``SCRIPT_LOOKUP_MAX_KEYS`` keys (a batch mostly answered by level 1): one call of
-  ``redis_scripts.LOOKUP_CACHE_ENTRIES`` reads the generation and the entries and takes the
-  lock of the missing ones, in one round trip (the lock used to cost one of its own).
-* More (level 1 cold, or off): a plain ``GET`` and ``MGET`` in one write, and the lock, if any
-  key is missing, taken by ``SingleFlight.run`` in a second round trip. Lua passes values back
-  at ~0.6 µs each more than a native ``MGET`` (1,000 values: 0.7 ms of Redis instead of 0.13,
-  measured with SLOWLOG), which outweighs that round trip.
+* Up to ``LOCKING_LOOKUP_MAX_KEYS`` keys (a batch mostly answered by level 1): one transaction
+  of native commands, ``MULTI``, ``MGET`` of the generation and the keys, ``SET lock token NX
+  PX``, ``EXEC``, with the lock named after the keys asked: in one round trip. The common case
+  is that all of them are missing (level 1 had every key Redis has, and the rest is new), and
+  then the lock of the keys asked is the lock of the keys missing. When some were there, the
+  lock taken was the wrong one: it is released (written behind) and the caller takes that of
+  the keys missing in a second round trip (``SingleFlight.run``). A Lua script did the same
+  with the lock of exactly the missing keys, but cost Redis 80-130 µs a call for 100 keys
+  against ~15 µs for these commands (building its KEYS table, the loop and the SHA-1 in Lua),
+  and a lookup's Redis time is on the caller's path: on a busy 2-core machine the woken Redis
+  often runs on the caller's core.
+* More (level 1 cold, or off): one ``MGET`` of the generation and the keys, and the lock, if any
+  key is missing, taken by ``SingleFlight.run`` in a second round trip (unless the keys were
+  stored meanwhile): a large lookup seldom misses all it asks, and would mostly take a lock
+  only to release it.
 
-Either way the lock is named after the sorted set of missing keys (``keys.lock_key``), this
-process's pending statistics ride in the same write when due, and the lookup first waits for
-the stores this client wrote behind of any key it asks for (``writer.py``).
+Either way the lock a process ends up holding or waiting for is named after the sorted set of
+missing keys (``keys.lock_key``); in the transaction, nobody can store or release anything
+between the read and the lock, as in the script it replaces. This process's pending statistics ride in the same write when
+due, and the lookup first waits for the stores this client wrote behind of any key it asks for
+(``writer.py``).
 """
 
 from __future__ import annotations
 
+import itertools
 import operator
-import uuid
+import os
 from dataclasses import dataclass
 from itertools import compress, repeat
-from typing import Any, Callable
+from typing import Callable
 
 import redis
 
-from edgeloop.core.redis_scripts import LOOKUP_CACHE_ENTRIES
 from edgeloop.core.settings import Settings
 from edgeloop.mlclient import keys
 from edgeloop.mlclient.cache.stats import SharedCounts
 from edgeloop.mlclient.cache.writer import StoreWriter
 from edgeloop.mlclient.rawredis import RawRedis
+from edgeloop.mlclient.singleflight import Lock
 
-SCRIPT_LOOKUP_MAX_KEYS = 256
+LOCKING_LOOKUP_MAX_KEYS = 256
+
+_MULTI = ("MULTI",)
+_EXEC = ("EXEC",)
 
 
 @dataclass(slots=True)
@@ -43,43 +57,65 @@ class Found:
     lock: str | None = None  # the single-flight lock of the missing keys (None: nothing missing)
     taken: bool | None = None  # whether the lookup took it (None: not tried yet)
     token: str | None = None  # the token it was taken with
+    stray: Lock | None = None  # a lock the lookup took that is not ``lock``: the caller releases it
 
 
 class RedisLookup:
     def __init__(self, client: redis.Redis, raw: RawRedis, prefix: str, settings: Settings, counts: SharedCounts,
                  writer: StoreWriter) -> None:
         self._raw = raw
-        self._script = client.register_script(LOOKUP_CACHE_ENTRIES)
         self.prefix = prefix
         self._gen_key = keys.generation_key(prefix)
         self._lock_prefix = keys.lock_prefix(prefix)
-        self._settings = settings
+        self._lock_ms = int(settings.ml_timeout_s * 1000)  # per started chunk, as SingleFlight's TTL
+        self._chunk = settings.ml_max_batch_items
         self._counts = counts
         self._writer = writer
+        self._token_pid = 0
+        self._token_base = ""
+        self._token_count = itertools.count()
 
-    def __call__(self, wanted: list[str], expected: str, meanwhile: Callable[[], None] | None) -> Found:
+    def _token(self) -> str:
+        """A lock token no other holder has: random per process, then counted (a random token
+        each time costs a system call, ~10-30 µs on a busy machine against ~1)."""
+        if self._token_pid != os.getpid():  # first use, or a forked child: not its parent's tokens
+            self._token_pid = os.getpid()
+            self._token_base = os.urandom(12).hex()
+        return f"{self._token_base}{next(self._token_count)}"
+
+    def __call__(self, wanted: list[str], expected: str, meanwhile: Callable[[], None] | None = None) -> Found:
         """Look ``wanted`` up. ``expected``: the generation the keys were built under ("": any);
-        if Redis has another, nothing is read. ``meanwhile`` runs while Redis works."""
+        if Redis has another, the values are not returned (and no lock kept). ``meanwhile`` runs
+        while Redis works."""
         before = self._counts.flush_commands()
-        if len(wanted) <= SCRIPT_LOOKUP_MAX_KEYS:
-            names = sorted(set(wanted))  # distinct and sorted: the lock is named after the set
-            self._writer.wait(names)
-            token = uuid.uuid4().hex
-            args = (expected, self._lock_prefix, token, int(self._settings.ml_timeout_s * 1000),
-                    self._settings.ml_max_batch_items, 1000)
-            reply: list[Any] = self._raw.evalsha(self._script, [self._gen_key, *names], args, meanwhile,
-                                                 before=before)
-            if len(reply) == 1:  # not the expected generation: nothing read
-                return Found(reply[0], None)
-            got = reply[1] if len(names) == len(wanted) and names == wanted else \
-                list(map(dict(zip(names, reply[1])).__getitem__, wanted))
-            if len(reply) == 2:  # nothing missing
-                return Found(reply[0], got)
-            return Found(reply[0], got, reply[2].decode(), bool(reply[3]), token)
-        self._writer.wait(wanted)
-        *_, generation, values = self._raw.execute(*before, ("GET", self._gen_key), ("MGET", *wanted),
-                                                   meanwhile=meanwhile)
+        if len(wanted) > LOCKING_LOOKUP_MAX_KEYS:
+            self._writer.wait(wanted)
+            *_, values = self._raw.execute(*before, ("MGET", self._gen_key, *wanted), meanwhile=meanwhile)
+            generation = values.pop(0)
+            if expected and (generation or b"0").decode() != expected:
+                return Found(generation, None)
+            if None not in values:
+                return Found(generation, values)
+            return Found(generation, values, self._lock_of_missing(wanted, values))
+        names = sorted(set(wanted))  # distinct and sorted: the lock is named after the set
+        self._writer.wait(names)
+        lock = keys.lock_key_of_sorted(self.prefix, names)
+        token = self._token()
+        px = self._lock_ms * -(-len(names) // self._chunk) + 1000
+        *_, (values, taken) = self._raw.execute(*before, _MULTI, ("MGET", self._gen_key, *wanted),
+                                                ("SET", lock, token, "NX", "PX", px), _EXEC,
+                                                meanwhile=meanwhile)
+        generation = values.pop(0)
+        held = Lock(lock, token) if taken else None
         if expected and (generation or b"0").decode() != expected:
-            return Found(generation, None)
-        missing = set(compress(wanted, map(operator.is_, values, repeat(None))))
-        return Found(generation, values, keys.lock_key(self.prefix, missing) if missing else None)
+            return Found(generation, None, stray=held)
+        missing = values.count(None)
+        if missing == len(wanted):  # the common case: the lock of the keys asked is that of the missing
+            return Found(generation, values, lock, held is not None, token)
+        if not missing:
+            return Found(generation, values, stray=held)
+        return Found(generation, values, self._lock_of_missing(wanted, values), stray=held)
+
+    def _lock_of_missing(self, wanted: list[str], values: list[bytes | None]) -> str:
+        return keys.lock_key(self.prefix, set(compress(wanted, map(operator.is_, values, repeat(None)))))
+

@@ -145,7 +145,7 @@ def test_size_is_bounded_by_redis_maxmemory_and_the_cache_keeps_working(fake_ml)
         assert fake_ml.batch_calls == [10]
 
 
-@pytest.mark.parametrize("n", [10, 300])  # looked up by the lookup script / by a plain MGET (over 256 keys)
+@pytest.mark.parametrize("n", [10, 300])  # looked up with the lock in one transaction / by a plain MGET (over 256 keys)
 def test_promotion_with_generation_bump_is_never_served_old_entries(cache, fake_ml, redis_client, n):
     old = cache.batch_predict(requests(n))
     fake_ml.promote("v2")
@@ -253,6 +253,42 @@ def test_the_lookup_locks_exactly_the_missing_keys_while_they_are_fetched(cache,
     assert seen == [True] and fake_ml.batch_calls == [n // 3, n - n // 3]
     cache.flush()
     assert not redis_client.exists(keys.lock_key("t:pred", missing))  # released by the store
+
+
+def test_a_small_lookup_finding_some_keys_locks_only_the_missing_ones_and_leaves_no_lock(cache, fake_ml,
+                                                                                         redis_client):
+    # Given a batch of 3 of which Redis has the first (this client has no level 1: it asks Redis
+    # for the 3, and its lookup takes the lock of the 3 with its read; that one is released and
+    # the lock of the 2 missing taken)
+    assert cache.local is None
+    cache.batch_predict(requests(1))
+    cache.flush()
+    token = cache.catalogue.token("outcome")
+    asked = [keys.prediction_key("t:pred", token, f"ev-{i}", "home") for i in range(3)]
+    seen: list[tuple[bool, bool]] = []
+    ask = fake_ml.batch_predict
+
+    def batch_predict(reqs, timeout=None):
+        seen.append((bool(redis_client.exists(keys.lock_key("t:pred", asked[1:]))),
+                     bool(redis_client.exists(keys.lock_key("t:pred", asked)))))
+        return ask(reqs, timeout)
+
+    fake_ml.batch_predict = batch_predict
+    # When it is asked, the service is called for the 2 missing under the lock of those 2
+    assert [p.event_id for p in cache.batch_predict(requests(3))] == ["ev-0", "ev-1", "ev-2"]
+    assert seen[0][0] and fake_ml.batch_calls == [1, 2]
+    # and once the writer has run, no lock is left
+    cache.flush()
+    assert not list(redis_client.scan_iter(match="t:pred:lock:*"))
+
+
+def test_a_lookup_finding_every_key_leaves_no_lock(cache, fake_ml, redis_client):
+    cache.batch_predict(requests(3))
+    cache.flush()
+    assert [p.event_id for p in cache.batch_predict(requests(3))] == ["ev-0", "ev-1", "ev-2"]
+    assert fake_ml.batch_calls == [3]
+    cache.flush()
+    assert not list(redis_client.scan_iter(match="t:pred:lock:*"))
 
 
 def test_a_failed_store_is_counted_and_releases_its_lock(cache, fake_ml, redis_client):
