@@ -51,7 +51,8 @@ class StrategyService:
     def refresh(self) -> Serving | None:
         with self._lock:
             rows = registry.serving_versions(self.ctx.sessions, MODEL_NAME)
-            self._serving = Serving(rows[-1].version, StrategyModel.from_bytes(rows[-1].artifact)) if rows else None
+            self._serving = (Serving(rows[-1].version, StrategyModel.from_bytes(rows[-1].artifact, rows[-1].version))
+                             if rows else None)
             self._checked = time.monotonic()
             return self._serving
 

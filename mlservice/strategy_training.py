@@ -137,7 +137,7 @@ def train_strategy(ctx: ServiceContext, strategies: StrategyService, job_id: str
         raise Skipped(f"{new} new feedback samples since {champion_version}, fewer than min_new_feedback "
                       f"({ctx.settings.min_new_feedback}); force to train anyway")
     # The champion is read only now: a skipped run (beat's usual case) never unpacks it.
-    champion_model = StrategyModel.from_bytes(champion.artifact) if champion else None
+    champion_model = StrategyModel.from_bytes(champion.artifact, champion_version) if champion else None
     model, metrics = fit_challenger(train_p, train_fps, Y[~held], test_p, test_fps, Y[held])
     status, note = ModelStatus.SERVING, "first strategy model"
     if champion_model is not None:

@@ -101,6 +101,12 @@ class FeedbackDeferred(TransientError):
         self.code = code
 
 
+class ModelArtifactUnreadable(PermanentError):
+    """A stored model version's artifact cannot be read by this code (empty, truncated, corrupt,
+    made for other features): it will not read better next time. Roll the slot back to another
+    version (``rollback``) or train a new one."""
+
+
 class InvalidRequest(PermanentError):
     """A request to the ML service is malformed or out of bounds (gRPC INVALID_ARGUMENT, HTTP 400)."""
 
