@@ -51,3 +51,24 @@ else
 end
 return n
 """
+
+# A model promotion or rollback, announced to the prediction caches: the new generation is the
+# time at which Redis publishes it (its clock, in ns), so that "published at t, in effect
+# everywhere by t + bound" (mlclient/cache/coherence.py) counts from the publication itself, not
+# from a client's clock read before it connected. It is also more than the current generation,
+# so that two announcements in one microsecond still differ. Microseconds fit a Lua number
+# exactly (< 2^53); the nanoseconds are written as text.
+# KEYS = the generation key; ARGV = the invalidation channel, the key's TTL in s. Returns the generation.
+PUBLISH_GENERATION = """
+local t = redis.call('TIME')
+local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local current = redis.call('GET', KEYS[1])
+if current then
+  local current_us = math.floor(tonumber(current) / 1000)
+  if us <= current_us then us = current_us + 1 end
+end
+local generation = string.format('%.0f', us) .. '000'
+redis.call('SET', KEYS[1], generation, 'EX', ARGV[2])
+redis.call('PUBLISH', ARGV[1], 'g ' .. generation)
+return generation
+"""

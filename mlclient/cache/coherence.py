@@ -2,7 +2,8 @@
 
 ``invalidation.py`` publishes on ``{prefix}:inval`` whenever it makes shared entries stale:
 
-* ``g <generation>``: a model was promoted or rolled back (the generation is a time in ns);
+* ``g <generation>``: a model was promoted or rolled back (the generation is Redis's time of the
+  publication, in ns: ``redis_scripts.PUBLISH_GENERATION``);
   the process forgets its model catalogue (the keys of the new answers name a new token) and
   empties level 1;
 * ``s <time ns> <JSON list of strategy ids>``: feedback about these strategies; their entries
@@ -51,10 +52,6 @@ STRATEGIES = b"s"
 
 def channel(prefix: str) -> str:
     return f"{prefix}:inval"
-
-
-def generation_message(generation: int) -> str:
-    return f"g {generation}"
 
 
 def strategies_message(strategy_ids: Iterable[str]) -> str:

@@ -7,29 +7,28 @@ trip, so that every process's level 1 follows (``coherence.py``)."""
 
 from __future__ import annotations
 
-import time
 from typing import Iterable
 
 import redis
 
 from edgeloop.core.settings import get_settings
 from edgeloop.mlclient import keys, metrics
-from edgeloop.mlclient.cache.coherence import channel, generation_message, strategies_message
+from edgeloop.core.redis_scripts import PUBLISH_GENERATION
+from edgeloop.mlclient.cache.coherence import channel, strategies_message
 
 # Keys that are not entries still get a TTL (no key without one); these outlive any entry.
 META_TTL_S = 30 * 24 * 3600
 
 
-def mark_models_changed(client: redis.Redis, prefix: str | None = None) -> None:
-    """Tell every process's cache that a model was promoted or rolled back (call it after)."""
+def mark_models_changed(client: redis.Redis, prefix: str | None = None) -> int:
+    """Tell every process's cache that a model was promoted or rolled back (call it after);
+    returns the new generation: the time Redis published it, in ns (``PUBLISH_GENERATION``)."""
     # A fresh time-based value rather than INCR: if the key ever expired and restarted from 1,
     # a process could mistake the new 1 for the old one it saw (ABA); nanoseconds never repeat.
+    # Redis's clock rather than ours: the bound counts from the publication, and a client's
+    # time read before it connected (or was descheduled) would start it early.
     prefix = prefix or get_settings().cache_prefix
-    generation = time.time_ns()
-    pipe = client.pipeline(transaction=False)
-    pipe.set(keys.generation_key(prefix), generation, ex=META_TTL_S)
-    pipe.publish(channel(prefix), generation_message(generation))
-    pipe.execute()
+    return int(client.eval(PUBLISH_GENERATION, 1, keys.generation_key(prefix), channel(prefix), META_TTL_S))
 
 
 def invalidate_strategies(client: redis.Redis, strategy_ids: Iterable[str], prefix: str | None = None) -> int:

@@ -15,6 +15,7 @@ from edgeloop.core.errors import MLServiceError
 from edgeloop.core.settings import settings_with
 from edgeloop.mlclient import keys
 from edgeloop.mlclient.cache import CachedMLClient, invalidate_strategies, make_redis, mark_models_changed
+from edgeloop.mlclient.cache.coherence import channel
 from edgeloop.mlclient.metrics import CacheStatsCollector
 from edgeloop.proto import ml_service_pb2 as pb
 from tests.integration.mlclient.support import metric, own_redis, requests
@@ -70,6 +71,22 @@ def test_every_key_the_cache_writes_has_a_ttl(cache, redis_client):
     assert all(redis_client.ttl(k) > 0 for k in written), [k for k in written if redis_client.ttl(k) <= 0]
 
 
+def test_a_promotion_is_announced_with_the_time_redis_published_it_and_a_new_generation_each_time(redis_client):
+    pubsub = redis_client.pubsub()
+    pubsub.subscribe(channel("t:pred"))
+    assert pubsub.get_message(timeout=1)["type"] == "subscribe"
+    seconds, micros = redis_client.time()
+    first = mark_models_changed(redis_client, "t:pred")
+    second = mark_models_changed(redis_client, "t:pred")  # within the same microsecond or not
+    after_s, after_us = redis_client.time()
+    # Redis's clock at the publication, not the caller's before it connected
+    assert seconds * 10**9 + micros * 1000 <= first < second <= after_s * 10**9 + after_us * 1000
+    assert int(redis_client.get(keys.generation_key("t:pred"))) == second
+    announced = [pubsub.get_message(timeout=1)["data"] for _ in range(2)]
+    assert announced == [f"g {first}".encode(), f"g {second}".encode()]
+    pubsub.close()
+
+
 def test_invalidating_a_strategy_clears_its_entries_and_no_others(cache, fake_ml, redis_client):
     cache.batch_predict(requests(4, strategy_id="s1"))
     cache.batch_predict(requests(4, strategy_id="s2"))
@@ -102,6 +119,7 @@ def test_stats_count_hits_misses_entries_and_memory_across_clients(cache, fake_m
     cache.reset_stats()
     other = CachedMLClient(fake_ml, make_redis(cache_settings), cache_settings)
     cache.batch_predict(requests(10))
+    cache.flush()  # its store is written behind: another process finds the entries once it landed
     other.batch_predict(requests(20))  # 10 hits, 10 misses
     stats = cache.stats()
     other_stats = other.stats()  # flushes the other process's counts
