@@ -84,7 +84,9 @@ class Snapshot:
 
 
 def confirmed(conn: psycopg.Connection) -> int:
-    return conn.execute("SELECT count(*) FROM backtest_results WHERE ml_feedback_submitted").fetchone()[0]
+    # A stored result waits for its confirmation as a row of feedback_pending (docs/delivery.md).
+    return conn.execute("SELECT (SELECT count(*) FROM backtest_results) - (SELECT count(*) FROM feedback_pending)"
+                        ).fetchone()[0]
 
 
 def drain(loop, conn: psycopg.Connection, target: int, timeout: float = 600) -> tuple[float, dict[str, float]]:
