@@ -136,8 +136,10 @@ def test_feedback_about_a_strategy_leaves_every_process_level_1_within_the_bound
         first_after_bound = after(rounds, sent + BOUND_S)[0]
         window = [x for x in rounds if x[1] >= sent and x[0] <= first_after_bound[0]]
         # Then by the bound s-1's 31 answers (30 predictions, 1 evaluation) left level 1, and only they:
-        # s-2's 31 are still level-1 hits in that round
-        assert any(x[4] == total - 31 for x in window), [x[4] for x in window]
+        # s-2's 31 are still level-1 hits. The invalidation may land inside a round (its
+        # predictions already answered, its evaluations not), so s-1's misses may be split over
+        # two rounds: counted over the window, they are at least 31
+        assert sum(total - x[4] for x in window) >= 31, [x[4] for x in window]
         assert all(x[4] >= total - 31 for x in after(rounds, sent) if x[4]), "only s-1's entries were dropped"
 
 
