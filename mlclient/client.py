@@ -39,7 +39,7 @@ from edgeloop.core.errors import (
     MLServiceError,
     MLServiceUnavailable,
 )
-from edgeloop.core.metrics import ML_RPC_SECONDS
+from edgeloop.core.metrics import rpc_latency
 from edgeloop.core.settings import Settings, get_settings
 from edgeloop.mlclient import metrics
 from edgeloop.mlclient.breaker import CLOSED, CircuitBreaker
@@ -101,14 +101,8 @@ def feedback_request_bytes(results: Sequence[events_pb2.BacktestFinished | bytes
 
 
 @functools.cache
-def _latency(rpc: str) -> Any:
-    """The labelled latency histogram of ``rpc``, looked up once: ``labels`` costs a call more
-    than the observation (a bounded set: the RPC names)."""
-    return ML_RPC_SECONDS.labels(side="client", rpc=rpc)
-
-
-@functools.cache
 def _requests(rpc: str, outcome: str) -> Any:
+    """``ML_REQUESTS`` of one RPC and outcome, looked up once (as ``rpc_latency``)."""
     return metrics.ML_REQUESTS.labels(rpc=rpc, outcome=outcome)
 
 
@@ -206,7 +200,7 @@ class MLClient:
                 self.breaker.record_failure()
             else:
                 self.breaker.record_success()
-            _latency(rpc).observe(time.perf_counter() - started)
+            rpc_latency("client", rpc).observe(time.perf_counter() - started)
             _requests(rpc, outcome).inc()
 
     # --- predictions ---------------------------------------------------------------------

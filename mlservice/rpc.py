@@ -20,7 +20,7 @@ from sqlalchemy.exc import OperationalError
 
 from edgeloop.core import error_codes
 from edgeloop.core.errors import ServiceUnavailable
-from edgeloop.core.metrics import ML_RPC_SECONDS
+from edgeloop.core.metrics import rpc_latency
 from edgeloop.mlservice import metrics
 
 log = logging.getLogger("edgeloop.mlservice")
@@ -31,21 +31,14 @@ def wire_error(exc: BaseException) -> error_codes.WireError | None:
     return error_codes.row_for_class(ServiceUnavailable if isinstance(exc, OperationalError) else type(exc))
 
 
+@functools.cache
+def _rpc_total(name: str, code: grpc.StatusCode) -> Any:
+    """``RPC_TOTAL`` of one RPC and status, looked up once (as ``rpc_latency``)."""
+    return metrics.RPC_TOTAL.labels(name, code.name)
+
+
 def rpc(handler: Callable) -> Callable:
     name = handler.__name__
-    # This RPC's labelled metrics, looked up once each (``labels`` costs more than the
-    # observation), on first use so that an RPC never called exports no series.
-    timers: list = []
-    counts: dict[grpc.StatusCode, Any] = {}
-
-    def observe(seconds: float, code: grpc.StatusCode) -> None:
-        if not timers:
-            timers.append(ML_RPC_SECONDS.labels("server", name))
-        timers[0].observe(seconds)
-        count = counts.get(code)
-        if count is None:
-            count = counts[code] = metrics.RPC_TOTAL.labels(name, code.name)
-        count.inc()
 
     @functools.wraps(handler)
     def wrapper(self, request, context: grpc.ServicerContext):
@@ -65,6 +58,7 @@ def rpc(handler: Callable) -> Callable:
                 context.set_trailing_metadata(((error_codes.REASON_KEY, row.reason),))
             context.abort(code, message)
         finally:
-            observe(time.perf_counter() - started, code)
+            rpc_latency("server", name).observe(time.perf_counter() - started)
+            _rpc_total(name, code).inc()
 
     return wrapper

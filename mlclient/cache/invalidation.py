@@ -28,7 +28,8 @@ def mark_models_changed(client: redis.Redis, prefix: str | None = None) -> int:
     # Redis's clock rather than ours: the bound counts from the publication, and a client's
     # time read before it connected (or was descheduled) would start it early.
     prefix = prefix or get_settings().cache_prefix
-    return int(client.eval(PUBLISH_GENERATION, 1, keys.generation_key(prefix), channel(prefix), META_TTL_S))
+    publish = client.register_script(PUBLISH_GENERATION)  # EVALSHA, loaded if Redis lacks it
+    return int(publish(keys=[keys.generation_key(prefix)], args=[channel(prefix), META_TTL_S]))
 
 
 def invalidate_strategies(client: redis.Redis, strategy_ids: Iterable[str], prefix: str | None = None) -> int:
