@@ -21,12 +21,14 @@ def ingest() -> None:
 
 
 @ingest.command("run")
-@click.option("--consumers", type=click.IntRange(1, 16), default=1, show_default=True)
+@click.option("--consumers", type=click.IntRange(1, 16), default=None,
+              help="Consumer threads (default: ingest_consumers_per_worker, at least 1).")
 @click.option("--name", default=None, help="Consumer name prefix (default: host-pid).")
 @json_option
-def run_cmd(consumers: int, name: str | None, as_json: bool) -> None:
+def run_cmd(consumers: int | None, name: str | None, as_json: bool) -> None:
     """Consume `backtests.finished` and flush feedback until interrupted."""
     require_migrated(resources().engine)
+    consumers = consumers or max(1, resources().settings.ingest_consumers_per_worker)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     prefix = name or default_consumer_name()
