@@ -39,8 +39,7 @@ class StreamIngest(bootsteps.StartStopStep):
             log.critical("edgeloop worker refuses to start: %s", exc)
             raise WorkerShutdown(1) from None
         serve_worker_metrics(res.settings, res.redis)
-        for i in range(res.settings.ingest_consumers_per_worker):
-            loop = IngestLoop(name=f"{parent.hostname}:{i}")
+        for i, loop in enumerate(IngestLoop.of_process(parent.hostname, res.settings.ingest_consumers_per_worker)):
             t = threading.Thread(target=loop.run, args=(self.stop_event,), name=f"edgeloop-ingest-{i}", daemon=True)
             t.start()
             self.threads.append(t)

@@ -32,7 +32,7 @@ def run_cmd(consumers: int | None, name: str | None, as_json: bool) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     prefix = name or default_consumer_name()
-    loops = [IngestLoop(name=f"{prefix}:{i}") for i in range(consumers)]
+    loops = IngestLoop.of_process(prefix, consumers)
     threads = [threading.Thread(target=loop.run, args=(stop,), daemon=True) for loop in loops]
     for t in threads:
         t.start()

@@ -11,6 +11,9 @@ is handed off and not yet submitted when the process dies is in the table, where
 flusher's read-back (at least every ``feedback_flush_interval_s``) finds it. The read-back
 leaves out results younger than ``READ_BACK_MIN_AGE`` intervals: those are the ones in the
 handoff, which would otherwise be read back and claimed twice, once by each path.
+
+A process runs ``ingest_consumers_per_worker`` loops (``IngestLoop.of_process``), sharing one
+flusher and so one backoff.
 """
 
 from __future__ import annotations
@@ -44,16 +47,30 @@ class IngestLoop:
     # a handed-off result waits at most the flushes of the two batches ahead of it.
     READ_BACK_MIN_AGE = 5
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, flusher: FeedbackFlusher | None = None, read_back: bool = True) -> None:
         res = resources()
         self.settings = res.settings
-        self.flusher = FeedbackFlusher.clearing_cache(sessions=res.sessions, settings=res.settings,
-                                                      client_factory=get_ml_client, board=BackoffBoard(res.redis),
-                                                      name=f"{name}:{os.getpid()}")
+        self.flusher = flusher or self.process_flusher(name)
+        self.read_back = read_back  # whether one of this loop's flusher threads reads leftovers back
         self.consumer = StreamConsumer(client=res.redis, sessions=res.sessions, settings=res.settings, name=name)
         self._handoff: queue.Queue[Stored] = queue.Queue(maxsize=self.HANDOFF_BATCHES)
         self._stop = threading.Event()
         self.totals = BatchOutcome()  # what this loop did (`edgeloop ingest run` reports it)
+
+    @staticmethod
+    def process_flusher(name: str) -> FeedbackFlusher:
+        res = resources()
+        return FeedbackFlusher.clearing_cache(sessions=res.sessions, settings=res.settings,
+                                              client_factory=get_ml_client, board=BackoffBoard(res.redis),
+                                              name=f"{name}:{os.getpid()}")
+
+    @classmethod
+    def of_process(cls, prefix: str, consumers: int) -> list["IngestLoop"]:
+        """The loops of one process (consumers ``prefix:0``, ``prefix:1`` …). They share one
+        flusher, so the process has one backoff, shown and logged once, and one of them reads
+        leftovers back."""
+        flusher = cls.process_flusher(prefix)
+        return [cls(f"{prefix}:{i}", flusher=flusher, read_back=i == 0) for i in range(consumers)]
 
     def after_batch(self, outcome: BatchOutcome) -> None:
         """Hand what the batch stored to the flusher; wait while it is two batches behind."""
@@ -96,7 +113,7 @@ class IngestLoop:
         # object of the process (~130,000 in a worker, ~50 ms) while the consumer's batches
         # keep setting one off.
         gc.freeze()
-        flushers = [threading.Thread(target=self.flush_forever, args=(stop, i == 0), daemon=True,
+        flushers = [threading.Thread(target=self.flush_forever, args=(stop, self.read_back and i == 0), daemon=True,
                                      name=f"{threading.current_thread().name}-flush{i}")
                     for i in range(self.FLUSH_THREADS)]
         for flusher in flushers:
