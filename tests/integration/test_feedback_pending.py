@@ -44,6 +44,19 @@ def submitted(sessions) -> set[str]:
         return set(s.scalars(select(BacktestResult.backtest_id).where(BacktestResult.ml_feedback_submitted)))
 
 
+def test_a_mark_alone_commits_without_waiting_for_the_disk(pg_url):
+    # A lost mark only sends its results again (docs/delivery.md); the results' own commit and
+    # every other transaction of the connection keep synchronous_commit on.
+    sessions = make_sessionmaker(make_engine(pg_url))
+    store_results(sessions, 2)
+    with sessions.begin() as s:
+        assert s.scalar(text("SHOW synchronous_commit")) == "on"
+        assert mark_processed(s, row_ids(sessions).values()) == 2
+        assert s.scalar(text("SHOW synchronous_commit")) == "off"
+    with sessions.begin() as s:
+        assert s.scalar(text("SHOW synchronous_commit")) == "on"
+
+
 def test_every_stored_result_waits_until_confirmed_once(sessions):
     # Given results stored as the consumer stores them, one of them twice
     store_results(sessions, 10)
