@@ -67,7 +67,7 @@ class RawRedis:
         except IndexError:
             return self.client.connection_pool.get_connection()
 
-    def evalsha(self, script: Script, keys: Sequence[str], args: Sequence[Any],
+    def evalsha(self, script: Script, keys: Sequence[str | bytes], args: Sequence[Any],
                 meanwhile: Callable[[], None] | None = None) -> Any:
         """The reply of ``script`` (loaded if Redis lost it, e.g. after a restart, and run again)."""
         command = ("EVALSHA", script.sha, len(keys), *keys, *args)

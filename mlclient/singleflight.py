@@ -43,7 +43,7 @@ class Lock:
 # Fetch the given keys' values and store them; the lock is None when fetching without it. The
 # values are the fetched answers (the cache's: as the service sent them); those polled from Redis
 # are the stored bytes.
-FetchAndStore = Callable[[Sequence[str], "Lock | None"], dict[str, Any]]
+FetchAndStore = Callable[[Sequence[bytes], "Lock | None"], dict[bytes, Any]]
 
 
 class SingleFlight:
@@ -65,19 +65,19 @@ class SingleFlight:
     def run(
         self,
         lock_key: str,
-        keys: Sequence[str],
+        keys: Sequence[bytes],
         fetch_and_store: FetchAndStore,
         lock_ttl_s: float,
         taken: bool | None = None,
         token: str | None = None,
         meanwhile: Callable[[], None] | None = None,
-    ) -> dict[str, Any]:
+    ) -> dict[bytes, Any]:
         """Values of ``keys``: fetched by us under the lock, or stored by whoever holds it.
 
         ``taken``: whether the caller already tried ``SET NX`` on the lock, with ``token``, and
         got it (None: not tried, ``run`` tries). ``meanwhile`` runs while Redis answers the
         first ``SET NX`` made here."""
-        found: dict[str, Any] = {}
+        found: dict[bytes, Any] = {}
         remaining = list(keys)
         token = token or uuid.uuid4().hex
         deadline = time.monotonic() + lock_ttl_s

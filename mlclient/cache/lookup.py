@@ -83,7 +83,7 @@ class RedisLookup:
             self._token_base = os.urandom(12).hex()
         return f"{self._token_base}{next(self._token_count)}"
 
-    def __call__(self, wanted: list[str], expected: str, meanwhile: Callable[[], None] | None = None) -> Found:
+    def __call__(self, wanted: list[bytes], expected: str, meanwhile: Callable[[], None] | None = None) -> Found:
         """Look ``wanted`` up. ``expected``: the generation the keys were built under ("": any);
         if Redis has another, the values are not returned (and no lock kept). ``meanwhile`` runs
         while Redis works."""
@@ -116,6 +116,6 @@ class RedisLookup:
             return Found(generation, values, stray=held)
         return Found(generation, values, self._lock_of_missing(wanted, values), stray=held)
 
-    def _lock_of_missing(self, wanted: list[str], values: list[bytes | None]) -> str:
+    def _lock_of_missing(self, wanted: list[bytes], values: list[bytes | None]) -> str:
         return keys.lock_key(self.prefix, set(compress(wanted, map(operator.is_, values, repeat(None)))))
 
