@@ -17,8 +17,9 @@ during the wait of a backend call.
 
 from __future__ import annotations
 
+import itertools
+import os
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -28,6 +29,25 @@ from edgeloop.core.redis_scripts import COMPARE_AND_DELETE, LOCK_UNLESS_STORED
 from edgeloop.mlclient import metrics
 from edgeloop.mlclient.rawredis import RawRedis
 
+
+
+class _Tokens:
+    """Lock tokens no other holder has: random per process, then counted (``uuid4`` or a random
+    token each time costs a system call, ~10-30 µs on a busy machine, against ~1)."""
+
+    def __init__(self) -> None:
+        self._pid = 0
+        self._base = ""
+        self._count = itertools.count()
+
+    def __call__(self) -> str:
+        if self._pid != os.getpid():  # first use, or a forked child: not its parent's tokens
+            self._pid = os.getpid()
+            self._base = os.urandom(12).hex()
+        return f"{self._base}{next(self._count)}"
+
+
+new_token = _Tokens()
 
 
 @dataclass
@@ -79,7 +99,7 @@ class SingleFlight:
         first ``SET NX`` made here."""
         found: dict[bytes, Any] = {}
         remaining = list(keys)
-        token = token or uuid.uuid4().hex
+        token = token or new_token()
         deadline = time.monotonic() + lock_ttl_s
         delay = self.poll_min_s
         px = max(1, int(lock_ttl_s * 1000))

@@ -67,7 +67,7 @@ from edgeloop.mlclient.cache.codec import (
 from edgeloop.mlclient.cache.coherence import Coherence
 from edgeloop.mlclient.cache.invalidation import mark_models_changed
 from edgeloop.mlclient.cache.local import Key, LocalCache
-from edgeloop.mlclient.cache.lookup import RedisLookup
+from edgeloop.mlclient.cache.lookup import RedisLookup, missing_positions as _missing
 from edgeloop.mlclient.cache.stats import CacheStats, SharedCounts, read_stats
 from edgeloop.mlclient.cache.store import EntryStore
 from edgeloop.mlclient.cache.writer import StoreWriter
@@ -195,15 +195,18 @@ def _while_redis_answers(q: _Query, seen: _Local, asked: Sequence[int], wanted: 
     prepared.append(_misses(q, seen, asked, wanted))
 
 
-def _file_in_level_1(q: _Query, seen: _Local, positions: list[int], framed: list[bytes]) -> None:
-    """File in level 1 what Redis had at ``positions`` (on the writer thread), unless an
-    invalidation came since the lookup read level 1's epoch."""
-    seen.local.put_batch(list(map(seen.keys.__getitem__, positions)), framed, q.strategies(positions), seen.epoch)
+def _file_in_level_1(q: _Query, seen: _Local, asked: Sequence[int], got: list[bytes | None]) -> None:
+    """File in level 1 what Redis had (``got``: its value for each position ``asked``; on the
+    writer thread), unless an invalidation came since the lookup read level 1's epoch."""
+    at = _present(got)
+    positions = list(map(asked.__getitem__, at))
+    seen.local.put_batch(list(map(seen.keys.__getitem__, positions)), cast(list[bytes], list(map(got.__getitem__, at))),
+                         q.strategies(positions), seen.epoch)
 
 
-def _missing(values: list[bytes | None]) -> list[int]:
-    """The positions of None in ``values`` (a loop at C speed: 1,000 values cost ~10 µs)."""
-    return list(compress(range(len(values)), map(operator.is_, values, repeat(None))))
+def _present(values: list[bytes | None]) -> list[int]:
+    """The indexes of values that are not None (a loop at C speed)."""
+    return list(compress(range(len(values)), map(operator.is_not, values, repeat(None))))
 
 
 def _expected(generation: int | None) -> str:
@@ -414,38 +417,26 @@ class CachedMLClient:
                 values, epoch = seen.local.lookup(fresh, token if q.tagged else None)
                 seen = _Local(seen.local, epoch, fresh, values)
 
-        got = lookup.values  # Redis's answer for each position asked
+        got = lookup.values  # Redis's answer for each position asked, in level 1's form (codec.py)
         assert got is not None  # the second lookup does not check the generation
-        values = seen.values if seen is not None else [None] * n
-        where = _missing(got)
+        where = lookup.missing  # the indexes in ``asked`` of those Redis did not have
         miss_pos: Sequence[int]  # the positions neither level had, and their keys
         miss_keys: Sequence[bytes]
         if len(where) == len(got):  # Redis had none of them (level 1 had all Redis has, and the rest is new)
-            miss_pos, miss_keys, from_redis, stored = asked, wanted, [], []
-        elif where:
-            miss_pos, miss_keys = [asked[j] for j in where], [wanted[j] for j in where]
-            got_at = list(compress(range(len(got)), map(operator.is_not, got, repeat(None))))
-            from_redis = [asked[j] for j in got_at]
-            stored = [got[j] for j in got_at]
+            miss_pos, miss_keys = asked, wanted
         else:
-            miss_pos, miss_keys, from_redis, stored = [], [], list(asked), got
-        framed = cast(list[bytes], stored)  # Redis keeps answers in level 1's form (codec.py)
-        if not early:
-            if len(from_redis) == n:
-                values = cast(list[bytes | None], framed)
-            else:
-                for i, value in zip(from_redis, framed):
-                    values[i] = value
+            miss_pos, miss_keys = [asked[j] for j in where], [wanted[j] for j in where]
         local_hits = n - len(asked)
         if local_hits:
             self._local_hits[q.kind].inc(local_hits)
         self._counts.count(q.kind, n - len(miss_pos), len(miss_pos))
         behind: list[tuple[Callable[[], object], AbstractSet[bytes]]] = []  # jobs for the writer, handed over at the end
-        if seen is not None and from_redis:
+        if seen is not None and len(where) < len(got):
             # What Redis had goes to level 1 too (unless an invalidation came meanwhile), written
-            # behind with the stores: nothing in the answer depends on it, its keys and
-            # strategies included (900 strategy ids read cost the caller ~0.1 ms).
-            behind.append((partial(_file_in_level_1, q, seen, from_redis, framed), frozenset()))
+            # behind with the stores: nothing in the answer depends on it, not even which
+            # positions those are (sorting 900 out and reading their strategy ids cost the
+            # caller ~0.2 ms).
+            behind.append((partial(_file_in_level_1, q, seen, asked, got), frozenset()))
         if lookup.stray is not None:
             # A lock the lookup took for keys not all missing (lookup.py): released behind (after
             # level 1's copy, which needs no round trip); only a process that found all of those
@@ -454,16 +445,19 @@ class CachedMLClient:
         answers: list[Any] = []
 
         def decode_known() -> None:
-            # The answers level 1 had (parsed while Redis looked up, or now) and those Redis had,
-            # in one call; placeholders where neither had one.
+            # The answers level 1 had (parsed while Redis looked up) and those Redis had, in one
+            # call; placeholders where neither had one. Without level 1's (``early``), every
+            # position was asked: Redis's values are the batch's, in order.
             if answers:
                 return
-            if early:
-                answers.extend(early)
-                for i, answer in zip(from_redis, q.decode(framed)):
-                    answers[i] = answer
-            else:
-                answers.extend(q.decode([v or q.placeholder for v in values]))  # type: ignore[misc]
+            if not early:
+                answers.extend(q.decode([v or q.placeholder for v in got]))  # type: ignore[misc]
+                return
+            answers.extend(early)
+            if len(where) < len(got):
+                at = _present(got)
+                for j, answer in zip(at, q.decode([got[j] for j in at])):  # type: ignore[misc]
+                    answers[asked[j]] = answer
 
         if not miss_pos:
             decode_known()
