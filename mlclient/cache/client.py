@@ -3,9 +3,10 @@
 ``CachedMLClient`` answers GetPrediction / BatchPredict and EvaluateStrategy from Redis when
 it can, and from the service (through ``MLClient``) when it cannot. What it guarantees:
 
-* **Versioned keys** (``keys.py``): event, selection, strategy, the caller's features hash and
-  the model token (``catalogue.py``). A cached answer is the service's answer for that version,
-  byte for byte (the serialized protobuf), and a promotion never serves an old entry.
+* **Versioned keys** (``keys.py``): the model token (``catalogue.py``), then the serialized
+  request (event, selection, strategy, a named version) and the caller's features hash. A cached
+  answer is the service's answer for that version, byte for byte (the serialized protobuf,
+  framed as level 1 keeps it: ``codec.py``), and a promotion never serves an old entry.
 * **A TTL on every key** (``cache_ttl_s``, default 3600 s); the Redis memory policy is in
   ``docs/cache.md``.
 * **One round trip per batch** to look up (``lookup.py``: one transaction of the model
