@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 from array import array
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence, overload
 
 from edgeloop.proto import ml_service_pb2 as pb
 
@@ -77,11 +77,36 @@ def prediction_key(
     return prediction_key_base(prefix, model) + request_key(request, features_hash)
 
 
-def prediction_keys(prefix: str, model: str, tails: Iterable[bytes]) -> list[bytes]:
-    """The Redis keys of predictions under ``model`` whose ``request_key`` are ``tails``: one
-    concatenation each (a batch builds up to a thousand)."""
-    base = prediction_key_base(prefix, model)
-    return [base + tail for tail in tails]
+class HeadAndTails(Sequence[bytes]):
+    """The Redis keys of a batch's predictions: one head (``prediction_key_base``) and each
+    request's ``request_key``, a key built (one concatenation) only when used: a large lookup
+    sends its keys packed from head and tails (``rawredis.pack_mget``) and builds only those of
+    the keys Redis did not have."""
+
+    __slots__ = ("head", "tails")
+
+    def __init__(self, head: bytes, tails: Sequence[bytes]) -> None:
+        self.head = head
+        self.tails = tails
+
+    def __len__(self) -> int:
+        return len(self.tails)
+
+    @overload
+    def __getitem__(self, i: int) -> bytes: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[bytes]: ...
+
+    def __getitem__(self, i: int | slice) -> bytes | list[bytes]:
+        if isinstance(i, slice):
+            head = self.head
+            return [head + tail for tail in self.tails[i]]
+        return self.head + self.tails[i]
+
+    def __iter__(self) -> Iterator[bytes]:
+        head = self.head
+        return (head + tail for tail in self.tails)
 
 
 def params_hash(params: Mapping[str, Any]) -> str:

@@ -150,7 +150,7 @@ class _Query:
     tagged: bool
     # The Redis keys of these positions, given the token and level 1's keys of all positions
     # (None if level 1 was not asked): a prediction's is level 1's key after a common head.
-    redis_keys: Callable[[str, Sequence[int], list[Key] | None], list[bytes]]
+    redis_keys: Callable[[str, Sequence[int], list[Key] | None], Sequence[bytes]]
     # The questions at these positions (ascending), with these keys; only asked for misses, to keep hits cheap.
     items: Callable[[Sequence[int], Sequence[bytes]], list[_Item]]
     strategies: Callable[[Sequence[int]], list[str]]  # the strategy of these questions ("" if none), for level 1
@@ -299,14 +299,15 @@ class CachedMLClient:
             # Positions are ascending and distinct: as many as requests means all, in order.
             return requests if len(positions) == n else list(map(requests.__getitem__, positions))
 
-        def redis_keys(token: str, positions: Sequence[int], local: list[Key] | None) -> list[bytes]:
-            # Level 1's key after the token's head; built here only if level 1 was not asked.
+        def redis_keys(token: str, positions: Sequence[int], local: list[Key] | None) -> Sequence[bytes]:
+            # Level 1's key after the token's head (each built when used: a large lookup sends
+            # head and tails); the tails are built here only if level 1 was not asked.
             if local is None:
                 tails = keys.request_keys(at(positions), common if hashes is None else
                                           hashes if len(positions) == n else list(map(hashes.__getitem__, positions)))
             else:
                 tails = cast(list[bytes], local if len(positions) == n else list(map(local.__getitem__, positions)))
-            return keys.prediction_keys(self.prefix, token, tails)
+            return keys.HeadAndTails(keys.prediction_key_base(self.prefix, token), tails)
 
         def items(positions: Sequence[int], item_keys: Sequence[bytes]) -> list[_Item]:
             asked = at(positions)

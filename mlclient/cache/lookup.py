@@ -29,7 +29,7 @@ from __future__ import annotations
 import operator
 from dataclasses import dataclass, field
 from itertools import compress, repeat
-from typing import Callable
+from typing import Callable, Sequence
 
 import redis
 
@@ -37,7 +37,7 @@ from edgeloop.core.settings import Settings
 from edgeloop.mlclient import keys
 from edgeloop.mlclient.cache.stats import SharedCounts
 from edgeloop.mlclient.cache.writer import StoreWriter
-from edgeloop.mlclient.rawredis import RawRedis
+from edgeloop.mlclient.rawredis import RawRedis, pack_mget
 from edgeloop.mlclient.singleflight import Lock, new_token
 
 LOCKING_LOOKUP_MAX_KEYS = 256
@@ -71,14 +71,14 @@ class RedisLookup:
         self._counts = counts
         self._writer = writer
 
-    def __call__(self, wanted: list[bytes], expected: str, meanwhile: Callable[[], None] | None = None) -> Found:
+    def __call__(self, wanted: Sequence[bytes], expected: str, meanwhile: Callable[[], None] | None = None) -> Found:
         """Look ``wanted`` up. ``expected``: the generation the keys were built under ("": any);
         if Redis has another, the values are not returned (and no lock kept). ``meanwhile`` runs
         while Redis works."""
         before = self._counts.flush_commands()
         if len(wanted) > LOCKING_LOOKUP_MAX_KEYS:
             self._writer.wait(wanted)
-            *_, values = self._raw.execute(*before, ("MGET", self._gen_key, *wanted), meanwhile=meanwhile)
+            *_, values = self._raw.execute(*before, pack_mget(self._gen_key, wanted), meanwhile=meanwhile)
             generation = values.pop(0)
             if expected and (generation or b"0").decode() != expected:
                 return Found(generation, None)
@@ -86,6 +86,7 @@ class RedisLookup:
             if not missing:
                 return Found(generation, values)
             return Found(generation, values, self._lock_of(wanted, missing), missing=missing)
+        wanted = list(wanted)  # (built once)
         names = sorted(set(wanted))  # distinct and sorted: the lock is named after the set
         self._writer.wait(names)
         lock = keys.lock_key_of_sorted(self.prefix, names)
@@ -105,7 +106,7 @@ class RedisLookup:
             return Found(generation, values, stray=held)
         return Found(generation, values, self._lock_of(wanted, missing), stray=held, missing=missing)
 
-    def _lock_of(self, wanted: list[bytes], missing: list[int]) -> str:
+    def _lock_of(self, wanted: Sequence[bytes], missing: list[int]) -> str:
         return keys.lock_key(self.prefix, set(map(wanted.__getitem__, missing)))
 
 

@@ -70,7 +70,7 @@ def test_batch_keys_equal_the_key_of_each_request_whatever_the_ids():
     ]
     for prefix in ("edgeloop:pred", "x", "a::b", "50%"):
         for features in ("", "f00d", "f:1"):
-            got = keys.prediction_keys(prefix, "g123", keys.request_keys(requests, features))
+            got = list(keys.HeadAndTails(keys.prediction_key_base(prefix, "g123"), keys.request_keys(requests, features)))
             assert got == [
                 keys.prediction_key(prefix, "g123", r.event_id, r.selection, r.strategy_id, features, r.model_version)
                 for r in requests
@@ -78,7 +78,21 @@ def test_batch_keys_equal_the_key_of_each_request_whatever_the_ids():
             assert len(set(got)) == len(requests)
         # one hash per request ("": none)
         hashes = [("", "h1", "h:2")[i % 3] for i in range(len(requests))]
-        assert keys.prediction_keys(prefix, "g123", keys.request_keys(requests, hashes)) == [
+        batch = keys.HeadAndTails(keys.prediction_key_base(prefix, "g123"), keys.request_keys(requests, hashes))
+        assert len(batch) == len(requests) and batch[1:3] == [batch[1], batch[2]]
+        assert list(batch) == [
             keys.prediction_key(prefix, "g123", r.event_id, r.selection, r.strategy_id, h, r.model_version)
             for r, h in zip(requests, hashes)
         ]
+
+
+def test_a_large_lookup_is_packed_from_head_and_tails_as_hiredis_packs_the_keys():
+    import hiredis
+
+    from edgeloop.mlclient.rawredis import pack_mget
+
+    requests = [pb.PredictionRequest(event_id=f"E0-{i}" * (i % 7 + 1), selection="home") for i in range(300)]
+    batch = keys.HeadAndTails(keys.prediction_key_base("{edgeloop:pred}", "g1"), keys.request_keys(requests, "f"))
+    assert pack_mget("{edgeloop:pred}:gen", batch) == hiredis.pack_command(("MGET", "{edgeloop:pred}:gen", *batch))
+    empty = keys.HeadAndTails(b"x:p:g:", [])
+    assert pack_mget("x:gen", empty) == hiredis.pack_command(("MGET", "x:gen"))
