@@ -89,9 +89,6 @@ _REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 _EVENT_SELECTION = operator.attrgetter("event_id", "selection")
 _STRATEGY_ID = operator.attrgetter("strategy_id")
 _MODEL_VERSION = operator.attrgetter("model_version")
-_KEY = operator.attrgetter("key")
-_ITEM_STRATEGY = operator.attrgetter("strategy_id")
-_FROM_CATALOGUE = operator.attrgetter("model_token_from_catalogue")
 
 
 def _bypass_reason(exc: redis.exceptions.RedisError) -> str:
@@ -116,14 +113,15 @@ def make_redis(settings: Settings) -> redis.Redis:
     return client_for(settings, settings.cache_redis_url, **options)
 
 
-@dataclass(slots=True)
-class _Item:
-    """One cacheable question: its key, the strategy it belongs to ("" if none), the request."""
-
-    key: bytes
-    strategy_id: str
-    request: Any
-    model_token_from_catalogue: bool  # False when the request named its model version
+# One cacheable question: its key, the strategy it belongs to ("" if none), the request, and
+# whether its key carries the catalogue's token (False when the request named its model
+# version). A plain tuple: a batch's misses are made by ``zip`` at C speed (a dataclass each
+# cost ~0.4 µs a miss).
+_Item = tuple[bytes, str, Any, bool]
+_KEY = operator.itemgetter(0)
+_ITEM_STRATEGY = operator.itemgetter(1)
+_REQUEST = operator.itemgetter(2)
+_FROM_CATALOGUE = operator.itemgetter(3)
 
 
 @dataclass(slots=True)
@@ -311,7 +309,7 @@ class CachedMLClient:
 
         def items(positions: Sequence[int], item_keys: Sequence[bytes]) -> list[_Item]:
             asked = at(positions)
-            return list(map(_Item, item_keys, map(_STRATEGY_ID, asked), asked,
+            return list(zip(item_keys, map(_STRATEGY_ID, asked), asked,
                             map(operator.not_, map(_MODEL_VERSION, asked))))
 
         return self._get_many(
@@ -326,7 +324,7 @@ class CachedMLClient:
             return keys.evaluation_key(self.prefix, token, strategy_id, params)
 
         def items(positions: Sequence[int], item_keys: Sequence[bytes]) -> list[_Item]:
-            return [_Item(k, strategy_id, (strategy_id, params), True) for k in item_keys]
+            return [(k, strategy_id, (strategy_id, params), True) for k in item_keys]
 
         return self._get_many(
             _Query(EVALUATION, STRATEGY_MODEL, 1, lambda token: [key(token)], False,
@@ -604,7 +602,7 @@ class CachedMLClient:
         size = self.settings.ml_max_batch_items
         answers: list[pb.Prediction] = []
         for start in range(0, len(items), size):
-            chunk = [i.request for i in items[start : start + size]]
+            chunk = list(map(_REQUEST, items[start : start + size]))
             got = self.client.batch_predict(chunk)
             if list(map(_EVENT_SELECTION, got)) != list(map(_EVENT_SELECTION, chunk)):  # (a loop at C speed)
                 raise MLServiceError("BatchPredict: answers do not match the requests one for one")
@@ -612,7 +610,7 @@ class CachedMLClient:
         return answers
 
     def _fetch_evaluations(self, items: list[_Item]) -> list[pb.EvaluateStrategyResponse]:
-        return [self.client.evaluate_strategy(*i.request) for i in items]
+        return [self.client.evaluate_strategy(*_REQUEST(i)) for i in items]
 
     # --- statistics ----------------------------------------------------------------------
     def flush(self) -> None:
