@@ -68,7 +68,7 @@ from edgeloop.mlclient.cache.codec import (
 from edgeloop.mlclient.cache.coherence import Coherence
 from edgeloop.mlclient.cache.invalidation import mark_models_changed
 from edgeloop.mlclient.cache.local import Key, LocalCache
-from edgeloop.mlclient.cache.lookup import RedisLookup, missing_positions as _missing
+from edgeloop.mlclient.cache.lookup import LOCKING_LOOKUP_MAX_KEYS, RedisLookup, missing_positions as _missing
 from edgeloop.mlclient.cache.stats import CacheStats, SharedCounts, read_stats
 from edgeloop.mlclient.cache.store import EntryStore
 from edgeloop.mlclient.cache.writer import StoreWriter
@@ -298,14 +298,17 @@ class CachedMLClient:
             return requests if len(positions) == n else list(map(requests.__getitem__, positions))
 
         def redis_keys(token: str, positions: Sequence[int], local: list[Key] | None) -> Sequence[bytes]:
-            # Level 1's key after the token's head (each built when used: a large lookup sends
-            # head and tails); the tails are built here only if level 1 was not asked.
+            # Level 1's key after the token's head; the tails are built here only if level 1
+            # was not asked.
             if local is None:
                 tails = keys.request_keys(at(positions), common if hashes is None else
                                           hashes if len(positions) == n else list(map(hashes.__getitem__, positions)))
             else:
                 tails = cast(list[bytes], local if len(positions) == n else list(map(local.__getitem__, positions)))
-            return keys.HeadAndTails(keys.prediction_key_base(self.prefix, token), tails)
+            batch = keys.HeadAndTails(keys.prediction_key_base(self.prefix, token), tails)
+            # Built once here unless the lookup is large: a small one uses every key several
+            # times (its lock's name, dicts of the misses), a large one only those Redis lacks.
+            return batch if len(tails) > LOCKING_LOOKUP_MAX_KEYS else list(batch)
 
         def items(positions: Sequence[int], item_keys: Sequence[bytes]) -> list[_Item]:
             asked = at(positions)

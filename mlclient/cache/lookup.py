@@ -86,7 +86,6 @@ class RedisLookup:
             if not missing:
                 return Found(generation, values)
             return Found(generation, values, self._lock_of(wanted, missing), missing=missing)
-        wanted = list(wanted)  # (built once)
         names = sorted(set(wanted))  # distinct and sorted: the lock is named after the set
         self._writer.wait(names)
         lock = keys.lock_key_of_sorted(self.prefix, names)
