@@ -85,7 +85,7 @@ def _pct(values: Sequence[float], q: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 4)
 
 
-def entry_key(i: int, strategy: str = "", tag: str = "r") -> str:
+def entry_key(i: int, strategy: str = "", tag: str = "r") -> bytes:
     return cache_keys.prediction_key(PREFIX, "g0123456789ab", f"E0-{tag}{i}-Home-Away", "home", strategy)
 
 
@@ -155,10 +155,10 @@ class KeyedLevel1(LocalCache):
 
     def __init__(self) -> None:
         super().__init__(100_000, 64 * 2**20, 60)
-        self.remaining: set[str] = set()
+        self.remaining: set[bytes] = set()
         self.gone_at: int | None = None
 
-    def watch(self, keys: list[str]) -> None:
+    def watch(self, keys: list[bytes]) -> None:
         self.remaining = {k for k, v in zip(keys, self.get_many(keys)) if v is not None}
         self.gone_at = None if self.remaining else time.time_ns()
 
@@ -166,7 +166,7 @@ class KeyedLevel1(LocalCache):
         if not self.remaining and self.gone_at is None:
             self.gone_at = time.time_ns()
 
-    def drop_keys(self, keys: Sequence[str]) -> None:
+    def drop_keys(self, keys: Sequence[bytes]) -> None:
         with self._lock:
             self.epoch += 1
             for key in keys:
@@ -305,7 +305,7 @@ class TrackingCoherence:
             self.local.clear()
             return
         self.keys_received += len(keys)
-        self.local.drop_keys([k.decode() for k in keys])
+        self.local.drop_keys(keys)
 
 
 # --- the reader processes ---------------------------------------------------------------------
@@ -348,7 +348,7 @@ class _Reader:
             return self.tracking.serving()
         return True
 
-    def fill(self, keys: list[str], strategy: str) -> int:
+    def fill(self, keys: list[bytes], strategy: str) -> int:
         """A lookup as the cache makes it: the generation and the keys read from Redis, kept in level 1."""
         if self.cc is not None:
             self.watch_cc = keys
@@ -374,7 +374,7 @@ class _Reader:
             time.sleep(0.001)
         return self.local.gone_at
 
-    def own_store(self, keys: list[str], strategy: str) -> int:
+    def own_store(self, keys: list[bytes], strategy: str) -> int:
         """A miss fetched and stored by this process, then kept in level 1 (as the cache does);
         how many of them are still in level 1 50 ms later."""
         epoch = self.local.epoch
@@ -384,7 +384,7 @@ class _Reader:
         time.sleep(0.05)
         return self.held(keys)
 
-    def held(self, keys: list[str]) -> int:
+    def held(self, keys: list[bytes]) -> int:
         return sum(v is not None for v in self.local.get_many(keys))
 
     def counters(self) -> tuple[int, int]:
@@ -693,7 +693,7 @@ def part_2(binary: str, n_readers: int, rounds: int, batches: int = 18, singles:
         for k in hot:
             cc.get(k)
 
-        def ours(batch: list[str]) -> list:
+        def ours(batch: list[bytes]) -> list:
             if not coherence.serving():
                 return raw.execute(("MGET", *batch))[0]
             epoch = local.epoch

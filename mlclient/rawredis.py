@@ -31,6 +31,26 @@ import redis
 from redis.commands.core import Script
 from redis.connection import Connection
 
+from edgeloop.mlclient.keys import HeadAndTails
+
+
+def pack_mget(first: str, keys: Sequence[bytes]) -> bytes:
+    """``MGET first *keys``, packed. Keys of one head (``keys.HeadAndTails``: a large lookup's)
+    are packed from head and tails without being built: 1,000 cost ~0.12 ms instead of ~0.19
+    (concatenated, then packed by hiredis)."""
+    if not isinstance(keys, HeadAndTails) or not keys.tails:
+        command: tuple[Any, ...] = ("MGET", first, *keys)
+        return hiredis.pack_command(command)
+    head, tails = keys.head, keys.tails
+    name = first.encode()
+    # Each key's bulk header and the head, by the tail's length (a batch has a few lengths).
+    headers = {n: b"$%d\r\n%b" % (len(head) + n, head) for n in set(map(len, tails))}
+    return b"".join((b"*%d\r\n$4\r\nMGET\r\n$%d\r\n%b\r\n" % (len(tails) + 2, len(name), name),
+                     _CRLF.join(map(bytes.__add__, map(headers.__getitem__, map(len, tails)), tails)), _CRLF))
+
+
+_CRLF = b"\r\n"
+
 
 class RawRedis:
     def __init__(self, client: redis.Redis) -> None:
@@ -38,13 +58,13 @@ class RawRedis:
         self._idle: list[Connection] = []  # checked out of the pool, free for the next call
         self._pid = os.getpid()
 
-    def execute(self, *commands: tuple[Any, ...], meanwhile: Callable[[], None] | None = None) -> list[Any]:
-        """Send ``commands`` (each a tuple of arguments) in one write; their replies, in order.
+    def execute(self, *commands: tuple[Any, ...] | bytes, meanwhile: Callable[[], None] | None = None) -> list[Any]:
+        """Send ``commands`` (each a tuple of arguments, or already packed: ``pack_mget``) in
+        one write; their replies, in order.
 
         ``meanwhile`` runs between the write and the first read, while Redis works. An error
         reply raises (after the connection is dropped, replies unread)."""
-        pack = hiredis.pack_command
-        packed = pack(commands[0]) if len(commands) == 1 else b"".join([pack(c) for c in commands])
+        packed = b"".join([c if isinstance(c, bytes) else hiredis.pack_command(c) for c in commands])
         conn = self._connection()
         try:
             conn.send_packed_command((packed,))
@@ -67,7 +87,7 @@ class RawRedis:
         except IndexError:
             return self.client.connection_pool.get_connection()
 
-    def evalsha(self, script: Script, keys: Sequence[str], args: Sequence[Any],
+    def evalsha(self, script: Script, keys: Sequence[str | bytes], args: Sequence[Any],
                 meanwhile: Callable[[], None] | None = None) -> Any:
         """The reply of ``script`` (loaded if Redis lost it, e.g. after a restart, and run again)."""
         command = ("EVALSHA", script.sha, len(keys), *keys, *args)

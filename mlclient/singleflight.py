@@ -17,8 +17,9 @@ during the wait of a backend call.
 
 from __future__ import annotations
 
+import itertools
+import os
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -28,6 +29,25 @@ from edgeloop.core.redis_scripts import COMPARE_AND_DELETE, LOCK_UNLESS_STORED
 from edgeloop.mlclient import metrics
 from edgeloop.mlclient.rawredis import RawRedis
 
+
+
+class _Tokens:
+    """Lock tokens no other holder has: random per process, then counted (``uuid4`` or a random
+    token each time costs a system call, ~10-30 µs on a busy machine, against ~1)."""
+
+    def __init__(self) -> None:
+        self._pid = 0
+        self._base = ""
+        self._count = itertools.count()
+
+    def __call__(self) -> str:
+        if self._pid != os.getpid():  # first use, or a forked child: not its parent's tokens
+            self._pid = os.getpid()
+            self._base = os.urandom(12).hex()
+        return f"{self._base}{next(self._count)}"
+
+
+new_token = _Tokens()
 
 
 @dataclass
@@ -43,7 +63,7 @@ class Lock:
 # Fetch the given keys' values and store them; the lock is None when fetching without it. The
 # values are the fetched answers (the cache's: as the service sent them); those polled from Redis
 # are the stored bytes.
-FetchAndStore = Callable[[Sequence[str], "Lock | None"], dict[str, Any]]
+FetchAndStore = Callable[[Sequence[bytes], "Lock | None"], dict[bytes, Any]]
 
 
 class SingleFlight:
@@ -65,21 +85,21 @@ class SingleFlight:
     def run(
         self,
         lock_key: str,
-        keys: Sequence[str],
+        keys: Sequence[bytes],
         fetch_and_store: FetchAndStore,
         lock_ttl_s: float,
         taken: bool | None = None,
         token: str | None = None,
         meanwhile: Callable[[], None] | None = None,
-    ) -> dict[str, Any]:
+    ) -> dict[bytes, Any]:
         """Values of ``keys``: fetched by us under the lock, or stored by whoever holds it.
 
         ``taken``: whether the caller already tried ``SET NX`` on the lock, with ``token``, and
         got it (None: not tried, ``run`` tries). ``meanwhile`` runs while Redis answers the
         first ``SET NX`` made here."""
-        found: dict[str, Any] = {}
+        found: dict[bytes, Any] = {}
         remaining = list(keys)
-        token = token or uuid.uuid4().hex
+        token = token or new_token()
         deadline = time.monotonic() + lock_ttl_s
         delay = self.poll_min_s
         px = max(1, int(lock_ttl_s * 1000))

@@ -3,9 +3,10 @@
 ``CachedMLClient`` answers GetPrediction / BatchPredict and EvaluateStrategy from Redis when
 it can, and from the service (through ``MLClient``) when it cannot. What it guarantees:
 
-* **Versioned keys** (``keys.py``): event, selection, strategy, the caller's features hash and
-  the model token (``catalogue.py``). A cached answer is the service's answer for that version,
-  byte for byte (the serialized protobuf), and a promotion never serves an old entry.
+* **Versioned keys** (``keys.py``): the model token (``catalogue.py``), then the serialized
+  request (event, selection, strategy, a named version) and the caller's features hash. A cached
+  answer is the service's answer for that version, byte for byte (the serialized protobuf,
+  framed as level 1 keeps it: ``codec.py``), and a promotion never serves an old entry.
 * **A TTL on every key** (``cache_ttl_s``, default 3600 s); the Redis memory policy is in
   ``docs/cache.md``.
 * **One round trip per batch** to look up (``lookup.py``: one transaction of the model
@@ -67,7 +68,7 @@ from edgeloop.mlclient.cache.codec import (
 from edgeloop.mlclient.cache.coherence import Coherence
 from edgeloop.mlclient.cache.invalidation import mark_models_changed
 from edgeloop.mlclient.cache.local import Key, LocalCache
-from edgeloop.mlclient.cache.lookup import RedisLookup
+from edgeloop.mlclient.cache.lookup import LOCKING_LOOKUP_MAX_KEYS, RedisLookup, missing_positions as _missing
 from edgeloop.mlclient.cache.stats import CacheStats, SharedCounts, read_stats
 from edgeloop.mlclient.cache.store import EntryStore
 from edgeloop.mlclient.cache.writer import StoreWriter
@@ -88,9 +89,6 @@ _REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 _EVENT_SELECTION = operator.attrgetter("event_id", "selection")
 _STRATEGY_ID = operator.attrgetter("strategy_id")
 _MODEL_VERSION = operator.attrgetter("model_version")
-_KEY = operator.attrgetter("key")
-_ITEM_STRATEGY = operator.attrgetter("strategy_id")
-_FROM_CATALOGUE = operator.attrgetter("model_token_from_catalogue")
 
 
 def _bypass_reason(exc: redis.exceptions.RedisError) -> str:
@@ -115,14 +113,15 @@ def make_redis(settings: Settings) -> redis.Redis:
     return client_for(settings, settings.cache_redis_url, **options)
 
 
-@dataclass(slots=True)
-class _Item:
-    """One cacheable question: its key, the strategy it belongs to ("" if none), the request."""
-
-    key: str
-    strategy_id: str
-    request: Any
-    model_token_from_catalogue: bool  # False when the request named its model version
+# One cacheable question: its key, the strategy it belongs to ("" if none), the request, and
+# whether its key carries the catalogue's token (False when the request named its model
+# version). A plain tuple: a batch's misses are made by ``zip`` at C speed (a dataclass each
+# cost ~0.4 µs a miss).
+_Item = tuple[bytes, str, Any, bool]
+_KEY = operator.itemgetter(0)
+_ITEM_STRATEGY = operator.itemgetter(1)
+_REQUEST = operator.itemgetter(2)
+_FROM_CATALOGUE = operator.itemgetter(3)
 
 
 @dataclass(slots=True)
@@ -147,9 +146,11 @@ class _Query:
     # serialized request, cheaper than the Redis key), so lookups pass it as level 1's tag.
     local_keys: Callable[[str], list[Key]]
     tagged: bool
-    redis_keys: Callable[[str, Sequence[int]], list[str]]  # the Redis keys of these positions, given the token
+    # The Redis keys of these positions, given the token and level 1's keys of all positions
+    # (None if level 1 was not asked): a prediction's is level 1's key after a common head.
+    redis_keys: Callable[[str, Sequence[int], list[Key] | None], Sequence[bytes]]
     # The questions at these positions (ascending), with these keys; only asked for misses, to keep hits cheap.
-    items: Callable[[Sequence[int], Sequence[str]], list[_Item]]
+    items: Callable[[Sequence[int], Sequence[bytes]], list[_Item]]
     strategies: Callable[[Sequence[int]], list[str]]  # the strategy of these questions ("" if none), for level 1
     fetch: Callable[[list[_Item]], list[Any]]  # the service's answers, one per item
     serialize: Callable[[Any], bytes]  # an answer as stored
@@ -162,13 +163,13 @@ class _Query:
 class _Misses:
     """The keys neither level had, each once, and what asking the service for them needs."""
 
-    keys: Sequence[str]  # distinct, in the order of their first position
-    first: dict[str, int]  # key -> its first position
-    items: dict[str, _Item]  # key -> its question
-    level_1: tuple[_Local, Mapping[str, Key]] | None  # where fetched answers go, and each key's level-1 key
+    keys: Sequence[bytes]  # distinct, in the order of their first position
+    first: dict[bytes, int]  # key -> its first position
+    items: dict[bytes, _Item]  # key -> its question
+    level_1: tuple[_Local, Mapping[bytes, Key]] | None  # where fetched answers go, and each key's level-1 key
 
 
-def _misses(q: _Query, seen: _Local | None, positions: Sequence[int], missing_keys: Sequence[str]) -> _Misses:
+def _misses(q: _Query, seen: _Local | None, positions: Sequence[int], missing_keys: Sequence[bytes]) -> _Misses:
     """``_Misses`` of ``missing_keys`` at ``positions`` (ascending): a key asked twice is fetched once."""
     first = dict(zip(missing_keys, positions))
     if len(first) == len(missing_keys):
@@ -184,7 +185,7 @@ def _misses(q: _Query, seen: _Local | None, positions: Sequence[int], missing_ke
     return _Misses(unique_keys, first, dict(zip(unique_keys, q.items(unique_pos, unique_keys))), level_1)
 
 
-def _while_redis_answers(q: _Query, seen: _Local, asked: Sequence[int], wanted: Sequence[str], early: list[Any],
+def _while_redis_answers(q: _Query, seen: _Local, asked: Sequence[int], wanted: Sequence[bytes], early: list[Any],
                          prepared: list[_Misses]) -> None:
     """What a lookup does while Redis answers it: parse the answers level 1 had (placeholders
     elsewhere), and prepare the call for the keys asked as if Redis had none of them; with level
@@ -193,9 +194,18 @@ def _while_redis_answers(q: _Query, seen: _Local, asked: Sequence[int], wanted: 
     prepared.append(_misses(q, seen, asked, wanted))
 
 
-def _missing(values: list[bytes | None]) -> list[int]:
-    """The positions of None in ``values`` (a loop at C speed: 1,000 values cost ~10 µs)."""
-    return list(compress(range(len(values)), map(operator.is_, values, repeat(None))))
+def _file_in_level_1(q: _Query, seen: _Local, asked: Sequence[int], got: list[bytes | None]) -> None:
+    """File in level 1 what Redis had (``got``: its value for each position ``asked``; on the
+    writer thread), unless an invalidation came since the lookup read level 1's epoch."""
+    at = _present(got)
+    positions = list(map(asked.__getitem__, at))
+    seen.local.put_batch(list(map(seen.keys.__getitem__, positions)), cast(list[bytes], list(map(got.__getitem__, at))),
+                         q.strategies(positions), seen.epoch)
+
+
+def _present(values: list[bytes | None]) -> list[int]:
+    """The indexes of values that are not None (a loop at C speed)."""
+    return list(compress(range(len(values)), map(operator.is_not, values, repeat(None))))
 
 
 def _expected(generation: int | None) -> str:
@@ -255,10 +265,7 @@ class CachedMLClient:
             return None
         started = time.perf_counter()
         token = self.catalogue.token(OUTCOME_MODEL)
-        key = request.SerializeToString()
-        if features_hash:
-            key += b"\0" + features_hash.encode()  # as batch_predict's level-1 keys
-        value = local.lookup([key], token)[0][0]
+        value = local.lookup([keys.request_key(request, features_hash)], token)[0][0]
         if value is None:
             return None
         self._local_hits[PREDICTION].inc()
@@ -282,30 +289,30 @@ class CachedMLClient:
         n = len(requests)
 
         def local_keys(token: str) -> list[Key]:
-            # The serialized request (event, selection, strategy, named version: one C call per
-            # request, ~half the cost of the Redis key) and the features hash after a NUL. A
-            # serialized message never has a NUL where a field starts (tag 0 does not exist),
-            # so no request + hash can equal another request (+ hash). The token is level 1's tag.
-            serialize = pb.PredictionRequest.SerializeToString
-            if hashes is None:
-                if not common:
-                    return list(map(serialize, requests))
-                suffix = b"\0" + common.encode()
-                return [serialize(r) + suffix for r in requests]
-            return [serialize(r) + b"\0" + h.encode() if h else serialize(r) for r, h in zip(requests, hashes)]
+            # What identifies each request but the token (keys.request_key: its serialization,
+            # one C call, and the features hash); the token is level 1's tag.
+            return cast(list[Key], keys.request_keys(requests, common if hashes is None else hashes))
 
         def at(positions: Sequence[int]) -> Sequence[pb.PredictionRequest]:
             # Positions are ascending and distinct: as many as requests means all, in order.
             return requests if len(positions) == n else list(map(requests.__getitem__, positions))
 
-        def redis_keys(token: str, positions: Sequence[int]) -> list[str]:
-            return keys.prediction_keys(self.prefix, lambda version: version or token, at(positions),
-                                        common if hashes is None else
-                                        hashes if len(positions) == n else list(map(hashes.__getitem__, positions)))
+        def redis_keys(token: str, positions: Sequence[int], local: list[Key] | None) -> Sequence[bytes]:
+            # Level 1's key after the token's head; the tails are built here only if level 1
+            # was not asked.
+            if local is None:
+                tails = keys.request_keys(at(positions), common if hashes is None else
+                                          hashes if len(positions) == n else list(map(hashes.__getitem__, positions)))
+            else:
+                tails = cast(list[bytes], local if len(positions) == n else list(map(local.__getitem__, positions)))
+            batch = keys.HeadAndTails(keys.prediction_key_base(self.prefix, token), tails)
+            # Built once here unless the lookup is large: a small one uses every key several
+            # times (its lock's name, dicts of the misses), a large one only those Redis lacks.
+            return batch if len(tails) > LOCKING_LOOKUP_MAX_KEYS else list(batch)
 
-        def items(positions: Sequence[int], item_keys: Sequence[str]) -> list[_Item]:
+        def items(positions: Sequence[int], item_keys: Sequence[bytes]) -> list[_Item]:
             asked = at(positions)
-            return list(map(_Item, item_keys, map(_STRATEGY_ID, asked), asked,
+            return list(zip(item_keys, map(_STRATEGY_ID, asked), asked,
                             map(operator.not_, map(_MODEL_VERSION, asked))))
 
         return self._get_many(
@@ -316,15 +323,15 @@ class CachedMLClient:
         )
 
     def evaluate_strategy(self, strategy_id: str, params: Mapping[str, Any]) -> pb.EvaluateStrategyResponse:
-        def key(token: str) -> str:
+        def key(token: str) -> bytes:
             return keys.evaluation_key(self.prefix, token, strategy_id, params)
 
-        def items(positions: Sequence[int], item_keys: Sequence[str]) -> list[_Item]:
-            return [_Item(k, strategy_id, (strategy_id, params), True) for k in item_keys]
+        def items(positions: Sequence[int], item_keys: Sequence[bytes]) -> list[_Item]:
+            return [(k, strategy_id, (strategy_id, params), True) for k in item_keys]
 
         return self._get_many(
             _Query(EVALUATION, STRATEGY_MODEL, 1, lambda token: [key(token)], False,
-                   lambda token, positions: [key(token) for _ in positions], items,
+                   lambda token, positions, local: [key(token) for _ in positions], items,
                    lambda positions: [strategy_id] * len(positions),
                    self._fetch_evaluations, pb.EvaluateStrategyResponse.SerializeToString, frame_evaluations,
                    decode_evaluations, b"")
@@ -393,7 +400,7 @@ class CachedMLClient:
         # a superseded version: nothing is read, and we look again with a fresh catalogue, once.
         for attempt in range(2):
             asked: Sequence[int] = range(n) if seen is None else _missing(seen.values)
-            wanted = q.redis_keys(token, asked)
+            wanted = q.redis_keys(token, asked, seen.keys if seen is not None else None)
             early.clear()
             prepared.clear()
             meanwhile = None
@@ -413,38 +420,26 @@ class CachedMLClient:
                 values, epoch = seen.local.lookup(fresh, token if q.tagged else None)
                 seen = _Local(seen.local, epoch, fresh, values)
 
-        got = lookup.values  # Redis's answer for each position asked
+        got = lookup.values  # Redis's answer for each position asked, in level 1's form (codec.py)
         assert got is not None  # the second lookup does not check the generation
-        values = seen.values if seen is not None else [None] * n
-        where = _missing(got)
+        where = lookup.missing  # the indexes in ``asked`` of those Redis did not have
         miss_pos: Sequence[int]  # the positions neither level had, and their keys
-        miss_keys: Sequence[str]
+        miss_keys: Sequence[bytes]
         if len(where) == len(got):  # Redis had none of them (level 1 had all Redis has, and the rest is new)
-            miss_pos, miss_keys, from_redis, stored = asked, wanted, [], []
-        elif where:
-            miss_pos, miss_keys = [asked[j] for j in where], [wanted[j] for j in where]
-            got_at = list(compress(range(len(got)), map(operator.is_not, got, repeat(None))))
-            from_redis = [asked[j] for j in got_at]
-            stored = [got[j] for j in got_at]
+            miss_pos, miss_keys = asked, wanted
         else:
-            miss_pos, miss_keys, from_redis, stored = [], [], list(asked), got
-        framed = q.frame(cast(list[bytes], stored))
-        if not early:
-            if len(from_redis) == n:
-                values = cast(list[bytes | None], framed)
-            else:
-                for i, value in zip(from_redis, framed):
-                    values[i] = value
+            miss_pos, miss_keys = [asked[j] for j in where], [wanted[j] for j in where]
         local_hits = n - len(asked)
         if local_hits:
             self._local_hits[q.kind].inc(local_hits)
         self._counts.count(q.kind, n - len(miss_pos), len(miss_pos))
-        behind: list[tuple[Callable[[], object], AbstractSet[str]]] = []  # jobs for the writer, handed over at the end
-        if seen is not None and from_redis:
+        behind: list[tuple[Callable[[], object], AbstractSet[bytes]]] = []  # jobs for the writer, handed over at the end
+        if seen is not None and len(where) < len(got):
             # What Redis had goes to level 1 too (unless an invalidation came meanwhile), written
-            # behind with the stores: nothing in the answer depends on it.
-            behind.append((partial(seen.local.put_batch, list(map(seen.keys.__getitem__, from_redis)), framed,
-                                   q.strategies(from_redis), seen.epoch), frozenset()))
+            # behind with the stores: nothing in the answer depends on it, not even which
+            # positions those are (sorting 900 out and reading their strategy ids cost the
+            # caller ~0.2 ms).
+            behind.append((partial(_file_in_level_1, q, seen, asked, got), frozenset()))
         if lookup.stray is not None:
             # A lock the lookup took for keys not all missing (lookup.py): released behind (after
             # level 1's copy, which needs no round trip); only a process that found all of those
@@ -453,16 +448,19 @@ class CachedMLClient:
         answers: list[Any] = []
 
         def decode_known() -> None:
-            # The answers level 1 had (parsed while Redis looked up, or now) and those Redis had,
-            # in one call; placeholders where neither had one.
+            # The answers level 1 had (parsed while Redis looked up) and those Redis had, in one
+            # call; placeholders where neither had one. Without level 1's (``early``), every
+            # position was asked: Redis's values are the batch's, in order.
             if answers:
                 return
-            if early:
-                answers.extend(early)
-                for i, answer in zip(from_redis, q.decode(framed)):
-                    answers[i] = answer
-            else:
-                answers.extend(q.decode([v or q.placeholder for v in values]))  # type: ignore[misc]
+            if not early:
+                answers.extend(q.decode([v or q.placeholder for v in got]))  # type: ignore[misc]
+                return
+            answers.extend(early)
+            if len(where) < len(got):
+                at = _present(got)
+                for j, answer in zip(at, q.decode([got[j] for j in at])):  # type: ignore[misc]
+                    answers[asked[j]] = answer
 
         if not miss_pos:
             decode_known()
@@ -473,17 +471,17 @@ class CachedMLClient:
         unique_keys, first, missing, level_1 = misses.keys, misses.first, misses.items, misses.level_1
         lock_ttl_s = self.settings.ml_timeout_s * self._chunks(len(missing)) + 1.0  # as the lookup's PX
 
-        def fetch_and_store(subset: Sequence[str], held: Lock | None) -> dict[str, Any]:
+        def fetch_and_store(subset: Sequence[bytes], held: Lock | None) -> dict[bytes, Any]:
             return self._fetch_and_store(q, list(map(missing.__getitem__, subset)), held, level_1, behind)
 
-        def complete(filled: Mapping[str, Any]) -> None:
+        def complete(filled: Mapping[bytes, Any]) -> None:
             # The missing ones as fetched (one object per key: a key asked twice gets a copy) or,
             # if another process fetched them, parsed.
             decode_known()
             polled = [k for k, v in filled.items() if isinstance(v, bytes)]
             if polled:
                 filled = dict(filled)
-                polled_framed = q.frame([filled[k] for k in polled])
+                polled_framed = [filled[k] for k in polled]  # (stored in level 1's form)
                 filled.update(zip(polled, q.decode(polled_framed)))
                 if seen is not None:
                     seen.local.put_batch([seen.keys[first[k]] for k in polled], polled_framed,
@@ -492,7 +490,7 @@ class CachedMLClient:
                 for i, answer in zip(miss_pos, map(filled.__getitem__, miss_keys)):
                     answers[i] = answer
                 return
-            given: set[str] = set()
+            given: set[bytes] = set()
             for i, key in zip(miss_pos, miss_keys):
                 answer = filled[key]
                 if key in given:
@@ -518,9 +516,9 @@ class CachedMLClient:
         q: _Query,
         items: list[_Item],
         lock: Lock | None,
-        level_1: tuple[_Local, Mapping[str, Key]] | None = None,
-        behind: list[tuple[Callable[[], object], AbstractSet[str]]] | None = None,
-    ) -> dict[str, Any]:
+        level_1: tuple[_Local, Mapping[bytes, Key]] | None = None,
+        behind: list[tuple[Callable[[], object], AbstractSet[bytes]]] | None = None,
+    ) -> dict[bytes, Any]:
         """Ask the service for ``items`` (distinct keys); the answers, by key. They go to level 1
         now (``level_1``: where, and each key's level-1 key; so this process asking again at once
         finds them there), serialized before anyone can change them; their store in Redis, with
@@ -531,7 +529,7 @@ class CachedMLClient:
         answers = q.fetch(items)
         item_keys = list(map(_KEY, items))
         fetched = dict(zip(item_keys, answers))
-        values = list(map(q.serialize, answers))
+        values = q.frame(list(map(q.serialize, answers)))  # level 1's form, which Redis keeps too
         strategies = list(map(_ITEM_STRATEGY, items))
         stale_catalogue = False
         if q.kind == PREDICTION:
@@ -549,8 +547,7 @@ class CachedMLClient:
         store = dict(zip(item_keys, zip(values, strategies)))  # key -> (value, strategy)
         if level_1 is not None and store:
             seen, local_keys = level_1  # (unless an invalidation came since the lookup)
-            seen.local.put_batch(list(map(local_keys.__getitem__, item_keys)), q.frame(values), strategies,
-                                 seen.epoch)
+            seen.local.put_batch(list(map(local_keys.__getitem__, item_keys)), values, strategies, seen.epoch)
         if store and not any(strategies):
             # Written behind (writer.py): the lock is the store's to release from here on.
             job = partial(self._store, q, len(items), store, lock)
@@ -572,7 +569,7 @@ class CachedMLClient:
             self.catalogue.expire()
         return fetched
 
-    def _store(self, q: _Query, n: int, entries: Mapping[str, tuple[bytes, str]], lock: Lock | None) -> None:
+    def _store(self, q: _Query, n: int, entries: Mapping[bytes, tuple[bytes, str]], lock: Lock | None) -> None:
         """One store in Redis (on the writer thread unless of a strategy's entries). Never raises."""
         try:
             self._entries.store(entries, lock)
@@ -597,7 +594,7 @@ class CachedMLClient:
     # --- without Redis -------------------------------------------------------------------
     def _direct(self, q: _Query, reason: str) -> list[Any]:
         metrics.CACHE_BYPASS.labels(kind=q.kind, reason=reason).inc(q.size)
-        return q.fetch(q.items(range(q.size), [""] * q.size))
+        return q.fetch(q.items(range(q.size), [b""] * q.size))
 
     # --- backends ------------------------------------------------------------------------
     def _chunks(self, n: int) -> int:
@@ -608,7 +605,7 @@ class CachedMLClient:
         size = self.settings.ml_max_batch_items
         answers: list[pb.Prediction] = []
         for start in range(0, len(items), size):
-            chunk = [i.request for i in items[start : start + size]]
+            chunk = list(map(_REQUEST, items[start : start + size]))
             got = self.client.batch_predict(chunk)
             if list(map(_EVENT_SELECTION, got)) != list(map(_EVENT_SELECTION, chunk)):  # (a loop at C speed)
                 raise MLServiceError("BatchPredict: answers do not match the requests one for one")
@@ -616,7 +613,7 @@ class CachedMLClient:
         return answers
 
     def _fetch_evaluations(self, items: list[_Item]) -> list[pb.EvaluateStrategyResponse]:
-        return [self.client.evaluate_strategy(*i.request) for i in items]
+        return [self.client.evaluate_strategy(*_REQUEST(i)) for i in items]
 
     # --- statistics ----------------------------------------------------------------------
     def flush(self) -> None:

@@ -4,7 +4,9 @@ byte what the service sent, and parsed back here.
 Level 1 keeps each serialized ``Prediction`` *framed*, as a record of field 1 (its header, then
 the value): a batch of them joined is then a serialized ``BatchPredictResponse`` (protobuf's
 wire format: a repeated field is its elements' records one after the other), parsed in one
-call (1,000 ``FromString`` calls cost twice as much) with no header to build at hit time."""
+call (1,000 ``FromString`` calls cost twice as much) with no header to build at hit time.
+Redis keeps predictions in the same form, so the values of a lookup are joined and parsed as
+they came, and what it had is filed in level 1 as it is."""
 
 from __future__ import annotations
 

@@ -26,12 +26,10 @@ due, and the lookup first waits for the stores this client wrote behind of any k
 
 from __future__ import annotations
 
-import itertools
 import operator
-import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import compress, repeat
-from typing import Callable
+from typing import Callable, Sequence
 
 import redis
 
@@ -39,8 +37,8 @@ from edgeloop.core.settings import Settings
 from edgeloop.mlclient import keys
 from edgeloop.mlclient.cache.stats import SharedCounts
 from edgeloop.mlclient.cache.writer import StoreWriter
-from edgeloop.mlclient.rawredis import RawRedis
-from edgeloop.mlclient.singleflight import Lock
+from edgeloop.mlclient.rawredis import RawRedis, pack_mget
+from edgeloop.mlclient.singleflight import Lock, new_token
 
 LOCKING_LOOKUP_MAX_KEYS = 256
 
@@ -58,6 +56,7 @@ class Found:
     taken: bool | None = None  # whether the lookup took it (None: not tried yet)
     token: str | None = None  # the token it was taken with
     stray: Lock | None = None  # a lock the lookup took that is not ``lock``: the caller releases it
+    missing: list[int] = field(default_factory=list)  # the indexes of the keys Redis did not have
 
 
 class RedisLookup:
@@ -71,36 +70,26 @@ class RedisLookup:
         self._chunk = settings.ml_max_batch_items
         self._counts = counts
         self._writer = writer
-        self._token_pid = 0
-        self._token_base = ""
-        self._token_count = itertools.count()
 
-    def _token(self) -> str:
-        """A lock token no other holder has: random per process, then counted (a random token
-        each time costs a system call, ~10-30 µs on a busy machine against ~1)."""
-        if self._token_pid != os.getpid():  # first use, or a forked child: not its parent's tokens
-            self._token_pid = os.getpid()
-            self._token_base = os.urandom(12).hex()
-        return f"{self._token_base}{next(self._token_count)}"
-
-    def __call__(self, wanted: list[str], expected: str, meanwhile: Callable[[], None] | None = None) -> Found:
+    def __call__(self, wanted: Sequence[bytes], expected: str, meanwhile: Callable[[], None] | None = None) -> Found:
         """Look ``wanted`` up. ``expected``: the generation the keys were built under ("": any);
         if Redis has another, the values are not returned (and no lock kept). ``meanwhile`` runs
         while Redis works."""
         before = self._counts.flush_commands()
         if len(wanted) > LOCKING_LOOKUP_MAX_KEYS:
             self._writer.wait(wanted)
-            *_, values = self._raw.execute(*before, ("MGET", self._gen_key, *wanted), meanwhile=meanwhile)
+            *_, values = self._raw.execute(*before, pack_mget(self._gen_key, wanted), meanwhile=meanwhile)
             generation = values.pop(0)
             if expected and (generation or b"0").decode() != expected:
                 return Found(generation, None)
-            if None not in values:
+            missing = missing_positions(values)
+            if not missing:
                 return Found(generation, values)
-            return Found(generation, values, self._lock_of_missing(wanted, values))
+            return Found(generation, values, self._lock_of(wanted, missing), missing=missing)
         names = sorted(set(wanted))  # distinct and sorted: the lock is named after the set
         self._writer.wait(names)
         lock = keys.lock_key_of_sorted(self.prefix, names)
-        token = self._token()
+        token = new_token()
         px = self._lock_ms * -(-len(names) // self._chunk) + 1000
         *_, (values, taken) = self._raw.execute(*before, _MULTI, ("MGET", self._gen_key, *wanted),
                                                 ("SET", lock, token, "NX", "PX", px), _EXEC,
@@ -109,13 +98,17 @@ class RedisLookup:
         held = Lock(lock, token) if taken else None
         if expected and (generation or b"0").decode() != expected:
             return Found(generation, None, stray=held)
-        missing = values.count(None)
-        if missing == len(wanted):  # the common case: the lock of the keys asked is that of the missing
-            return Found(generation, values, lock, held is not None, token)
+        missing = missing_positions(values)
+        if len(missing) == len(wanted):  # the common case: the lock of the keys asked is that of the missing
+            return Found(generation, values, lock, held is not None, token, missing=missing)
         if not missing:
             return Found(generation, values, stray=held)
-        return Found(generation, values, self._lock_of_missing(wanted, values), stray=held)
+        return Found(generation, values, self._lock_of(wanted, missing), stray=held, missing=missing)
 
-    def _lock_of_missing(self, wanted: list[str], values: list[bytes | None]) -> str:
-        return keys.lock_key(self.prefix, set(compress(wanted, map(operator.is_, values, repeat(None)))))
+    def _lock_of(self, wanted: Sequence[bytes], missing: list[int]) -> str:
+        return keys.lock_key(self.prefix, set(map(wanted.__getitem__, missing)))
 
+
+def missing_positions(values: list[bytes | None]) -> list[int]:
+    """The indexes of None in ``values`` (a loop at C speed: 1,000 values cost ~10 µs)."""
+    return list(compress(range(len(values)), map(operator.is_, values, repeat(None))))

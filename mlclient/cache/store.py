@@ -23,7 +23,7 @@ class EntryStore:
 
     def store(
         self,
-        entries: Mapping[str, tuple[bytes, str]],
+        entries: Mapping[bytes, tuple[bytes, str]],
         lock: Lock | None = None,
     ) -> None:
         """Store ``entries`` (key -> (serialized answer, strategy id or "")) and release ``lock``."""
@@ -35,7 +35,7 @@ class EntryStore:
                 positions.append(indexes.setdefault(index, len(indexes) + 1))
             else:
                 positions.append(0)
-        names = [*entries, *indexes]
+        names: list[str | bytes] = [*entries, *indexes]
         args = [self.ttl_s, len(entries), len(indexes), lock.token if lock else "", *(v for v, _ in entries.values())]
         if indexes:
             args.extend(positions)

@@ -44,9 +44,9 @@ class StoreWriter:
         self._executor: ThreadPoolExecutor | None = None
         self._pid = 0
         # The stores submitted and not known to have run, with their keys, oldest first.
-        self._pending: list[tuple[Future[None], AbstractSet[str]]] = []
+        self._pending: list[tuple[Future[None], AbstractSet[bytes]]] = []
 
-    def submit(self, store: Callable[[], object], keys: AbstractSet[str]) -> None:
+    def submit(self, store: Callable[[], object], keys: AbstractSet[bytes]) -> None:
         """Run ``store`` (of ``keys``) on the writer thread, after the stores submitted before
         it. It should count its own failures; an exception is logged, never raised to a waiter."""
         with self._lock:
@@ -59,7 +59,7 @@ class StoreWriter:
             self._pending = [p for p in self._pending if not p[0].done()]
             self._pending.append((self._executor.submit(_logged, store), keys))
 
-    def wait(self, keys: Iterable[str] | None = None) -> None:
+    def wait(self, keys: Iterable[bytes] | None = None) -> None:
         """Return once every store submitted so far of any of ``keys`` (None: of any key) has run."""
         if not self._pending or self._pid != os.getpid():
             return

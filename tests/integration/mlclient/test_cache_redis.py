@@ -23,13 +23,16 @@ from tests.integration.mlclient.support import metric, own_redis, requests
 pytestmark = pytest.mark.integration
 
 
-def test_key_format_in_redis_carries_version_event_selection_and_has_a_ttl(cache, redis_client):
-    cache.get_prediction("E0:2024-08-16", "home", features_hash="abc")
+def test_key_format_in_redis_carries_token_request_and_features_and_has_a_ttl(cache, redis_client):
+    answer = cache.get_prediction("E0:2024-08-16", "home", features_hash="abc")
     cache.flush()  # stores are written behind (docs/cache.md, Round trips)
     token = cache.catalogue.token("outcome")
-    key = f"t:pred:p:{token}:abc:E0%3A2024-08-16:home:-"
+    request = pb.PredictionRequest(event_id="E0:2024-08-16", selection="home")
+    key = f"t:pred:p:{token}:".encode() + request.SerializeToString() + b"\0abc"
     assert redis_client.exists(key)
     assert 3590 < redis_client.ttl(key) <= 3600
+    # stored in level 1's form: a BatchPredictResponse of that one answer (codec.py)
+    assert list(pb.BatchPredictResponse.FromString(redis_client.get(key)).predictions) == [answer]
 
 
 def test_get_after_set_is_a_hit_and_equals_the_backend_answer(cache, fake_ml):
@@ -180,7 +183,7 @@ def test_an_answer_from_an_unknown_version_is_not_stored_and_bumps_the_generatio
     got = cache.batch_predict(requests(2, start=5))
     assert {p.model_version for p in got} == {"v9"}
     assert redis_client.get("t:pred:gen") != before
-    assert not list(redis_client.scan_iter(match="t:pred:p:*:ev-5:*"))
+    assert not list(redis_client.scan_iter(match="t:pred:p:*ev-5*"))
 
 
 def test_redis_unreachable_answers_from_the_service_and_counts_it(fake_ml):

@@ -78,8 +78,8 @@ def test_a_batch_is_looked_up_stored_and_invalidated_on_a_cluster(cluster, fake_
         assert fake_ml.batch_calls == [1010]
         assert metric("edgeloop_prediction_cache_hits_total", kind="prediction") - hits == 1010
         # and every key is in one slot, readable through the cluster like any key
-        stored = [k.decode() for k in whole.scan_iter(match="{t:pred}:p:*", count=1000)]
-        assert len(stored) == 1010 and len({key_slot(k.encode()) for k in stored}) == 1
+        stored = list(whole.scan_iter(match="{t:pred}:p:*", count=1000))
+        assert len(stored) == 1010 and len({key_slot(k) for k in stored}) == 1
         assert whole.get(stored[0]) is not None
         # When feedback about s-1 invalidates its entries (through any node's view of the cluster)
         assert invalidate_strategies(cache.redis, ["s-1"], settings.cache_prefix) == 1000
