@@ -24,7 +24,8 @@ Per-selection outputs (documented in docs/ml-service.md):
   expected return of a unit back bet at the best price is positive beyond the threshold),
   else ``none``. ``lay`` is never produced: the shipped data has no lay prices to judge it by.
 
-Artifacts are ``.npz`` bytes (arrays only, loaded with ``allow_pickle=False``).
+Artifacts are ``.npz`` bytes (arrays only, loaded with ``allow_pickle=False``); one this code cannot
+read is ``ModelArtifactUnreadable`` naming its version (``artifacts``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from datetime import date
 import numpy as np
 from scipy.optimize import minimize
 
+from edgeloop.mlservice.artifacts import read_arrays
 from edgeloop.mlservice.features import FEATURE_NAMES, OFFSET_COLUMNS, FeatureSet
 
 MODEL_NAME = "outcome"
@@ -104,12 +106,12 @@ class OutcomeModel:
         return buf.getvalue()
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "OutcomeModel":
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            names = tuple(str(x) for x in z["feature_names"])
-            if names != FEATURE_NAMES:
-                raise ValueError(f"artifact has features {names}, this code computes {FEATURE_NAMES}")
-            return cls(mean=z["mean"], scale=z["scale"], coef=z["coef"], intercept=z["intercept"], feature_names=names)
+    def from_bytes(cls, data: bytes, version: str = "") -> "OutcomeModel":
+        """The model stored as ``data`` (``to_bytes``); ``version`` names it in errors. Bytes this
+        code cannot read as one (empty, truncated, corrupt, other features) raise
+        ``ModelArtifactUnreadable`` (``artifacts.read_arrays``)."""
+        z = read_arrays(data, f"{MODEL_NAME} model {version}".rstrip(), FEATURE_NAMES)
+        return cls(mean=z["mean"], scale=z["scale"], coef=z["coef"], intercept=z["intercept"])
 
 
 # --- scores ------------------------------------------------------------------------------

@@ -117,7 +117,7 @@ class OutcomePredictor:
                 features = build_features(load_market(self.ctx))
             rows = registry.serving_versions(self.ctx.sessions, MODEL_NAME)
             serving = ServingOutcome([
-                (np.datetime64(r.train_end.date(), "D"), r.version, OutcomeModel.from_bytes(r.artifact))
+                (np.datetime64(r.train_end.date(), "D"), r.version, OutcomeModel.from_bytes(r.artifact, r.version))
                 for r in rows if r.train_end is not None
             ])
             old = self._snapshot
@@ -146,7 +146,7 @@ class OutcomePredictor:
             if row.model_name != MODEL_NAME or row.train_end is None:
                 raise InvalidRequest(f"model_version {version!r} is not an outcome model version")
             hit = (np.datetime64(row.train_end.date(), "D"),
-                   OutcomeModel.from_bytes(registry.load_artifact(self.ctx.sessions, version)))
+                   OutcomeModel.from_bytes(registry.load_artifact(self.ctx.sessions, version), version))
             with self._named_lock:  # a small LRU: versions are immutable, so caching them is safe
                 self._named[version] = hit
                 while len(self._named) > 64:

@@ -35,8 +35,6 @@ import hashlib
 import io
 import json
 import math
-import zipfile
-import zlib
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -46,6 +44,7 @@ from scipy.special import ndtr
 from edgeloop.backtester.strategy import Strategy, is_closing
 from edgeloop.core.errors import InvalidRequest, InvalidStrategy, ModelArtifactUnreadable
 from edgeloop.core.evidence import SHRINK_BETS, shrink
+from edgeloop.mlservice.artifacts import read_arrays
 
 MODEL_NAME = "strategy"
 TARGETS = ("backtest_score", "roi", "max_drawdown", "win_rate", "shrunk_score")
@@ -396,24 +395,12 @@ class StrategyModel:
     def from_bytes(cls, data: bytes, version: str = "") -> "StrategyModel":
         """The model stored as ``data`` (``to_bytes``); ``version`` names it in errors. Bytes this
         code cannot read as one (empty, truncated, corrupt, other features) raise
-        ``ModelArtifactUnreadable``, not numpy's or zipfile's own error (for empty bytes, numpy's
-        EOFError "No data left in file"): the RPCs answer FAILED_PRECONDITION with the message,
-        and a training job fails with it as its reason."""
-        what = f"strategy model {version}".rstrip()
-        try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-        except (EOFError, OSError, ValueError, zipfile.BadZipFile, zlib.error) as exc:
-            raise ModelArtifactUnreadable(f"{what}: artifact of {len(data or b'')} bytes cannot be read "
-                                          f"({type(exc).__name__}: {exc})") from exc
-        try:
-            if tuple(str(x) for x in arrays["feature_names"]) != FEATURE_NAMES:
-                raise ModelArtifactUnreadable(f"{what}: artifact was made for other features")
-            targets = tuple(str(x) for x in arrays["targets"])
-            if targets != TARGETS[:len(targets)]:
-                raise ModelArtifactUnreadable(f"{what}: artifact has unknown targets {targets}")
-            return cls(trees=TreeEnsemble.from_arrays(arrays, "t_"), residual_std=arrays["residual_std"],
-                       reference_score=float(arrays["reference_score"]), targets=targets,
-                       seen=TrainingRows.from_arrays(arrays))
-        except KeyError as exc:
-            raise ModelArtifactUnreadable(f"{what}: artifact has no array {exc}") from exc
+        ``ModelArtifactUnreadable`` (``artifacts.read_arrays``)."""
+        what = f"{MODEL_NAME} model {version}".rstrip()
+        arrays = read_arrays(data, what, FEATURE_NAMES)
+        targets = tuple(str(x) for x in arrays["targets"])
+        if targets != TARGETS[:len(targets)]:
+            raise ModelArtifactUnreadable(f"{what}: artifact has unknown targets {targets}")
+        return cls(trees=TreeEnsemble.from_arrays(arrays, "t_"), residual_std=arrays["residual_std"],
+                   reference_score=float(arrays["reference_score"]), targets=targets,
+                   seen=TrainingRows.from_arrays(arrays))

@@ -22,11 +22,13 @@ happens before the one transaction that records the outcome.
 
 from __future__ import annotations
 
+import json
 from datetime import date
-from typing import Any, Protocol, Sequence
+from typing import Any, Iterable, Protocol, Sequence
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import Engine, Text, cast, exists, select
+from sqlalchemy.orm import aliased
 
 from edgeloop.core.errors import ConfigurationError, InvalidRequest
 from edgeloop.core.statuses import ModelStatus
@@ -47,7 +49,7 @@ MIN_TRAIN_SAMPLES = 10
 def later_window_rows(keys: Sequence[str], starts: Sequence[date], ends: Sequence[date], cutoff: date) -> list[int]:
     """Indices of the samples that are later-window results: the same strategy (fingerprint)
     has a result on a window that ended before this one started, and this one ends before
-    ``cutoff``."""
+    ``cutoff``. (``stored_samples`` asks the database the same question.)"""
     first_end: dict[str, date] = {}
     for k, e in zip(keys, ends):
         first_end[k] = min(first_end.get(k, e), e)
@@ -73,31 +75,53 @@ class SampleRow(Protocol):
     metrics: dict[str, Any] | None
 
 
-def _samples(ctx: ServiceContext) -> tuple[list[str], list[dict], list[str], np.ndarray]:
-    with ctx.sessions() as s:
-        rows = s.execute(select(FeedbackSample.backtest_id, FeedbackSample.params, FeedbackSample.params_key,
-                                FeedbackSample.window_start, FeedbackSample.window_end,
-                                FeedbackSample.backtest_score, FeedbackSample.metrics)
-                         .order_by(FeedbackSample.id)).all()
-    return samples_of(rows, label_cutoff(ctx))
+Samples = tuple[list[str], list[dict], list[str], np.ndarray]
 
 
-def samples_of(rows: Sequence[SampleRow], cutoff: date) -> tuple[list[str], list[dict], list[str], np.ndarray]:
+def stored_samples(engine: Engine, cutoff: date) -> Samples:
+    """``samples_of`` the stored feedback samples, the later-window ones chosen by the database:
+    a sample whose strategy (``params_key``, indexed) has a result on a window that ended before
+    this one started (``later_window_rows``' rule as an EXISTS). Only those rows are read, their
+    JSON as text and decoded here: reading every row, each one's params and metrics decoded by
+    the driver, measured twice the CPU (half the rows are chosen-on results, which need none of
+    it; docs/ml-service.md, the benchmark)."""
+    sample, earlier = FeedbackSample, aliased(FeedbackSample)
+    query = (select(sample.backtest_id, cast(sample.params, Text), sample.params_key, sample.backtest_score,
+                    cast(sample.metrics, Text))
+             .where(sample.window_end < cutoff,
+                    exists().where(earlier.params_key == sample.params_key, earlier.window_end < sample.window_start))
+             .order_by(sample.id))
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return _labelled((i, _json(p), k, score, _json(m)) for i, p, k, score, m in rows)
+
+
+def _json(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def samples_of(rows: Sequence[SampleRow], cutoff: date) -> Samples:
     """(backtest ids, canonical params, their fingerprints, labels) of the later-window samples
     before ``cutoff``, in the backtester's parameter language."""
     keep = later_window_rows([r.params_key for r in rows], [r.window_start for r in rows],
                              [r.window_end for r in rows], cutoff)
+    chosen = (rows[i] for i in keep)
+    return _labelled((r.backtest_id, r.params, r.params_key, r.backtest_score, r.metrics) for r in chosen)
+
+
+def _labelled(rows: Iterable[tuple[str, Any, str, float, Any]]) -> Samples:
+    """(backtest id, params, params_key, score, metrics) rows as training samples; params the
+    backtester refuses (a producer's own parameter language) are left out."""
     ids, params, fingerprints, scores, metrics = [], [], [], [], []
-    for i in keep:
-        r = rows[i]
+    for backtest_id, raw, key, score, sample_metrics in rows:
         try:
-            params.append(canonical_params(r.params))
+            params.append(canonical_params(raw))
         except InvalidRequest:
             continue
-        ids.append(r.backtest_id)
-        fingerprints.append(r.params_key)
-        scores.append(r.backtest_score)
-        metrics.append(r.metrics or {})
+        ids.append(backtest_id)
+        fingerprints.append(key)
+        scores.append(score)
+        metrics.append(sample_metrics or {})
     return ids, params, fingerprints, training_labels(scores, metrics)
 
 
@@ -120,7 +144,7 @@ def fit_challenger(train_p: list[dict], train_fps: list[str], train_Y: np.ndarra
 
 
 def train_strategy(ctx: ServiceContext, strategies: StrategyService, job_id: str, force: bool) -> list[str]:
-    ids, params, fingerprints, Y = _samples(ctx)
+    ids, params, fingerprints, Y = stored_samples(ctx.engine, label_cutoff(ctx))
     held = holdout_mask(ids, ctx.settings.ml_holdout_fraction)
     train_p = [p for p, h in zip(params, held) if not h]
     train_fps = [f for f, h in zip(fingerprints, held) if not h]

@@ -32,7 +32,7 @@ def train_outcome(ctx: ServiceContext, predictor: OutcomePredictor, job_id: str,
     recorded: list[str] = []
     with ctx.sessions.begin() as s:
         rows = {row.slot: row for row in registry.serving_rows(s, OUTCOME)}  # locked until commit
-        champions = {slot: OutcomeModel.from_bytes(row.artifact) for slot, row in rows.items()}
+        champions = {slot: OutcomeModel.from_bytes(row.artifact, row.version) for slot, row in rows.items()}
         for d in decide(lineages, fs, champions):
             v, champion = d.version, rows.get(d.season)
             if champion is not None and (champion.config or {}).get("data_hash") == v.data_hash and not force:
