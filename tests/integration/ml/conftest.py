@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any, Callable
 
 import grpc
 import pytest
+from sqlalchemy import select, update
 
 from edgeloop.core.settings import settings_with
 from edgeloop.core.statuses import TRAINING_FINISHED
 from edgeloop.mlservice.server import create_server
 from edgeloop.proto import ml_service_pb2 as pb, ml_service_pb2_grpc as pb_grpc
+from edgeloop.schema.db import make_engine, make_sessionmaker
+from edgeloop.schema.mlstore import ModelVersion
 from tests.support.processes import wait_until
 
 
@@ -30,6 +34,30 @@ def wait_job(stub, job_id: str, timeout_s: float = 60.0):
         return status if status.status in TRAINING_FINISHED else None
 
     return wait_until(finished, timeout_s, 0.1, f"training job {job_id}")
+
+
+def damage_artifact(settings, version: str, damage: Callable[[bytes], bytes]) -> None:
+    """Overwrite a stored model version's artifact with ``damage(artifact)``, as a bad copy would."""
+    engine = make_engine(settings.database_url)
+    try:
+        with make_sessionmaker(engine).begin() as s:
+            where = ModelVersion.version == version
+            artifact = s.scalars(select(ModelVersion.artifact).where(where)).one()
+            s.execute(update(ModelVersion).where(where).values(artifact=damage(artifact)))
+    finally:
+        engine.dispose()
+
+
+def replica_error(settings, call: Callable[[Any], Any]) -> grpc.RpcError:
+    """What ``call(stub)`` raises in a replica started now, which loads what is stored."""
+    server, port = create_server("127.0.0.1:0", settings)
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as ch, pytest.raises(grpc.RpcError) as err:
+            call(pb_grpc.MLServiceStub(ch))
+    finally:
+        server.stop(0).wait()
+    return err.value
 
 
 @pytest.fixture

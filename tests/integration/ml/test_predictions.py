@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from sqlalchemy import select, update
 
-from edgeloop.mlservice.server import create_server
-from edgeloop.proto import ml_service_pb2 as pb, ml_service_pb2_grpc as pb_grpc
-from edgeloop.schema.db import make_engine, make_sessionmaker
-from edgeloop.schema.mlstore import ModelVersion
-from tests.integration.ml.conftest import wait_job
+from edgeloop.proto import ml_service_pb2 as pb
+from tests.integration.ml.conftest import damage_artifact, replica_error, wait_job
 
 pytestmark = pytest.mark.integration
 
@@ -125,28 +121,15 @@ def test_an_unreadable_outcome_artifact_is_a_clear_error_naming_its_version(stub
     training and, in a replica that loads it, the predictions, naming the version to roll back
     from, not numpy's EOFError or zipfile's BadZipFile (INTERNAL, the message hidden)."""
     damaged = trained_outcome.model_versions[len(trained_outcome.model_versions) // 2]
-    engine = make_engine(ml_settings.database_url)
-    try:
-        with make_sessionmaker(engine).begin() as s:
-            where = ModelVersion.version == damaged
-            artifact = s.scalars(select(ModelVersion.artifact).where(where)).one()
-            s.execute(update(ModelVersion).where(where).values(artifact=damage(artifact)))
-    finally:
-        engine.dispose()
+    damage_artifact(ml_settings, damaged, damage)
     job = wait_job(stub, stub.TrainModels(pb.TrainModelsRequest(model_name="outcome", force=True), timeout=5).job_id)
     assert job.status == "failed"
     assert job.reason.startswith(f"outcome: ModelArtifactUnreadable: outcome model {damaged}: artifact of ")
 
-    server, port = create_server("127.0.0.1:0", ml_settings)  # a replica (re)started now
-    server.start()
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as ch, pytest.raises(grpc.RpcError) as err:
-            pb_grpc.MLServiceStub(ch).GetPrediction(_req(), timeout=30)
-    finally:
-        server.stop(0).wait()
-    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert err.value.details().startswith(f"outcome model {damaged}: artifact of ")
-    assert dict(err.value.trailing_metadata()).get("edgeloop-reason") == "PERMANENT"
+    error = replica_error(ml_settings, lambda replica: replica.GetPrediction(_req(), timeout=30))
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error.details().startswith(f"outcome model {damaged}: artifact of ")
+    assert dict(error.trailing_metadata()).get("edgeloop-reason") == "PERMANENT"
 
 
 def test_unknown_job_and_model_names(stub):

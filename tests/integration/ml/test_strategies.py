@@ -14,7 +14,7 @@ from edgeloop.backtester.run import Window, backtest
 from edgeloop.mlservice.strategy_generation import RISK_LIMITS, random_params
 from edgeloop.mlservice.strategy_model import canonical_params, params_fingerprint, spearman
 from edgeloop.proto import ml_service_pb2 as pb
-from tests.integration.ml.conftest import wait_job
+from tests.integration.ml.conftest import damage_artifact, replica_error, wait_job
 
 pytestmark = pytest.mark.integration
 
@@ -170,34 +170,14 @@ def test_an_unreadable_serving_artifact_is_a_clear_error_naming_its_version(stub
     """A damaged artifact (here truncated) fails the next training and, in a replica that
     loads it, the strategy RPCs: with the version to roll back from, not numpy's EOFError or
     zipfile's BadZipFile (INTERNAL, the message hidden)."""
-    from sqlalchemy import select, update
-
-    from edgeloop.mlservice.server import create_server
-    from edgeloop.proto import ml_service_pb2_grpc as pb_grpc
-    from edgeloop.schema.db import make_engine, make_sessionmaker
-    from edgeloop.schema.mlstore import ModelVersion
-
-    engine = make_engine(ml_settings.database_url)
-    try:
-        with make_sessionmaker(engine).begin() as s:
-            where = ModelVersion.version == trained_strategy
-            artifact = s.scalars(select(ModelVersion.artifact).where(where)).one()
-            s.execute(update(ModelVersion).where(where).values(artifact=artifact[:len(artifact) // 2]))
-    finally:
-        engine.dispose()
+    damage_artifact(ml_settings, trained_strategy, lambda artifact: artifact[:len(artifact) // 2])
     job = wait_job(stub, stub.TrainModels(pb.TrainModelsRequest(model_name="strategy", force=True), timeout=5).job_id)
     assert job.status == "failed"
     assert job.reason.startswith(f"strategy: ModelArtifactUnreadable: strategy model {trained_strategy}: ")
 
-    server, port = create_server("127.0.0.1:0", ml_settings)  # a replica (re)started now
-    server.start()
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as ch, pytest.raises(grpc.RpcError) as err:
-            _evaluate(pb_grpc.MLServiceStub(ch), backtests[0])
-    finally:
-        server.stop(0).wait()
-    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert err.value.details().startswith(f"strategy model {trained_strategy}: artifact of ")
+    error = replica_error(ml_settings, lambda replica: _evaluate(replica, backtests[0]))
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error.details().startswith(f"strategy model {trained_strategy}: artifact of ")
 
 
 def test_strategy_rpcs_before_training(stub):
