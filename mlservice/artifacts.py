@@ -29,9 +29,11 @@ class ArtifactArrays(dict[str, np.ndarray]):
         raise ModelArtifactUnreadable(f"{self.what}: artifact has no array {name!r}")
 
 
-def read_arrays(data: bytes, what: str, feature_names: Sequence[str]) -> ArtifactArrays:
-    """All arrays of the artifact ``data``, checked to be made for ``feature_names``; ``what``
-    ("strategy model strategy-v3") starts every error's message."""
+def read_arrays(data: bytes, model: str, version: str, feature_names: Sequence[str]) -> ArtifactArrays:
+    """All arrays of the artifact ``data`` of ``model``'s ``version`` ("" if unknown), checked
+    to be made for ``feature_names``; every error's message starts with what it is
+    ("strategy model strategy-v3", also the result's ``what``)."""
+    what = f"{model} model {version}".rstrip()
     # Bytes in memory, no I/O: whatever reading them raises says they are no artifact. Damaged
     # bytes raise many kinds (a byte-flipping fuzz of both models' artifacts met EOFError,
     # BadZipFile, zlib.error, ValueError, NotImplementedError for a "compression method",

@@ -110,7 +110,7 @@ class OutcomeModel:
         """The model stored as ``data`` (``to_bytes``); ``version`` names it in errors. Bytes this
         code cannot read as one (empty, truncated, corrupt, other features) raise
         ``ModelArtifactUnreadable`` (``artifacts.read_arrays``)."""
-        z = read_arrays(data, f"{MODEL_NAME} model {version}".rstrip(), FEATURE_NAMES)
+        z = read_arrays(data, MODEL_NAME, version, FEATURE_NAMES)
         return cls(mean=z["mean"], scale=z["scale"], coef=z["coef"], intercept=z["intercept"])
 
 

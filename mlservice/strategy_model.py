@@ -396,11 +396,10 @@ class StrategyModel:
         """The model stored as ``data`` (``to_bytes``); ``version`` names it in errors. Bytes this
         code cannot read as one (empty, truncated, corrupt, other features) raise
         ``ModelArtifactUnreadable`` (``artifacts.read_arrays``)."""
-        what = f"{MODEL_NAME} model {version}".rstrip()
-        arrays = read_arrays(data, what, FEATURE_NAMES)
+        arrays = read_arrays(data, MODEL_NAME, version, FEATURE_NAMES)
         targets = tuple(str(x) for x in arrays["targets"])
         if targets != TARGETS[:len(targets)]:
-            raise ModelArtifactUnreadable(f"{what}: artifact has unknown targets {targets}")
+            raise ModelArtifactUnreadable(f"{arrays.what}: artifact has unknown targets {targets}")
         return cls(trees=TreeEnsemble.from_arrays(arrays, "t_"), residual_std=arrays["residual_std"],
                    reference_score=float(arrays["reference_score"]), targets=targets,
                    seen=TrainingRows.from_arrays(arrays))

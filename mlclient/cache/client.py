@@ -45,7 +45,7 @@ import operator
 import time
 from dataclasses import dataclass
 from functools import partial
-from itertools import compress, repeat
+from itertools import compress
 from typing import AbstractSet, Any, Callable, Mapping, Sequence, cast
 
 import redis
@@ -68,7 +68,8 @@ from edgeloop.mlclient.cache.codec import (
 from edgeloop.mlclient.cache.coherence import Coherence
 from edgeloop.mlclient.cache.invalidation import mark_models_changed
 from edgeloop.mlclient.cache.local import Key, LocalCache
-from edgeloop.mlclient.cache.lookup import LOCKING_LOOKUP_MAX_KEYS, RedisLookup, missing_positions as _missing
+from edgeloop.mlclient.cache.lookup import (LOCKING_LOOKUP_MAX_KEYS, RedisLookup, missing_positions as _missing,
+                                            present_positions as _present)
 from edgeloop.mlclient.cache.stats import CacheStats, SharedCounts, read_stats
 from edgeloop.mlclient.cache.store import EntryStore
 from edgeloop.mlclient.cache.writer import StoreWriter
@@ -201,11 +202,6 @@ def _file_in_level_1(q: _Query, seen: _Local, asked: Sequence[int], got: list[by
     positions = list(map(asked.__getitem__, at))
     seen.local.put_batch(list(map(seen.keys.__getitem__, positions)), cast(list[bytes], list(map(got.__getitem__, at))),
                          q.strategies(positions), seen.epoch)
-
-
-def _present(values: list[bytes | None]) -> list[int]:
-    """The indexes of values that are not None (a loop at C speed)."""
-    return list(compress(range(len(values)), map(operator.is_not, values, repeat(None))))
 
 
 def _expected(generation: int | None) -> str:

@@ -112,3 +112,8 @@ class RedisLookup:
 def missing_positions(values: list[bytes | None]) -> list[int]:
     """The indexes of None in ``values`` (a loop at C speed: 1,000 values cost ~10 µs)."""
     return list(compress(range(len(values)), map(operator.is_, values, repeat(None))))
+
+
+def present_positions(values: list[bytes | None]) -> list[int]:
+    """The indexes of the values that are not None (as ``missing_positions``)."""
+    return list(compress(range(len(values)), map(operator.is_not, values, repeat(None))))
