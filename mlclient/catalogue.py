@@ -29,7 +29,7 @@ import hashlib
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Iterable, TypeGuard
 
 from edgeloop.core.errors import MLServiceUnavailable
 from edgeloop.proto import ml_service_pb2 as pb
@@ -59,10 +59,18 @@ class ModelCatalogue:
         self._entries: dict[str, _Entry] = {}
         self._generation: int | None = None  # the newest generation seen in Redis
 
+    def _fresh(self, entry: _Entry | None) -> TypeGuard[_Entry]:
+        return entry is not None and entry.generation == self._generation and self._clock() - entry.fetched_at < self._ttl_s
+
     def _entry(self, model_name: str) -> _Entry:
+        # Every cache hit asks: first without the lock (a dict read and two comparisons, which
+        # the lock would not make more current: an expire() may as well come just after it).
+        entry = self._entries.get(model_name)
+        if self._fresh(entry):
+            return entry
         with self._lock:
             entry = self._entries.get(model_name)
-            if entry is not None and self._clock() - entry.fetched_at < self._ttl_s and entry.generation == self._generation:
+            if self._fresh(entry):
                 return entry
             generation = self._generation  # read *before* the fetch: a later bump is noticed
         try:

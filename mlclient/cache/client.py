@@ -261,7 +261,7 @@ class CachedMLClient:
             return None
         started = time.perf_counter()
         token = self.catalogue.token(OUTCOME_MODEL)
-        value = local.lookup([keys.request_key(request, features_hash)], token)[0][0]
+        value = local.get(keys.request_key(request, features_hash), token)
         if value is None:
             return None
         self._local_hits[PREDICTION].inc()

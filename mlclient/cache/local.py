@@ -83,6 +83,19 @@ class LocalCache:
             # update: the oldest entries go first, see put_many).
             return list(map(self._data.get, keys)), self.epoch
 
+    def get(self, key: Key, tag: Hashable) -> bytes | None:
+        """``lookup`` of one key, without the lists: a single prediction's hit."""
+        now = self._clock()
+        with self._lock:
+            if tag != self._tag:
+                self._clear()
+                self._tag = tag
+                return None
+            data = self._data
+            if data and self._meta[next(iter(data))][0] <= now:
+                self._expire(now)
+            return data.get(key)
+
     def put_many(self, entries: Iterable[tuple[Key, bytes, str]], epoch: int) -> bool:
         """Store (key, value, strategy id) entries, unless an invalidation came after ``epoch``."""
         batch = list(entries)

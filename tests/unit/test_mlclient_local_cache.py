@@ -69,6 +69,20 @@ def test_a_new_tag_empties_level_1_and_moves_the_epoch():
     assert cache.put_many([(b"k", b"old", "")], epoch) is False  # read under token-1: not kept
 
 
+def test_a_single_get_answers_as_a_lookup_of_one_key():
+    clock = Clock()
+    cache = LocalCache(10, 10**6, ttl_s=5, clock=clock)
+    assert cache.get(b"k", "token-1") is None
+    cache.put_many([(b"k", b"v", "")], cache.epoch)
+    assert cache.get(b"k", "token-1") == b"v" and cache.get(b"other", "token-1") is None
+    clock.now += 5.1  # expired: gone, and no longer counted
+    assert cache.get(b"k", "token-1") is None and len(cache) == 0
+    cache.put_many([(b"k", b"v", "")], cache.epoch)
+    epoch = cache.epoch
+    assert cache.get(b"k", "token-2") is None  # another tag empties level 1, as lookup does
+    assert len(cache) == 0 and cache.epoch != epoch
+
+
 def test_an_answer_read_before_an_invalidation_is_not_kept():
     cache = LocalCache(10, 10**6, 60)
     epoch = cache.epoch
