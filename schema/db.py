@@ -32,9 +32,14 @@ def make_engine(url: str, **kwargs) -> Engine:
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+        path = sqlite_path(engine)
+        if path is not None:
+            # Made by the first connection, not by the engine: a command that only reads, run
+            # where there is no database, is refused (require_migrated) and leaves nothing behind.
+            @event.listens_for(engine, "do_connect")
+            def _parent_dir(_dialect, _record, _cargs, _cparams):
+                path.parent.mkdir(parents=True, exist_ok=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):
@@ -51,6 +56,14 @@ def make_engine(url: str, **kwargs) -> Engine:
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
+
+
+def sqlite_path(engine: Engine) -> Path | None:
+    """The file of a SQLite engine's database (None: not SQLite, or in memory)."""
+    database = engine.url.database
+    if engine.url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    return Path(database)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
@@ -73,12 +86,19 @@ def head_revisions() -> set[str]:
 
 
 def current_revisions(engine: Engine) -> set[str]:
+    path = sqlite_path(engine)
+    if path is not None and not path.exists():
+        return set()  # no database yet: asking would create an empty one
     with engine.connect() as conn:
         return set(MigrationContext.configure(conn).get_current_heads())
 
 
 def require_migrated(engine: Engine) -> None:
-    """Refuse to run against a schema older (or newer) than this code."""
+    """Refuse to run against a schema older (or newer) than this code, or against no database."""
+    path = sqlite_path(engine)
+    if path is not None and not path.exists():  # (connecting would create an empty one)
+        raise DatabaseNotMigrated(f"no database at {path}: run `edgeloop db upgrade` to create it, "
+                                  "or set EDGELOOP_DATABASE_URL to the one to use")
     current, heads = current_revisions(engine), head_revisions()
     if current != heads:
         have = ", ".join(sorted(current)) or "none"

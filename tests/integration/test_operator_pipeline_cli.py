@@ -64,6 +64,10 @@ def test_db_status_and_upgrade_on_a_fresh_database(env, tmp_path):
     fresh = {**env, "EDGELOOP_DATABASE_URL": f"sqlite:///{tmp_path / 'new.db'}"}
     before = edgeloop(fresh, "db", "status")
     assert before.returncode != 0 and "edgeloop db upgrade" in before.stderr
+    reading = edgeloop(fresh, "strategies", "list")
+    assert reading.returncode != 0 and "no database at" in reading.stderr and "edgeloop db upgrade" in reading.stderr
+    assert len(reading.stderr.strip().splitlines()) == 1, reading.stderr
+    assert not (tmp_path / "new.db").exists()  # commands that only read leave nothing behind
     assert edgeloop(fresh, "db", "upgrade").returncode == 0
     assert edgeloop(fresh, "db", "status").returncode == 0
 
