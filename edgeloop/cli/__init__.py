@@ -95,9 +95,18 @@ def _describe(exc: BaseException) -> tuple[str, int] | None:
     return None
 
 
+# Raised by click 8.2 and later for `edgeloop`, or a group, named without a command (8.1 printed
+# the help and exited 0 itself): the help is what to show, not an "error: Usage: …" line.
+_HELP_INSTEAD: tuple[type[click.ClickException], ...] = tuple(
+    e for e in (getattr(click.exceptions, "NoArgsIsHelpError", None),) if e is not None)
+
+
 def main(argv: list[str] | None = None, prog_name: str = "edgeloop") -> None:
     try:
         rv = cli.main(args=argv, prog_name=prog_name, standalone_mode=False)
+    except _HELP_INSTEAD as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo(f"{prog_name}: interrupted", err=True)
         sys.exit(130)

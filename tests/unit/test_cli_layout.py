@@ -7,6 +7,7 @@ import importlib
 import pkgutil
 
 import click
+import pytest
 
 import edgeloop.cli
 from edgeloop.cli import COMMANDS, cli
@@ -31,3 +32,13 @@ def test_every_command_module_is_listed():
 
 def test_an_unknown_command_is_refused():
     assert cli.get_command(click.Context(cli), "no-such-command") is None
+
+
+@pytest.mark.parametrize("argv", [[], ["ml"], ["tasks"]])
+def test_edgeloop_or_a_group_without_a_command_shows_its_help_not_an_error(argv, capsys):
+    with pytest.raises(SystemExit):
+        edgeloop.cli.main(argv)
+    out, err = capsys.readouterr()
+    shown = out + err
+    assert "Usage: edgeloop" in shown and "Commands:" in shown
+    assert "error" not in shown.splitlines()[0]
