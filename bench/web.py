@@ -12,6 +12,11 @@ its windows to draw the bankroll (and loads the windows' events); every later vi
 curve from the cache. Both are printed.
 
     python bench/web.py [--strategies 10000] [--results 100000] [--repeat 30] [--json]
+                        [--pg-db edgeloop_bench_web] [--redis-db N]
+
+``--pg-db`` names the scratch database (dropped and created again, then dropped at the end; the
+admin connection is ``EDGELOOP_TEST_PG_ADMIN_URL``), ``--redis-db`` the Redis db it flushes
+(``EDGELOOP_TEST_REDIS_DB`` by default): give your own when others share the services.
 """
 
 from __future__ import annotations
@@ -92,12 +97,14 @@ def main() -> None:
     parser.add_argument("--results", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--json", action="store_true", help="end with one line of JSON")
+    parser.add_argument("--pg-db", default=DB_NAME, help="scratch database: dropped, created, dropped at the end")
+    parser.add_argument("--redis-db", type=int, default=services.REDIS_DB, help="Redis db (flushed)")
     args = parser.parse_args()
 
-    url = services.recreate_pg_database(DB_NAME)
+    url = services.recreate_pg_database(args.pg_db)
     upgrade(url)
-    redis_url = services.redis_url()
-    services.flush_redis()
+    redis_url = services.redis_url(args.redis_db)
+    services.flush_redis(args.redis_db)
     engine = make_engine(url)
     sessions = make_sessionmaker(engine)
     settings = Settings(database_url=url, redis_url=redis_url)
@@ -126,7 +133,7 @@ def main() -> None:
         finally:
             child.stop()
     engine.dispose()
-    services.drop_pg_database(DB_NAME)
+    services.drop_pg_database(args.pg_db)
     worst = max(p["p95_ms"] for p in figures["pages"].values())
     figures["worst_p95_ms"] = worst
     figures["within_target"] = worst < TARGET_MS

@@ -27,7 +27,7 @@ import numpy as np
 from sqlalchemy import ColumnElement, select
 
 from edgeloop.core.settings import get_settings
-from edgeloop.marketdata.csv import SELECTIONS, Match, csv_files, league_of_file, parse_file
+from edgeloop.marketdata.csv import SELECTIONS, Match, csv_files, dates_of_file, league_of_file, parse_file
 from edgeloop.marketdata.sources import with_fallback_sources
 from edgeloop.schema.db import make_engine
 from edgeloop.schema.market import MarketEvent as E
@@ -92,15 +92,16 @@ class MarketArrays(PreEventArrays):
         return MarketArrays(**kw)
 
 
+_NO_PRICE = (None, None, None)
+
+
 def arrays_from_matches(matches: Sequence[Match]) -> MarketArrays:
     """Build a window from parsed matches, sorted by kick-off then event id."""
     ms = sorted(matches, key=lambda m: (m.date, m.kickoff or time(0), m.event_id))
     n = len(ms)
     sources = sorted({s for m in ms for s in m.prices})
-    prices = {s: np.full((n, 3), np.nan) for s in sources}
-    for i, m in enumerate(ms):
-        for s, triple in m.prices.items():
-            prices[s][i] = [np.nan if v is None else v for v in triple]
+    # One conversion per source (None → NaN), not one assignment per match and source.
+    prices = {s: np.array([m.prices.get(s, _NO_PRICE) for m in ms], dtype=float).reshape(n, 3) for s in sources}
     obj = lambda xs: _readonly(np.array(list(xs), dtype=object))  # noqa: E731
     return MarketArrays(
         event_ids=obj(m.event_id for m in ms),
@@ -137,12 +138,18 @@ def _parsed_file(path: Path) -> list[Match]:
     return hit
 
 
-def _window_files(data_dir: Path, leagues: tuple[str, ...] | None) -> tuple[Path, ...]:
+def _window_files(data_dir: Path, leagues: tuple[str, ...] | None, start: date | None,
+                  end: date | None) -> tuple[Path, ...]:
+    """The files that can hold matches of the window: a file named for a league or a season
+    outside it is not read (a cold process parses only the seasons it asks for)."""
     files = []
     for path in csv_files([data_dir]):
-        league = league_of_file(path)
-        if leagues is None or league is None or league in leagues:
-            files.append(path)
+        league, dates = league_of_file(path), dates_of_file(path)
+        if leagues is not None and league is not None and league not in leagues:
+            continue
+        if dates is not None and ((end is not None and end < dates[0]) or (start is not None and start > dates[1])):
+            continue
+        files.append(path)
     return tuple(files)
 
 
@@ -182,7 +189,7 @@ def load_csv_window(leagues: Iterable[str] | None = None, start: date | None = N
     if data_dir is None:
         data_dir = get_settings().data_dir
     lg = tuple(sorted(set(leagues))) if leagues is not None else None
-    files = _window_files(resolve_data_dir(data_dir), lg)
+    files = _window_files(resolve_data_dir(data_dir), lg, start, end)
     key = tuple((str(p.resolve()), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
     return _csv_window(key, lg, start, end)
 
