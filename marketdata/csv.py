@@ -94,8 +94,12 @@ def event_id(league: str, day: date, home_team: str, away_team: str) -> str:
     plain token in URLs, Redis keys and logs. Every component (ML service, cache, backtester)
     must build ids with this function, never by hand.
     """
-    slug = lambda s: _SLUG.sub("_", s.strip()).strip("_")  # noqa: E731
-    return f"{league}-{day.isoformat()}-{slug(home_team)}-{slug(away_team)}"
+    return f"{league}-{day.isoformat()}-{_slug(home_team)}-{_slug(away_team)}"
+
+
+@functools.lru_cache(maxsize=4096)  # a few hundred team names; ids are built per match, often
+def _slug(name: str) -> str:
+    return _SLUG.sub("_", name.strip()).strip("_")
 
 
 def canonical_source(code: str) -> str:
