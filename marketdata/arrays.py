@@ -93,23 +93,28 @@ class MarketArrays(PreEventArrays):
 
 
 _NO_PRICE = (None, None, None)
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
 def arrays_from_matches(matches: Sequence[Match]) -> MarketArrays:
     """Build a window from parsed matches, sorted by kick-off then event id."""
-    ms = sorted(matches, key=lambda m: (m.date, m.kickoff or time(0), m.event_id))
+    # A strategy page builds one window per season it shows, so this is kept to a few ms a
+    # season: each id built once, and the dates as day numbers (numpy converts date objects slowly).
+    keyed = sorted((m.date, m.kickoff or time(0), m.event_id, i) for i, m in enumerate(matches))
+    ms = [matches[k[3]] for k in keyed]
     n = len(ms)
     sources = sorted({s for m in ms for s in m.prices})
     # One conversion per source (None → NaN), not one assignment per match and source.
     prices = {s: np.array([m.prices.get(s, _NO_PRICE) for m in ms], dtype=float).reshape(n, 3) for s in sources}
+    days = np.array([k[0].toordinal() - _EPOCH_ORDINAL for k in keyed], dtype=np.int64)
+    minutes = np.array([k[1].hour * 60 + k[1].minute for k in keyed], dtype=np.int64)
     obj = lambda xs: _readonly(np.array(list(xs), dtype=object))  # noqa: E731
     return MarketArrays(
-        event_ids=obj(m.event_id for m in ms),
+        event_ids=obj(k[2] for k in keyed),
         leagues=obj(m.league for m in ms),
         seasons=obj(m.season for m in ms),
-        dates=_readonly(np.array([m.date for m in ms], dtype="datetime64[D]")),
-        kickoffs=_readonly(np.array([datetime.combine(m.date, m.kickoff or time(0)) for m in ms],
-                                    dtype="datetime64[m]")),
+        dates=_readonly(days.astype("datetime64[D]")),
+        kickoffs=_readonly((days * 1440 + minutes).astype("datetime64[m]")),
         home_teams=obj(m.home_team for m in ms),
         away_teams=obj(m.away_team for m in ms),
         prices={s: _readonly(p) for s, p in with_fallback_sources(prices).items() if not np.isnan(p).all()},
@@ -192,6 +197,15 @@ def load_csv_window(leagues: Iterable[str] | None = None, start: date | None = N
     files = _window_files(resolve_data_dir(data_dir), lg, start, end)
     key = tuple((str(p.resolve()), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
     return _csv_window(key, lg, start, end)
+
+
+def parse_csv_files(data_dir: str | Path | None = None) -> int:
+    """Parse every CSV file of ``data_dir`` into this process's cache (what the first load of
+    each season would do); returns the number of matches. A long-running reader (``edgeloop
+    web``) calls it once at start, so a page's first backtest finds its seasons parsed."""
+    if data_dir is None:
+        data_dir = get_settings().data_dir
+    return sum(len(_parsed_file(path)) for path in _window_files(resolve_data_dir(data_dir), None, None, None))
 
 
 # --- database --------------------------------------------------------------------------
