@@ -199,13 +199,14 @@ def load_csv_window(leagues: Iterable[str] | None = None, start: date | None = N
     return _csv_window(key, lg, start, end)
 
 
-def parse_csv_files(data_dir: str | Path | None = None) -> int:
-    """Parse every CSV file of ``data_dir`` into this process's cache (what the first load of
-    each season would do); returns the number of matches. A long-running reader (``edgeloop
-    web``) calls it once at start, so a page's first backtest finds its seasons parsed."""
+def parse_csv_files(leagues: Iterable[str] | None = None, data_dir: str | Path | None = None) -> int:
+    """Parse the CSV files of ``leagues`` (all when None) into this process's cache, what the
+    first load of each season would do; returns the number of matches. A long-running reader
+    (``edgeloop web``) calls it once at start, so a page's first backtest finds its seasons parsed."""
     if data_dir is None:
         data_dir = get_settings().data_dir
-    return sum(len(_parsed_file(path)) for path in _window_files(resolve_data_dir(data_dir), None, None, None))
+    lg = tuple(sorted(set(leagues))) if leagues is not None else None
+    return sum(len(_parsed_file(path)) for path in _window_files(resolve_data_dir(data_dir), lg, None, None))
 
 
 # --- database --------------------------------------------------------------------------

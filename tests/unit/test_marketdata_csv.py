@@ -124,7 +124,7 @@ def test_parse_csv_files_parses_every_file_once_for_later_windows(tmp_path, monk
     write(tmp_path, "D1_2005-06.csv", OLD_HEADER.replace("E0", "D1") + "\nD1,13/08/05,Bayern,Hamburg,1,1,D,2,3,4,2,2,3,3,"
                                                                        "4,4,0,2,1.8,,,\n")
     arrays.clear_cache()
-    assert arrays.parse_csv_files(tmp_path) == 2
+    assert arrays.parse_csv_files(data_dir=tmp_path) == 2
     monkeypatch.setattr(arrays, "parse_file", lambda path: pytest.fail(f"{path} parsed again"))
     assert len(load_csv_window(["D1"], date(2005, 7, 1), date(2006, 6, 30), data_dir=tmp_path)) == 1
     arrays.clear_cache()
