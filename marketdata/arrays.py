@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import threading
 from dataclasses import dataclass, fields
-from datetime import date, datetime, time
+from datetime import date, time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
