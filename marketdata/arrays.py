@@ -7,6 +7,8 @@ source, an ``(n, 3)`` float array of decimal odds with NaN where that source has
 It reads the CSV files of ``settings.data_dir`` (the default, needs nothing running) or the
 market tables of a database (``database_url=…``), and caches per process: the first load of
 ten E0 seasons parses ~3,800 rows, every later call with the same arguments is a dict lookup.
+A CSV window reads only the files named for a season it can overlap; ``parse_csv_files``
+parses ahead, for a process that would rather pay at start (``edgeloop web``).
 Arrays are read-only because the cache shares them between callers.
 
 Results are post-event information. They travel in the same object for convenience, but
