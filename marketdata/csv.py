@@ -114,8 +114,8 @@ def parse_date(text: str) -> date:
     return _parse_date(text.strip())
 
 
-# A season file repeats each date and price text many times and strptime is slow: parsing a
-# text once per process is most of what makes a cold `edgeloop web` strategy page affordable.
+# A season file repeats each date (and price) text many times and strptime is slow: each text
+# is parsed once per process (a cold process's first backtest parses whole seasons).
 @functools.lru_cache(maxsize=65536)
 def _parse_date(text: str) -> date:
     for fmt in ("%d/%m/%Y", "%d/%m/%y"):
@@ -201,8 +201,8 @@ PriceTriples = dict[str, tuple[float | None, float | None, float | None]]
 def _price_reader(prices: dict[str, tuple[str, str, str]]) -> Callable[[dict[str, str]], PriceTriples]:
     """Source → (home, draw, away) prices of a row, read by ``price_columns(header)``.
 
-    A season file has ~40 sources, so this runs ~120 times a row: one ``itemgetter`` and a
-    ``map`` over the cached ``_price`` keep that loop in C (most of a cold file's parse)."""
+    A season file has 11–22 sources, so this reads ~35–65 prices a row, the largest part of a
+    row's parse: one ``itemgetter`` and a ``map`` over the cached ``_price`` keep it in C."""
     if not prices:
         return lambda row: {}
     sources = tuple(prices)
