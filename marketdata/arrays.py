@@ -100,9 +100,14 @@ _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 def arrays_from_matches(matches: Sequence[Match]) -> MarketArrays:
     """Build a window from parsed matches, sorted by kick-off then event id."""
-    # A strategy page builds one window per season it shows, so this is kept to a few ms a
-    # season: each id built once, and the dates as day numbers (numpy converts date objects slowly).
-    keyed = sorted((m.date, m.kickoff or time(0), m.event_id, i) for i, m in enumerate(matches))
+    return _arrays(matches, [m.event_id for m in matches])
+
+
+def _arrays(matches: Sequence[Match], ids: Sequence[str]) -> MarketArrays:
+    """``arrays_from_matches`` given each match's event id. A strategy page builds one window
+    per season it shows, so this is kept to a few ms a season: each id built once, and the
+    dates as day numbers (numpy converts date objects slowly)."""
+    keyed = sorted((m.date, m.kickoff or time(0), ids[i], i) for i, m in enumerate(matches))
     ms = [matches[k[3]] for k in keyed]
     n = len(ms)
     sources = sorted({s for m in ms for s in m.prices})
@@ -134,8 +139,7 @@ _parsed: dict[tuple[str, int, int], list[Match]] = {}
 
 def _parsed_file(path: Path) -> list[Match]:
     """Parsed matches of one file, cached by (path, mtime, size) so an edited file is re-read."""
-    st = path.stat()
-    key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    key = _file_key(path)
     with _lock:
         hit = _parsed.get(key)
     if hit is None:
@@ -168,14 +172,16 @@ def _in_window(m: Match, leagues: tuple[str, ...] | None, start: date | None, en
 @functools.lru_cache(maxsize=16)  # a full window of the shipped data is ~10 MB
 def _csv_window(files_key: tuple[tuple[str, int, int], ...], leagues, start, end) -> MarketArrays:
     matches = [m for path, _, _ in files_key for m in _parsed_file(Path(path)) if _in_window(m, leagues, start, end)]
-    return arrays_from_matches(_dedupe(matches))
+    unique = _dedupe(matches)
+    return _arrays(list(unique.values()), list(unique))
 
 
-def _dedupe(matches: Iterable[Match]) -> list[Match]:
+def _dedupe(matches: Iterable[Match]) -> dict[str, Match]:
+    """Event id → the first match with it (a match in two files is read once)."""
     seen: dict[str, Match] = {}
     for m in matches:
         seen.setdefault(m.event_id, m)
-    return list(seen.values())
+    return seen
 
 
 def resolve_data_dir(data_dir: str | Path) -> Path:
@@ -197,8 +203,13 @@ def load_csv_window(leagues: Iterable[str] | None = None, start: date | None = N
         data_dir = get_settings().data_dir
     lg = tuple(sorted(set(leagues))) if leagues is not None else None
     files = _window_files(resolve_data_dir(data_dir), lg, start, end)
-    key = tuple((str(p.resolve()), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
-    return _csv_window(key, lg, start, end)
+    return _csv_window(tuple(_file_key(p) for p in files), lg, start, end)
+
+
+def _file_key(path: Path) -> tuple[str, int, int]:
+    """(path, mtime, size): a file edited since is read again."""
+    st = path.stat()
+    return str(path.resolve()), st.st_mtime_ns, st.st_size
 
 
 def parse_csv_files(leagues: Iterable[str] | None = None, data_dir: str | Path | None = None) -> int:
