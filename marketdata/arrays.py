@@ -7,6 +7,8 @@ source, an ``(n, 3)`` float array of decimal odds with NaN where that source has
 It reads the CSV files of ``settings.data_dir`` (the default, needs nothing running) or the
 market tables of a database (``database_url=…``), and caches per process: the first load of
 ten E0 seasons parses ~3,800 rows, every later call with the same arguments is a dict lookup.
+A CSV window reads only the files named for a season it can overlap; ``parse_csv_files``
+parses ahead, for a process that would rather pay at start (``edgeloop web``).
 Arrays are read-only because the cache shares them between callers.
 
 Results are post-event information. They travel in the same object for convenience, but
@@ -19,7 +21,7 @@ from __future__ import annotations
 import functools
 import threading
 from dataclasses import dataclass, fields
-from datetime import date, datetime, time
+from datetime import date, time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -27,7 +29,7 @@ import numpy as np
 from sqlalchemy import ColumnElement, select
 
 from edgeloop.core.settings import get_settings
-from edgeloop.marketdata.csv import SELECTIONS, Match, csv_files, league_of_file, parse_file
+from edgeloop.marketdata.csv import SELECTIONS, Match, csv_files, dates_of_file, league_of_file, parse_file
 from edgeloop.marketdata.sources import with_fallback_sources
 from edgeloop.schema.db import make_engine
 from edgeloop.schema.market import MarketEvent as E
@@ -92,23 +94,34 @@ class MarketArrays(PreEventArrays):
         return MarketArrays(**kw)
 
 
+_NO_PRICE = (None, None, None)
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
 def arrays_from_matches(matches: Sequence[Match]) -> MarketArrays:
     """Build a window from parsed matches, sorted by kick-off then event id."""
-    ms = sorted(matches, key=lambda m: (m.date, m.kickoff or time(0), m.event_id))
+    return _arrays(matches, [m.event_id for m in matches])
+
+
+def _arrays(matches: Sequence[Match], ids: Sequence[str]) -> MarketArrays:
+    """``arrays_from_matches`` given each match's event id. A strategy page builds one window
+    per season it shows, so this is kept to a few ms a season: each id built once, and the
+    dates as day numbers (numpy converts date objects slowly)."""
+    keyed = sorted((m.date, m.kickoff or time(0), ids[i], i) for i, m in enumerate(matches))
+    ms = [matches[k[3]] for k in keyed]
     n = len(ms)
     sources = sorted({s for m in ms for s in m.prices})
-    prices = {s: np.full((n, 3), np.nan) for s in sources}
-    for i, m in enumerate(ms):
-        for s, triple in m.prices.items():
-            prices[s][i] = [np.nan if v is None else v for v in triple]
+    # One conversion per source (None → NaN), not one assignment per match and source.
+    prices = {s: np.array([m.prices.get(s, _NO_PRICE) for m in ms], dtype=float).reshape(n, 3) for s in sources}
+    days = np.array([k[0].toordinal() - _EPOCH_ORDINAL for k in keyed], dtype=np.int64)
+    minutes = np.array([k[1].hour * 60 + k[1].minute for k in keyed], dtype=np.int64)
     obj = lambda xs: _readonly(np.array(list(xs), dtype=object))  # noqa: E731
     return MarketArrays(
-        event_ids=obj(m.event_id for m in ms),
+        event_ids=obj(k[2] for k in keyed),
         leagues=obj(m.league for m in ms),
         seasons=obj(m.season for m in ms),
-        dates=_readonly(np.array([m.date for m in ms], dtype="datetime64[D]")),
-        kickoffs=_readonly(np.array([datetime.combine(m.date, m.kickoff or time(0)) for m in ms],
-                                    dtype="datetime64[m]")),
+        dates=_readonly(days.astype("datetime64[D]")),
+        kickoffs=_readonly((days * 1440 + minutes).astype("datetime64[m]")),
         home_teams=obj(m.home_team for m in ms),
         away_teams=obj(m.away_team for m in ms),
         prices={s: _readonly(p) for s, p in with_fallback_sources(prices).items() if not np.isnan(p).all()},
@@ -126,8 +139,7 @@ _parsed: dict[tuple[str, int, int], list[Match]] = {}
 
 def _parsed_file(path: Path) -> list[Match]:
     """Parsed matches of one file, cached by (path, mtime, size) so an edited file is re-read."""
-    st = path.stat()
-    key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    key = _file_key(path)
     with _lock:
         hit = _parsed.get(key)
     if hit is None:
@@ -137,12 +149,18 @@ def _parsed_file(path: Path) -> list[Match]:
     return hit
 
 
-def _window_files(data_dir: Path, leagues: tuple[str, ...] | None) -> tuple[Path, ...]:
+def _window_files(data_dir: Path, leagues: tuple[str, ...] | None, start: date | None,
+                  end: date | None) -> tuple[Path, ...]:
+    """The files that can hold matches of the window: a file named for a league or a season
+    outside it is not read (a cold process parses only the seasons it asks for)."""
     files = []
     for path in csv_files([data_dir]):
-        league = league_of_file(path)
-        if leagues is None or league is None or league in leagues:
-            files.append(path)
+        league, dates = league_of_file(path), dates_of_file(path)
+        if leagues is not None and league is not None and league not in leagues:
+            continue
+        if dates is not None and ((end is not None and end < dates[0]) or (start is not None and start > dates[1])):
+            continue
+        files.append(path)
     return tuple(files)
 
 
@@ -154,14 +172,16 @@ def _in_window(m: Match, leagues: tuple[str, ...] | None, start: date | None, en
 @functools.lru_cache(maxsize=16)  # a full window of the shipped data is ~10 MB
 def _csv_window(files_key: tuple[tuple[str, int, int], ...], leagues, start, end) -> MarketArrays:
     matches = [m for path, _, _ in files_key for m in _parsed_file(Path(path)) if _in_window(m, leagues, start, end)]
-    return arrays_from_matches(_dedupe(matches))
+    unique = _dedupe(matches)
+    return _arrays(list(unique.values()), list(unique))
 
 
-def _dedupe(matches: Iterable[Match]) -> list[Match]:
+def _dedupe(matches: Iterable[Match]) -> dict[str, Match]:
+    """Event id → the first match with it (a match in two files is read once)."""
     seen: dict[str, Match] = {}
     for m in matches:
         seen.setdefault(m.event_id, m)
-    return list(seen.values())
+    return seen
 
 
 def resolve_data_dir(data_dir: str | Path) -> Path:
@@ -182,9 +202,24 @@ def load_csv_window(leagues: Iterable[str] | None = None, start: date | None = N
     if data_dir is None:
         data_dir = get_settings().data_dir
     lg = tuple(sorted(set(leagues))) if leagues is not None else None
-    files = _window_files(resolve_data_dir(data_dir), lg)
-    key = tuple((str(p.resolve()), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
-    return _csv_window(key, lg, start, end)
+    files = _window_files(resolve_data_dir(data_dir), lg, start, end)
+    return _csv_window(tuple(_file_key(p) for p in files), lg, start, end)
+
+
+def _file_key(path: Path) -> tuple[str, int, int]:
+    """(path, mtime, size): a file edited since is read again."""
+    st = path.stat()
+    return str(path.resolve()), st.st_mtime_ns, st.st_size
+
+
+def parse_csv_files(leagues: Iterable[str] | None = None, data_dir: str | Path | None = None) -> int:
+    """Parse the CSV files of ``leagues`` (all when None) into this process's cache, what the
+    first load of each season would do; returns the number of matches. A long-running reader
+    (``edgeloop web``) calls it once at start, so a page's first backtest finds its seasons parsed."""
+    if data_dir is None:
+        data_dir = get_settings().data_dir
+    lg = tuple(sorted(set(leagues))) if leagues is not None else None
+    return sum(len(_parsed_file(path)) for path in _window_files(resolve_data_dir(data_dir), lg, None, None))
 
 
 # --- database --------------------------------------------------------------------------

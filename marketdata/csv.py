@@ -18,11 +18,13 @@ absent for that selection.
 from __future__ import annotations
 
 import csv
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from operator import itemgetter
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 SELECTIONS = ("H", "D", "A")  # index 0, 1, 2 everywhere in marketdata and backtester
 SELECTION_NAMES = ("home", "draw", "away")
@@ -92,8 +94,12 @@ def event_id(league: str, day: date, home_team: str, away_team: str) -> str:
     plain token in URLs, Redis keys and logs. Every component (ML service, cache, backtester)
     must build ids with this function, never by hand.
     """
-    slug = lambda s: _SLUG.sub("_", s.strip()).strip("_")  # noqa: E731
-    return f"{league}-{day.isoformat()}-{slug(home_team)}-{slug(away_team)}"
+    return f"{league}-{day.isoformat()}-{_slug(home_team)}-{_slug(away_team)}"
+
+
+@functools.lru_cache(maxsize=4096)  # a few hundred team names; ids are built per match, often
+def _slug(name: str) -> str:
+    return _SLUG.sub("_", name.strip()).strip("_")
 
 
 def canonical_source(code: str) -> str:
@@ -105,7 +111,13 @@ def canonical_source(code: str) -> str:
 
 def parse_date(text: str) -> date:
     """Day-first date with a two- or four-digit year."""
-    text = text.strip()
+    return _parse_date(text.strip())
+
+
+# A season file repeats each date (and price) text many times and strptime is slow: each text
+# is parsed once per process (a cold process's first backtest parses whole seasons).
+@functools.lru_cache(maxsize=65536)
+def _parse_date(text: str) -> date:
     for fmt in ("%d/%m/%Y", "%d/%m/%y"):
         try:
             parsed = datetime.strptime(text, fmt).date()
@@ -117,6 +129,7 @@ def parse_date(text: str) -> date:
     raise ValueError(f"date {text!r} is not dd/mm/yy or dd/mm/yyyy")
 
 
+@functools.lru_cache(maxsize=65536)
 def _price(text: str | None) -> float | None:
     if text is None:
         return None
@@ -160,13 +173,48 @@ def _season_from_name(path: Path) -> str | None:
     return f"{m['start']}-{m['end']}" if m else None
 
 
+@functools.lru_cache(maxsize=4096)
+def _kickoff(text: str) -> time:
+    return datetime.strptime(text, "%H:%M").time()
+
+
+def dates_of_file(path: Path) -> tuple[date, date] | None:
+    """The dates a file named for a season (``E0_2019-20.csv``) can hold, with a margin: its
+    matches are labelled with that season already, and a season that ran late (2019-20 into
+    July) still ends the year after it starts. None when the name has no season."""
+    m = _SEASON_IN_NAME.search(path.name)
+    if not m:
+        return None
+    start = int(m["start"])
+    return date(start, 1, 1), date(start + 1, 12, 31)
+
+
 def season_of(day: date) -> str:
     """Season of a season's *first* match date (European seasons start July–August)."""
     start = day.year if day.month >= 6 else day.year - 1
     return f"{start}-{(start + 1) % 100:02d}"
 
 
-def _row_match(row: dict[str, str], prices: dict[str, tuple[str, str, str]], season: str | None,
+PriceTriples = dict[str, tuple[float | None, float | None, float | None]]
+
+
+def _price_reader(prices: dict[str, tuple[str, str, str]]) -> Callable[[dict[str, str]], PriceTriples]:
+    """Source → (home, draw, away) prices of a row, read by ``price_columns(header)``.
+
+    A season file has 11–22 sources, so this reads ~35–65 prices a row, the largest part of a
+    row's parse: one ``itemgetter`` and a ``map`` over the cached ``_price`` keep it in C."""
+    if not prices:
+        return lambda row: {}
+    sources = tuple(prices)
+    pick = itemgetter(*(col for cols in prices.values() for col in cols))
+
+    def read(row: dict[str, str]) -> PriceTriples:
+        values = map(_price, pick(row))
+        return dict(zip(sources, zip(values, values, values)))
+    return read
+
+
+def _row_match(row: dict[str, str], read_prices: Callable[[dict[str, str]], PriceTriples], season: str | None,
                source_file: str, line: int) -> Match:
     league = (row.get("Div") or "").strip()
     home, away = (row.get("HomeTeam") or row.get("HT") or "").strip(), (row.get("AwayTeam") or row.get("AT") or "").strip()
@@ -178,7 +226,7 @@ def _row_match(row: dict[str, str], prices: dict[str, tuple[str, str, str]], sea
     kickoff = None
     if (row.get("Time") or "").strip():
         try:
-            kickoff = datetime.strptime(row["Time"].strip(), "%H:%M").time()
+            kickoff = _kickoff(row["Time"].strip())
         except ValueError:
             raise ValueError(f"time {row['Time']!r} is not HH:MM") from None
     hg, ag = _goals(row.get("FTHG")), _goals(row.get("FTAG"))
@@ -192,8 +240,7 @@ def _row_match(row: dict[str, str], prices: dict[str, tuple[str, str, str]], sea
     return Match(
         league=league, season=season or season_of(day), date=day, kickoff=kickoff,
         home_team=home, away_team=away, home_goals=hg, away_goals=ag, result=result,
-        prices={src: (_price(row.get(h)), _price(row.get(d)), _price(row.get(a)))
-                for src, (h, d, a) in prices.items()},
+        prices=read_prices(row),
         source_file=source_file, line=line,
     )
 
@@ -202,16 +249,15 @@ def parse_lines(lines: Iterable[str], source_file: str, season: str | None = Non
     """Parse CSV text lines (header first). ``season`` overrides the inference from dates."""
     reader = csv.DictReader(lines)
     header = [h for h in (reader.fieldnames or [])]
-    prices = price_columns(header)
+    read_prices = _price_reader(price_columns(header))
     out = ParseResult(matches=[], problems=[])
     for row in reader:
         line = reader.line_num
-        values = [v for k, v in row.items() if k is not None and isinstance(v, str)]
-        if not any(v.strip() for v in values):
+        if not any(v.strip() for k, v in row.items() if k is not None and isinstance(v, str)):
             out.blank_rows += 1
             continue
         try:
-            out.matches.append(_row_match(row, prices, season, source_file, line))
+            out.matches.append(_row_match(row, read_prices, season, source_file, line))
         except (ValueError, TypeError) as exc:
             out.problems.append(Problem(source_file, line, str(exc)))
     if season is None and out.matches:

@@ -28,6 +28,7 @@ from edgeloop.core.errors import EdgeloopError
 log = logging.getLogger(__name__)
 
 CACHED_CURVES = 2048
+DEFAULT_LEAGUES = ("E0",)  # a strategy whose parameters name no league
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +62,7 @@ class Bankrolls:
         self._lock = threading.Lock()
 
     def curve(self, params: Mapping[str, Any], start: date, end: date) -> Curve:
-        leagues = tuple(params.get("leagues") or ("E0",))
+        leagues = tuple(params.get("leagues") or DEFAULT_LEAGUES)
         key = json.dumps([params, start.isoformat(), end.isoformat()], sort_keys=True, default=str)
         with self._lock:
             if key in self._cache:

@@ -96,3 +96,35 @@ def test_select_keeps_arrays_aligned():
     assert len(sub) == 17 and (sub.home_teams == "Bayern Munich").all()
     assert sub.price("B365").shape == (17, 3) and len(sub.results) == 17
     assert arrays_from_matches([]).results.shape == (0,)
+
+
+def test_a_window_reads_only_the_season_files_it_can_overlap(tmp_path, monkeypatch):
+    from edgeloop.marketdata import arrays
+
+    row = "E0,{d},Arsenal,Chelsea,1,0,H,2.0,3.0,4.0,2.1,2.0,3.1,3.0,4.1,4.0,0,2,1.8,,,"
+    for name, day in [("E0_2005-06.csv", "13/08/05"), ("E0_2019-20.csv", "26/07/20"), ("E0_2021-22.csv", "14/08/21"),
+                      ("E0_extra.csv", "15/08/21")]:
+        write(tmp_path, name, OLD_HEADER + "\n" + row.format(d=day) + "\n")
+    parsed: list[str] = []
+    monkeypatch.setattr(arrays, "parse_file", lambda path: parsed.append(path.name) or parse_file(path))
+    arrays.clear_cache()
+    # 2019-20 ran into July 2020: its file is still read for a window starting in July 2020.
+    w = load_csv_window(["E0"], date(2020, 7, 1), date(2020, 7, 31), data_dir=tmp_path)
+    assert list(w.dates) == [np.datetime64("2020-07-26")]
+    assert sorted(parsed) == ["E0_2019-20.csv", "E0_extra.csv"]  # a name without a season is always read
+    assert len(load_csv_window(["E0"], data_dir=tmp_path)) == 4
+    arrays.clear_cache()
+
+
+def test_parse_csv_files_parses_every_file_once_for_later_windows(tmp_path, monkeypatch):
+    from edgeloop.marketdata import arrays
+
+    write(tmp_path, "E0_2005-06.csv", OLD_HEADER + "\nE0,13/08/05,Aston Villa,Bolton,2,2,D,2.3,3.25,3,2.4,2.2,3.3,3.16,"
+                                                   "3.4,3.05,-0.25,2.1,1.9,,,\n")
+    write(tmp_path, "D1_2005-06.csv", OLD_HEADER.replace("E0", "D1") + "\nD1,13/08/05,Bayern,Hamburg,1,1,D,2,3,4,2,2,3,3,"
+                                                                       "4,4,0,2,1.8,,,\n")
+    arrays.clear_cache()
+    assert arrays.parse_csv_files(data_dir=tmp_path) == 2
+    monkeypatch.setattr(arrays, "parse_file", lambda path: pytest.fail(f"{path} parsed again"))
+    assert len(load_csv_window(["D1"], date(2005, 7, 1), date(2006, 6, 30), data_dir=tmp_path)) == 1
+    arrays.clear_cache()
