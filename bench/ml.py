@@ -154,16 +154,83 @@ def _synthetic_samples(sessions, n: int, seed: int) -> None:
             s.execute(insert(FeedbackSample), rows[i:i + 5000])
 
 
+def _walk_forward(stub, pb, figures: dict) -> None:
+    """Step 1: walk-forward training of the outcome versions, then the quality table."""
+    walk_s, job = _train(stub, pb, "outcome")
+    figures["walk_forward_s"] = round(walk_s, 2)
+    quality = _quality(stub, pb)
+    held = {k: r for k, r in quality.items() if r["held_out"]}
+    print(f"walk-forward training, {len(job.model_versions)} outcome versions: {walk_s:.1f} s (target < 120 s)")
+    print("held-out log-loss and Brier score per season (each season's version chosen on earlier seasons "
+          "only); the Pinnacle closing column covers only the events with its closing prices, "
+          "'model (P)' is the model on those same events")
+    print(f"{'season':<8} {'events':>6}  {'log-loss model':>14} {'market avg':>10} {'Pinnacle cl.':>12}"
+          f" {'model (P)':>9}  {'Brier model':>11} {'market avg':>10} {'Pinnacle cl.':>12}")
+    fmt = lambda v: f"{v:.4f}" if v is not None else "–"  # noqa: E731
+    for season, r in held.items():
+        print(f"{season:<8} {r['events']:>6}  {fmt(r['model']):>14} {fmt(r['market_avg']):>10} "
+              f"{fmt(r['pinnacle_close']):>12} {fmt(r['model_on_pinnacle_events']):>9}  {fmt(r['brier_model']):>11} {fmt(r['brier_market_avg']):>10} "
+              f"{fmt(r['brier_pinnacle_close']):>12}")
+    events = sum(r["events"] for r in held.values())
+    model_ll = sum(r["model"] * r["events"] for r in held.values()) / events
+    market_ll = sum(r["market_avg"] * r["events"] for r in held.values()) / events
+    per_season = [100 * (r["model"] / r["market_avg"] - 1) for r in held.values()]
+    figures["logloss_vs_market_pct"] = round(100 * (model_ll / market_ll - 1), 3)
+    print(f"{len(held)} held-out seasons, {events:,} events: model {model_ll:.4f} vs market average "
+          f"{market_ll:.4f} ({figures['logloss_vs_market_pct']:+.3f}%; per season {min(per_season):+.2f}% "
+          f"… {max(per_season):+.2f}%)")
+    figures["seasons_not_held_out"] = [k for k in quality if k not in held]
+    print(f"not held out (no earlier season to choose on): {', '.join(figures['seasons_not_held_out'])}")
+    figures["logloss"] = {s: {k: r[k] for k in ("model", "market_avg", "pinnacle_close")} for s, r in held.items()}
+
+
+def _batch_predict(stub, pb, figures: dict, data_dir: str, calls: int) -> None:
+    """Step 2: BatchPredict of 1,000 selections."""
+    from edgeloop.marketdata import load_window
+
+    w = load_window(["E0"], date(2023, 8, 1), date(2024, 6, 30), data_dir=data_dir)
+    requests = [pb.PredictionRequest(event_id=e, selection=s) for e in w.event_ids[:334]
+                for s in ("home", "draw", "away")][:1000]
+    batch = pb.BatchPredictRequest(requests=requests)
+    for _ in range(5):
+        stub.BatchPredict(batch, timeout=10)
+    times = []
+    for _ in range(calls):
+        t = time.perf_counter()
+        stub.BatchPredict(batch, timeout=10)
+        times.append((time.perf_counter() - t) * 1000)
+    figures["batch_predict_1000_p50_ms"] = round(_percentile(times, 50), 2)
+    figures["batch_predict_1000_p99_ms"] = round(_percentile(times, 99), 2)
+    print(f"BatchPredict 1,000 selections: p50 {figures['batch_predict_1000_p50_ms']} ms, "
+          f"p99 {figures['batch_predict_1000_p99_ms']} ms (target p50 < 20 ms)")
+
+
+def _generate(stub, pb, figures: dict) -> None:
+    """Step 3's timing: GenerateStrategy of 10 candidates."""
+    gen = pb.GenerateStrategyRequest(max_candidates=10, constraints=pb.StrategyConstraints(risk_level="medium"))
+    stub.GenerateStrategy(gen, timeout=10)
+    times = []
+    for _ in range(20):
+        t = time.perf_counter()
+        got = stub.GenerateStrategy(gen, timeout=10).strategies
+        times.append((time.perf_counter() - t) * 1000)
+    assert len(got) == 10
+    figures["generate_10_ms"] = round(statistics.median(times), 1)
+    print(f"GenerateStrategy 10 candidates: {figures['generate_10_ms']} ms median (target < 500 ms)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", action="store_true", help="end with one JSON line")
     parser.add_argument("--database-url", help="default: a scratch SQLite file")
     parser.add_argument("--calls", type=int, default=200, help="BatchPredict calls measured")
+    parser.add_argument("--retrain-only", action="store_true",
+                        help="step 4 only (after the strategy model it labels with): no walk-forward training, "
+                             "BatchPredict or GenerateStrategy")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
 
     from edgeloop.core.settings import settings_with
-    from edgeloop.marketdata import load_window
     from edgeloop.mlservice.server import create_server
     from edgeloop.proto import ml_service_pb2 as pb, ml_service_pb2_grpc as pb_grpc
     from edgeloop.schema.db import upgrade
@@ -179,64 +246,15 @@ def main() -> None:
         with grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", 64 << 20)]) as ch:
             stub = pb_grpc.MLServiceStub(ch)
 
-            walk_s, job = _train(stub, pb, "outcome")
-            figures["walk_forward_s"] = round(walk_s, 2)
-            quality = _quality(stub, pb)
-            held = {k: r for k, r in quality.items() if r["held_out"]}
-            print(f"walk-forward training, {len(job.model_versions)} outcome versions: {walk_s:.1f} s (target < 120 s)")
-            print("held-out log-loss and Brier score per season (each season's version chosen on earlier seasons "
-                  "only); the Pinnacle closing column covers only the events with its closing prices, "
-                  "'model (P)' is the model on those same events")
-            print(f"{'season':<8} {'events':>6}  {'log-loss model':>14} {'market avg':>10} {'Pinnacle cl.':>12}"
-                  f" {'model (P)':>9}  {'Brier model':>11} {'market avg':>10} {'Pinnacle cl.':>12}")
-            fmt = lambda v: f"{v:.4f}" if v is not None else "–"  # noqa: E731
-            for season, r in held.items():
-                print(f"{season:<8} {r['events']:>6}  {fmt(r['model']):>14} {fmt(r['market_avg']):>10} "
-                      f"{fmt(r['pinnacle_close']):>12} {fmt(r['model_on_pinnacle_events']):>9}  {fmt(r['brier_model']):>11} {fmt(r['brier_market_avg']):>10} "
-                      f"{fmt(r['brier_pinnacle_close']):>12}")
-            events = sum(r["events"] for r in held.values())
-            model_ll = sum(r["model"] * r["events"] for r in held.values()) / events
-            market_ll = sum(r["market_avg"] * r["events"] for r in held.values()) / events
-            per_season = [100 * (r["model"] / r["market_avg"] - 1) for r in held.values()]
-            figures["logloss_vs_market_pct"] = round(100 * (model_ll / market_ll - 1), 3)
-            print(f"{len(held)} held-out seasons, {events:,} events: model {model_ll:.4f} vs market average "
-                  f"{market_ll:.4f} ({figures['logloss_vs_market_pct']:+.3f}%; per season {min(per_season):+.2f}% "
-                  f"… {max(per_season):+.2f}%)")
-            figures["seasons_not_held_out"] = [k for k in quality if k not in held]
-            print(f"not held out (no earlier season to choose on): {', '.join(figures['seasons_not_held_out'])}")
-            figures["logloss"] = {s: {k: r[k] for k in ("model", "market_avg", "pinnacle_close")} for s, r in held.items()}
-
-            w = load_window(["E0"], date(2023, 8, 1), date(2024, 6, 30), data_dir=settings.data_dir)
-            requests = [pb.PredictionRequest(event_id=e, selection=s) for e in w.event_ids[:334]
-                        for s in ("home", "draw", "away")][:1000]
-            batch = pb.BatchPredictRequest(requests=requests)
-            for _ in range(5):
-                stub.BatchPredict(batch, timeout=10)
-            times = []
-            for _ in range(args.calls):
-                t = time.perf_counter()
-                stub.BatchPredict(batch, timeout=10)
-                times.append((time.perf_counter() - t) * 1000)
-            figures["batch_predict_1000_p50_ms"] = round(_percentile(times, 50), 2)
-            figures["batch_predict_1000_p99_ms"] = round(_percentile(times, 99), 2)
-            print(f"BatchPredict 1,000 selections: p50 {figures['batch_predict_1000_p50_ms']} ms, "
-                  f"p99 {figures['batch_predict_1000_p99_ms']} ms (target p50 < 20 ms)")
-
+            if not args.retrain_only:
+                _walk_forward(stub, pb, figures)
+                _batch_predict(stub, pb, figures, settings.data_dir, args.calls)
             events = _real_backtests(1000, seed=1)
             for i in range(0, len(events), 500):
                 stub.SubmitBacktestFeedback(pb.BacktestFeedbackRequest(results=events[i:i + 500]), timeout=60)
             _train(stub, pb, "strategy", force=True)
-            gen = pb.GenerateStrategyRequest(max_candidates=10, constraints=pb.StrategyConstraints(risk_level="medium"))
-            stub.GenerateStrategy(gen, timeout=10)
-            times = []
-            for _ in range(20):
-                t = time.perf_counter()
-                got = stub.GenerateStrategy(gen, timeout=10).strategies
-                times.append((time.perf_counter() - t) * 1000)
-            assert len(got) == 10
-            figures["generate_10_ms"] = round(statistics.median(times), 1)
-            print(f"GenerateStrategy 10 candidates: {figures['generate_10_ms']} ms median (target < 500 ms)")
-
+            if not args.retrain_only:
+                _generate(stub, pb, figures)
             _synthetic_samples(server.context.sessions, 99_000, seed=2)
             cpu = time.process_time()  # the service's training thread is in this process
             retrain_s, job = _train(stub, pb, "strategy", force=True)
