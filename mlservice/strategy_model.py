@@ -236,16 +236,27 @@ class TreeEnsemble:
 
     def predict_trees(self, X: np.ndarray) -> np.ndarray:
         """(trees, n, outputs): every tree's prediction, walking all trees level by level."""
-        node = np.repeat(self.roots[:, None], len(X), axis=1)  # (trees, n)
-        cols = np.arange(len(X))[None, :]
+        return self.value[self.leaves(X)]
+
+    def leaves(self, X: np.ndarray) -> np.ndarray:
+        """(trees, n): the leaf each row reaches in each tree. Level by level, only the (tree,
+        row) pairs still at an inner node are walked on: a path ends at its leaf, most well
+        before the deepest one (a third less work than walking every pair to the full depth)."""
+        n, width = X.shape
+        left, right, feature = (a.astype(np.intp) for a in (self.left, self.right, self.feature))
+        node = np.repeat(self.roots.astype(np.intp), n)  # tree by tree, row by row
+        row_start = np.tile(np.arange(n, dtype=np.intp) * width, len(self.roots))  # of each pair's row in X.flat
+        values = np.ascontiguousarray(X, dtype=np.float64).ravel()
+        walking = np.flatnonzero(left[node] >= 0)
+        at = node[walking]
         for _ in range(self.depth):
-            left = self.left[node]
-            inner = left >= 0
-            if not inner.any():
+            if not walking.size:
                 break
-            go_left = X[cols, self.feature[node]] <= self.threshold[node]
-            node = np.where(inner, np.where(go_left, left, self.right[node]), node)
-        return self.value[node]
+            at = np.where(values[row_start[walking] + feature[at]] <= self.threshold[at], left[at], right[at])
+            node[walking] = at
+            inner = left[at] >= 0
+            walking, at = walking[inner], at[inner]
+        return node.reshape(len(self.roots), n)
 
     def arrays(self, prefix: str) -> dict[str, np.ndarray]:
         return {f"{prefix}{k}": v for k, v in (
