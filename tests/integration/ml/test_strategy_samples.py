@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import insert, select
 
 from edgeloop.mlservice.strategy_generation import RISK_LIMITS, random_params
-from edgeloop.mlservice.strategy_model import params_fingerprint
+from edgeloop.mlservice.strategy_model import FEATURE_NAMES, encode, params_fingerprint
 from edgeloop.mlservice.strategy_training import samples_of, stored_samples
 from edgeloop.schema.base import utcnow
 from edgeloop.schema.db import make_engine, make_sessionmaker, upgrade
@@ -72,3 +72,43 @@ def test_the_database_chooses_and_decodes_the_samples_samples_of_would(engine):
     assert 100 < len(ids) < len(every) / 2  # a real choice: most results are not labels
     assert got[0] == ids and got[1] == params and got[2] == fingerprints
     np.testing.assert_array_equal(got[3], Y)
+
+
+def test_a_fixed_sample_has_the_features_it_always_had(engine):
+    """The features of stored params through the trainer's reading (each distinct params text
+    decoded and checked once): aliases resolved, defaults filled, context dropped, refused params
+    left out. Written out by hand, so a change to the features, or to what the reading hands the
+    encoder, fails here."""
+    strategies = [
+        {"side": "BACK", "selections": "Home", "price_source": "max", "probability_source": "Model", "min_edge": 0.02,
+         "min_odds": 1.5, "max_odds": 5000.0, "staking": "kelly", "kelly_fraction": 0.3, "max_stake_fraction": 0.04,
+         "leagues": ["E0"]},
+        {"side": "lay", "price_source": "betfair_exchange_closing", "selections": ["draw", "away"],
+         "one_bet_per_event": True, "min_confidence": 0.1, "min_odds": 2.0, "max_odds": 10.0},
+        {"min_odds": 0.5},  # refused
+        {"price_source": "PSC", "min_odds": 3.0, "staking": "flat", "kelly_fraction": 0.5},
+        {"price_source": "WH", "market_probability_source": "PS", "min_edge": -0.01},
+    ]
+    chosen_on, later = WINDOWS[0], WINDOWS[3]
+    rows = [{"backtest_id": f"bt-{s}-{w}", "strategy_id": f"s-{s}", "strategy_name": "", "params": params,
+             "window_start": start, "window_end": end, "method": "test", "model_version": None,
+             "metrics": {"roi": s / 10}, "backtest_score": 0.5, "params_key": params_fingerprint(params),
+             "batch_id": "t", "received_at": utcnow()}
+            for s, params in enumerate(strategies) for w, (start, end) in enumerate([chosen_on, later])]
+    with engine.begin() as conn:
+        conn.execute(insert(FeedbackSample), rows)
+    ids, params, _, Y = stored_samples(engine, CUTOFF)
+    assert ids == ["bt-0-1", "bt-1-1", "bt-3-1", "bt-4-1"]
+    np.testing.assert_array_equal(Y[:, 1], [0.0, 0.1, 0.3, 0.4])  # each its own label
+    # FEATURE_NAMES: min_edge, min_confidence, log_min_odds, log_max_odds, kelly, kelly_fraction,
+    # max_stake_fraction, sel_home, sel_draw, sel_away, lay, one_bet_per_event, model_probabilities,
+    # closing_price, price_MAX, price_AVG, price_PS, price_B365, price_BFE, price_other
+    log = np.log
+    expected = np.array([
+        [0.02, 0.0, log(1.5), log(1000.0), 1, 0.3, 0.04, 1, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0],
+        [0.0, 0.1, log(2.0), log(10.0), 0, 0, 0, 0, 1, 1, 1, 1, 0, 1, 0, 0, 0, 0, 1, 0],
+        [0.0, 0.0, log(3.0), log(1000.0), 0, 0, 0, 1, 1, 1, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0],
+        [-0.01, 0.0, log(1.01), log(1000.0), 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+    ])
+    assert FEATURE_NAMES[:3] == ("min_edge", "min_confidence", "log_min_odds") and len(FEATURE_NAMES) == 20
+    np.testing.assert_array_equal(encode(params), expected)
