@@ -23,7 +23,8 @@ here has two results, on ``CHOSEN_ON`` (the window it was "chosen on", never a l
 100,000 labels among 200,000 stored results. A training job that trains nothing (every
 sample skipped) stops the benchmark with the job's reason instead of timing a skip.
 
-``--json`` ends the output with one line, a JSON object with ``batch_predict_1000_p50_ms``,
+``--retrain-only`` runs step 4 alone (with the 1,000 real backtests and the strategy model of
+step 3 that labels its samples). ``--json`` ends the output with one line, a JSON object with ``batch_predict_1000_p50_ms``,
 ``batch_predict_1000_p99_ms``, ``generate_10_ms``, ``retrain_100k_s`` (wall), ``retrain_100k_cpu_s``
 (this process's CPU time meanwhile: the service trains in it; steadier under load),
 ``retrain_labels``, ``walk_forward_s`` and
