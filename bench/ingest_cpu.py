@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import psycopg  # noqa: E402
 import redis  # noqa: E402
 
-from bench._harness import ROOT, Child, emit, free_port, python  # noqa: E402
+from bench._harness import ROOT, Child, cpu_seconds, emit, free_port, python  # noqa: E402
 from bench.ingest import payloads, publish  # noqa: E402
 from edgeloop.schema.db import upgrade  # noqa: E402
 from tests.support.processes import wait_until  # noqa: E402
@@ -45,19 +45,6 @@ from tests.support.services import drop_pg_database, pg_url, recreate_pg_databas
 
 DB_NAME = "edgeloop_bench_ingest_cpu"
 APPS = {"worker_pg": "bench-cpu-worker", "ml_pg": "bench-cpu-ml"}
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_s(pid: int | str) -> float:
-    """User + system CPU seconds of a process (0 when it is gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
-    return (int(fields[11]) + int(fields[12])) / _TICK
-
-
 def backends(conn: psycopg.Connection, dbname: str) -> dict[str, list[int]]:
     rows = conn.execute("SELECT application_name, pid FROM pg_stat_activity WHERE datname = %s",
                         (dbname,)).fetchall()
@@ -69,9 +56,9 @@ class Snapshot:
     counts from zero)."""
 
     def __init__(self, conn: psycopg.Connection, dbname: str, ml_pid: int) -> None:
-        self.cpu = {"worker": cpu_s("self"), "ml": cpu_s(ml_pid)}
+        self.cpu = {"worker": cpu_seconds("self"), "ml": cpu_seconds(ml_pid)}
         self.pids = backends(conn, dbname)
-        self.backend_cpu = {pid: cpu_s(pid) for pids in self.pids.values() for pid in pids}
+        self.backend_cpu = {pid: cpu_seconds(pid) for pids in self.pids.values() for pid in pids}
 
     def minus(self, before: "Snapshot") -> dict[str, float]:
         out = {k: v - before.cpu[k] for k, v in self.cpu.items()}
@@ -79,7 +66,7 @@ class Snapshot:
             # A backend that ended during the round is missing from both lists' sums: the
             # loop's pools keep their connections, so none does in practice.
             pids = set(self.pids[key]) | set(before.pids[key])
-            out[key] = sum(self.backend_cpu.get(p, cpu_s(p)) - before.backend_cpu.get(p, 0.0) for p in pids)
+            out[key] = sum(self.backend_cpu.get(p, cpu_seconds(p)) - before.backend_cpu.get(p, 0.0) for p in pids)
         return out
 
 
@@ -100,8 +87,8 @@ def drain(loop, conn: psycopg.Connection, target: int, timeout: float = 600) -> 
         wait_until(lambda: confirmed(conn) >= target, timeout, 0.05, f"{target} confirmed")
         wall = time.monotonic() - started
         flushers = [t.native_id for t in threading.enumerate() if t.name.startswith("ingest-flush")]
-        return wall, {"consumer": cpu_s(f"self/task/{thread.native_id}"),
-                      "flushers": sum(cpu_s(f"self/task/{tid}") for tid in flushers)}
+        return wall, {"consumer": cpu_seconds(f"self/task/{thread.native_id}"),
+                      "flushers": sum(cpu_seconds(f"self/task/{tid}") for tid in flushers)}
     finally:
         stop.set()
         thread.join(30)

@@ -27,18 +27,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._harness import cpu_seconds  # noqa: E402
 from bench.cache import SELECTIONS, prepare_database, train  # noqa: E402
 from edgeloop.core.settings import Settings  # noqa: E402
 from edgeloop.mlclient.client import MLClient  # noqa: E402
 from edgeloop.proto import ml_service_pb2 as pb  # noqa: E402
-
-TICK_S = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK_S  # utime + stime
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -86,9 +79,9 @@ def main() -> None:
             for i in range(50):  # warm: channel, snapshot, registry poll, allocator
                 for call in calls.values():
                     call(i)
-            s0 = cpu_s(proc.pid)
+            s0 = cpu_seconds(proc.pid)
             time.sleep(2.0)
-            idle_ms_per_s = (cpu_s(proc.pid) - s0) / 2.0 * 1000
+            idle_ms_per_s = (cpu_seconds(proc.pid) - s0) / 2.0 * 1000
             wall: dict[str, list[float]] = {k: [] for k in calls}
             server_cpu = dict.fromkeys(calls, 0.0)
             client_cpu = dict.fromkeys(calls, 0.0)
@@ -100,9 +93,9 @@ def main() -> None:
                 time.sleep(1.0)
             for i in range(args.rounds):
                 for name, call in calls.items():
-                    s0, c0, t0 = cpu_s(proc.pid), time.process_time(), time.perf_counter()
+                    s0, c0, t0 = cpu_seconds(proc.pid), time.process_time(), time.perf_counter()
                     call(i)
-                    t1, c1, s1 = time.perf_counter(), time.process_time(), cpu_s(proc.pid)
+                    t1, c1, s1 = time.perf_counter(), time.process_time(), cpu_seconds(proc.pid)
                     wall[name].append((t1 - t0) * 1000)
                     client_cpu[name] += c1 - c0
                     server_cpu[name] += s1 - s0

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import psycopg  # noqa: E402
 import redis  # noqa: E402
 
-from bench._harness import Child, emit, free_port, python  # noqa: E402
+from bench._harness import Child, cpu_seconds, emit, free_port, python  # noqa: E402
 from edgeloop.core.settings import Settings  # noqa: E402
 from edgeloop.schema.db import make_engine, make_sessionmaker, upgrade  # noqa: E402
 from tests.support import services, web_seed  # noqa: E402
@@ -73,13 +73,6 @@ def get(url: str) -> float:
         response.read()
         assert response.status == 200
     return (time.perf_counter() - started) * 1000
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far (Linux, 10 ms ticks): the first view's cost in
-    the server itself, steadier than its wall time on a shared machine."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def summary(ms: list[float]) -> dict[str, float]:

@@ -31,6 +31,7 @@ near 1 = clearly better than most, with the model sure about it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -243,8 +244,8 @@ class TreeEnsemble:
         row) pairs still at an inner node are walked on: a path ends at its leaf, most well
         before the deepest one (a third less work than walking every pair to the full depth)."""
         n, width = X.shape
-        left, right, feature = (a.astype(np.intp) for a in (self.left, self.right, self.feature))
-        node = np.repeat(self.roots.astype(np.intp), n)  # tree by tree, row by row
+        left, right, feature, roots = self._index_arrays
+        node = np.repeat(roots, n)  # tree by tree, row by row
         row_start = np.tile(np.arange(n, dtype=np.intp) * width, len(self.roots))  # of each pair's row in X.flat
         values = np.ascontiguousarray(X, dtype=np.float64).ravel()
         walking = np.flatnonzero(left[node] >= 0)
@@ -257,6 +258,13 @@ class TreeEnsemble:
             inner = left[at] >= 0
             walking, at = walking[inner], at[inner]
         return node.reshape(len(self.roots), n)
+
+    @functools.cached_property
+    def _index_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """left, right, feature and roots as numpy's index type, converted once: indexing with
+        the stored int32 is slower on a large walk, and converting ~260,000 nodes on every call
+        cost a single estimate ~0.15 ms."""
+        return tuple(a.astype(np.intp) for a in (self.left, self.right, self.feature, self.roots))  # type: ignore[return-value]
 
     def arrays(self, prefix: str) -> dict[str, np.ndarray]:
         return {f"{prefix}{k}": v for k, v in (

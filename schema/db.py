@@ -66,6 +66,12 @@ def sqlite_path(engine: Engine) -> Path | None:
     return Path(database)
 
 
+def missing_database(engine: Engine) -> Path | None:
+    """The file of a SQLite database that does not exist yet (connecting would create it empty)."""
+    path = sqlite_path(engine)
+    return path if path is not None and not path.exists() else None
+
+
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
@@ -86,8 +92,7 @@ def head_revisions() -> set[str]:
 
 
 def current_revisions(engine: Engine) -> set[str]:
-    path = sqlite_path(engine)
-    if path is not None and not path.exists():
+    if missing_database(engine) is not None:
         return set()  # no database yet: asking would create an empty one
     with engine.connect() as conn:
         return set(MigrationContext.configure(conn).get_current_heads())
@@ -95,8 +100,8 @@ def current_revisions(engine: Engine) -> set[str]:
 
 def require_migrated(engine: Engine) -> None:
     """Refuse to run against a schema older (or newer) than this code, or against no database."""
-    path = sqlite_path(engine)
-    if path is not None and not path.exists():  # (connecting would create an empty one)
+    path = missing_database(engine)
+    if path is not None:
         raise DatabaseNotMigrated(f"no database at {path}: run `edgeloop db upgrade` to create it, "
                                   "or set EDGELOOP_DATABASE_URL to the one to use")
     current, heads = current_revisions(engine), head_revisions()

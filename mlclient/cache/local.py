@@ -74,11 +74,8 @@ class LocalCache:
         together. A ``tag`` other than the entries' empties level 1 first (None: no tag check)."""
         now = self._clock()
         with self._lock:
-            if tag is not None and tag != self._tag:
-                self._clear()
-                self._tag = tag
+            if not self._serving(tag, now):
                 return [None] * len(keys), self.epoch
-            self._expire(now)
             # What is left has not expired: one dict lookup per key, at C speed (no recency to
             # update: the oldest entries go first, see put_many).
             return list(map(self._data.get, keys)), self.epoch
@@ -87,14 +84,17 @@ class LocalCache:
         """``lookup`` of one key, without the lists: a single prediction's hit."""
         now = self._clock()
         with self._lock:
-            if tag != self._tag:
-                self._clear()
-                self._tag = tag
-                return None
-            data = self._data
-            if data and self._meta[next(iter(data))][0] <= now:
-                self._expire(now)
-            return data.get(key)
+            return self._data.get(key) if self._serving(tag, now) else None
+
+    def _serving(self, tag: Hashable, now: float) -> bool:
+        """Under the lock: False if ``tag`` (None: no check) is not the entries' tag, which
+        empties level 1 and takes the new tag; else True, the expired entries gone."""
+        if tag is not None and tag != self._tag:
+            self._clear()
+            self._tag = tag
+            return False
+        self._expire(now)
+        return True
 
     def put_many(self, entries: Iterable[tuple[Key, bytes, str]], epoch: int) -> bool:
         """Store (key, value, strategy id) entries, unless an invalidation came after ``epoch``."""
